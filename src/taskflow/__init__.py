@@ -1,0 +1,1 @@
+"""taskflow: durable background tasks for Python."""

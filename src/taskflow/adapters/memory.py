@@ -1,0 +1,173 @@
+"""In-memory store and queue: the reference fakes for unit tests, and the queue of `taskflow dev`.
+
+They pass the same contract suites (tests/contracts) as the real adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from taskflow.domain.errors import DuplicateTask, StaleTask, TaskNotFound
+from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
+from taskflow.domain.ports import Clock, Dispatch
+
+
+class InMemoryTaskRepository:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._tasks: dict[UUID, Task] = {}
+
+    async def add(self, task: Task) -> None:
+        await self.add_many([task])
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        ids = [t.id for t in tasks]
+        if len(set(ids)) != len(ids) or any(i in self._tasks for i in ids):
+            raise DuplicateTask()
+        self._tasks.update((t.id, t) for t in tasks)
+
+    async def get(self, task_id: UUID) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskNotFound(f"no task has id {task_id}") from None
+
+    async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]:
+        return [self._tasks[i] for i in task_ids if i in self._tasks]
+
+    async def save(self, task: Task) -> None:
+        stored = await self.get(task.id)
+        if stored.version != task.version - 1:
+            raise StaleTask()
+        self._tasks[task.id] = task
+
+    async def claim(
+        self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
+    ) -> list[Task]:
+        now = self._clock.now()
+        claimed = []
+        for task_id in dict.fromkeys(task_ids):
+            task = self._tasks.get(task_id)
+            if task is None or task.status not in CLAIMABLE or task.run_at > now:
+                continue
+            lease = Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds))
+            self._tasks[task_id] = task.claim(lease, now=now)
+            claimed.append(self._tasks[task_id])
+        return claimed
+
+    async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> set[UUID]:
+        now = self._clock.now()
+        held = set()
+        for task_id, token in leases.items():
+            task = self._tasks.get(task_id)
+            if task is None or not task.holds(token) or not _unexpired(task, now):
+                continue
+            # A renewal is not a change of the task: the version stays, so writers keep their CAS.
+            assert task.lease is not None
+            renewed = Lease(token, task.lease.worker_id, now + timedelta(seconds=lease_seconds))
+            self._tasks[task_id] = replace(task, lease=renewed)
+            held.add(task_id)
+        return held
+
+    async def expired(self, *, limit: int) -> list[Task]:
+        now = self._clock.now()
+        found = [
+            t
+            for t in self._tasks.values()
+            if t.status in ACTIVE and t.lease is not None and t.lease.expires_at <= now
+        ]
+        return found[:limit]
+
+    async def pending(self, *, after: UUID | None, limit: int) -> list[Dispatch]:
+        ids = sorted(i for i, t in self._tasks.items() if t.status in CLAIMABLE)
+        if after is not None:
+            ids = [i for i in ids if i > after]
+        return [Dispatch.of(self._tasks[i]) for i in ids[:limit]]
+
+    async def ping(self) -> None:
+        return None
+
+
+def _unexpired(task: Task, now: datetime) -> bool:
+    return task.lease is not None and task.lease.expires_at > now
+
+
+class InMemoryTaskQueue:
+    """Due ids come out highest priority first, then by run_at, then in push order.
+
+    Pushing an id that is queued already changes nothing, unless the new run_at is earlier.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._ready: dict[str, list[tuple[int, datetime, int, UUID]]] = {}
+        self._delayed: list[tuple[datetime, int, Dispatch]] = []
+        self._queued: dict[UUID, datetime] = {}
+        self._seq = itertools.count()
+        self._changed = asyncio.Event()
+
+    async def push(self, dispatches: Sequence[Dispatch]) -> None:
+        now = self._clock.now()
+        for d in dispatches:
+            queued_at = self._queued.get(d.task_id)
+            if queued_at is not None and queued_at <= d.run_at:
+                continue
+            self._queued[d.task_id] = d.run_at
+            if d.run_at <= now:
+                self._make_ready(d)
+            else:
+                heapq.heappush(self._delayed, (d.run_at, next(self._seq), d))
+        self._changed.set()
+
+    async def pop(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[UUID]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            taken = self._take(queues, limit)
+            remaining = deadline - loop.time()
+            if taken or remaining <= 0:
+                return taken
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait(), timeout=min(remaining, self._until_next_due())
+                )
+
+    async def ping(self) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def _take(self, queues: Sequence[str], limit: int) -> list[UUID]:
+        self._promote(self._clock.now())
+        taken: list[UUID] = []
+        for name in queues:
+            heap = self._ready.get(name, [])
+            while heap and len(taken) < limit:
+                task_id = heapq.heappop(heap)[3]
+                # An id pushed again with an earlier run_at has a second entry; take it once.
+                if self._queued.pop(task_id, None) is not None:
+                    taken.append(task_id)
+        return taken
+
+    def _promote(self, now: datetime) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            self._make_ready(heapq.heappop(self._delayed)[2])
+
+    def _make_ready(self, d: Dispatch) -> None:
+        heap = self._ready.setdefault(d.queue, [])
+        heapq.heappush(heap, (-d.priority, d.run_at, next(self._seq), d.task_id))
+
+    def _until_next_due(self) -> float:
+        if not self._delayed:
+            return 3600.0
+        return max(0.001, (self._delayed[0][0] - self._clock.now()).total_seconds())

@@ -1,0 +1,70 @@
+"""Every failure the domain can report. Each docstring is the default message."""
+
+from __future__ import annotations
+
+
+class TaskflowError(Exception):
+    """Something went wrong in taskflow."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or type(self).__name__).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidTransition(TaskflowError):
+    """This change does not fit the task's current status."""
+
+
+class NotDue(TaskflowError):
+    """The task may not be claimed before its run_at."""
+
+
+class InvariantViolated(TaskflowError):
+    """A task would break one of its invariants."""
+
+
+class TaskNotFound(TaskflowError):
+    """No task has this id."""
+
+
+class DuplicateTask(TaskflowError):
+    """A task with this id exists already."""
+
+
+class StaleTask(TaskflowError):
+    """The task changed since it was read; the write was refused."""
+
+
+class LeaseLost(TaskflowError):
+    """This worker no longer holds the task's lease; its outcome was discarded."""
+
+
+class UnknownTaskType(TaskflowError):
+    """No handler is registered for this task type."""
+
+
+class InvalidSubmission(TaskflowError):
+    """The submission is not valid."""
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidPayload(InvalidSubmission):
+    """The payload does not match its task type's schema."""
+
+
+class PayloadTooLarge(TaskflowError):
+    """The payload is larger than allowed."""
+
+
+class StoreUnavailable(TaskflowError):
+    """The task store cannot be reached."""
+
+
+class QueueUnavailable(TaskflowError):
+    """The dispatch queue cannot be reached."""

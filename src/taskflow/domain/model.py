@@ -1,0 +1,361 @@
+"""The task and its life cycle (SPEC §1, §2).
+
+::
+
+    PENDING ──claim──▶ PROCESSING ──succeed──▶ SUCCESS
+       ▲  │                 ├── fail, retries left ──▶ PENDING (run_at = now + backoff)
+       │  │                 ├── release (shutdown) ──▶ PENDING (run_at = now)
+       │  │                 ├── fail, none left / Fail ──▶ FAILED
+       │  └──cancel──▶ CANCELLED ◀── acknowledge_cancel ── PROCESSING
+       └──────── retry (from FAILED or CANCELLED) ───────┘
+
+Every transition is a method that returns a new :class:`Task` with ``version`` one higher;
+the table :data:`ALLOWED` is the single statement of which status may follow which.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from uuid import UUID
+
+from taskflow.domain.errors import InvalidTransition, InvariantViolated, NotDue
+from taskflow.domain.retry import RetryPolicy
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+ALLOWED: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
+    # PROCESSING → PROCESSING: a cancel request, a progress report or a lease renewal.
+    TaskStatus.PROCESSING: frozenset(
+        {
+            TaskStatus.PROCESSING,
+            TaskStatus.SUCCESS,
+            TaskStatus.PENDING,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
+    TaskStatus.CANCELLED: frozenset({TaskStatus.PENDING}),
+    TaskStatus.SUCCESS: frozenset(),
+}
+
+CLAIMABLE: Final = frozenset({TaskStatus.PENDING})
+ACTIVE: Final = frozenset({TaskStatus.PROCESSING})
+FINAL: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
+RETRYABLE: Final = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
+CANCELLABLE: Final = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
+
+TYPE_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+TYPE_MAX_LENGTH: Final = 128
+QUEUE_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+MIN_PRIORITY: Final = 0
+MAX_PRIORITY: Final = 9
+DEFAULT_PRIORITY: Final = 5
+MAX_RETRIES_LIMIT: Final = 25
+DEFAULT_MAX_RETRIES: Final = 3
+DEFAULT_QUEUE: Final = "default"
+
+#: error.type recorded when a lease runs out before the worker reported back.
+WORKER_LOST: Final = "WorkerLost"
+#: error.type recorded when a worker meets a type it has no handler for.
+UNKNOWN_TASK_TYPE: Final = "UnknownTaskType"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    fraction: float
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError("progress fraction must lie in [0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that one worker runs the current attempt; only its holder may finish it."""
+
+    token: UUID
+    worker_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    id: UUID
+    type: str
+    payload: Mapping[str, Any]
+    status: TaskStatus
+    queue: str
+    priority: int
+    attempts: int
+    retry_count: int
+    max_retries: int
+    timeout_seconds: float | None
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    cancel_requested: bool
+    progress: Progress | None
+    result: Any
+    error: TaskError | None
+    metadata: Mapping[str, Any]
+    idempotency_key: str | None
+    # Not part of the public representation:
+    version: int
+    lease: Lease | None
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        problem = _invariant_problem(self)
+        if problem:
+            raise InvariantViolated(f"task {self.id}: {problem}")
+
+    # -- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        id: UUID,
+        type: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = DEFAULT_PRIORITY,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_seconds: float | None = None,
+        run_at: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task:
+        return cls(
+            id=id,
+            type=type,
+            payload=payload,
+            status=TaskStatus.PENDING,
+            queue=queue,
+            priority=priority,
+            attempts=0,
+            retry_count=0,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+            run_at=run_at if run_at is not None else now,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+            updated_at=now,
+            cancel_requested=False,
+            progress=None,
+            result=None,
+            error=None,
+            metadata=metadata if metadata is not None else {},
+            idempotency_key=idempotency_key,
+            version=1,
+            lease=None,
+            retry_policy=retry_policy or RetryPolicy(),
+        )
+
+    # -- queries --------------------------------------------------------------------------
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    def is_due(self, now: datetime) -> bool:
+        return self.status in CLAIMABLE and self.run_at <= now
+
+    def holds(self, token: UUID) -> bool:
+        """True while ``token`` is the lease of the current attempt."""
+        return self.status in ACTIVE and self.lease is not None and self.lease.token == token
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def claim(self, lease: Lease, *, now: datetime) -> Task:
+        self._require(CLAIMABLE, "claim")
+        if self.run_at > now:
+            raise NotDue(f"task {self.id} is not due before {self.run_at.isoformat()}")
+        return self._to(
+            TaskStatus.PROCESSING,
+            now=now,
+            attempts=self.attempts + 1,
+            started_at=now,
+            lease=lease,
+            cancel_requested=False,
+            progress=None,
+        )
+
+    def renew_lease(self, token: UUID, expires_at: datetime, *, now: datetime) -> Task:
+        lease = self._held_lease(token, "renew the lease of")
+        return self._to(TaskStatus.PROCESSING, now=now, lease=replace(lease, expires_at=expires_at))
+
+    def report_progress(self, token: UUID, progress: Progress, *, now: datetime) -> Task:
+        self._held_lease(token, "report progress on")
+        return self._to(TaskStatus.PROCESSING, now=now, progress=progress)
+
+    def succeed(self, token: UUID, result: Any, *, now: datetime) -> Task:
+        self._held_lease(token, "complete")
+        return self._to(TaskStatus.SUCCESS, now=now, result=result, **self._closed(now))
+
+    def fail(
+        self,
+        token: UUID,
+        error: TaskError,
+        *,
+        now: datetime,
+        rand: float,
+        retry_after: float | None = None,
+        final: bool = False,
+    ) -> Task:
+        """A failed attempt: back to PENDING after a backoff while retries remain, else FAILED.
+
+        ``final`` (``Fail`` raised) skips the retries; ``retry_after`` replaces the backoff.
+        A failure after a cancel request ends the task CANCELLED rather than retrying it.
+        """
+        self._held_lease(token, "fail")
+        return self._failed(error, now=now, rand=rand, retry_after=retry_after, final=final)
+
+    def expire_lease(self, *, now: datetime, rand: float) -> Task:
+        """The lease ran out: the attempt counts as failed with ``WorkerLost``."""
+        self._require(ACTIVE, "expire the lease of")
+        if self.lease is None or self.lease.expires_at > now:
+            raise InvalidTransition(f"task {self.id}: its lease has not expired")
+        error = TaskError(WORKER_LOST, f"worker {self.lease.worker_id} stopped renewing its lease")
+        return self._failed(error, now=now, rand=rand, retry_after=None, final=False)
+
+    def release(self, token: UUID, *, now: datetime) -> Task:
+        """Graceful shutdown hands back an unfinished attempt; nothing is counted."""
+        self._held_lease(token, "release")
+        if self.cancel_requested:
+            return self._to(TaskStatus.CANCELLED, now=now, **self._closed(now))
+        return self._to(TaskStatus.PENDING, now=now, run_at=now, lease=None, cancel_requested=False)
+
+    def cancel(self, *, now: datetime) -> Task:
+        if self.status is TaskStatus.PROCESSING:
+            return self._to(TaskStatus.PROCESSING, now=now, cancel_requested=True)
+        self._require(CANCELLABLE, "cancel")
+        return self._to(TaskStatus.CANCELLED, now=now, finished_at=now)
+
+    def acknowledge_cancel(self, token: UUID, *, now: datetime) -> Task:
+        self._held_lease(token, "acknowledge the cancel of")
+        if not self.cancel_requested:
+            raise InvalidTransition(f"task {self.id}: no cancel was requested")
+        return self._to(TaskStatus.CANCELLED, now=now, **self._closed(now))
+
+    def retry(self, *, now: datetime) -> Task:
+        if self.status not in RETRYABLE:
+            raise InvalidTransition(
+                f"task {self.id} is {self.status}; only FAILED or CANCELLED tasks can be retried"
+            )
+        return self._to(
+            TaskStatus.PENDING,
+            now=now,
+            retry_count=0,
+            run_at=now,
+            finished_at=None,
+            cancel_requested=False,
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _failed(
+        self,
+        error: TaskError,
+        *,
+        now: datetime,
+        rand: float,
+        retry_after: float | None,
+        final: bool,
+    ) -> Task:
+        if final or self.retry_count >= self.max_retries:
+            return self._to(TaskStatus.FAILED, now=now, error=error, **self._closed(now))
+        if self.cancel_requested:
+            return self._to(TaskStatus.CANCELLED, now=now, error=error, **self._closed(now))
+        retry = self.retry_count + 1
+        if retry_after is None:
+            delay = self.retry_policy.delay(retry, rand)
+        else:
+            delay = timedelta(seconds=max(0.0, retry_after))
+        return self._to(
+            TaskStatus.PENDING,
+            now=now,
+            error=error,
+            retry_count=retry,
+            run_at=now + delay,
+            lease=None,
+            cancel_requested=False,
+        )
+
+    @staticmethod
+    def _closed(now: datetime) -> dict[str, Any]:
+        return {"finished_at": now, "lease": None, "cancel_requested": False}
+
+    def _require(self, sources: frozenset[TaskStatus], verb: str) -> None:
+        if self.status not in sources:
+            raise InvalidTransition(f"cannot {verb} task {self.id}: it is {self.status}")
+
+    def _held_lease(self, token: UUID, verb: str) -> Lease:
+        if self.status is not TaskStatus.PROCESSING or self.lease is None:
+            raise InvalidTransition(f"cannot {verb} task {self.id}: it is {self.status}")
+        if self.lease.token != token:
+            raise InvalidTransition(f"cannot {verb} task {self.id}: the lease is another's")
+        return self.lease
+
+    def _to(self, status: TaskStatus, *, now: datetime, **changes: Any) -> Task:
+        if status not in ALLOWED[self.status]:
+            raise InvalidTransition(f"task {self.id}: {self.status} cannot become {status}")
+        return replace(self, status=status, updated_at=now, version=self.version + 1, **changes)
+
+
+def _invariant_problem(task: Task) -> str | None:
+    checks = (
+        (0 <= task.retry_count <= task.max_retries, "retry_count must lie in [0, max_retries]"),
+        (task.retry_count <= task.attempts, "retry_count cannot exceed attempts"),
+        (0 <= task.max_retries <= MAX_RETRIES_LIMIT, "max_retries must lie in [0, 25]"),
+        (MIN_PRIORITY <= task.priority <= MAX_PRIORITY, "priority must lie in [0, 9]"),
+        (
+            not task.cancel_requested or task.status is TaskStatus.PROCESSING,
+            "cancel_requested only while PROCESSING",
+        ),
+        (
+            (task.lease is not None) == (task.status is TaskStatus.PROCESSING),
+            "a lease exists exactly while PROCESSING",
+        ),
+        (
+            (task.finished_at is not None) == (task.status in FINAL),
+            "finished_at is set exactly in a final state",
+        ),
+        (task.version >= 1, "version starts at 1"),
+    )
+    return next((message for ok, message in checks if not ok), None)
+
+
+def validate_type_name(name: str) -> str | None:
+    """Why ``name`` is not a valid task type, or None when it is."""
+    if len(name) > TYPE_MAX_LENGTH:
+        return f"type must be at most {TYPE_MAX_LENGTH} characters"
+    if not TYPE_PATTERN.fullmatch(name):
+        return "type must match ^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)*$"
+    return None

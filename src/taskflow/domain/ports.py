@@ -1,0 +1,93 @@
+"""The ports the domain needs. Each line of semantics is pinned by tests/contracts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from taskflow.domain.model import Task
+from taskflow.domain.retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """What the queue carries for one task: enough to order it, nothing needed to run it."""
+
+    task_id: UUID
+    queue: str
+    priority: int
+    run_at: datetime
+
+    @classmethod
+    def of(cls, task: Task) -> Dispatch:
+        return cls(task.id, task.queue, task.priority, task.run_at)
+
+
+class Clock(Protocol):
+    """The deployment's clock."""
+
+    def now(self) -> datetime: ...  # timezone-aware, UTC
+
+
+class TaskRepository(Protocol):
+    """The durable store of tasks: the source of truth."""
+
+    async def add(self, task: Task) -> None: ...  # DuplicateTask if the id exists
+    async def add_many(self, tasks: Sequence[Task]) -> None: ...  # all or none; DuplicateTask
+    async def get(self, task_id: UUID) -> Task: ...  # TaskNotFound
+    async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]: ...  # unknown ids skipped
+    async def save(self, task: Task) -> None: ...  # StaleTask unless stored version == version - 1
+
+    async def claim(
+        self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
+    ) -> list[Task]: ...  # each PENDING task due by the store's clock → Task.claim; others skipped
+
+    async def renew_leases(
+        self, leases: Mapping[UUID, UUID], *, lease_seconds: float
+    ) -> set[UUID]: ...  # task id → token; extends unexpired held leases, returns their ids
+
+    async def expired(self, *, limit: int) -> list[Task]: ...  # PROCESSING, lease past, store clock
+
+    async def pending(
+        self, *, after: UUID | None, limit: int
+    ) -> list[Dispatch]: ...  # PENDING tasks ordered by id, strictly after ``after``
+
+    async def ping(self) -> None: ...  # StoreUnavailable when unreachable
+
+
+class TaskQueue(Protocol):
+    """Carries task ids to workers; it may lose them, the store never does."""
+
+    async def push(self, dispatches: Sequence[Dispatch]) -> None: ...  # idempotent per task id
+    async def pop(
+        self, queues: Sequence[str], *, limit: int, timeout: float
+    ) -> list[UUID]: ...  # due ids, priority then run_at; waits up to timeout for the first
+    async def ping(self) -> None: ...  # QueueUnavailable when unreachable
+
+
+class TaskType(Protocol):
+    """What the domain needs to know of a registered task type."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def max_retries(self) -> int | None: ...
+    @property
+    def timeout_seconds(self) -> float | None: ...
+    @property
+    def retry_policy(self) -> RetryPolicy | None: ...
+
+    def validate(self, payload: Mapping[str, Any]) -> None: ...  # InvalidPayload
+
+
+class TaskTypes(Protocol):
+    """The catalogue of known task types."""
+
+    def get(self, name: str) -> TaskType | None: ...

@@ -1,0 +1,34 @@
+"""Exponential backoff with equal jitter (SPEC §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Delay before retry n is drawn from [d/2, d], where d = min(max, base * 2**(n-1)).
+
+    ``rand`` is a number in [0, 1] supplied by the caller, so the policy stays deterministic.
+    """
+
+    base: float = 1.0
+    max: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.max <= 0:
+            raise ValueError("backoff base and max must be positive")
+
+    def ceiling(self, retry: int) -> float:
+        if retry < 1:
+            raise ValueError("retries are numbered from 1")
+        # 2**(retry-1) grows without bound; cap the exponent before it overflows a float.
+        exponent = min(retry - 1, 64)
+        return min(self.max, self.base * 2.0**exponent)
+
+    def delay(self, retry: int, rand: float) -> timedelta:
+        if not 0.0 <= rand <= 1.0:
+            raise ValueError("rand must lie in [0, 1]")
+        d = self.ceiling(retry)
+        return timedelta(seconds=d / 2 + rand * d / 2)

@@ -1,0 +1,329 @@
+"""Use cases, written against the ports only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from taskflow.domain.errors import (
+    InvalidSubmission,
+    LeaseLost,
+    QueueUnavailable,
+    StaleTask,
+    UnknownTaskType,
+)
+from taskflow.domain.model import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    MAX_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MIN_PRIORITY,
+    QUEUE_PATTERN,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+    validate_type_name,
+)
+from taskflow.domain.ports import Clock, Dispatch, TaskQueue, TaskRepository, TaskType, TaskTypes
+from taskflow.domain.retry import RetryPolicy
+
+#: How often a write that lost a race is re-read and tried again before giving up.
+_CAS_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitTask:
+    """A request to run a task. ``None`` means: the type's setting, else the default."""
+
+    type: str
+    payload: Mapping[str, Any]
+    queue: str | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+    delay_seconds: float | None = None
+    run_at: datetime | None = None
+    metadata: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+class TaskService:
+    """What producers and operators do: submit, look up, cancel, retry."""
+
+    def __init__(
+        self,
+        *,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        types: TaskTypes,
+        clock: Clock,
+        new_id: Callable[[], UUID],
+        retry_policy: RetryPolicy,
+    ) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._types = types
+        self._clock = clock
+        self._new_id = new_id
+        self._policy = retry_policy
+
+    async def submit(self, command: SubmitTask) -> Task:
+        task = self._build(command, self._clock.now())
+        await self._repo.add(task)
+        await dispatch(self._queue, [task])
+        return task
+
+    async def submit_many(self, commands: Sequence[SubmitTask]) -> list[Task]:
+        now = self._clock.now()
+        tasks = [self._build(command, now) for command in commands]
+        await self._repo.add_many(tasks)
+        await dispatch(self._queue, tasks)
+        return tasks
+
+    async def get(self, task_id: UUID) -> Task:
+        return await self._repo.get(task_id)
+
+    async def cancel(self, task_id: UUID) -> Task:
+        return await self._change(task_id, lambda t: t.cancel(now=self._clock.now()))
+
+    async def retry(self, task_id: UUID) -> Task:
+        task = await self._change(task_id, lambda t: t.retry(now=self._clock.now()))
+        await dispatch(self._queue, [task])
+        return task
+
+    async def _change(self, task_id: UUID, change: Callable[[Task], Task]) -> Task:
+        for _ in range(_CAS_ATTEMPTS):
+            changed = change(await self._repo.get(task_id))
+            try:
+                await self._repo.save(changed)
+            except StaleTask:
+                continue
+            return changed
+        raise StaleTask(f"task {task_id} kept changing; try again")
+
+    def _build(self, command: SubmitTask, now: datetime) -> Task:
+        _check_limits(priority=command.priority, max_retries=command.max_retries)
+        kind = self._known_type(command.type)
+        kind.validate(command.payload)
+        return Task.new(
+            id=self._new_id(),
+            type=command.type,
+            payload=command.payload,
+            now=now,
+            queue=_queue_name(command.queue or kind.queue or DEFAULT_QUEUE),
+            priority=_pick(command.priority, kind.priority, DEFAULT_PRIORITY),
+            max_retries=_pick(command.max_retries, kind.max_retries, DEFAULT_MAX_RETRIES),
+            timeout_seconds=_timeout(command.timeout_seconds, kind.timeout_seconds),
+            run_at=_run_at(command, now),
+            metadata=command.metadata,
+            idempotency_key=command.idempotency_key,
+            retry_policy=kind.retry_policy or self._policy,
+        )
+
+    def _known_type(self, name: str) -> TaskType:
+        problem = validate_type_name(name)
+        if problem:
+            raise InvalidSubmission(problem, field="type")
+        kind = self._types.get(name)
+        if kind is None:
+            raise UnknownTaskType(f"unknown task type {name!r}")
+        return kind
+
+
+class ExecutionService:
+    """What workers do: claim, report the outcome, renew leases, recover lost work."""
+
+    def __init__(
+        self,
+        *,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        clock: Clock,
+        rand: Callable[[], float],
+        worker_id: str,
+        lease_seconds: float,
+    ) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._clock = clock
+        self._rand = rand
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+
+    async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
+        ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
+        if not ids:
+            return []
+        claimed = await self._repo.claim(
+            ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+        )
+        if len(claimed) < len(ids):
+            await self._requeue_unclaimed(set(ids) - {t.id for t in claimed})
+        return claimed
+
+    async def succeed(self, task: Task, result: Any) -> Task:
+        token = _token(task)
+        return await self._fenced(task, lambda t: t.succeed(token, result, now=self._clock.now()))
+
+    async def fail(
+        self,
+        task: Task,
+        error: TaskError,
+        *,
+        retry_after: float | None = None,
+        final: bool = False,
+    ) -> Task:
+        token = _token(task)
+        rand = self._rand()
+        failed = await self._fenced(
+            task,
+            lambda t: t.fail(
+                token,
+                error,
+                now=self._clock.now(),
+                rand=rand,
+                retry_after=retry_after,
+                final=final,
+            ),
+        )
+        await dispatch(self._queue, [failed])
+        return failed
+
+    async def release(self, task: Task) -> Task:
+        token = _token(task)
+        released = await self._fenced(task, lambda t: t.release(token, now=self._clock.now()))
+        await dispatch(self._queue, [released])
+        return released
+
+    async def acknowledge_cancel(self, task: Task) -> Task:
+        token = _token(task)
+        return await self._fenced(
+            task, lambda t: t.acknowledge_cancel(token, now=self._clock.now())
+        )
+
+    async def report_progress(self, task: Task, progress: Progress) -> Task:
+        token = _token(task)
+        return await self._fenced(
+            task, lambda t: t.report_progress(token, progress, now=self._clock.now())
+        )
+
+    async def renew(self, tasks: Sequence[Task]) -> set[UUID]:
+        """Extend the leases of running tasks; returns the ids whose lease is still held."""
+        if not tasks:
+            return set()
+        leases = {t.id: _token(t) for t in tasks}
+        return await self._repo.renew_leases(leases, lease_seconds=self.lease_seconds)
+
+    async def reap(self, *, limit: int = 500) -> list[Task]:
+        """Turn every expired lease into a failed attempt (``WorkerLost``)."""
+        reaped: list[Task] = []
+        for task in await self._repo.expired(limit=limit):
+            now = self._clock.now()
+            if task.lease is None or task.lease.expires_at > now:
+                continue  # our clock is behind the store's; the next sweep takes it
+            changed = task.expire_lease(now=now, rand=self._rand())
+            try:
+                await self._repo.save(changed)
+            except StaleTask:
+                continue  # renewed, finished or reaped by someone else meanwhile
+            reaped.append(changed)
+        await dispatch(self._queue, reaped)
+        return reaped
+
+    async def redispatch(self, *, batch: int = 1000) -> int:
+        """Push every PENDING task to the queue again (idempotent); returns how many."""
+        count = 0
+        after: UUID | None = None
+        while True:
+            dispatches = await self._repo.pending(after=after, limit=batch)
+            if not dispatches:
+                return count
+            await self._queue.push(dispatches)
+            count += len(dispatches)
+            after = dispatches[-1].task_id
+
+    async def _requeue_unclaimed(self, ids: set[UUID]) -> None:
+        # An id we popped but could not claim is either taken, final, or not yet due by the
+        # store's clock. Only the last must go back, or it would wait for the reconciler.
+        pending = [
+            t for t in await self._repo.get_many(list(ids)) if t.status is TaskStatus.PENDING
+        ]
+        await dispatch(self._queue, pending)
+
+    async def _fenced(self, task: Task, change: Callable[[Task], Task]) -> Task:
+        """Apply ``change`` while this worker's lease holds; re-read when another writer won."""
+        token = _token(task)
+        current = task
+        for _ in range(_CAS_ATTEMPTS):
+            changed = change(current)
+            try:
+                await self._repo.save(changed)
+            except StaleTask:
+                current = await self._repo.get(task.id)
+                if current.holds(token):
+                    continue
+                raise LeaseLost(f"task {task.id}: attempt {task.attempts} lost its lease") from None
+            return changed
+        raise LeaseLost(f"task {task.id}: gave up after repeated concurrent changes")
+
+
+async def dispatch(queue: TaskQueue, tasks: Sequence[Task]) -> None:
+    """Hand PENDING tasks to the queue. If it is down, the reconciler dispatches them later."""
+    dispatches = [Dispatch.of(t) for t in tasks if t.status is TaskStatus.PENDING]
+    if not dispatches:
+        return
+    try:
+        await queue.push(dispatches)
+    except QueueUnavailable:
+        return
+
+
+def _token(task: Task) -> UUID:
+    if task.lease is None:
+        raise LeaseLost(f"task {task.id} holds no lease")
+    return task.lease.token
+
+
+def _pick(*candidates: int | None) -> int:
+    return next(c for c in candidates if c is not None)
+
+
+def _queue_name(name: str) -> str:
+    if not QUEUE_PATTERN.fullmatch(name):
+        raise InvalidSubmission(
+            "queue must be 1-64 letters, digits, '_', '.' or '-'", field="queue"
+        )
+    return name
+
+
+def _timeout(requested: float | None, default: float | None) -> float | None:
+    value = requested if requested is not None else default
+    if value is not None and value <= 0:
+        raise InvalidSubmission("timeout_seconds must be positive", field="timeout_seconds")
+    return value
+
+
+def _run_at(command: SubmitTask, now: datetime) -> datetime:
+    if command.run_at is not None and command.delay_seconds is not None:
+        raise InvalidSubmission("give delay_seconds or run_at, not both", field="run_at")
+    if command.delay_seconds is not None:
+        if command.delay_seconds < 0:
+            raise InvalidSubmission("delay_seconds cannot be negative", field="delay_seconds")
+        return now + timedelta(seconds=command.delay_seconds)
+    if command.run_at is not None:
+        if command.run_at.tzinfo is None:
+            raise InvalidSubmission("run_at must carry a time zone", field="run_at")
+        return max(command.run_at, now)
+    return now
+
+
+def _check_limits(*, priority: int | None, max_retries: int | None) -> None:
+    if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidSubmission("priority must lie in 0-9", field="priority")
+    if max_retries is not None and not 0 <= max_retries <= MAX_RETRIES_LIMIT:
+        raise InvalidSubmission("max_retries must lie in 0-25", field="max_retries")
