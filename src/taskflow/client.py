@@ -1,0 +1,72 @@
+"""A small synchronous client for the HTTP API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+FINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+
+
+class ApiError(Exception):
+    """The API answered with an error (problem details in ``problem``)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"HTTP {status}: {problem.get('detail', problem)}")
+        self.status = status
+        self.problem = problem
+
+
+class Client:
+    """Submit tasks and follow them.
+
+    >>> with Client("http://127.0.0.1:8000") as tf:
+    ...     task = tf.submit("debug.echo", {"hello": "world"})
+    ...     done = tf.wait(task["id"])
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, timeout: float = 10.0) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(
+        self, type: str, payload: dict[str, Any] | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Submit one task; ``options`` are the optional fields of SPEC §3 (queue, priority, …)."""
+        body = {"type": type, "payload": payload or {}, **options}
+        return self._call("POST", "/api/tasks", json=body)
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/tasks/{task_id}")
+
+    def wait(self, task_id: str, *, timeout: float = 60.0, interval: float = 0.1) -> dict[str, Any]:
+        """Poll until the task reaches a final state; TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.get(task_id)
+            if task["status"] in FINAL_STATUSES:
+                return task
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task_id} is still {task['status']} after {timeout}s")
+            time.sleep(interval)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:300]}
+            raise ApiError(response.status_code, problem)
+        result: dict[str, Any] = response.json()
+        return result

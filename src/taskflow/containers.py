@@ -1,0 +1,83 @@
+"""The composition root: the only place that picks adapters."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import uuid
+
+from dependency_injector import containers, providers
+
+from taskflow.adapters.clock import SystemClock, uuid7
+from taskflow.adapters.memory import InMemoryTaskQueue
+from taskflow.adapters.redis import RedisTaskQueue
+from taskflow.adapters.redis import connect as redis_connect
+from taskflow.adapters.sql import SqlTaskRepository, create_engine
+from taskflow.config import Settings
+from taskflow.domain.retry import RetryPolicy
+from taskflow.domain.services import ExecutionService, TaskService
+from taskflow.registry import Registry
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _queue_backend(settings: Settings) -> str:
+    return "redis" if settings.redis_url else "memory"
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    registry = providers.Dependency(instance_of=Registry)
+
+    clock = providers.Singleton(SystemClock)
+    retry_policy = providers.Singleton(
+        RetryPolicy,
+        base=settings.provided.retry_backoff_base,
+        max=settings.provided.retry_backoff_max,
+    )
+
+    engine = providers.Singleton(create_engine, settings.provided.database_url)
+    repository = providers.Singleton(SqlTaskRepository, engine, clock=clock)
+
+    redis_client = providers.Singleton(redis_connect, settings.provided.redis_url)
+    queue = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisTaskQueue, redis_client, prefix=settings.provided.redis_prefix, clock=clock
+        ),
+        memory=providers.Singleton(InMemoryTaskQueue, clock),
+    )
+
+    task_service = providers.Singleton(
+        TaskService,
+        repository=repository,
+        queue=queue,
+        types=registry,
+        clock=clock,
+        new_id=providers.Object(uuid7),
+        retry_policy=retry_policy,
+    )
+    execution_service = providers.Factory(
+        ExecutionService,
+        repository=repository,
+        queue=queue,
+        clock=clock,
+        rand=providers.Object(random.random),
+        worker_id=providers.Callable(new_worker_id),
+        lease_seconds=settings.provided.lease_seconds,
+    )
+
+
+def build_container(settings: Settings, registry: Registry) -> Container:
+    return Container(settings=settings, registry=registry)
+
+
+async def close_container(container: Container) -> None:
+    """Release the connections the container's singletons opened."""
+    close = getattr(container.queue(), "close", None)
+    if close is not None:
+        await close()
+    await container.engine().dispose()

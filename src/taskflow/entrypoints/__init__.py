@@ -1,0 +1,1 @@
+"""Ways into taskflow: the HTTP API, the worker and the command line."""

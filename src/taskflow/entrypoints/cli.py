@@ -1,0 +1,245 @@
+"""The `taskflow` command (SPEC §5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from taskflow.client import ApiError, Client
+from taskflow.config import ConfigError, Settings
+from taskflow.domain.errors import StoreUnavailable
+
+PROG = "taskflow"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        return _fail(str(exc), code=2)
+    except StoreUnavailable as exc:
+        return _fail(f"the database is unreachable: {exc.message}")
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _fail(message: str, *, code: int = 1) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="taskflow: durable background tasks (see README.md)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser(
+        "dev", help="API and worker in one process on ./taskflow.db; no servers needed"
+    )
+    _add_listen(dev)
+    dev.set_defaults(run=_dev)
+
+    api = commands.add_parser("api", help="serve the HTTP API")
+    _add_listen(api)
+    api.set_defaults(run=_api)
+
+    worker = commands.add_parser("worker", help="run tasks")
+    worker.add_argument(
+        "--queues",
+        type=_queue_list,
+        default=["default"],
+        help="comma-separated queues, served in this order (default: default)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="tasks at once (default: TASKFLOW_WORKER_CONCURRENCY, 16)",
+    )
+    worker.set_defaults(run=_worker)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(run=_migrate)
+
+    submit = commands.add_parser("submit", help="submit a task through the API")
+    submit.add_argument("type", help="task type, e.g. debug.echo")
+    submit.add_argument(
+        "--payload", type=_json_object, default={}, help="JSON object (default: {})"
+    )
+    submit.add_argument("--queue", default=None)
+    submit.add_argument("--priority", type=int, default=None, help="0-9, higher runs first")
+    submit.add_argument("--max-retries", type=int, default=None)
+    submit.add_argument("--delay", type=float, default=None, help="seconds before it may run")
+    submit.add_argument(
+        "--wait", action="store_true", help="wait for a final state; exit 1 unless SUCCESS"
+    )
+    submit.add_argument(
+        "--timeout", type=float, default=60.0, help="how long --wait waits (default 60)"
+    )
+    _add_url(submit)
+    submit.set_defaults(run=_submit)
+
+    status = commands.add_parser("status", help="show a task")
+    status.add_argument("id", help="task id")
+    _add_url(status)
+    status.set_defaults(run=_status)
+    return parser
+
+
+def _add_listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="default: TASKFLOW_HOST, 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="default: TASKFLOW_PORT, 8000")
+
+
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default=None, help="API base URL (default: http://TASKFLOW_HOST:TASKFLOW_PORT)"
+    )
+
+
+# -- argument types ---------------------------------------------------------------------------
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("the payload must be a JSON object")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _queue_list(raw: str) -> list[str]:
+    queues = [q.strip() for q in raw.split(",") if q.strip()]
+    if not queues:
+        raise argparse.ArgumentTypeError("name at least one queue")
+    return queues
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from taskflow.entrypoints import runtime
+
+    container = runtime.prepare("dev")
+    settings: Settings = container.settings()
+    options = runtime.worker_options(settings, queues=_all_queues(container), concurrency=None)
+    return runtime.run(
+        runtime.serve_dev(
+            container,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            options=options,
+        )
+    )
+
+
+def _api(args: argparse.Namespace) -> int:
+    from taskflow.entrypoints import runtime
+
+    container = runtime.prepare("server")
+    settings: Settings = container.settings()
+    return runtime.run(
+        runtime.serve_api(
+            container, host=args.host or settings.host, port=args.port or settings.port
+        )
+    )
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from taskflow.entrypoints import runtime
+
+    container = runtime.prepare("server")
+    options = runtime.worker_options(
+        container.settings(), queues=args.queues, concurrency=args.concurrency
+    )
+    return runtime.run(runtime.serve_worker(container, options))
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from taskflow.entrypoints import runtime
+
+    container = runtime.prepare("server")
+    return runtime.run(runtime.run_migrations(container))
+
+
+def _submit(args: argparse.Namespace) -> int:
+    options = {
+        key: value
+        for key, value in {
+            "queue": args.queue,
+            "priority": args.priority,
+            "max_retries": args.max_retries,
+            "delay_seconds": args.delay,
+        }.items()
+        if value is not None
+    }
+    url = _api_url(args)
+    try:
+        with Client(url) as client:
+            task = client.submit(args.type, args.payload, **options)
+            if args.wait:
+                task = client.wait(task["id"], timeout=args.timeout)
+    except (ApiError, TimeoutError) as exc:
+        return _fail(str(exc))
+    except httpx.HTTPError as exc:
+        return _fail(f"cannot reach the API at {url}: {exc}")
+    _print(task)
+    return 0 if not args.wait or task["status"] == "SUCCESS" else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    url = _api_url(args)
+    try:
+        with Client(url) as client:
+            task = client.get(args.id)
+    except ApiError as exc:
+        return _fail(str(exc))
+    except httpx.HTTPError as exc:
+        return _fail(f"cannot reach the API at {url}: {exc}")
+    _print(task)
+    return 0
+
+
+def _api_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url)
+    settings = Settings.from_env()
+    return f"http://{settings.host}:{settings.port}"
+
+
+def _all_queues(container: Any) -> list[str]:
+    # `taskflow dev` serves every queue its registry names, default first.
+    named = {definition.queue for definition in container.registry() if definition.queue}
+    return ["default", *sorted(named - {"default"})]
+
+
+def _print(task: dict[str, Any]) -> None:
+    print(json.dumps(task, indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

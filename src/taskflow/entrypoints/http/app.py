@@ -1,0 +1,50 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from taskflow.containers import Container, close_container
+from taskflow.domain.services import TaskService
+from taskflow.entrypoints.http.health import Probes, live, ready
+from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
+from taskflow.entrypoints.http.tasks import Limits, TaskController
+
+API_VERSION = "0.1.0"
+
+
+def create_app(container: Container) -> Litestar:
+    settings = container.settings()
+
+    def task_service() -> TaskService:
+        return container.task_service()
+
+    def limits() -> Limits:
+        return Limits(max_payload_bytes=settings.max_payload_bytes)
+
+    def probes() -> Probes:
+        return Probes(store=container.repository().ping, queue=container.queue().ping)
+
+    async def shutdown() -> None:
+        await close_container(container)
+
+    return Litestar(
+        route_handlers=[TaskController, live, ready],
+        dependencies={
+            "service": Provide(task_service, sync_to_thread=False),
+            "limits": Provide(limits, sync_to_thread=False),
+            "probes": Provide(probes, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="taskflow",
+            version=API_VERSION,
+            description="Submit background tasks and follow them to completion.",
+            path="/schema",
+        ),
+        on_shutdown=[shutdown],
+        debug=False,
+    )

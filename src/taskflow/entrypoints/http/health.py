@@ -1,0 +1,52 @@
+"""Liveness and readiness (SPEC §3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+
+from taskflow.entrypoints.http.problems import RETRY_AFTER_SECONDS
+from taskflow.entrypoints.http.schemas import CheckOut, ReadinessOut
+
+Probe = Callable[[], Awaitable[None]]
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+class Probes:
+    """The dependencies readiness looks at: the store (required) and the queue (optional)."""
+
+    def __init__(self, store: Probe, queue: Probe) -> None:
+        self.store = store
+        self.queue = queue
+
+
+async def _check(probe: Probe) -> CheckOut:
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            await probe()
+    except Exception as exc:
+        return CheckOut("down", f"{type(exc).__name__}: {exc}"[:300])
+    return CheckOut("up")
+
+
+@get("/health/live", tags=["health"], summary="The process is up")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/health/ready", tags=["health"], summary="The API can accept work")
+async def ready(probes: NamedDependency[Probes]) -> Response[ReadinessOut]:
+    store, queue = await asyncio.gather(_check(probes.store), _check(probes.queue))
+    checks = {"database": store, "queue": queue}
+    if store.status != "up":
+        return Response(
+            ReadinessOut("unavailable", checks),
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    # Without the queue submissions are still stored and dispatched later: degraded, not down.
+    status = "ok" if queue.status == "up" else "degraded"
+    return Response(ReadinessOut(status, checks), status_code=200)

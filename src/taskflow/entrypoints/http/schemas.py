@@ -1,0 +1,135 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from taskflow.domain.model import Task
+from taskflow.domain.services import SubmitTask
+
+TypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, examples=["debug.echo"])]
+
+
+class SubmitTaskIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    type: TypeName
+    payload: dict[str, Any]
+    queue: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    priority: Annotated[int, msgspec.Meta(ge=0, le=9)] | None = None
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=25)] | None = None
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    metadata: dict[str, Any] | None = None
+    delay_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    run_at: datetime | None = None
+
+    def to_command(self, idempotency_key: str | None = None) -> SubmitTask:
+        return SubmitTask(
+            type=self.type,
+            payload=self.payload,
+            queue=self.queue,
+            priority=self.priority,
+            max_retries=self.max_retries,
+            timeout_seconds=self.timeout_seconds,
+            delay_seconds=self.delay_seconds,
+            run_at=self.run_at,
+            metadata=self.metadata,
+            idempotency_key=idempotency_key,
+        )
+
+
+class ProgressOut(msgspec.Struct):
+    fraction: float
+    message: str
+
+
+class ErrorOut(msgspec.Struct):
+    type: str
+    message: str
+
+
+class TaskOut(msgspec.Struct, kw_only=True):
+    id: str
+    type: str
+    payload: dict[str, Any]
+    status: str
+    queue: str
+    priority: int
+    attempts: int
+    retry_count: int
+    max_retries: int
+    timeout_seconds: float | None
+    run_at: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+    cancel_requested: bool
+    progress: ProgressOut | None
+    result: Any
+    error: ErrorOut | None
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskOut:
+        return cls(
+            id=str(task.id),
+            type=task.type,
+            payload=dict(task.payload),
+            status=task.status.value,
+            queue=task.queue,
+            priority=task.priority,
+            attempts=task.attempts,
+            retry_count=task.retry_count,
+            max_retries=task.max_retries,
+            timeout_seconds=task.timeout_seconds,
+            run_at=timestamp(task.run_at),
+            created_at=timestamp(task.created_at),
+            started_at=_maybe(task.started_at),
+            finished_at=_maybe(task.finished_at),
+            updated_at=timestamp(task.updated_at),
+            cancel_requested=task.cancel_requested,
+            progress=None
+            if task.progress is None
+            else ProgressOut(task.progress.fraction, task.progress.message),
+            result=task.result,
+            error=None if task.error is None else ErrorOut(task.error.type, task.error.message),
+            metadata=dict(task.metadata),
+            idempotency_key=task.idempotency_key,
+        )
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339, UTC, always with six fractional digits (SPEC §1)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _maybe(moment: datetime | None) -> str | None:
+    return None if moment is None else timestamp(moment)
+
+
+class FieldProblem(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ProblemOut(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details."""
+
+    title: str
+    status: int
+    detail: str
+    type: str = "about:blank"
+    errors: list[FieldProblem] = msgspec.field(default_factory=list)
+
+
+class CheckOut(msgspec.Struct):
+    status: str
+    error: str | None = None
+
+
+class ReadinessOut(msgspec.Struct):
+    status: str
+    checks: dict[str, CheckOut]

@@ -1,0 +1,83 @@
+"""Task endpoints: thin; the use cases live in the domain's services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.exceptions import HTTPException
+
+from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
+from taskflow.domain.services import TaskService
+from taskflow.entrypoints.http.schemas import SubmitTaskIn, TaskOut
+
+log = logging.getLogger("taskflow.api")
+
+MAX_METADATA_BYTES = 16 * 1024
+_encode = msgspec.json.Encoder().encode
+
+
+class Limits(msgspec.Struct, frozen=True):
+    max_payload_bytes: int
+
+
+def require_json(request: Request[Any, Any, Any]) -> None:
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            status_code=415,
+            detail=f"Content-Type must be application/json, got {content_type or 'none'!r}",
+        )
+
+
+def parse_task_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidSubmission(f"task id must be a UUID, got {raw[:64]!r}", field="id") from None
+
+
+def check_sizes(data: SubmitTaskIn, limits: Limits) -> None:
+    size = len(_encode(data.payload))
+    if size > limits.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {size} bytes encoded; the limit is {limits.max_payload_bytes}"
+        )
+    if data.metadata is not None and len(_encode(data.metadata)) > MAX_METADATA_BYTES:
+        raise InvalidSubmission("metadata must be at most 16 KiB encoded", field="metadata")
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+
+    @post("/", status_code=202, before_request=require_json, summary="Submit a task")
+    async def submit(
+        self,
+        data: JSONBody[SubmitTaskIn],
+        service: NamedDependency[TaskService],
+        limits: NamedDependency[Limits],
+    ) -> Response[TaskOut]:
+        check_sizes(data, limits)
+        task = await service.submit(data.to_command())
+        log.info(
+            "task submitted",
+            extra={"task_id": str(task.id), "type": task.type, "attempt": task.attempts},
+        )
+        return Response(
+            TaskOut.from_task(task),
+            status_code=202,
+            headers={"Location": f"/api/tasks/{task.id}"},
+        )
+
+    @get("/{task_id:str}", summary="Get a task")
+    async def get_task(
+        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+    ) -> TaskOut:
+        return TaskOut.from_task(await service.get(parse_task_id(task_id)))

@@ -1,0 +1,151 @@
+"""Start-up and shutdown of the long-running processes: api, worker and dev."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import uvicorn
+
+from taskflow import logs
+from taskflow.adapters.sql import migrate
+from taskflow.config import ConfigError, Mode, Settings
+from taskflow.containers import Container, build_container, close_container
+from taskflow.entrypoints.http.app import create_app
+from taskflow.entrypoints.worker import Worker, WorkerOptions
+from taskflow.registry import load_registry
+
+log = logging.getLogger("taskflow")
+
+
+def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
+    """Read settings, set up logging, load the task registry, build the container."""
+    settings = Settings.from_env(environ, mode=mode)
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        registry = load_registry(settings.tasks, debug_tasks=settings.debug_tasks)
+    except (LookupError, TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    return build_container(settings, registry)
+
+
+def run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def worker_options(
+    settings: Settings, *, queues: list[str], concurrency: int | None
+) -> WorkerOptions:
+    return WorkerOptions(
+        queues=tuple(queues),
+        concurrency=concurrency or settings.worker_concurrency,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        sweep_seconds=settings.sweep_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours stops the worker too, and exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(container: Container, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(container),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return _Server(config)
+
+
+async def serve_api(container: Container, *, host: str, port: int) -> int:
+    server = _server(container, host, port)
+    _stop_on_signals(server)
+    log.info("api listening", extra={"url": f"http://{host}:{port}"})
+    await server.serve()
+    return 0
+
+
+async def serve_worker(container: Container, options: WorkerOptions) -> int:
+    stop, force = _stop_on_signals()
+    worker = Worker(container.execution_service(), container.registry(), options)
+    try:
+        await worker.run_forever(stop, force)
+    finally:
+        await close_container(container)
+    return 0
+
+
+async def serve_dev(container: Container, *, host: str, port: int, options: WorkerOptions) -> int:
+    """API and worker in one process, on the embedded store and the in-process queue."""
+    settings = container.settings()
+    await migrate(settings.database_url)
+    server = _server(container, host, port)
+    stop, force = _stop_on_signals(server)
+    worker = Worker(container.execution_service(), container.registry(), options)
+    working = asyncio.create_task(worker.run_forever(stop, force))
+    log.info(
+        "taskflow dev is running",
+        extra={"url": f"http://{host}:{port}", "database": settings.database_url},
+    )
+    try:
+        await server.serve()  # returns on Ctrl-C / SIGTERM
+    finally:
+        stop.set()
+        await working
+    return 0
+
+
+async def run_migrations(container: Container) -> int:
+    url = container.settings().database_url
+    await migrate(url)
+    log.info("database migrated", extra={"database": _safe_url(url)})
+    return 0
+
+
+def _stop_on_signals(server: uvicorn.Server | None = None) -> tuple[asyncio.Event, asyncio.Event]:
+    """First SIGTERM/SIGINT: stop claiming and drain. Second: stop now."""
+    stop, force = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second signal: stopping now")
+            force.set()
+            if server is not None:
+                server.force_exit = True
+        else:
+            log.info("signal received: shutting down gracefully")
+            stop.set()
+            if server is not None:
+                server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    return stop, force
+
+
+def _safe_url(url: str) -> str:
+    # Never log a password.
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}@{host}"
+    return url

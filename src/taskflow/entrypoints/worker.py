@@ -1,0 +1,361 @@
+"""The worker: claims tasks, runs their handlers, reports outcomes, keeps leases alive.
+
+``run_once`` is one testable step (claim into free slots and start the handlers);
+``run_forever`` only loops, renews leases, sweeps, and shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from taskflow.domain.errors import InvalidPayload, LeaseLost, QueueUnavailable, StoreUnavailable
+from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.services import ExecutionService
+from taskflow.handlers import Fail, Retry, TaskContext
+from taskflow.registry import Registry, TaskDefinition
+
+log = logging.getLogger("taskflow.worker")
+
+#: Failures of the store or queue that a worker waits out instead of dying.
+OUTAGES = (StoreUnavailable, QueueUnavailable)
+
+
+@dataclass(slots=True)
+class _Run:
+    task: Task
+    job: asyncio.Task[None] | None = None
+    settling: bool = False  # the handler is done; its outcome is being written
+    lost: bool = False  # the lease is gone; nothing of this attempt may be written
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOptions:
+    queues: Sequence[str] = ("default",)
+    concurrency: int = 16
+    heartbeat_seconds: float = 10.0
+    sweep_seconds: float = 5.0
+    shutdown_grace_seconds: float = 30.0
+    poll_seconds: float = 1.0
+
+
+class Worker:
+    def __init__(
+        self, service: ExecutionService, registry: Registry, options: WorkerOptions
+    ) -> None:
+        self._service = service
+        self._registry = registry
+        self._options = options
+        self._running: dict[UUID, _Run] = {}
+        self._slot_freed = asyncio.Event()
+        self._executor = ThreadPoolExecutor(
+            max_workers=options.concurrency, thread_name_prefix="taskflow-handler"
+        )
+
+    @property
+    def id(self) -> str:
+        return self._service.worker_id
+
+    @property
+    def running(self) -> list[Task]:
+        return [run.task for run in self._running.values()]
+
+    @property
+    def free_slots(self) -> int:
+        return self._options.concurrency - len(self._running)
+
+    async def run_once(self, timeout: float = 0.0) -> int:
+        """Claim up to the free slots' worth of tasks and start them; returns how many."""
+        free = self.free_slots
+        if free <= 0:
+            return 0
+        claimed = await self._service.claim(self._options.queues, limit=free, timeout=timeout)
+        for task in claimed:
+            self._start(task)
+        return len(claimed)
+
+    async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
+        """Work until ``stop`` is set, then hand back or finish what runs (SPEC §2 release)."""
+        force = force or asyncio.Event()
+        background = [
+            asyncio.create_task(self._every(self._options.heartbeat_seconds, self.heartbeat)),
+            asyncio.create_task(self._every(self._options.sweep_seconds, self.sweep)),
+        ]
+        log.info(
+            "worker started", extra={"worker_id": self.id, "queues": list(self._options.queues)}
+        )
+        try:
+            await self._refill()
+            await self._claim_until(stop)
+            await self._shutdown(force)
+        finally:
+            for job in background:
+                job.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            log.info("worker stopped", extra={"worker_id": self.id})
+
+    async def heartbeat(self) -> None:
+        """Renew every running lease; abandon attempts whose lease is gone."""
+        runs = [run for run in self._running.values() if not run.settling]
+        if not runs:
+            return
+        held = await self._service.renew([run.task for run in runs])
+        for run in runs:
+            if run.task.id in held or run.settling or run.job is None:
+                continue
+            run.lost = True
+            run.job.cancel()
+            log.warning("lease lost, attempt abandoned", extra=_facts(run.task))
+
+    async def sweep(self) -> None:
+        """Turn expired leases (dead workers) into failed attempts."""
+        for task in await self._service.reap():
+            log.warning(
+                "lease expired, attempt failed",
+                extra={**_facts(task), "status": task.status.value, "error": _error(task)},
+            )
+
+    async def wait_idle(self) -> None:
+        """Wait until no handler is running (for tests and shutdown)."""
+        while self._running:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _claim_until(self, stop: asyncio.Event) -> None:
+        backoff = _Backoff()
+        while not stop.is_set():
+            if self.free_slots <= 0:
+                await _first(self._slot_freed.wait(), stop.wait())
+                self._slot_freed.clear()
+                continue
+            try:
+                await self.run_once(timeout=self._options.poll_seconds)
+            except OUTAGES as exc:
+                delay = backoff.next()
+                log.warning("claim failed, retrying", extra={"error": str(exc), "retry_in": delay})
+                await _first(asyncio.sleep(delay), stop.wait())
+            else:
+                backoff.reset()
+
+    async def _refill(self) -> None:
+        # The queue may have lost ids (an in-process queue after a restart, Redis wiped):
+        # the store is the truth, so hand every PENDING task to the queue again.
+        try:
+            count = await self._service.redispatch()
+        except OUTAGES as exc:
+            log.warning("could not refill the queue at start", extra={"error": str(exc)})
+            return
+        if count:
+            log.info("queue refilled from the store", extra={"tasks": count})
+
+    async def _shutdown(self, force: asyncio.Event) -> None:
+        jobs = [run.job for run in self._running.values() if run.job is not None]
+        if jobs:
+            log.info("finishing running tasks", extra={"tasks": len(jobs)})
+            await _first(
+                asyncio.wait(jobs, timeout=self._options.shutdown_grace_seconds), force.wait()
+            )
+        unfinished = [job for job in jobs if not job.done()]
+        for job in unfinished:
+            job.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await step()
+            except OUTAGES as exc:
+                log.warning("%s skipped", step.__name__, extra={"error": str(exc)})
+            except Exception:
+                log.exception("%s failed", step.__name__)
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _start(self, task: Task) -> None:
+        run = _Run(task)
+        self._running[task.id] = run
+        run.job = asyncio.create_task(self._execute(run), name=f"task-{task.id}")
+        log.info("task claimed", extra=_facts(task))
+
+    async def _execute(self, run: _Run) -> None:
+        task = run.task
+        try:
+            try:
+                result = await self._invoke(run)
+            except asyncio.CancelledError:
+                if not run.lost:
+                    # Shutdown: hand the attempt back without counting it (SPEC §2 release).
+                    await asyncio.shield(self._settle(run, self._service.release, released=True))
+                return
+            except Fail as exc:
+                await self._settle_failure(run, _task_error(exc), final=True)
+            except Retry as exc:
+                await self._settle_failure(run, _task_error(exc), retry_after=exc.after)
+            except _Unrunnable as exc:
+                await self._settle_failure(run, exc.error, final=exc.final)
+            except Exception as exc:
+                await self._settle_failure(run, _task_error(exc))
+            else:
+                await self._settle(run, functools.partial(self._service.succeed, result=result))
+        finally:
+            del self._running[task.id]
+            self._slot_freed.set()
+
+    async def _invoke(self, run: _Run) -> Any:
+        task = run.task
+        definition = self._registry.get(task.type)
+        if definition is None:
+            raise _Unrunnable(UNKNOWN_TASK_TYPE, f"this worker has no handler for {task.type!r}")
+        try:
+            payload = definition.decode(task.payload)
+        except InvalidPayload as exc:
+            raise _Unrunnable("InvalidPayload", exc.message, final=True) from None
+        assert task.lease is not None
+        ctx = TaskContext(
+            task_id=task.id,
+            type=task.type,
+            queue=task.queue,
+            attempt=task.attempts,
+            token=task.lease.token,
+            sink=functools.partial(self._progress, run),
+            loop=asyncio.get_running_loop(),
+        )
+        async with asyncio.timeout(task.timeout_seconds):
+            result = await self._call(definition, payload, ctx)
+        return msgspec.to_builtins(result)
+
+    async def _call(self, definition: TaskDefinition, payload: Any, ctx: TaskContext) -> Any:
+        if definition.is_async:
+            return await definition.handler(payload, ctx)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(definition.handler, payload, ctx)
+        )
+
+    async def _progress(self, run: _Run, progress: Progress) -> None:
+        if run.lost or run.settling:
+            return
+        with contextlib.suppress(LeaseLost, *OUTAGES):
+            run.task = await self._service.report_progress(run.task, progress)
+
+    async def _settle_failure(
+        self,
+        run: _Run,
+        error: TaskError,
+        *,
+        retry_after: float | None = None,
+        final: bool = False,
+    ) -> None:
+        await self._settle(
+            run,
+            functools.partial(
+                self._service.fail, error=error, retry_after=retry_after, final=final
+            ),
+        )
+
+    async def _settle(
+        self, run: _Run, write: Callable[[Task], Awaitable[Task]], *, released: bool = False
+    ) -> None:
+        """Write the attempt's outcome, waiting out a store outage while the lease lasts."""
+        run.settling = True
+        backoff = _Backoff()
+        deadline = time.monotonic() + self._service.lease_seconds
+        while True:
+            try:
+                run.task = await write(run.task)
+            except LeaseLost:
+                log.warning("outcome discarded: lease lost", extra=_facts(run.task))
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    log.error("outcome not recorded", extra={**_facts(run.task), "error": str(exc)})
+                    return
+                await asyncio.sleep(backoff.next())
+                continue
+            _log_outcome(run, released=released)
+            return
+
+
+class _Unrunnable(Exception):
+    def __init__(self, kind: str, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.error = TaskError(kind, message)
+        self.final = final
+
+
+class _Backoff:
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self._first = first
+        self._cap = cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._cap, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._first
+
+
+async def _first(*awaitables: Awaitable[Any]) -> None:
+    """Wait until the first of ``awaitables`` finishes; cancel the others."""
+    jobs = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _task_error(exc: BaseException) -> TaskError:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return TaskError("TimeoutError", "the attempt ran past its timeout_seconds")
+    return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
+
+
+def _facts(task: Task) -> dict[str, Any]:
+    return {"task_id": str(task.id), "type": task.type, "attempt": task.attempts}
+
+
+def _error(task: Task) -> dict[str, str] | None:
+    return None if task.error is None else {"type": task.error.type, "message": task.error.message}
+
+
+def _log_outcome(run: _Run, *, released: bool) -> None:
+    task = run.task
+    facts = {**_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
+    if task.status is TaskStatus.SUCCESS:
+        log.info("task succeeded", extra=facts)
+    elif task.status is TaskStatus.FAILED:
+        log.warning("task failed", extra={**facts, "error": _error(task)})
+    elif task.status is TaskStatus.CANCELLED:
+        log.info("task cancelled", extra=facts)
+    elif released:
+        log.info("task handed back", extra=facts)
+    else:
+        log.warning(
+            "retry scheduled",
+            extra={
+                **facts,
+                "retry": task.retry_count,
+                "run_at": task.run_at.isoformat(),
+                "error": _error(task),
+            },
+        )

@@ -1,0 +1,191 @@
+"""The registry of task types and their handlers (SPEC §4)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from taskflow.domain.errors import InvalidPayload
+from taskflow.domain.model import (
+    MAX_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MIN_PRIORITY,
+    QUEUE_PATTERN,
+    validate_type_name,
+)
+from taskflow.domain.retry import RetryPolicy
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefinition:
+    """One registered task type: its handler, its payload schema and its defaults."""
+
+    name: str
+    handler: Handler
+    payload_type: Any = dict
+    queue: str | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+    retry_policy: RetryPolicy | None = None
+    is_async: bool = field(default=False)
+
+    def decode(self, payload: Mapping[str, Any]) -> Any:
+        """The handler's input: the payload converted to the annotated type."""
+        if self.payload_type is dict:
+            return dict(payload)
+        try:
+            return msgspec.convert(payload, self.payload_type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise InvalidPayload(f"payload: {exc}", field=_field_of(exc)) from None
+
+    def validate(self, payload: Mapping[str, Any]) -> None:
+        self.decode(payload)
+
+
+class Registry:
+    """Maps task type names to handlers.
+
+    >>> tasks = Registry()
+    >>> @tasks.task("billing.send_invoice", max_retries=5)
+    ... async def send_invoice(payload: Invoice, ctx: TaskContext) -> dict: ...
+    """
+
+    def __init__(self) -> None:
+        self._definitions: dict[str, TaskDefinition] = {}
+
+    def task(
+        self,
+        name: str,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of task type ``name``."""
+        _check_options(name, queue, priority, max_retries, timeout_seconds)
+        policy = None
+        if backoff_base is not None or backoff_max is not None:
+            policy = RetryPolicy(base=backoff_base or 1.0, max=backoff_max or 300.0)
+
+        def register(handler: Handler) -> Handler:
+            self.add(
+                TaskDefinition(
+                    name=name,
+                    handler=handler,
+                    payload_type=_payload_type(handler),
+                    queue=queue,
+                    priority=priority,
+                    max_retries=max_retries,
+                    timeout_seconds=timeout_seconds,
+                    retry_policy=policy,
+                    is_async=inspect.iscoroutinefunction(handler),
+                )
+            )
+            return handler
+
+        return register
+
+    def add(self, definition: TaskDefinition) -> None:
+        if definition.name in self._definitions:
+            raise ValueError(f"task type {definition.name!r} is registered twice")
+        self._definitions[definition.name] = definition
+
+    def include(self, other: Registry) -> None:
+        """Register every type of ``other`` here too."""
+        for definition in other:
+            self.add(definition)
+
+    def get(self, name: str) -> TaskDefinition | None:
+        return self._definitions.get(name)
+
+    def __iter__(self) -> Iterator[TaskDefinition]:
+        return iter(self._definitions.values())
+
+    def __len__(self) -> int:
+        return len(self._definitions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._definitions
+
+
+def load_registry(spec: str | None, *, debug_tasks: bool) -> Registry:
+    """The registry named by ``module:attribute`` (TASKFLOW_TASKS), plus the debug types."""
+    registry = Registry()
+    if debug_tasks:
+        from taskflow.debug_tasks import tasks as debug
+
+        registry.include(debug)
+    if spec:
+        registry.include(_import_registry(spec))
+    return registry
+
+
+def _import_registry(spec: str) -> Registry:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LookupError(f"TASKFLOW_TASKS: cannot import {module_name!r}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if not isinstance(found, Registry):
+        raise LookupError(f"TASKFLOW_TASKS: {spec!r} is not a taskflow Registry")
+    return found
+
+
+def _payload_type(handler: Handler) -> Any:
+    parameters = list(inspect.signature(handler).parameters.values())
+    if len(parameters) != 2:
+        raise TypeError(f"handler {handler.__qualname__} must take (payload, ctx)")
+    try:
+        hints = typing.get_type_hints(handler)
+    except NameError as exc:
+        raise TypeError(f"handler {handler.__qualname__}: unresolvable annotation: {exc}") from None
+    annotation = hints.get(parameters[0].name, dict)
+    origin = typing.get_origin(annotation) or annotation
+    if annotation is Any or origin in (dict, Mapping):
+        return dict
+    return annotation
+
+
+def _check_options(
+    name: str,
+    queue: str | None,
+    priority: int | None,
+    max_retries: int | None,
+    timeout_seconds: float | None,
+) -> None:
+    problem = validate_type_name(name)
+    if problem:
+        raise ValueError(f"{name!r}: {problem}")
+    if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
+        raise ValueError(f"{name!r}: invalid queue name {queue!r}")
+    if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ValueError(f"{name!r}: priority must lie in 0-9")
+    if max_retries is not None and not 0 <= max_retries <= MAX_RETRIES_LIMIT:
+        raise ValueError(f"{name!r}: max_retries must lie in 0-25")
+    if timeout_seconds is not None and timeout_seconds <= 0:
+        raise ValueError(f"{name!r}: timeout_seconds must be positive")
+
+
+def _field_of(exc: msgspec.ValidationError) -> str:
+    # msgspec ends its messages with "- at `$.a.b`" when the fault is inside the object.
+    text = str(exc)
+    marker = "at `$"
+    if marker in text:
+        path = text.rsplit(marker, 1)[1].rstrip("`")
+        return "payload" + path
+    if "missing required field `" in text:
+        return "payload." + text.rsplit("`", 2)[1]
+    return "payload"

@@ -1,0 +1,99 @@
+"""Bad requests against a real `taskflow api` process get 4xx problem details, never 500."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Stack, StackFactory
+
+
+@pytest.fixture(scope="module")
+def api(module_stack_factory: StackFactory) -> Stack:
+    built = module_stack_factory(TASKFLOW_MAX_PAYLOAD_BYTES="1024")
+    built.start_api()
+    return built
+
+
+def _post(api: Stack, content: bytes, content_type: str = "application/json") -> httpx.Response:
+    return httpx.post(
+        f"{api.base_url}/api/tasks", content=content, headers={"content-type": content_type}
+    )
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    return body
+
+
+def _fields(body: dict[str, object]) -> set[str]:
+    return {e["field"] for e in body.get("errors", [])}  # type: ignore[index,union-attr]
+
+
+def test_malformed_json_is_400(api: Stack) -> None:
+    body = _problem(_post(api, b'{"type": "debug.echo", '), 400)
+    assert "JSON" in str(body["detail"])
+
+
+def test_missing_type_is_400_naming_it(api: Stack) -> None:
+    assert "type" in _fields(_problem(_post(api, b'{"payload": {}}'), 400))
+
+
+def test_unknown_type_is_400_naming_it(api: Stack) -> None:
+    body = _problem(_post(api, b'{"type": "no.such_type", "payload": {}}'), 400)
+    assert "type" in _fields(body)
+    assert "no.such_type" in str(body["detail"])
+
+
+def test_payload_failing_its_schema_is_400_naming_the_field(api: Stack) -> None:
+    response = _post(api, b'{"type": "debug.sleep", "payload": {"seconds": "soon"}}')
+    assert "payload.seconds" in _fields(_problem(response, 400))
+
+
+def test_wrong_field_type_is_400_naming_it(api: Stack) -> None:
+    response = _post(api, b'{"type": "debug.echo", "payload": {}, "priority": 11}')
+    assert "priority" in _fields(_problem(response, 400))
+
+
+def test_invalid_type_name_is_400(api: Stack) -> None:
+    assert "type" in _fields(_problem(_post(api, b'{"type": "Not Valid", "payload": {}}'), 400))
+
+
+def test_delay_and_run_at_together_is_400(api: Stack) -> None:
+    body = (
+        b'{"type": "debug.echo", "payload": {}, "delay_seconds": 1,'
+        b' "run_at": "2030-01-01T00:00:00Z"}'
+    )
+    assert "run_at" in _fields(_problem(_post(api, body), 400))
+
+
+def test_non_json_content_type_is_415(api: Stack) -> None:
+    _problem(_post(api, b'{"type": "debug.echo", "payload": {}}', "text/plain"), 415)
+
+
+def test_payload_over_the_limit_is_413(api: Stack) -> None:
+    big = b'{"type": "debug.echo", "payload": {"blob": "' + b"x" * 2000 + b'"}}'
+    _problem(_post(api, big), 413)
+
+
+def test_unknown_id_is_404(api: Stack) -> None:
+    _problem(httpx.get(f"{api.base_url}/api/tasks/{uuid.uuid4()}"), 404)
+
+
+def test_malformed_id_is_400(api: Stack) -> None:
+    _problem(httpx.get(f"{api.base_url}/api/tasks/not-a-uuid"), 400)
+
+
+def test_openapi_and_health(api: Stack) -> None:
+    schema = httpx.get(f"{api.base_url}/schema/openapi.json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/api/tasks" in schema["paths"]
+    assert httpx.get(f"{api.base_url}/health/live").status_code == 200
+    ready = httpx.get(f"{api.base_url}/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"]["status"] == "up"
