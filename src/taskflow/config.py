@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,8 +67,12 @@ class Settings:
             shutdown_grace_seconds=env.number(
                 "TASKFLOW_SHUTDOWN_GRACE_SECONDS", 30.0, float, low=0
             ),
-            retry_backoff_base=env.number("TASKFLOW_RETRY_BACKOFF_BASE", 1.0, float, low=0.001),
-            retry_backoff_max=env.number("TASKFLOW_RETRY_BACKOFF_MAX", 300.0, float, low=0.001),
+            retry_backoff_base=env.number(
+                "TASKFLOW_RETRY_BACKOFF_BASE", 1.0, float, low=0.001, high=86_400
+            ),
+            retry_backoff_max=env.number(
+                "TASKFLOW_RETRY_BACKOFF_MAX", 300.0, float, low=0.001, high=30 * 86_400
+            ),
             max_payload_bytes=env.number("TASKFLOW_MAX_PAYLOAD_BYTES", 262_144, int, low=2),
             max_body_bytes=env.number("TASKFLOW_MAX_BODY_BYTES", 8_388_608, int, low=64),
             debug_tasks=env.flag("TASKFLOW_DEBUG_TASKS", True),
@@ -132,6 +137,8 @@ class _Env:
         except ValueError:
             noun = "a whole number" if kind is int else "a number"
             raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
         if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
             bounds = f"at least {low}" if high is None else f"between {low} and {high}"
             raise ConfigError(f"{name} must be {bounds}, got {raw!r}")

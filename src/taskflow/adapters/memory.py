@@ -47,7 +47,7 @@ class InMemoryTaskRepository:
         stored = await self.get(task.id)
         if stored.version != task.version - 1:
             raise StaleTask()
-        self._tasks[task.id] = task
+        self._tasks[task.id] = _keep_renewal(stored, task)
 
     async def claim(
         self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
@@ -94,6 +94,19 @@ class InMemoryTaskRepository:
 
     async def ping(self) -> None:
         return None
+
+
+def _keep_renewal(stored: Task, task: Task) -> Task:
+    # renew_leases extends a lease without a new version, so the writer's copy may predate the
+    # renewal; writing its older expiry would take the lease from a worker that heartbeats.
+    if (
+        task.lease is not None
+        and stored.lease is not None
+        and task.lease.token == stored.lease.token
+        and stored.lease.expires_at > task.lease.expires_at
+    ):
+        return replace(task, lease=stored.lease)
+    return task
 
 
 def _unexpired(task: Task, now: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,15 +18,17 @@ class RetryPolicy:
     max: float = 300.0
 
     def __post_init__(self) -> None:
-        if self.base <= 0 or self.max <= 0:
-            raise ValueError("backoff base and max must be positive")
+        if not (0 < self.base < math.inf and 0 < self.max < math.inf):
+            raise ValueError("backoff base and max must be positive and finite")
 
     def ceiling(self, retry: int) -> float:
         if retry < 1:
             raise ValueError("retries are numbered from 1")
-        # 2**(retry-1) grows without bound; cap the exponent before it overflows a float.
-        exponent = min(retry - 1, 64)
-        return min(self.max, self.base * 2.0**exponent)
+        # ldexp is exact; only an overflow can stop it, and then d is max anyway.
+        try:
+            return min(self.max, math.ldexp(self.base, retry - 1))
+        except OverflowError:
+            return self.max
 
     def delay(self, retry: int, rand: float) -> timedelta:
         if not 0.0 <= rand <= 1.0:

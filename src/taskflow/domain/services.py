@@ -10,6 +10,7 @@ from uuid import UUID
 
 from taskflow.domain.errors import (
     InvalidSubmission,
+    InvalidTransition,
     LeaseLost,
     QueueUnavailable,
     StaleTask,
@@ -260,16 +261,28 @@ class ExecutionService:
         token = _token(task)
         current = task
         for _ in range(_CAS_ATTEMPTS):
-            changed = change(current)
+            try:
+                changed = change(current)
+            except InvalidTransition:
+                if current is not task:
+                    raise
+                # Our copy may predate a change that makes this transition fit (a cancel
+                # request, say): decide again on what the store holds now.
+                current = await self._held(task.id, token)
+                changed = change(current)
             try:
                 await self._repo.save(changed)
             except StaleTask:
-                current = await self._repo.get(task.id)
-                if current.holds(token):
-                    continue
-                raise LeaseLost(f"task {task.id}: attempt {task.attempts} lost its lease") from None
+                current = await self._held(task.id, token)
+                continue
             return changed
         raise LeaseLost(f"task {task.id}: gave up after repeated concurrent changes")
+
+    async def _held(self, task_id: UUID, token: UUID) -> Task:
+        current = await self._repo.get(task_id)
+        if not current.holds(token):
+            raise LeaseLost(f"task {task_id}: this worker's attempt lost its lease")
+        return current
 
 
 async def dispatch(queue: TaskQueue, tasks: Sequence[Task]) -> None:

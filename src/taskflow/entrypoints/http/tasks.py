@@ -9,8 +9,8 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.services import TaskService

@@ -1,0 +1,109 @@
+"""The `taskflow` command as a user runs it: help, clear one-line errors, submit and status."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.integration.conftest import Stack
+from tests.integration.processes import base_env, run_cli
+
+COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status"]
+
+
+def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("taskflow"), lines
+    assert "Traceback" not in result.stderr
+    return str(lines[0])
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_help_of_every_command(command: list[str]) -> None:
+    result = run_cli([*command, "--help"], base_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: taskflow")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command"),
+    [
+        ("TASKFLOW_PORT", "abc", "api"),
+        ("TASKFLOW_WORKER_CONCURRENCY", "0", "worker"),
+        ("TASKFLOW_LEASE_SECONDS", "soon", "worker"),
+        ("TASKFLOW_DEBUG_TASKS", "perhaps", "api"),
+        ("TASKFLOW_DATABASE_URL", "mysql://nope", "migrate"),
+        ("TASKFLOW_TASKS", "no_such_module:tasks", "worker"),
+    ],
+)
+def test_a_bad_setting_stops_with_one_line_naming_it(
+    variable: str, value: str, command: str
+) -> None:
+    result = run_cli([command], base_env(**{variable: value}))
+    assert result.returncode == 2
+    assert variable in _one_error_line(result)
+
+
+def test_a_bad_argument_is_one_line() -> None:
+    result = run_cli(["submit", "debug.echo", "--payload", "{nope"], base_env())
+    assert result.returncode == 2
+    assert "--payload" in _one_error_line(result)
+
+
+def test_an_unreachable_api_is_one_line() -> None:
+    result = run_cli(["status", str(uuid.uuid4()), "--url", "http://127.0.0.1:9"], base_env())
+    assert result.returncode == 1
+    assert "cannot reach the API" in _one_error_line(result)
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    env = base_env(TASKFLOW_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:9/x")
+    result = run_cli(["migrate"], env)
+    assert result.returncode == 1
+    assert "database" in _one_error_line(result)
+
+
+def test_submit_wait_and_status(stack: Stack) -> None:
+    submitted = run_cli(
+        ["submit", "debug.echo", "--payload", '{"via": "cli"}', "--wait", "--url", stack.base_url],
+        stack.env,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    task = json.loads(submitted.stdout)
+    assert task["status"] == "SUCCESS"
+    assert task["result"] == {"via": "cli"}
+
+    status = run_cli(["status", task["id"], "--url", stack.base_url], stack.env)
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["id"] == task["id"]
+
+
+def test_submit_wait_exits_1_when_the_task_fails(stack: Stack) -> None:
+    result = run_cli(
+        [
+            "submit",
+            "debug.fail",
+            "--payload",
+            '{"fail_attempts": 9}',
+            "--max-retries",
+            "0",
+            "--wait",
+            "--url",
+            stack.base_url,
+        ],
+        stack.env,
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["status"] == "FAILED"
+
+
+def test_submit_of_an_unknown_type_and_status_of_an_unknown_id(stack: Stack) -> None:
+    unknown_type = run_cli(["submit", "no.such", "--url", stack.base_url], stack.env)
+    assert unknown_type.returncode == 1
+    assert "HTTP 400" in _one_error_line(unknown_type)
+    unknown_id = run_cli(["status", str(uuid.uuid4()), "--url", stack.base_url], stack.env)
+    assert unknown_id.returncode == 1
+    assert "HTTP 404" in _one_error_line(unknown_id)

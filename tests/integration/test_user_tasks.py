@@ -1,0 +1,79 @@
+"""A user's own Registry (TASKFLOW_TASKS) served by real api and worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Stack, StackFactory
+from tests.integration.processes import wait_for
+
+ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture(scope="module")
+def user_stack(module_stack_factory: StackFactory) -> Stack:
+    stack = module_stack_factory(
+        TASKFLOW_TASKS="tests.integration.sample_tasks:tasks", PYTHONPATH=ROOT
+    )
+    stack.start_api()
+    stack.start_worker("--queues", "billing,default", "--concurrency", "4")
+    return stack
+
+
+def _run(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(f"{stack.base_url}/api/tasks", json=body, timeout=10)
+    assert response.status_code == 202, response.text
+    task_id = response.json()["id"]
+
+    def final() -> dict[str, Any] | None:
+        task = httpx.get(f"{stack.base_url}/api/tasks/{task_id}", timeout=10).json()
+        return task if task["status"] in ("SUCCESS", "FAILED") else None
+
+    try:
+        return wait_for(final, timeout=60, interval=0.1, what=f"task {task_id}")
+    except AssertionError:
+        raise AssertionError(stack.dump_logs()) from None
+
+
+def test_struct_payload_handler_runs_on_its_queue(user_stack: Stack) -> None:
+    task = _run(
+        user_stack,
+        {"type": "billing.send_invoice", "payload": {"order_id": "A-1", "amount_cents": 500}},
+    )
+    assert task["status"] == "SUCCESS"
+    assert task["queue"] == "billing"
+    assert task["max_retries"] == 5
+    assert task["timeout_seconds"] == 30
+    assert task["result"] == {"sent": "A-1", "attempt": 1}
+    assert task["progress"] == {"fraction": 0.5, "message": "rendered"}
+
+
+def test_fail_raised_by_a_user_handler_is_final(user_stack: Stack) -> None:
+    task = _run(
+        user_stack,
+        {"type": "billing.send_invoice", "payload": {"order_id": "A-2", "amount_cents": -1}},
+    )
+    assert task["status"] == "FAILED"
+    assert task["attempts"] == 1
+    assert task["error"] == {"type": "Fail", "message": "negative amount"}
+
+
+def test_plain_def_handler_runs_in_a_thread(user_stack: Stack) -> None:
+    task = _run(user_stack, {"type": "reports.build", "payload": {"rows": 3}})
+    assert task["status"] == "SUCCESS"
+    assert task["result"]["rows"] == 3
+    assert task["result"]["thread"].startswith("taskflow-handler")
+    assert task["progress"] == {"fraction": 1.0, "message": "done"}
+
+
+def test_the_api_validates_against_the_users_schema(user_stack: Stack) -> None:
+    response = httpx.post(
+        f"{user_stack.base_url}/api/tasks",
+        json={"type": "billing.send_invoice", "payload": {"order_id": "A-3"}},
+    )
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"payload.amount_cents"}

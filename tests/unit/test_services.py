@@ -1,0 +1,563 @@
+"""The use cases on the in-memory store and queue, with a clock the test moves by hand."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from taskflow.domain.errors import (
+    InvalidPayload,
+    InvalidSubmission,
+    LeaseLost,
+    QueueUnavailable,
+    TaskNotFound,
+    UnknownTaskType,
+)
+from taskflow.domain.model import WORKER_LOST, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.ports import Dispatch, TaskQueue
+from taskflow.domain.retry import RetryPolicy
+from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
+
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+SERVICE_POLICY = RetryPolicy(base=2.0, max=8.0)
+MAIL_POLICY = RetryPolicy(base=10.0, max=60.0)
+LEASE_SECONDS = 30
+QUEUES = ["default", "mail"]
+BOOM = TaskError("RuntimeError", "boom")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.current = START
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class FakeType:
+    name: str
+    queue: str | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+    retry_policy: RetryPolicy | None = None
+    required: frozenset[str] = frozenset()
+
+    def validate(self, payload: Mapping[str, Any]) -> None:
+        missing = sorted(self.required - payload.keys())
+        if missing:
+            raise InvalidPayload(f"{missing[0]} is required", field=f"payload.{missing[0]}")
+
+
+class FakeTypes:
+    def __init__(self, *kinds: FakeType) -> None:
+        self._kinds = {kind.name: kind for kind in kinds}
+
+    def get(self, name: str) -> FakeType | None:
+        return self._kinds.get(name)
+
+
+class DownQueue:
+    """A queue whose server is unreachable."""
+
+    async def push(self, dispatches: Sequence[Dispatch]) -> None:
+        raise QueueUnavailable()
+
+    async def pop(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[UUID]:
+        raise QueueUnavailable()
+
+    async def ping(self) -> None:
+        raise QueueUnavailable()
+
+
+TYPES = FakeTypes(
+    FakeType("plain"),
+    FakeType(
+        "mail.send",
+        queue="mail",
+        priority=7,
+        max_retries=2,
+        timeout_seconds=30.0,
+        retry_policy=MAIL_POLICY,
+        required=frozenset({"to"}),
+    ),
+)
+PLAIN = SubmitTask(type="plain", payload={"n": 1})
+MAIL = SubmitTask(type="mail.send", payload={"to": "a@b.c"})
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def repo(clock: FakeClock) -> InMemoryTaskRepository:
+    return InMemoryTaskRepository(clock)
+
+
+@pytest.fixture
+def queue(clock: FakeClock) -> InMemoryTaskQueue:
+    return InMemoryTaskQueue(clock)
+
+
+def task_service(repo: InMemoryTaskRepository, queue: TaskQueue, clock: FakeClock) -> TaskService:
+    ids = itertools.count(1)
+    return TaskService(
+        repository=repo,
+        queue=queue,
+        types=TYPES,
+        clock=clock,
+        new_id=lambda: UUID(int=next(ids)),
+        retry_policy=SERVICE_POLICY,
+    )
+
+
+def execution_service(
+    repo: InMemoryTaskRepository, queue: TaskQueue, clock: FakeClock, worker_id: str
+) -> ExecutionService:
+    return ExecutionService(
+        repository=repo,
+        queue=queue,
+        clock=clock,
+        rand=lambda: 1.0,
+        worker_id=worker_id,
+        lease_seconds=LEASE_SECONDS,
+    )
+
+
+@pytest.fixture
+def service(
+    repo: InMemoryTaskRepository, queue: InMemoryTaskQueue, clock: FakeClock
+) -> TaskService:
+    return task_service(repo, queue, clock)
+
+
+@pytest.fixture
+def worker(
+    repo: InMemoryTaskRepository, queue: InMemoryTaskQueue, clock: FakeClock
+) -> ExecutionService:
+    return execution_service(repo, queue, clock, "worker-1")
+
+
+@pytest.fixture
+def other_worker(
+    repo: InMemoryTaskRepository, queue: InMemoryTaskQueue, clock: FakeClock
+) -> ExecutionService:
+    return execution_service(repo, queue, clock, "worker-2")
+
+
+async def claim_one(worker: ExecutionService) -> Task:
+    [task] = await worker.claim(QUEUES, limit=10, timeout=0)
+    return task
+
+
+async def nothing_to_claim(worker: ExecutionService) -> bool:
+    return await worker.claim(QUEUES, limit=10, timeout=0) == []
+
+
+async def stored_pending(repo: InMemoryTaskRepository) -> list[UUID]:
+    return [d.task_id for d in await repo.pending(after=None, limit=100)]
+
+
+# -- submit -----------------------------------------------------------------------------------
+
+
+async def test_submit_stores_the_task_and_dispatches_it(
+    service: TaskService, repo: InMemoryTaskRepository, queue: InMemoryTaskQueue
+) -> None:
+    task = await service.submit(PLAIN)
+
+    assert await repo.get(task.id) == task
+    assert task.status is TaskStatus.PENDING
+    assert await queue.pop(["default"], limit=10, timeout=0) == [task.id]
+
+
+async def test_submit_takes_the_settings_of_the_type(service: TaskService) -> None:
+    task = await service.submit(MAIL)
+
+    assert task.queue == "mail"
+    assert task.priority == 7
+    assert task.max_retries == 2
+    assert task.timeout_seconds == 30.0
+    assert task.retry_policy == MAIL_POLICY
+
+
+async def test_submit_falls_back_to_the_defaults(service: TaskService, clock: FakeClock) -> None:
+    task = await service.submit(PLAIN)
+
+    assert task.queue == "default"
+    assert task.priority == 5
+    assert task.max_retries == 3
+    assert task.timeout_seconds is None
+    assert task.retry_policy == SERVICE_POLICY
+    assert task.run_at == task.created_at == clock.now()
+
+
+async def test_the_submission_overrides_the_type(service: TaskService) -> None:
+    command = SubmitTask(
+        type="mail.send",
+        payload={"to": "a@b.c"},
+        queue="urgent",
+        priority=0,
+        max_retries=0,
+        timeout_seconds=5.0,
+    )
+
+    task = await service.submit(command)
+
+    assert (task.queue, task.priority, task.max_retries, task.timeout_seconds) == (
+        "urgent",
+        0,
+        0,
+        5.0,
+    )
+
+
+async def test_delay_seconds_sets_run_at(service: TaskService, clock: FakeClock) -> None:
+    task = await service.submit(SubmitTask(type="plain", payload={}, delay_seconds=90))
+
+    assert task.run_at == clock.now() + timedelta(seconds=90)
+
+
+def submission(**fields: Any) -> SubmitTask:
+    return SubmitTask(**{"type": "plain", "payload": {}, **fields})
+
+
+@pytest.mark.parametrize(
+    ("command", "error", "field"),
+    [
+        (submission(type="Plain"), InvalidSubmission, "type"),
+        (submission(type="a" * 129), InvalidSubmission, "type"),
+        (submission(type="mail.send", payload={}), InvalidPayload, "payload.to"),
+        (submission(priority=10), InvalidSubmission, "priority"),
+        (submission(priority=-1), InvalidSubmission, "priority"),
+        (submission(max_retries=26), InvalidSubmission, "max_retries"),
+        (submission(max_retries=-1), InvalidSubmission, "max_retries"),
+        (submission(delay_seconds=5, run_at=START), InvalidSubmission, "run_at"),
+        (submission(delay_seconds=-1), InvalidSubmission, "delay_seconds"),
+        (submission(run_at=datetime(2030, 1, 1)), InvalidSubmission, "run_at"),
+        (submission(timeout_seconds=0), InvalidSubmission, "timeout_seconds"),
+        (submission(queue="no spaces"), InvalidSubmission, "queue"),
+    ],
+)
+async def test_an_invalid_submission_is_refused_and_nothing_is_stored(
+    service: TaskService,
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    command: SubmitTask,
+    error: type[InvalidSubmission],
+    field: str,
+) -> None:
+    with pytest.raises(error) as refused:
+        await service.submit(command)
+
+    assert type(refused.value) is error
+    assert refused.value.field == field
+    assert await stored_pending(repo) == []
+    assert len(queue) == 0
+
+
+async def test_an_unknown_type_is_refused(
+    service: TaskService, repo: InMemoryTaskRepository
+) -> None:
+    with pytest.raises(UnknownTaskType):
+        await service.submit(submission(type="no.such_type"))
+
+    assert await stored_pending(repo) == []
+
+
+async def test_submit_many_accepts_all_in_order(
+    service: TaskService, queue: InMemoryTaskQueue
+) -> None:
+    tasks = await service.submit_many([PLAIN, PLAIN])
+
+    assert len({t.id for t in tasks}) == 2
+    assert await queue.pop(["default"], limit=10, timeout=0) == [t.id for t in tasks]
+
+
+async def test_submit_many_accepts_none_when_one_is_invalid(
+    service: TaskService, repo: InMemoryTaskRepository, queue: InMemoryTaskQueue
+) -> None:
+    with pytest.raises(InvalidSubmission):
+        await service.submit_many([PLAIN, submission(priority=10), PLAIN])
+
+    assert await stored_pending(repo) == []
+    assert len(queue) == 0
+
+
+async def test_submit_while_the_queue_is_down_still_stores_the_task(
+    repo: InMemoryTaskRepository, queue: InMemoryTaskQueue, clock: FakeClock
+) -> None:
+    service = task_service(repo, DownQueue(), clock)
+
+    task = await service.submit(PLAIN)
+
+    assert await repo.get(task.id) == task
+    reconciler = execution_service(repo, queue, clock, "sweeper")
+    assert await reconciler.redispatch() == 1
+    assert await queue.pop(["default"], limit=10, timeout=0) == [task.id]
+
+
+# -- execution --------------------------------------------------------------------------------
+
+
+async def test_claim_then_succeed(
+    service: TaskService, worker: ExecutionService, repo: InMemoryTaskRepository
+) -> None:
+    submitted = await service.submit(PLAIN)
+
+    claimed = await claim_one(worker)
+    done = await worker.succeed(claimed, {"ok": True})
+
+    assert claimed.id == submitted.id
+    assert claimed.attempts == 1
+    assert claimed.lease is not None
+    assert claimed.lease.worker_id == "worker-1"
+    assert done.status is TaskStatus.SUCCESS
+    assert done.result == {"ok": True}
+    assert await repo.get(submitted.id) == done
+    assert await nothing_to_claim(worker)
+
+
+async def test_a_failure_with_retries_left_comes_back_after_the_backoff(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    await service.submit(MAIL)
+    failed = await worker.fail(await claim_one(worker), BOOM)
+
+    assert failed.status is TaskStatus.PENDING
+    assert failed.retry_count == 1
+    assert (
+        clock.now() + timedelta(seconds=5) <= failed.run_at <= clock.now() + timedelta(seconds=10)
+    )
+    assert await nothing_to_claim(worker)
+    clock.current = failed.run_at - timedelta(microseconds=1)
+    assert await nothing_to_claim(worker)
+    clock.current = failed.run_at
+    assert (await claim_one(worker)).attempts == 2
+
+
+async def test_a_failure_on_the_last_retry_fails_the_task(
+    service: TaskService, worker: ExecutionService, repo: InMemoryTaskRepository
+) -> None:
+    await service.submit(submission(max_retries=0))
+
+    failed = await worker.fail(await claim_one(worker), BOOM)
+
+    assert failed.status is TaskStatus.FAILED
+    assert failed.finished_at is not None
+    assert await repo.get(failed.id) == failed
+    assert await stored_pending(repo) == []
+
+
+async def test_retry_after_sets_when_the_task_comes_back(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    await service.submit(PLAIN)
+
+    failed = await worker.fail(await claim_one(worker), BOOM, retry_after=120)
+
+    assert failed.run_at == clock.now() + timedelta(seconds=120)
+
+
+async def test_a_stale_worker_cannot_complete_the_newer_attempt(
+    service: TaskService,
+    worker: ExecutionService,
+    other_worker: ExecutionService,
+    repo: InMemoryTaskRepository,
+    clock: FakeClock,
+) -> None:
+    await service.submit(PLAIN)
+    stale = await claim_one(worker)
+    clock.advance(LEASE_SECONDS)
+    [reaped] = await other_worker.reap()
+    clock.current = reaped.run_at
+    current = await claim_one(other_worker)
+
+    with pytest.raises(LeaseLost):
+        await worker.succeed(stale, "late result")
+
+    assert await repo.get(stale.id) == current
+    assert current.attempts == 2
+    assert current.lease is not None
+    assert current.lease.worker_id == "worker-2"
+
+
+async def test_a_cancel_request_racing_the_outcome_lets_the_outcome_stand(
+    service: TaskService, worker: ExecutionService, repo: InMemoryTaskRepository
+) -> None:
+    await service.submit(PLAIN)
+    claimed = await claim_one(worker)
+    requested = await service.cancel(claimed.id)
+    assert requested.cancel_requested
+    assert requested.version > claimed.version  # the worker's copy is stale: its save must race
+
+    done = await worker.succeed(claimed, "finished first")
+
+    assert done.status is TaskStatus.SUCCESS
+    assert done.result == "finished first"
+    assert await repo.get(claimed.id) == done
+
+
+async def test_the_worker_acknowledges_a_cancel_request(
+    service: TaskService, worker: ExecutionService, repo: InMemoryTaskRepository
+) -> None:
+    await service.submit(PLAIN)
+    claimed = await claim_one(worker)
+    await service.cancel(claimed.id)
+    seen = await service.get(claimed.id)  # how the worker learns of the request
+
+    ended = await worker.acknowledge_cancel(seen)
+
+    assert ended.status is TaskStatus.CANCELLED
+    assert await repo.get(claimed.id) == ended
+
+
+async def test_a_failure_racing_a_cancel_request_ends_cancelled_not_retried(
+    service: TaskService, worker: ExecutionService, repo: InMemoryTaskRepository
+) -> None:
+    await service.submit(PLAIN)
+    claimed = await claim_one(worker)
+    await service.cancel(claimed.id)
+
+    ended = await worker.fail(claimed, BOOM)
+
+    assert ended.status is TaskStatus.CANCELLED
+    assert ended.error == BOOM
+    assert await repo.get(claimed.id) == ended
+    assert await nothing_to_claim(worker)
+
+
+async def test_a_cancelled_pending_task_is_never_claimed(
+    service: TaskService, worker: ExecutionService, queue: InMemoryTaskQueue
+) -> None:
+    task = await service.submit(PLAIN)
+
+    cancelled = await service.cancel(task.id)
+
+    assert cancelled.status is TaskStatus.CANCELLED
+    assert await nothing_to_claim(worker)
+    assert len(queue) == 0
+
+
+async def test_retry_dispatches_a_failed_task_again(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    await service.submit(submission(max_retries=0))
+    failed = await worker.fail(await claim_one(worker), BOOM)
+
+    again = await service.retry(failed.id)
+
+    assert again.status is TaskStatus.PENDING
+    reclaimed = await claim_one(worker)
+    assert reclaimed.id == failed.id
+    assert reclaimed.attempts == 2
+
+
+async def test_release_hands_the_task_back_at_once(
+    service: TaskService, worker: ExecutionService, other_worker: ExecutionService
+) -> None:
+    await service.submit(PLAIN)
+
+    released = await worker.release(await claim_one(worker))
+
+    assert released.status is TaskStatus.PENDING
+    assert released.retry_count == 0
+    assert (await claim_one(other_worker)).id == released.id
+
+
+async def test_get_of_an_unknown_id_is_not_found(service: TaskService) -> None:
+    with pytest.raises(TaskNotFound):
+        await service.get(UUID(int=12345))
+
+
+# -- leases and recovery ----------------------------------------------------------------------
+
+
+async def test_reap_turns_expired_leases_into_lost_workers_and_redispatches(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    await service.submit(PLAIN)
+    claimed = await claim_one(worker)
+    clock.advance(LEASE_SECONDS - 1)
+    assert await worker.reap() == []
+    clock.advance(1)
+
+    [lost] = await worker.reap()
+
+    assert lost.id == claimed.id
+    assert lost.status is TaskStatus.PENDING
+    assert lost.error is not None
+    assert lost.error.type == WORKER_LOST
+    assert lost.retry_count == 1
+    clock.current = lost.run_at
+    assert (await claim_one(worker)).attempts == 2
+
+
+async def test_a_heartbeat_keeps_the_lease(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    await service.submit(PLAIN)
+    claimed = await claim_one(worker)
+    clock.advance(LEASE_SECONDS - 1)
+
+    assert await worker.renew([claimed]) == {claimed.id}
+    clock.advance(LEASE_SECONDS - 1)
+    assert await worker.reap() == []
+
+
+async def test_a_progress_report_does_not_undo_a_heartbeat(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    await service.submit(PLAIN)
+    task = await claim_one(worker)
+    clock.advance(20)
+    await worker.renew([task])
+    clock.advance(5)
+
+    task = await worker.report_progress(task, Progress(0.5, "half way"))
+    clock.advance(10)  # past the first lease, within the renewed one
+
+    assert await worker.reap() == []
+    assert await worker.renew([task]) == {task.id}
+
+
+async def test_redispatch_pushes_every_pending_task_once(
+    repo: InMemoryTaskRepository, queue: InMemoryTaskQueue, clock: FakeClock
+) -> None:
+    offline = task_service(repo, DownQueue(), clock)
+    tasks = [await offline.submit(PLAIN) for _ in range(3)]
+    gone = await offline.cancel(tasks[0].id)
+    sweeper = execution_service(repo, queue, clock, "sweeper")
+
+    assert await sweeper.redispatch(batch=1) == 2
+    assert await sweeper.redispatch(batch=1) == 2
+    assert len(queue) == 2
+    popped = await queue.pop(["default"], limit=10, timeout=0)
+    assert sorted(popped) == [t.id for t in tasks[1:]]
+    assert gone.id not in popped
+
+
+async def test_claim_requeues_an_id_not_yet_due_in_the_store(
+    service: TaskService, worker: ExecutionService, clock: FakeClock, queue: InMemoryTaskQueue
+) -> None:
+    task = await service.submit(submission(delay_seconds=60))
+    # A stale dispatch announcing the task as due now, as a queue may hold after a re-push.
+    await queue.push([Dispatch(task.id, task.queue, task.priority, clock.now())])
+
+    assert await nothing_to_claim(worker)
+    assert len(queue) == 1
+    clock.current = task.run_at
+    assert (await claim_one(worker)).id == task.id
