@@ -10,7 +10,12 @@ from typing import Any
 import msgspec
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is ours.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn repeats its message with terminal colours
+}
 _encoder = msgspec.json.Encoder()
 
 

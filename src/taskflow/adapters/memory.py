@@ -32,6 +32,10 @@ class InMemoryTaskRepository:
         ids = [t.id for t in tasks]
         if len(set(ids)) != len(ids) or any(i in self._tasks for i in ids):
             raise DuplicateTask()
+        keys = [t.idempotency_key for t in tasks if t.idempotency_key is not None]
+        taken = {t.idempotency_key for t in self._tasks.values()}
+        if len(set(keys)) != len(keys) or taken.intersection(keys):
+            raise DuplicateTask("a task with this idempotency key exists already")
         self._tasks.update((t.id, t) for t in tasks)
 
     async def get(self, task_id: UUID) -> Task:
@@ -80,11 +84,12 @@ class InMemoryTaskRepository:
     async def expired(self, *, limit: int) -> list[Task]:
         now = self._clock.now()
         found = [
-            t
+            (t.lease.expires_at, t)
             for t in self._tasks.values()
             if t.status in ACTIVE and t.lease is not None and t.lease.expires_at <= now
         ]
-        return found[:limit]
+        found.sort(key=lambda pair: pair[0])
+        return [t for _, t in found[:limit]]
 
     async def pending(self, *, after: UUID | None, limit: int) -> list[Dispatch]:
         ids = sorted(i for i, t in self._tasks.items() if t.status in CLAIMABLE)

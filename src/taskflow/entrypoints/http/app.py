@@ -46,5 +46,6 @@ def create_app(container: Container) -> Litestar:
             path="/schema",
         ),
         on_shutdown=[shutdown],
+        logging_config=None,  # ours (logs.configure) stays in charge
         debug=False,
     )

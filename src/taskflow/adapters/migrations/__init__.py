@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL task store; run them with ``taskflow.adapters.sql.migrate``."""

@@ -1,0 +1,161 @@
+"""The SQL schema of the task store, shared by PostgreSQL and SQLite.
+
+migrations/versions hold the same schema as frozen DDL; the contract suite checks that a migrated
+database matches these tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from taskflow.domain.model import ACTIVE, TaskStatus
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant on every backend.
+
+    SQLite has no time zones: values are stored as naive UTC text (fixed width, so text order is
+    time order) and come back tagged UTC. PostgreSQL keeps ``timestamptz`` as it is.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; give a timezone-aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> TypeEngine[Any]:
+    # none_as_null: a Python None is SQL NULL, so "no progress/error/result" is IS NULL in SQL.
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _status_check() -> str:
+    values = ", ".join(f"'{s.value}'" for s in TaskStatus)
+    return f"status IN ({values})"
+
+
+metadata = MetaData()
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Uuid, nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("payload", _json(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("retry_count", Integer, nullable=False),
+    Column("max_retries", Integer, nullable=False),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("run_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("progress", _json(), nullable=True),
+    Column("result", _json(), nullable=True),
+    Column("error", _json(), nullable=True),
+    Column("metadata", _json(), nullable=False),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("lease_token", Uuid, nullable=True),
+    Column("lease_worker_id", String(255), nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("backoff_base", Float, nullable=False),
+    Column("backoff_max", Float, nullable=False),
+    PrimaryKeyConstraint("id", name="pk_tasks"),
+    CheckConstraint(_status_check(), name="ck_tasks_status"),
+)
+
+
+def status_in(statuses: Iterable[TaskStatus]) -> ColumnElement[bool]:
+    """``status IN (...)`` built from a domain set, with the values written into the SQL.
+
+    Literal values, not parameters: only then can PostgreSQL and SQLite prove that a query
+    implies the predicate of a partial index.
+    """
+    values = sorted(s.value for s in statuses)
+    return tasks.c.status.in_(bindparam(None, values, expanding=True, literal_execute=True))
+
+
+_active = tasks.c.status.in_(sorted(s.value for s in ACTIVE))
+
+# Due PENDING work, in run_at order.
+Index("ix_tasks_status_run_at", tasks.c.status, tasks.c.run_at)
+# The lease sweep reads only running tasks, a small fraction of the table.
+Index(
+    "ix_tasks_lease_expires_at",
+    tasks.c.lease_expires_at,
+    postgresql_where=_active,
+    sqlite_where=_active,
+)
+# Listing newest first, with (created_at, id) as the keyset cursor.
+Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
+Index(
+    "ux_tasks_idempotency_key",
+    tasks.c.idempotency_key,
+    unique=True,
+    postgresql_where=tasks.c.idempotency_key.is_not(None),
+    sqlite_where=tasks.c.idempotency_key.is_not(None),
+)
+
+# The history of attempts; written by the worker (a later change), created now so the schema
+# does not churn.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column(
+        "task_id",
+        Uuid,
+        ForeignKey("tasks.id", ondelete="CASCADE", name="fk_attempts_task_id"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("worker_id", String(255), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("error", _json(), nullable=True),
+    PrimaryKeyConstraint("task_id", "attempt", name="pk_attempts"),
+)

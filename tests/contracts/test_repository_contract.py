@@ -1,0 +1,591 @@
+"""The TaskRepository contract: every line of domain/ports.py, on every backend.
+
+Backends: the in-memory fake (with a clock the test moves), SQLite and PostgreSQL (each test
+gets a fresh, migrated database; PostgreSQL being down fails the run). On the SQL stores "now"
+is the store's own clock, so waiting for a lease to lapse is real, short, and polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from taskflow.adapters.clock import SystemClock
+from taskflow.adapters.memory import InMemoryTaskRepository
+from taskflow.adapters.sql import SqlTaskRepository, create_engine, migrate
+from taskflow.adapters.sql_schema import metadata
+from taskflow.domain.errors import (
+    DuplicateTask,
+    InvalidTransition,
+    NotDue,
+    StaleTask,
+    StoreUnavailable,
+    TaskNotFound,
+)
+from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.ports import Dispatch, TaskRepository
+from taskflow.domain.retry import RetryPolicy
+
+BACKENDS = ["memory", "sqlite", "postgres"]
+SQL_BACKENDS = ["sqlite", "postgres"]
+HOUR = timedelta(hours=1)
+# Clocks of the test and of a database on the same host agree closely; this absorbs scheduling.
+SLACK = timedelta(seconds=1)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self._now = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Backend:
+    name: str
+    repo: TaskRepository
+    now: Callable[[], datetime]
+    elapse: Callable[[float], Awaitable[None]]
+    another: Callable[[], TaskRepository]  # a second repository on the same store
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: Callable[[], str]
+) -> str:
+    # Sync on purpose: the factory runs its own event loop.
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/store/tasks.db"
+    if request.param == "postgres":
+        return pg_database_factory()
+    return "memory"
+
+
+@pytest.fixture
+async def backend(store_url: str) -> AsyncIterator[Backend]:
+    if store_url == "memory":
+        clock = FakeClock()
+        repo = InMemoryTaskRepository(clock)
+
+        async def advance(seconds: float) -> None:
+            clock.advance(seconds)
+
+        yield Backend("memory", repo, clock.now, advance, lambda: repo)
+        return
+    await migrate(store_url)
+    engines: list[AsyncEngine] = []
+
+    def open_repo() -> TaskRepository:
+        engines.append(create_engine(store_url))
+        return SqlTaskRepository(engines[-1], clock=SystemClock())
+
+    name = "sqlite" if store_url.startswith("sqlite") else "postgres"
+    yield Backend(name, open_repo(), SystemClock().now, asyncio.sleep, open_repo)
+    for engine in engines:
+        await engine.dispose()
+
+
+def new_task(now: datetime, **options: Any) -> Task:
+    options.setdefault("payload", {"n": 1})
+    return Task.new(id=uuid.uuid4(), type="test.job", now=now, **options)
+
+
+def lease(now: datetime, seconds: float = 60.0, worker: str = "w-test") -> Lease:
+    return Lease(uuid.uuid4(), worker, now + timedelta(seconds=seconds))
+
+
+def token(task: Task) -> uuid.UUID:
+    assert task.lease is not None
+    return task.lease.token
+
+
+def assert_same(got: Task, want: Task) -> None:
+    for f in fields(Task):
+        assert getattr(got, f.name) == getattr(want, f.name), f.name
+
+
+async def eventually(backend: Backend, condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll until ``condition`` holds, letting store time pass; at most about five seconds."""
+    for _ in range(500):
+        if await condition():
+            return
+        await backend.elapse(0.01)
+    pytest.fail("condition never held")
+
+
+async def claim_one(backend: Backend, task: Task, seconds: float = 60.0) -> Task:
+    await backend.repo.add(task)
+    claimed = await backend.repo.claim([task.id], worker_id="w-1", lease_seconds=seconds)
+    assert [t.id for t in claimed] == [task.id]
+    return claimed[0]
+
+
+# -- add, get ---------------------------------------------------------------------------------
+
+
+def retried_task(now: datetime) -> Task:
+    """PENDING after a failed attempt, with every option set and the attempt's traces kept."""
+    task = Task.new(
+        id=uuid.uuid4(),
+        type="billing.send_invoice",
+        payload={"order": "A-1", "lines": [1, 2.5, "x", None, True], "nested": {"k": {}}},
+        now=now - 2 * HOUR,
+        queue="billing",
+        priority=8,
+        max_retries=5,
+        timeout_seconds=12.5,
+        metadata={"tenant": "acme", "tags": ["a", "b"], "émoji": "✓"},
+        idempotency_key=f"key-{uuid.uuid4()}",
+        retry_policy=RetryPolicy(base=2.0, max=60.0),
+    )
+    first = task.claim(lease(now - 2 * HOUR), now=now - 2 * HOUR)
+    first = first.report_progress(token(first), Progress(0.5, "half"), now=now - 2 * HOUR)
+    error = TaskError("ValueError", "boom")
+    return first.fail(token(first), error, now=now - HOUR, rand=0.5, retry_after=0.0)
+
+
+def running_task(now: datetime) -> Task:
+    """PROCESSING, with every field a running task can carry set to something non-default."""
+    task = retried_task(now)
+    second = task.claim(lease(now, worker="w-2"), now=now)
+    progressed = second.report_progress(token(second), Progress(0.25, "quarter"), now=now)
+    return replace(progressed.cancel(now=now), result={"partial": [1, 2]})
+
+
+def finished_task(now: datetime) -> Task:
+    task = new_task(now - HOUR, metadata={"m": 1})
+    claimed = task.claim(lease(now - HOUR), now=now - HOUR)
+    return claimed.succeed(token(claimed), [{"ok": True}, 3.25, "done"], now=now)
+
+
+@pytest.mark.parametrize("shape", [new_task, retried_task, running_task, finished_task])
+async def test_add_then_get_returns_every_field(
+    backend: Backend, shape: Callable[[datetime], Task]
+) -> None:
+    task = shape(backend.now())
+    await backend.repo.add(task)
+    got = await backend.repo.get(task.id)
+    assert_same(got, task)
+    assert got == task
+
+
+async def test_timestamps_come_back_utc_with_microseconds(backend: Backend) -> None:
+    now = datetime(2031, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+    task = running_task(now)
+    await backend.repo.add(task)
+    got = await backend.repo.get(task.id)
+    assert got.lease is not None
+    instants = (got.run_at, got.created_at, got.started_at, got.updated_at, got.lease.expires_at)
+    for instant in instants:
+        assert instant is not None
+        assert instant.utcoffset() == timedelta(0)
+    assert got.updated_at == now
+    assert got.updated_at.microsecond == 789012
+
+
+async def test_get_unknown_id_raises_task_not_found(backend: Backend) -> None:
+    with pytest.raises(TaskNotFound):
+        await backend.repo.get(uuid.uuid4())
+
+
+async def test_add_existing_id_raises_duplicate_and_keeps_the_first(backend: Backend) -> None:
+    task = new_task(backend.now())
+    await backend.repo.add(task)
+    with pytest.raises(DuplicateTask):
+        await backend.repo.add(replace(task, payload={"other": True}))
+    assert await backend.repo.get(task.id) == task
+
+
+async def test_add_many_stores_all(backend: Backend) -> None:
+    batch = [new_task(backend.now(), payload={"i": i}) for i in range(5)]
+    await backend.repo.add_many(batch)
+    assert await backend.repo.get_many([t.id for t in batch]) == batch
+
+
+async def test_add_many_with_a_known_id_stores_nothing(backend: Backend) -> None:
+    existing = new_task(backend.now())
+    await backend.repo.add(existing)
+    batch = [new_task(backend.now()), replace(existing, payload={}), new_task(backend.now())]
+    with pytest.raises(DuplicateTask):
+        await backend.repo.add_many(batch)
+    assert await backend.repo.get_many([t.id for t in batch]) == [existing]
+
+
+async def test_add_many_with_an_id_twice_stores_nothing(backend: Backend) -> None:
+    first = new_task(backend.now())
+    batch = [first, new_task(backend.now()), replace(first, payload={"again": 1})]
+    with pytest.raises(DuplicateTask):
+        await backend.repo.add_many(batch)
+    assert await backend.repo.get_many([t.id for t in batch]) == []
+
+
+async def test_idempotency_key_clash_is_a_duplicate(backend: Backend) -> None:
+    await backend.repo.add(new_task(backend.now(), idempotency_key="same"))
+    with pytest.raises(DuplicateTask):
+        await backend.repo.add(new_task(backend.now(), idempotency_key="same"))
+
+
+async def test_get_many_skips_unknown_ids_and_keeps_the_given_order(backend: Backend) -> None:
+    a, b, c = (new_task(backend.now()) for _ in range(3))
+    await backend.repo.add_many([a, b, c])
+    got = await backend.repo.get_many([c.id, uuid.uuid4(), a.id, b.id])
+    assert got == [c, a, b]
+    assert await backend.repo.get_many([]) == []
+
+
+# -- save -------------------------------------------------------------------------------------
+
+
+async def test_save_stores_the_next_version(backend: Backend) -> None:
+    task = new_task(backend.now())
+    await backend.repo.add(task)
+    cancelled = task.cancel(now=backend.now())
+    await backend.repo.save(cancelled)
+    assert await backend.repo.get(task.id) == cancelled
+
+
+@pytest.mark.parametrize("version_offset", [0, 2, -1])
+async def test_save_of_a_stale_version_raises_and_changes_nothing(
+    backend: Backend, version_offset: int
+) -> None:
+    task = new_task(backend.now())
+    await backend.repo.add(task)
+    await backend.repo.save(task.cancel(now=backend.now()))
+    stored = await backend.repo.get(task.id)
+    wrong = replace(stored.retry(now=backend.now()), version=stored.version + version_offset)
+    with pytest.raises(StaleTask):
+        await backend.repo.save(wrong)
+    assert await backend.repo.get(task.id) == stored
+
+
+async def test_save_of_an_unknown_task_raises_task_not_found(backend: Backend) -> None:
+    task = new_task(backend.now())
+    with pytest.raises(TaskNotFound):
+        await backend.repo.save(task.cancel(now=backend.now()))
+
+
+# -- claim ------------------------------------------------------------------------------------
+
+
+def in_status(status: TaskStatus, now: datetime) -> Task:
+    pending = new_task(now - HOUR)
+    running = pending.claim(lease(now - HOUR), now=now - HOUR)
+    build: dict[TaskStatus, Callable[[], Task]] = {
+        TaskStatus.PENDING: lambda: pending,
+        TaskStatus.PROCESSING: lambda: running,
+        TaskStatus.SUCCESS: lambda: running.succeed(token(running), None, now=now),
+        TaskStatus.FAILED: lambda: running.fail(
+            token(running), TaskError("E", "e"), now=now, rand=0.0, final=True
+        ),
+        TaskStatus.CANCELLED: lambda: pending.cancel(now=now),
+    }
+    return build[status]()
+
+
+def domain_would_claim(task: Task, now: datetime) -> bool:
+    try:
+        task.claim(lease(now), now=now)
+    except (InvalidTransition, NotDue):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("status", list(TaskStatus))
+async def test_claim_agrees_with_the_domain_on_every_status(
+    backend: Backend, status: TaskStatus
+) -> None:
+    task = in_status(status, backend.now())
+    assert task.status is status
+    await backend.repo.add(task)
+    claimed = await backend.repo.claim([task.id], worker_id="w-1", lease_seconds=30)
+    assert bool(claimed) == domain_would_claim(task, backend.now())
+    if not claimed:
+        assert await backend.repo.get(task.id) == task
+
+
+async def test_claim_gives_what_task_claim_gives(backend: Backend) -> None:
+    task = retried_task(backend.now())
+    assert task.progress is not None
+    assert task.error is not None
+    assert task.retry_count == 1
+    await backend.repo.add(task)
+    before = backend.now()
+    [claimed] = await backend.repo.claim([task.id], worker_id="w-9", lease_seconds=42.5)
+    after = backend.now()
+
+    assert claimed.started_at is not None
+    assert claimed.lease is not None
+    assert before - SLACK <= claimed.started_at <= after + SLACK
+    assert claimed.lease.worker_id == "w-9"
+    assert claimed.lease.expires_at - claimed.started_at == timedelta(seconds=42.5)
+    assert claimed.attempts == task.attempts + 1
+    # The token and the instant are the store's to choose; everything else is Task.claim's.
+    expected = task.claim(
+        Lease(claimed.lease.token, "w-9", claimed.lease.expires_at), now=claimed.started_at
+    )
+    assert_same(claimed, expected)
+    assert_same(await backend.repo.get(task.id), expected)
+
+
+async def test_claim_skips_what_is_not_due_pending(backend: Backend) -> None:
+    now = backend.now()
+    due = [new_task(now - HOUR) for _ in range(3)]
+    later = new_task(now, run_at=now + HOUR)
+    running = in_status(TaskStatus.PROCESSING, now)
+    done = in_status(TaskStatus.SUCCESS, now)
+    await backend.repo.add_many([*due, later, running, done])
+    asked = [
+        due[2].id,
+        later.id,
+        uuid.uuid4(),
+        due[0].id,
+        running.id,
+        due[2].id,
+        done.id,
+        due[1].id,
+    ]
+    claimed = await backend.repo.claim(asked, worker_id="w-1", lease_seconds=30)
+    assert [t.id for t in claimed] == [due[2].id, due[0].id, due[1].id]
+    assert all(t.status is TaskStatus.PROCESSING and t.attempts == 1 for t in claimed)
+    assert len({token(t) for t in claimed}) == 3
+    assert await backend.repo.get_many([later.id, running.id, done.id]) == [later, running, done]
+    assert await backend.repo.claim([], worker_id="w-1", lease_seconds=30) == []
+
+
+async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
+    other = backend.another()
+    await other.ping()  # connect first, so both claims reach the store at the same moment
+    for _ in range(5):
+        batch = [new_task(backend.now() - HOUR) for _ in range(40)]
+        await backend.repo.add_many(batch)
+        ids = [t.id for t in batch]
+        mine, theirs = await asyncio.gather(
+            backend.repo.claim(ids, worker_id="w-a", lease_seconds=30),
+            other.claim(list(reversed(ids)), worker_id="w-b", lease_seconds=30),
+        )
+        assert not {t.id for t in mine} & {t.id for t in theirs}
+        assert {t.id for t in mine} | {t.id for t in theirs} == set(ids)
+
+
+# -- leases -----------------------------------------------------------------------------------
+
+
+async def test_renew_extends_a_held_lease_and_keeps_the_version(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
+    renewed = await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=600)
+    assert renewed == {claimed.id}
+    stored = await backend.repo.get(claimed.id)
+    assert stored.lease is not None
+    assert claimed.lease is not None
+    assert stored.lease.expires_at - claimed.lease.expires_at >= timedelta(seconds=570)
+    assert stored.lease.expires_at <= backend.now() + timedelta(seconds=600) + SLACK
+    assert replace(stored, lease=claimed.lease) == claimed
+
+
+async def test_a_save_after_a_renewal_keeps_the_later_expiry(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
+    await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=600)
+    renewed = await backend.repo.get(claimed.id)
+    # The worker's copy still carries the claim-time expiry when it reports progress.
+    progressed = claimed.report_progress(token(claimed), Progress(0.5, "half"), now=backend.now())
+    await backend.repo.save(progressed)
+    stored = await backend.repo.get(claimed.id)
+    assert stored.progress == Progress(0.5, "half")
+    assert stored.lease == renewed.lease
+
+
+async def test_renew_refuses_another_token(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
+    assert await backend.repo.renew_leases({claimed.id: uuid.uuid4()}, lease_seconds=600) == set()
+    assert (
+        await backend.repo.renew_leases({uuid.uuid4(): token(claimed)}, lease_seconds=60) == set()
+    )
+    assert await backend.repo.get(claimed.id) == claimed
+
+
+async def test_renew_refuses_a_lapsed_lease(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=0.05)
+
+    async def lapsed() -> bool:
+        return claimed.id in {t.id for t in await backend.repo.expired(limit=100)}
+
+    await eventually(backend, lapsed)
+    assert await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=60) == set()
+    assert await backend.repo.get(claimed.id) == claimed
+
+
+async def test_renew_refuses_a_task_no_longer_running(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
+    released = claimed.release(token(claimed), now=backend.now())
+    await backend.repo.save(released)
+    assert await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=60) == set()
+    assert await backend.repo.get(claimed.id) == released
+
+
+async def test_renew_answers_for_each_task_of_a_batch(backend: Backend) -> None:
+    a, b, c = [await claim_one(backend, new_task(backend.now() - HOUR)) for _ in range(3)]
+    leases = {a.id: token(a), b.id: uuid.uuid4(), c.id: token(c)}
+    assert await backend.repo.renew_leases(leases, lease_seconds=90) == {a.id, c.id}
+    assert await backend.repo.renew_leases({}, lease_seconds=90) == set()
+
+
+async def test_expired_lists_only_running_tasks_whose_lease_lapsed(backend: Backend) -> None:
+    short = await claim_one(backend, new_task(backend.now() - HOUR), seconds=0.05)
+    long = await claim_one(backend, new_task(backend.now() - HOUR), seconds=600)
+    pending = new_task(backend.now() - HOUR)
+    await backend.repo.add(pending)
+
+    async def lapsed() -> bool:
+        return bool(await backend.repo.expired(limit=100))
+
+    await eventually(backend, lapsed)
+    assert await backend.repo.expired(limit=100) == [short]
+    assert long.id not in {t.id for t in await backend.repo.expired(limit=100)}
+
+
+async def test_expired_respects_the_limit_oldest_first(backend: Backend) -> None:
+    tasks = [new_task(backend.now() - HOUR) for _ in range(3)]
+    await backend.repo.add_many(tasks)
+    # Claimed in reverse, so the oldest lease is not the first row stored.
+    for task in reversed(tasks):
+        await backend.repo.claim([task.id], worker_id="w", lease_seconds=0.05)
+        await backend.elapse(0.01)
+
+    async def all_lapsed() -> bool:
+        return len(await backend.repo.expired(limit=100)) == 3
+
+    await eventually(backend, all_lapsed)
+    assert [t.id for t in await backend.repo.expired(limit=2)] == [tasks[2].id, tasks[1].id]
+
+
+# -- pending ----------------------------------------------------------------------------------
+
+
+async def test_pending_pages_through_pending_tasks_by_id(backend: Backend) -> None:
+    now = backend.now()
+    waiting = [new_task(now, queue=f"q{i}", priority=i) for i in range(4)]
+    waiting.append(new_task(now, run_at=now + HOUR))
+    others = [in_status(s, now) for s in TaskStatus if s is not TaskStatus.PENDING]
+    await backend.repo.add_many([*waiting, *others])
+    by_id = sorted(waiting, key=lambda t: t.id)
+    expected = [Dispatch(t.id, t.queue, t.priority, t.run_at) for t in by_id]
+
+    assert await backend.repo.pending(after=None, limit=100) == expected
+    assert await backend.repo.pending(after=None, limit=2) == expected[:2]
+    assert await backend.repo.pending(after=by_id[1].id, limit=2) == expected[2:4]
+    assert await backend.repo.pending(after=by_id[-1].id, limit=2) == []
+
+
+# -- transitions saved ------------------------------------------------------------------------
+
+Step = Callable[[Task, datetime], Task]
+STEPS: dict[str, list[Step]] = {
+    "succeed": [lambda t, now: t.succeed(token(t), {"answer": 42}, now=now)],
+    "fail, retries left": [
+        lambda t, now: t.fail(token(t), TaskError("KeyError", "'k'"), now=now, rand=0.3)
+    ],
+    "fail, final": [
+        lambda t, now: t.fail(token(t), TaskError("Fail", "no"), now=now, rand=0.3, final=True)
+    ],
+    "fail after Retry(after)": [
+        lambda t, now: t.fail(token(t), TaskError("Retry", ""), now=now, rand=0.3, retry_after=7)
+    ],
+    "expire lease": [lambda t, now: t.expire_lease(now=now + HOUR, rand=0.9)],
+    "release": [lambda t, now: t.release(token(t), now=now)],
+    "progress": [lambda t, now: t.report_progress(token(t), Progress(1.0, "all"), now=now)],
+    "cancel, acknowledge": [
+        lambda t, now: t.cancel(now=now),
+        lambda t, now: t.acknowledge_cancel(token(t), now=now),
+    ],
+    "fail, retry": [
+        lambda t, now: t.fail(token(t), TaskError("E", "e"), now=now, rand=0.0, final=True),
+        lambda t, now: t.retry(now=now),
+    ],
+    "release, cancel, retry": [
+        lambda t, now: t.release(token(t), now=now),
+        lambda t, now: t.cancel(now=now),
+        lambda t, now: t.retry(now=now),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", STEPS.values(), ids=STEPS.keys())
+async def test_saved_transitions_round_trip(backend: Backend, steps: list[Step]) -> None:
+    stored = await claim_one(backend, new_task(backend.now() - HOUR, max_retries=2))
+    for step in steps:
+        changed = step(stored, backend.now())
+        await backend.repo.save(changed)
+        stored = await backend.repo.get(changed.id)
+        assert_same(stored, changed)
+
+
+async def test_ping_answers(backend: Backend) -> None:
+    await backend.repo.ping()
+
+
+# -- SQL only: migrations and failures --------------------------------------------------------
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_migrate_twice_changes_nothing(store_url: str) -> None:
+    await migrate(store_url)
+    engine = create_engine(store_url)
+    try:
+        repo = SqlTaskRepository(engine)
+        task = new_task(SystemClock().now())
+        await repo.add(task)
+        await migrate(store_url)
+        assert await repo.get(task.id) == task
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_migrated_database_matches_sql_schema(store_url: str) -> None:
+    await migrate(store_url)
+    engine = create_engine(store_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"compare_type": True}), metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
+
+
+UNREACHABLE_PG = "postgresql+asyncpg://postgres@127.0.0.1:1/taskflow"
+
+
+async def test_unreachable_postgres_raises_store_unavailable() -> None:
+    engine = create_engine(UNREACHABLE_PG)
+    repo = SqlTaskRepository(engine)
+    calls: list[Callable[[], Awaitable[object]]] = [
+        repo.ping,
+        lambda: repo.get(uuid.uuid4()),
+        lambda: repo.add(new_task(SystemClock().now())),
+        lambda: repo.claim([uuid.uuid4()], worker_id="w", lease_seconds=1),
+        lambda: migrate(UNREACHABLE_PG),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(StoreUnavailable):
+                await call()
+    finally:
+        await engine.dispose()
