@@ -119,14 +119,14 @@ def _unexpired(task: Task, now: datetime) -> bool:
 
 
 class InMemoryTaskQueue:
-    """Due ids come out highest priority first, then by run_at, then in push order.
+    """Due ids come out highest priority first, then by run_at, then by task id.
 
     Pushing an id that is queued already changes nothing, unless the new run_at is earlier.
     """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._ready: dict[str, list[tuple[int, datetime, int, UUID]]] = {}
+        self._ready: dict[str, list[tuple[int, datetime, UUID]]] = {}
         self._delayed: list[tuple[datetime, int, Dispatch]] = []
         self._queued: dict[UUID, datetime] = {}
         self._seq = itertools.count()
@@ -171,7 +171,7 @@ class InMemoryTaskQueue:
         for name in queues:
             heap = self._ready.get(name, [])
             while heap and len(taken) < limit:
-                task_id = heapq.heappop(heap)[3]
+                task_id = heapq.heappop(heap)[2]
                 # An id pushed again with an earlier run_at has a second entry; take it once.
                 if self._queued.pop(task_id, None) is not None:
                     taken.append(task_id)
@@ -183,7 +183,7 @@ class InMemoryTaskQueue:
 
     def _make_ready(self, d: Dispatch) -> None:
         heap = self._ready.setdefault(d.queue, [])
-        heapq.heappush(heap, (-d.priority, d.run_at, next(self._seq), d.task_id))
+        heapq.heappush(heap, (-d.priority, d.run_at, d.task_id))
 
     def _until_next_due(self) -> float:
         if not self._delayed:

@@ -1,0 +1,376 @@
+"""The TaskQueue contract: every adapter passes the same suite.
+
+What it promises:
+- a pushed id comes out of ``pop`` once it is due, never before: by the queue's clock, once
+  that clock reaches run_at (the Redis queue counts in whole milliseconds and may be up to one
+  millisecond late, never early);
+- within one ``pop``, the queues listed are served in the order given; within a queue, the
+  highest priority comes first, then the earliest run_at, then the lowest task id (task ids are
+  time-ordered UUIDv7, so among equals the older task goes first); run_ats less than a
+  millisecond apart may count as equal;
+- pushing an id that is queued already changes nothing unless the new run_at is earlier, in
+  which case the earlier one wins; it is delivered once either way;
+- ``pop`` returns at most ``limit`` ids and waits up to ``timeout`` for the first, waking as
+  soon as one is pushed or becomes due.
+
+Both adapters read time from the same fake clock, so delays are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+import redis.asyncio
+
+from taskflow.adapters.memory import InMemoryTaskQueue
+from taskflow.adapters.redis import RedisTaskQueue, connect
+from taskflow.domain.errors import QueueUnavailable
+from taskflow.domain.ports import Dispatch, TaskQueue
+
+START = datetime(2030, 1, 1, tzinfo=UTC)
+Q = "default"
+
+
+class FakeClock:
+    def __init__(self, now: datetime = START) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        self._now = now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Harness:
+    queue: TaskQueue
+    clock: FakeClock
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    clock = FakeClock()
+    if request.param == "memory":
+        yield Harness(InMemoryTaskQueue(clock), clock)
+        return
+    # Asked for here, not in the signature, so the memory runs never touch Redis.
+    prefix = request.getfixturevalue("redis_prefix")
+    queue = RedisTaskQueue(
+        connect(request.getfixturevalue("redis_url")), prefix=prefix, clock=clock
+    )
+    try:
+        yield Harness(queue, clock)
+    finally:
+        await queue.close()
+
+
+def at(seconds: float) -> datetime:
+    return START + timedelta(seconds=seconds)
+
+
+def dispatch(
+    task_id: UUID | None = None, *, queue: str = Q, priority: int = 5, run_at: datetime = START
+) -> Dispatch:
+    return Dispatch(task_id or uuid.uuid4(), queue, priority, run_at)
+
+
+def sorted_ids(n: int) -> list[UUID]:
+    return sorted(uuid.uuid4() for _ in range(n))
+
+
+async def take(queue: TaskQueue, *queues: str, limit: int = 100) -> list[UUID]:
+    return await queue.pop(queues or (Q,), limit=limit, timeout=0)
+
+
+@contextlib.asynccontextmanager
+async def background(
+    pop: Coroutine[object, object, list[UUID]],
+) -> AsyncIterator[asyncio.Task[list[UUID]]]:
+    """Runs a pop alongside the test and never leaves it behind, even when the test fails."""
+    task = asyncio.create_task(pop)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_pushed_id_comes_out_once(harness: Harness) -> None:
+    d = dispatch()
+    await harness.queue.push([d])
+
+    assert await take(harness.queue) == [d.task_id]
+    assert await take(harness.queue) == []
+
+
+async def test_id_pushed_again_after_pop_comes_out_again(harness: Harness) -> None:
+    d = dispatch()
+    await harness.queue.push([d])
+    assert await take(harness.queue) == [d.task_id]
+
+    await harness.queue.push([d])  # e.g. handed back to the store and dispatched anew
+    assert await take(harness.queue) == [d.task_id]
+
+
+async def test_empty_push_does_nothing(harness: Harness) -> None:
+    await harness.queue.push([])
+
+    assert await take(harness.queue) == []
+
+
+async def test_highest_priority_first_then_earliest_run_at(harness: Harness) -> None:
+    # Ids and push order both run against the expected order, so only the rule can produce it.
+    i0, i1, i2, i3 = sorted_ids(4)
+    low = dispatch(i0, priority=1, run_at=at(-5))
+    mid = dispatch(i1, priority=5, run_at=at(-2))
+    high_late = dispatch(i2, priority=9, run_at=at(-1))
+    high_early = dispatch(i3, priority=9, run_at=at(-3))
+    await harness.queue.push([low, mid, high_late, high_early])
+
+    assert await take(harness.queue) == [i3, i2, i1, i0]
+
+
+async def test_ties_come_out_in_task_id_order(harness: Harness) -> None:
+    ids = sorted_ids(5)
+    pushed = [ids[3], ids[0], ids[4], ids[2], ids[1]]
+    await harness.queue.push([dispatch(i, priority=7, run_at=at(-1)) for i in pushed])
+
+    assert await take(harness.queue) == ids
+
+
+async def test_future_run_at_is_not_popped_before_due(harness: Harness) -> None:
+    run_at = at(60) + timedelta(microseconds=500)
+    d = dispatch(run_at=run_at)
+    await harness.queue.push([d])
+
+    assert await take(harness.queue) == []
+    harness.clock.set(run_at - timedelta(microseconds=1))
+    assert await take(harness.queue) == []
+    harness.clock.set(run_at + timedelta(milliseconds=1))
+    assert await take(harness.queue) == [d.task_id]
+    assert await take(harness.queue) == []
+
+
+async def test_ids_that_became_due_keep_priority_order(harness: Harness) -> None:
+    i0, i1, i2, i3 = sorted_ids(4)
+    ready_low = dispatch(i0, priority=2, run_at=at(-1))
+    delayed_mid = dispatch(i1, priority=5, run_at=at(5))
+    delayed_high_late = dispatch(i2, priority=8, run_at=at(10))
+    delayed_high_early = dispatch(i3, priority=8, run_at=at(2))
+    await harness.queue.push([ready_low, delayed_mid, delayed_high_late, delayed_high_early])
+
+    harness.clock.advance(10)
+    assert await take(harness.queue) == [i3, i2, i1, i0]
+
+
+async def test_many_delayed_ids_all_come_out_once_due(harness: Harness) -> None:
+    # More than the Redis queue promotes per call, to show that its bound loses nothing.
+    pushed = [dispatch(run_at=at(1 + n / 1000)) for n in range(2500)]
+    await harness.queue.push(pushed)
+    harness.clock.advance(10)
+
+    popped: list[UUID] = []
+    for _ in range(10):  # 4 pops are enough; bounded so a queue that never empties fails
+        batch = await take(harness.queue, limit=700)
+        assert len(batch) <= 700
+        popped += batch
+    assert sorted(popped) == sorted(d.task_id for d in pushed)
+
+
+async def test_limit_is_respected(harness: Harness) -> None:
+    pushed = [dispatch(run_at=at(-10 + n)) for n in range(5)]
+    await harness.queue.push(pushed)
+    ids = [d.task_id for d in pushed]
+
+    assert await take(harness.queue, limit=2) == ids[:2]
+    assert await take(harness.queue, limit=2) == ids[2:4]
+    assert await take(harness.queue, limit=2) == ids[4:]
+
+
+async def test_queues_are_served_in_the_order_given(harness: Harness) -> None:
+    a = dispatch(queue="a", priority=0)
+    b = dispatch(queue="b", priority=9)
+    c = dispatch(queue="c", priority=9)
+    await harness.queue.push([a, b, c])
+
+    assert await take(harness.queue, "b", "a", limit=1) == [b.task_id]
+    assert await take(harness.queue, "a", "b") == [a.task_id]
+    assert await take(harness.queue, "c") == [c.task_id]
+
+
+async def test_limit_spans_the_queues_in_order(harness: Harness) -> None:
+    a1, a2 = dispatch(queue="a", run_at=at(-2)), dispatch(queue="a", run_at=at(-1))
+    b1, b2 = dispatch(queue="b", run_at=at(-2)), dispatch(queue="b", run_at=at(-1))
+    await harness.queue.push([b1, a2, b2, a1])
+
+    assert await take(harness.queue, "a", "b", limit=3) == [a1.task_id, a2.task_id, b1.task_id]
+    assert await take(harness.queue, "a", "b", limit=3) == [b2.task_id]
+
+
+async def test_other_queues_are_untouched(harness: Harness) -> None:
+    mine, other = dispatch(queue="mine"), dispatch(queue="other")
+    await harness.queue.push([mine, other])
+
+    assert await take(harness.queue, "mine") == [mine.task_id]
+    assert await take(harness.queue, "mine") == []
+    assert await take(harness.queue, "other") == [other.task_id]
+
+
+async def test_pushing_the_same_id_twice_in_one_batch_delivers_it_once(harness: Harness) -> None:
+    d = dispatch()
+    await harness.queue.push([d, d])
+    await harness.queue.push([d])
+
+    assert await take(harness.queue) == [d.task_id]
+    assert await take(harness.queue) == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(60, 10), (10, 60), (60, 0), (0, 60), (0, 0), (30, 30)],
+    ids=["earlier-second", "later-second", "due-second", "due-first", "both-due", "same"],
+)
+async def test_pushing_an_id_again_delivers_it_once_at_the_earlier_run_at(
+    harness: Harness, first: int, second: int
+) -> None:
+    task_id = uuid.uuid4()
+    await harness.queue.push([dispatch(task_id, run_at=at(first))])
+    await harness.queue.push([dispatch(task_id, run_at=at(second))])
+    earlier, later = sorted((first, second))
+
+    if earlier > 0:
+        harness.clock.set(at(earlier - 0.001))
+        assert await take(harness.queue) == []
+    harness.clock.set(at(earlier))
+    assert await take(harness.queue) == [task_id]
+    harness.clock.set(at(later + 1))
+    assert await take(harness.queue) == []
+
+
+async def test_pop_with_timeout_waits_then_returns_nothing(harness: Harness) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    assert await harness.queue.pop([Q], limit=10, timeout=0.3) == []
+    assert 0.28 <= loop.time() - started < 5
+
+
+async def test_blocked_pop_wakes_when_an_id_is_pushed(harness: Harness) -> None:
+    d = dispatch(queue="b")
+    async with background(harness.queue.pop(["a", "b"], limit=10, timeout=30)) as waiting:
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+
+        await harness.queue.push([d])
+        assert await asyncio.wait_for(waiting, timeout=5) == [d.task_id]
+
+
+async def test_blocked_pop_returns_a_delayed_id_once_due(harness: Harness) -> None:
+    d = dispatch(run_at=at(0.3))
+    await harness.queue.push([d])
+    async with background(harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+
+        harness.clock.advance(0.3)
+        assert await asyncio.wait_for(waiting, timeout=5) == [d.task_id]
+
+
+async def test_cancelled_pop_takes_nothing_pushed_afterwards(harness: Harness) -> None:
+    async with background(harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+    assert waiting.cancelled()
+    await asyncio.sleep(0.05)  # let a server notice the abandoned wait
+
+    d = dispatch()
+    await harness.queue.push([d])
+    assert await take(harness.queue) == [d.task_id]
+
+
+# Redis only: what a real server adds (foreign data in our keys, outages, socket timeouts).
+
+
+@pytest.fixture
+async def raw_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_harness(redis_url: str, redis_prefix: str) -> AsyncIterator[Harness]:
+    clock = FakeClock()
+    queue = RedisTaskQueue(connect(redis_url), prefix=redis_prefix, clock=clock)
+    try:
+        yield Harness(queue, clock)
+    finally:
+        await queue.close()
+
+
+async def test_redis_drops_and_logs_members_that_are_not_task_ids(
+    redis_harness: Harness,
+    raw_redis: redis.asyncio.Redis,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="taskflow.queue")
+    valid = sorted_ids(2)
+    huge = "x" * 1_000_000
+    ready, delayed = f"{redis_prefix}:q:{Q}:ready", f"{redis_prefix}:q:{Q}:delayed"
+    await raw_redis.zadd(ready, {"not-a-uuid": 0, huge: 1, str(valid[0]): 2, "é" * 18: 3})
+    await redis_harness.queue.push([dispatch(valid[1], run_at=at(5))])
+    await raw_redis.zadd(delayed, {"no-priority-here": 0, "7:not-a-uuid-either": 1})
+    redis_harness.clock.advance(10)
+
+    assert await take(redis_harness.queue) == valid
+    assert await take(redis_harness.queue) == []
+    warnings = [r for r in caplog.records if r.name == "taskflow.queue"]
+    assert len(warnings) == 5
+    assert all(r.levelno == logging.WARNING for r in warnings)
+    assert all(len(r.getMessage()) < 300 for r in warnings)
+    assert await raw_redis.exists(ready, delayed) == 0
+
+
+async def test_redis_unreachable_raises_queue_unavailable() -> None:
+    queue = RedisTaskQueue(connect("redis://127.0.0.1:1/0", socket_timeout=1.0))
+    try:
+        await queue.push([])  # nothing to send, so nothing to fail
+        with pytest.raises(QueueUnavailable):
+            await queue.ping()
+        with pytest.raises(QueueUnavailable):
+            await queue.push([dispatch()])
+        with pytest.raises(QueueUnavailable):
+            await queue.pop([Q], limit=1, timeout=0)
+        with pytest.raises(QueueUnavailable):
+            await queue.pop([Q], limit=1, timeout=1)
+    finally:
+        await queue.close()
+
+
+async def test_redis_blocking_pop_longer_than_the_socket_timeout_does_not_fail(
+    redis_url: str, redis_prefix: str
+) -> None:
+    queue = RedisTaskQueue(connect(redis_url, socket_timeout=0.2), prefix=redis_prefix)
+    try:
+        assert await queue.pop([Q], limit=1, timeout=0.8) == []
+        d = dispatch(run_at=datetime.now(UTC))
+        await queue.push([d])
+        assert await queue.pop([Q], limit=1, timeout=0.8) == [d.task_id]
+        await queue.ping()
+    finally:
+        await queue.close()
