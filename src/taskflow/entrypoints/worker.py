@@ -169,10 +169,12 @@ class Worker:
             await _first(
                 asyncio.wait(jobs, timeout=self._options.shutdown_grace_seconds), force.wait()
             )
-        unfinished = [job for job in jobs if not job.done()]
-        for job in unfinished:
-            job.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
+        # A settling run has finished its handler: cancelling it would abort the outcome's
+        # write and leave the lease to expire into a counted WorkerLost failure.
+        for run in list(self._running.values()):
+            if run.job is not None and not run.settling:
+                run.job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:
