@@ -42,6 +42,7 @@ class Settings:
     debug_tasks: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    faults: frozenset[str] = frozenset()  # crash points, for fault tests only
 
     @classmethod
     def from_env(
@@ -80,6 +81,7 @@ class Settings:
             log_format=env.choice(
                 "TASKFLOW_LOG_FORMAT", "console" if dev else "json", ("json", "console")
             ),  # type: ignore[arg-type]
+            faults=env.faults("TASKFLOW_FAULTS"),
         )
         settings._check()
         return settings
@@ -143,6 +145,18 @@ class _Env:
             bounds = f"at least {low}" if high is None else f"between {low} and {high}"
             raise ConfigError(f"{name} must be {bounds}, got {raw!r}")
         return value
+
+    def faults(self, name: str) -> frozenset[str]:
+        from taskflow.adapters.faults import POINTS
+
+        raw = self._raw(name)
+        points = frozenset(p.strip() for p in (raw or "").split(",") if p.strip())
+        unknown = sorted(points - set(POINTS))
+        if unknown:
+            raise ConfigError(
+                f"{name}: unknown crash point {unknown[0]!r}; known: {', '.join(POINTS)}"
+            )
+        return points
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._raw(name)

@@ -6,15 +6,18 @@ import os
 import random
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 
 from dependency_injector import containers, providers
 
 from taskflow.adapters.clock import SystemClock, uuid7
+from taskflow.adapters.faults import with_faulty_queue, with_faulty_repository
 from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.config import Settings
+from taskflow.domain.ports import TaskRepository
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, TaskService
 from taskflow.registry import Registry
@@ -40,15 +43,23 @@ class Container(containers.DeclarativeContainer):
     )
 
     engine = providers.Singleton(create_engine, settings.provided.database_url)
-    repository = providers.Singleton(SqlTaskRepository, engine, clock=clock)
+    repository = providers.Singleton(
+        with_faulty_repository,
+        providers.Singleton(SqlTaskRepository, engine, clock=clock),
+        settings.provided.faults,
+    )
 
     redis_client = providers.Singleton(redis_connect, settings.provided.redis_url)
-    queue = providers.Selector(
-        providers.Callable(_queue_backend, settings),
-        redis=providers.Singleton(
-            RedisTaskQueue, redis_client, prefix=settings.provided.redis_prefix, clock=clock
+    queue = providers.Singleton(
+        with_faulty_queue,
+        providers.Selector(
+            providers.Callable(_queue_backend, settings),
+            redis=providers.Singleton(
+                RedisTaskQueue, redis_client, prefix=settings.provided.redis_prefix, clock=clock
+            ),
+            memory=providers.Singleton(InMemoryTaskQueue, clock),
         ),
-        memory=providers.Singleton(InMemoryTaskQueue, clock),
+        settings.provided.faults,
     )
 
     task_service = providers.Singleton(
@@ -81,3 +92,12 @@ async def close_container(container: Container) -> None:
     if close is not None:
         await close()
     await container.engine().dispose()
+
+
+def open_lease_repository(
+    container: Container,
+) -> tuple[TaskRepository, Callable[[], Awaitable[None]]]:
+    """A repository with a one-connection engine of its own, for the lease keeper's thread."""
+    settings: Settings = container.settings()
+    engine = create_engine(settings.database_url, pool_size=1)
+    return SqlTaskRepository(engine, clock=container.clock()), engine.dispose

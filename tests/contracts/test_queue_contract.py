@@ -374,3 +374,37 @@ async def test_redis_blocking_pop_longer_than_the_socket_timeout_does_not_fail(
         await queue.ping()
     finally:
         await queue.close()
+
+
+# -- what the reconciler relies on -------------------------------------------------------------
+
+
+async def test_absent_names_what_is_neither_ready_nor_waiting(harness: Harness) -> None:
+    ready, waiting, popped, never = (dispatch() for _ in range(4))
+    waiting = dispatch(run_at=at(60))
+    await harness.queue.push([ready, waiting, popped])
+    await harness.queue.pop([Q], limit=100, timeout=0)  # takes ready and popped
+    await harness.queue.push([ready])
+    assert await harness.queue.absent([ready, waiting, popped, never]) == [popped, never]
+    assert await harness.queue.absent([]) == []
+
+
+async def test_a_fresh_queue_is_not_intact_until_marked(harness: Harness) -> None:
+    assert await harness.queue.intact() is False
+    await harness.queue.mark_intact()
+    assert await harness.queue.intact() is True
+    assert await harness.queue.warnings() == []
+
+
+async def test_a_wiped_redis_is_no_longer_intact(redis_url: str, redis_prefix: str) -> None:
+    client = redis.asyncio.from_url(redis_url)
+    queue = RedisTaskQueue(connect(redis_url), prefix=redis_prefix)
+    try:
+        await queue.mark_intact()
+        await queue.push([dispatch()])
+        keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*")]
+        await client.delete(*keys)  # what FLUSHALL or an empty restart does to our keys
+        assert await queue.intact() is False
+    finally:
+        await client.aclose()
+        await queue.close()

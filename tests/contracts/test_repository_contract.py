@@ -26,13 +26,23 @@ from taskflow.adapters.sql import SqlTaskRepository, create_engine, migrate
 from taskflow.adapters.sql_schema import metadata
 from taskflow.domain.errors import (
     DuplicateTask,
+    IdempotencyKeyReused,
     InvalidTransition,
     NotDue,
     StaleTask,
     StoreUnavailable,
     TaskNotFound,
 )
-from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.model import (
+    Attempt,
+    AttemptEnd,
+    AttemptOutcome,
+    Lease,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+)
 from taskflow.domain.ports import Dispatch, TaskRepository
 from taskflow.domain.retry import RetryPolicy
 
@@ -233,10 +243,12 @@ async def test_add_many_with_an_id_twice_stores_nothing(backend: Backend) -> Non
     assert await backend.repo.get_many([t.id for t in batch]) == []
 
 
-async def test_idempotency_key_clash_is_a_duplicate(backend: Backend) -> None:
+async def test_tasks_may_share_an_idempotency_key(backend: Backend) -> None:
+    # A batch submitted with one key stores it on every task; uniqueness is add_idempotent's.
+    batch = [new_task(backend.now(), idempotency_key="same") for _ in range(2)]
+    await backend.repo.add_many(batch)
     await backend.repo.add(new_task(backend.now(), idempotency_key="same"))
-    with pytest.raises(DuplicateTask):
-        await backend.repo.add(new_task(backend.now(), idempotency_key="same"))
+    assert await backend.repo.get_many([t.id for t in batch]) == batch
 
 
 async def test_get_many_skips_unknown_ids_and_keeps_the_given_order(backend: Backend) -> None:
@@ -245,6 +257,110 @@ async def test_get_many_skips_unknown_ids_and_keeps_the_given_order(backend: Bac
     got = await backend.repo.get_many([c.id, uuid.uuid4(), a.id, b.id])
     assert got == [c, a, b]
     assert await backend.repo.get_many([]) == []
+
+
+# -- add_idempotent ---------------------------------------------------------------------------
+
+
+def keyed(backend: Backend, key: str, n: int = 1) -> list[Task]:
+    return [new_task(backend.now(), idempotency_key=key, payload={"i": i}) for i in range(n)]
+
+
+async def test_add_idempotent_with_a_new_key_stores_the_tasks(backend: Backend) -> None:
+    batch = keyed(backend, "k-new", 3)
+    stored, replayed = await backend.repo.add_idempotent(batch, key="k-new", request_hash="h1")
+    assert (stored, replayed) == (batch, False)
+    assert await backend.repo.get_many([t.id for t in batch]) == batch
+
+
+async def test_the_same_key_and_hash_replays_the_tasks_as_they_are_now(backend: Backend) -> None:
+    first = keyed(backend, "k-replay", 2)
+    await backend.repo.add_idempotent(first, key="k-replay", request_hash="h1")
+    cancelled = first[1].cancel(now=backend.now())
+    await backend.repo.save(cancelled)
+    again = keyed(backend, "k-replay", 2)
+
+    stored, replayed = await backend.repo.add_idempotent(again, key="k-replay", request_hash="h1")
+
+    assert replayed
+    assert stored == [first[0], cancelled]
+    assert await backend.repo.get_many([t.id for t in again]) == []
+
+
+async def test_the_same_key_with_another_hash_is_refused(backend: Backend) -> None:
+    [first] = keyed(backend, "k-reused")
+    await backend.repo.add_idempotent([first], key="k-reused", request_hash="h1")
+    [other] = keyed(backend, "k-reused")
+    with pytest.raises(IdempotencyKeyReused):
+        await backend.repo.add_idempotent([other], key="k-reused", request_hash="h2")
+    assert await backend.repo.get_many([other.id]) == []
+    assert await backend.repo.add_idempotent([other], key="k-reused", request_hash="h1") == (
+        [first],
+        True,
+    )
+
+
+async def test_keys_are_independent(backend: Backend) -> None:
+    [a] = keyed(backend, "k-a")
+    [b] = keyed(backend, "k-b")
+    assert await backend.repo.add_idempotent([a], key="k-a", request_hash="h") == ([a], False)
+    assert await backend.repo.add_idempotent([b], key="k-b", request_hash="h") == ([b], False)
+
+
+async def test_add_idempotent_with_a_known_id_stores_neither_tasks_nor_key(
+    backend: Backend,
+) -> None:
+    existing = new_task(backend.now())
+    await backend.repo.add(existing)
+    fresh = keyed(backend, "k-dup")[0]
+    with pytest.raises(DuplicateTask):
+        await backend.repo.add_idempotent(
+            [fresh, replace(existing, payload={})], key="k-dup", request_hash="h1"
+        )
+    assert await backend.repo.get_many([fresh.id]) == []
+    # The key was not kept: a corrected request under it is new, whatever its hash.
+    assert await backend.repo.add_idempotent([fresh], key="k-dup", request_hash="h2") == (
+        [fresh],
+        False,
+    )
+
+
+async def test_concurrent_add_idempotent_with_one_key_stores_one_task(backend: Backend) -> None:
+    repos = [backend.another() for _ in range(4)]
+    for repo in repos:
+        await repo.ping()  # connect first, so the requests reach the store together
+    candidates = keyed(backend, "k-race", 20)
+
+    results = await asyncio.gather(
+        *(
+            repos[i % len(repos)].add_idempotent([task], key="k-race", request_hash="h")
+            for i, task in enumerate(candidates)
+        )
+    )
+
+    stored = await backend.repo.get_many([t.id for t in candidates])
+    assert len(stored) == 1
+    assert [replayed for _, replayed in results].count(False) == 1
+    assert all(tasks == stored for tasks, _ in results)
+
+
+async def test_prune_forgets_keys_stored_before_the_cutoff(backend: Backend) -> None:
+    [first] = keyed(backend, "k-old")
+    await backend.repo.add_idempotent([first], key="k-old", request_hash="h1")
+
+    assert await backend.repo.prune_idempotency_keys(backend.now() - HOUR) == 0
+    assert (
+        await backend.repo.add_idempotent(keyed(backend, "k-old"), key="k-old", request_hash="h1")
+    )[1]
+    await backend.elapse(0.01)  # so that the key was stored strictly before the cutoff
+    assert await backend.repo.prune_idempotency_keys(backend.now() + SLACK) == 1
+
+    [second] = keyed(backend, "k-old")
+    assert await backend.repo.add_idempotent([second], key="k-old", request_hash="h2") == (
+        [second],
+        False,
+    )
+    assert await backend.repo.get(first.id) == first  # the tasks stay; only the key goes
 
 
 # -- save -------------------------------------------------------------------------------------
@@ -379,6 +495,10 @@ async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
         )
         assert not {t.id for t in mine} & {t.id for t in theirs}
         assert {t.id for t in mine} | {t.id for t in theirs} == set(ids)
+        for task in [*mine, *theirs]:
+            [attempt] = await backend.repo.attempts(task.id)
+            assert task.lease is not None
+            assert attempt.worker_id == task.lease.worker_id
 
 
 # -- leases -----------------------------------------------------------------------------------
@@ -533,6 +653,132 @@ async def test_saved_transitions_round_trip(backend: Backend, steps: list[Step])
         assert_same(stored, changed)
 
 
+# -- attempts ---------------------------------------------------------------------------------
+
+
+def ending(task: Task, outcome: AttemptOutcome, error: TaskError | None = None) -> AttemptEnd:
+    return AttemptEnd(task.attempts, outcome, task.updated_at, error)
+
+
+async def test_attempts_of_an_unknown_task_raise_task_not_found(backend: Backend) -> None:
+    with pytest.raises(TaskNotFound):
+        await backend.repo.attempts(uuid.uuid4())
+
+
+async def test_a_task_never_claimed_has_no_attempts(backend: Backend) -> None:
+    task = new_task(backend.now())
+    await backend.repo.add(task)
+    assert await backend.repo.attempts(task.id) == []
+
+
+async def test_a_claim_opens_an_attempt(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    assert claimed.started_at is not None
+    assert await backend.repo.attempts(claimed.id) == [
+        Attempt(task_id=claimed.id, number=1, worker_id="w-1", started_at=claimed.started_at)
+    ]
+
+
+async def test_a_claim_of_many_opens_one_attempt_each_and_none_for_the_skipped(
+    backend: Backend,
+) -> None:
+    due = [new_task(backend.now() - HOUR) for _ in range(3)]
+    later = new_task(backend.now(), run_at=backend.now() + HOUR)
+    await backend.repo.add_many([*due, later])
+    claimed = await backend.repo.claim(
+        [t.id for t in [*due, later]], worker_id="w-m", lease_seconds=30
+    )
+    assert len(claimed) == 3
+    for task in claimed:
+        [attempt] = await backend.repo.attempts(task.id)
+        assert (attempt.number, attempt.worker_id, attempt.started_at) == (
+            1,
+            "w-m",
+            task.started_at,
+        )
+    assert await backend.repo.attempts(later.id) == []
+
+
+async def test_a_save_with_closing_ends_the_attempt_with_the_change(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    error = TaskError("ValueError", "bad input ✗")
+    failed = claimed.fail(token(claimed), error, now=backend.now(), rand=0.5, final=True)
+
+    await backend.repo.save(failed, closing=ending(failed, AttemptOutcome.FAILED, error))
+
+    assert await backend.repo.get(claimed.id) == failed
+    [attempt] = await backend.repo.attempts(claimed.id)
+    assert (attempt.finished_at, attempt.outcome, attempt.error) == (
+        failed.updated_at,
+        AttemptOutcome.FAILED,
+        error,
+    )
+
+
+async def test_a_save_without_closing_leaves_the_attempt_open(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    progressed = claimed.report_progress(token(claimed), Progress(0.5, "half"), now=backend.now())
+    await backend.repo.save(progressed)
+    [attempt] = await backend.repo.attempts(claimed.id)
+    assert (attempt.finished_at, attempt.outcome) == (None, None)
+
+
+async def test_a_stale_save_closes_nothing(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    requested = claimed.cancel(now=backend.now())
+    await backend.repo.save(requested)
+    done = claimed.succeed(token(claimed), "late", now=backend.now())  # from the older copy
+
+    with pytest.raises(StaleTask):
+        await backend.repo.save(done, closing=ending(done, AttemptOutcome.SUCCESS))
+
+    [attempt] = await backend.repo.attempts(claimed.id)
+    assert (attempt.finished_at, attempt.outcome) == (None, None)
+
+
+async def test_closing_touches_only_the_named_open_attempt(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    progressed = claimed.report_progress(token(claimed), Progress(0.1, ""), now=backend.now())
+    wrong = AttemptEnd(claimed.attempts + 1, AttemptOutcome.SUCCESS, backend.now())
+    await backend.repo.save(progressed, closing=wrong)
+    [attempt] = await backend.repo.attempts(claimed.id)
+    assert (attempt.finished_at, attempt.outcome) == (None, None)
+
+
+async def test_the_history_lists_every_attempt_oldest_first(backend: Backend) -> None:
+    task = new_task(backend.now() - HOUR, max_retries=2)
+    await backend.repo.add(task)
+    boom = TaskError("RuntimeError", "boom")
+    ends: list[tuple[str, AttemptOutcome, TaskError | None]] = [
+        ("w-a", AttemptOutcome.RETRY, boom),
+        ("w-b", AttemptOutcome.RELEASED, None),
+        ("w-c", AttemptOutcome.SUCCESS, None),
+    ]
+    expected: list[Attempt] = []
+    for worker, outcome, error in ends:
+        [claimed] = await backend.repo.claim([task.id], worker_id=worker, lease_seconds=30)
+        assert claimed.started_at is not None
+        now = backend.now()
+        if outcome is AttemptOutcome.RETRY:
+            changed = claimed.fail(token(claimed), boom, now=now, rand=0.0, retry_after=0)
+        elif outcome is AttemptOutcome.RELEASED:
+            changed = claimed.release(token(claimed), now=now)
+        else:
+            changed = claimed.succeed(token(claimed), 1, now=now)
+        closing = ending(changed, outcome, error)
+        await backend.repo.save(changed, closing=closing)
+        opened = Attempt(
+            task_id=task.id,
+            number=claimed.attempts,
+            worker_id=worker,
+            started_at=claimed.started_at,
+        )
+        expected.append(opened.close(closing))
+
+    assert await backend.repo.attempts(task.id) == expected
+    assert [a.number for a in expected] == [1, 2, 3]
+
+
 async def test_ping_answers(backend: Backend) -> None:
     await backend.repo.ping()
 
@@ -581,6 +827,13 @@ async def test_unreachable_postgres_raises_store_unavailable() -> None:
         lambda: repo.get(uuid.uuid4()),
         lambda: repo.add(new_task(SystemClock().now())),
         lambda: repo.claim([uuid.uuid4()], worker_id="w", lease_seconds=1),
+        lambda: repo.add_idempotent([new_task(SystemClock().now())], key="k", request_hash="h"),
+        lambda: repo.prune_idempotency_keys(SystemClock().now()),
+        lambda: repo.attempts(uuid.uuid4()),
+        lambda: repo.save(
+            running_task(SystemClock().now()),
+            closing=AttemptEnd(1, AttemptOutcome.SUCCESS, SystemClock().now()),
+        ),
         lambda: migrate(UNREACHABLE_PG),
     ]
     try:

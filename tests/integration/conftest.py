@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import REDIS_URL
-from tests.integration.processes import Process, base_env, free_port, run_cli, wait_http_ok
+from tests.integration.processes import (
+    Process,
+    base_env,
+    free_port,
+    run_cli,
+    wait_for,
+    wait_http_ok,
+)
+from tests.integration.servers import PostgresServer, RedisServer
+
+FINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
 
 
 @dataclass
@@ -20,14 +32,17 @@ class Stack:
     logs: Path
     processes: list[Process] = field(default_factory=list)
 
-    def start_worker(self, *args: str) -> Process:
+    def start_worker(self, *args: str, env: Mapping[str, str] | None = None) -> Process:
         index = sum(1 for p in self.processes if p.args[0] == "worker")
-        process = Process(["worker", *args], self.env, self.logs / f"worker-{index}.log")
+        environ = {**self.env, **(env or {})}
+        process = Process(["worker", *args], environ, self.logs / f"worker-{index}.log")
         self.processes.append(process)
         return process
 
-    def start_api(self) -> Process:
-        process = Process(["api"], self.env, self.logs / "api.log")
+    def start_api(self, env: Mapping[str, str] | None = None) -> Process:
+        index = sum(1 for p in self.processes if p.args[0] == "api")
+        environ = {**self.env, **(env or {})}
+        process = Process(["api"], environ, self.logs / f"api-{index}.log")
         self.processes.append(process)
         wait_http_ok(f"{self.base_url}/health/live", timeout=60, process=process)
         return process
@@ -35,23 +50,66 @@ class Stack:
     def dump_logs(self) -> str:
         return "\n".join(f"--- {p.log_path.name} ---\n{p.output()[-4000:]}" for p in self.processes)
 
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.post(f"{self.base_url}/api/tasks", json=body, timeout=30)
+        assert response.status_code == 202, f"{response.text}\n{self.dump_logs()}"
+        return response.json()  # type: ignore[no-any-return]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.base_url}/api/tasks/{task_id}", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait_status(
+        self, ids: Iterable[str], statuses: Collection[str] = FINAL, *, timeout: float = 60
+    ) -> list[dict[str, Any]]:
+        """Poll until every task has one of ``statuses``; returns them in the order of ``ids``.
+
+        Fails with the tasks that did not get there and the processes' logs. A 503 (the store
+        is down) counts as "not yet".
+        """
+        ids = list(ids)
+        seen: dict[str, dict[str, Any]] = {}
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+
+            def arrived() -> bool:
+                for task_id in [i for i in ids if i not in seen]:
+                    response = client.get(f"/api/tasks/{task_id}")
+                    if response.status_code == 503:
+                        return False
+                    assert response.status_code == 200, response.text
+                    task = response.json()
+                    if task["status"] in statuses:
+                        seen[task_id] = task
+                return len(seen) == len(ids)
+
+            try:
+                wait_for(arrived, timeout=timeout, interval=0.2, what=f"tasks to be {statuses}")
+            except AssertionError as exc:
+                late = [client.get(f"/api/tasks/{i}").json() for i in ids if i not in seen]
+                raise AssertionError(
+                    f"{exc}: {len(late)} of {len(ids)} are not, e.g. {late[:3]}\n{self.dump_logs()}"
+                ) from None
+        return [seen[i] for i in ids]
+
 
 def make_stack(database_url: str, redis_prefix: str, logs: Path, **settings: str) -> Stack:
+    """``settings`` win over these defaults (TASKFLOW_REDIS_URL for a server of one's own)."""
     port = free_port()
-    env = base_env(
-        TASKFLOW_DATABASE_URL=database_url,
-        TASKFLOW_REDIS_URL=REDIS_URL,
-        TASKFLOW_REDIS_PREFIX=redis_prefix,
-        TASKFLOW_PORT=str(port),
-        TASKFLOW_LOG_LEVEL="INFO",
-        TASKFLOW_LEASE_SECONDS="5",
-        TASKFLOW_HEARTBEAT_SECONDS="1",
-        TASKFLOW_SWEEP_SECONDS="1",
-        TASKFLOW_SHUTDOWN_GRACE_SECONDS="5",
-        TASKFLOW_RETRY_BACKOFF_BASE="0.1",
-        TASKFLOW_RETRY_BACKOFF_MAX="1",
-        **settings,
-    )
+    defaults = {
+        "TASKFLOW_DATABASE_URL": database_url,
+        "TASKFLOW_REDIS_URL": REDIS_URL,
+        "TASKFLOW_REDIS_PREFIX": redis_prefix,
+        "TASKFLOW_PORT": str(port),
+        "TASKFLOW_LOG_LEVEL": "INFO",
+        "TASKFLOW_LEASE_SECONDS": "5",
+        "TASKFLOW_HEARTBEAT_SECONDS": "1",
+        "TASKFLOW_SWEEP_SECONDS": "1",
+        "TASKFLOW_SHUTDOWN_GRACE_SECONDS": "5",
+        "TASKFLOW_RETRY_BACKOFF_BASE": "0.1",
+        "TASKFLOW_RETRY_BACKOFF_MAX": "1",
+    }
+    env = base_env(**{**defaults, **settings})
     migrated = run_cli(["migrate"], env)
     assert migrated.returncode == 0, migrated.stderr
     return Stack(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs)
@@ -103,3 +161,20 @@ def stack(module_stack_factory: StackFactory) -> Stack:
     built.start_worker()
     built.start_worker()
     return built
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to stop, pause or wipe; killed afterwards."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this module's own (initdb takes a while); removed afterwards.
+
+    A test that stops it should start it again; `start` does nothing when it runs.
+    """
+    with PostgresServer() as server:
+        yield server

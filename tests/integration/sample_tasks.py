@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import msgspec
 
@@ -28,3 +29,10 @@ async def send_invoice(payload: Invoice, ctx: TaskContext) -> dict[str, object]:
 def build_report(payload: dict[str, object], ctx: TaskContext) -> dict[str, object]:
     ctx.progress(1.0, "done")
     return {"thread": threading.current_thread().name, "rows": payload.get("rows", 0)}
+
+
+@tasks.task("sample.hog")
+async def hog(payload: dict[str, float], ctx: TaskContext) -> dict[str, int]:
+    # Blocks the worker's event loop on purpose: a badly written async handler.
+    time.sleep(payload["seconds"])  # noqa: ASYNC251 - the point of this task
+    return {"attempt": ctx.attempt}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +14,7 @@ from litestar.testing import TestClient
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.config import Settings
 from taskflow.containers import Container, build_container
+from taskflow.domain.model import TaskError
 from taskflow.entrypoints.http.app import create_app
 from taskflow.registry import load_registry
 
@@ -125,3 +128,118 @@ def test_health_and_openapi(client: TestClient) -> None:  # type: ignore[type-ar
     schema = client.get("/schema/openapi.json").json()
     assert schema["openapi"].startswith("3.1")
     assert {"/api/tasks", "/api/tasks/{task_id}", "/health/ready"} <= set(schema["paths"])
+
+
+# -- Idempotency-Key --------------------------------------------------------------------------
+
+ECHO = {"type": "debug.echo", "payload": {"a": 1, "b": [1, 2]}, "priority": 7}
+
+
+def _post(client: TestClient, body: object, key: str | None = None, raw: bytes | None = None):  # type: ignore[no-untyped-def,type-arg]
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    content = raw if raw is not None else json.dumps(body).encode()
+    return client.post("/api/tasks", content=content, headers=headers)
+
+
+def test_a_key_reused_with_a_json_equal_body_replays_the_task(
+    client: TestClient,  # type: ignore[type-arg]
+    container: Container,
+) -> None:
+    first = _post(client, ECHO, key="order-42")
+    reordered = b'{ "priority":7,"payload": {"b":[1,2], "a":1},\n "type":"debug.echo"}'
+    again = _post(client, None, key="order-42", raw=reordered)
+
+    assert first.status_code == again.status_code == 202
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == f"/api/tasks/{first.json()['id']}"
+    assert again.json()["idempotency_key"] == "order-42"
+    assert len(container.queue()) == 1
+
+
+def test_a_replay_shows_the_task_as_it_is_now(
+    client: TestClient,  # type: ignore[type-arg]
+    container: Container,
+) -> None:
+    first = _post(client, ECHO, key="k-now").json()
+    asyncio.run(container.task_service().cancel(uuid.UUID(first["id"])))
+
+    again = _post(client, ECHO, key="k-now")
+
+    assert again.json()["status"] == "CANCELLED"
+    assert again.json() == client.get(f"/api/tasks/{first['id']}").json()
+
+
+def test_a_key_reused_with_another_body_is_422(client: TestClient) -> None:  # type: ignore[type-arg]
+    first = _post(client, ECHO, key="order-43")
+    other = _post(client, {**ECHO, "priority": 6}, key="order-43")
+
+    assert other.status_code == 422
+    assert other.headers["content-type"].startswith("application/problem+json")
+    assert other.json()["status"] == 422
+    assert client.get(f"/api/tasks/{first.json()['id']}").status_code == 200
+
+
+def test_different_keys_make_different_tasks(client: TestClient) -> None:  # type: ignore[type-arg]
+    a = _post(client, ECHO, key="k-1").json()
+    b = _post(client, ECHO, key="k-2").json()
+    c = _post(client, ECHO).json()
+    assert len({a["id"], b["id"], c["id"]}) == 3
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 256, "caf\u00e9".encode(), b"a\tb"])
+def test_a_malformed_key_is_400_naming_the_header(
+    client: TestClient,  # type: ignore[type-arg]
+    container: Container,
+    key: bytes,
+) -> None:
+    response = client.post(
+        "/api/tasks",
+        content=json.dumps(ECHO).encode(),
+        headers=[(b"content-type", b"application/json"), (b"idempotency-key", key)],
+    )
+    assert response.status_code == 400, response.text
+    assert "Idempotency-Key" in _fields(response)
+    assert len(container.queue()) == 0
+
+
+# -- attempts ---------------------------------------------------------------------------------
+
+
+def test_attempts_lists_each_attempt_oldest_first(
+    client: TestClient,  # type: ignore[type-arg]
+    container: Container,
+) -> None:
+    task_id = _post(client, {"type": "debug.echo", "payload": {}}).json()["id"]
+    assert client.get(f"/api/tasks/{task_id}/attempts").json() == {"items": []}
+    worker = container.execution_service()
+
+    async def run_twice() -> None:
+        [claimed] = await worker.claim(["default"], limit=1, timeout=0)
+        await worker.fail(claimed, TaskError("ValueError", "nope"), retry_after=0)
+        [claimed] = await worker.claim(["default"], limit=1, timeout=0)
+        await worker.succeed(claimed, {"ok": True})
+
+    asyncio.run(run_twice())
+    response = client.get(f"/api/tasks/{task_id}/attempts")
+
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [(i["attempt"], i["outcome"]) for i in items] == [(1, "RETRY"), (2, "SUCCESS")]
+    assert {i["worker_id"] for i in items} == {worker.worker_id}
+    assert items[0]["error"] == {"type": "ValueError", "message": "nope"}
+    assert items[1]["error"] is None
+    task = client.get(f"/api/tasks/{task_id}").json()
+    assert items[1]["started_at"] == task["started_at"]
+    assert items[1]["finished_at"] == task["finished_at"]
+    assert items[0]["started_at"] <= items[0]["finished_at"] <= items[1]["started_at"]
+
+
+def test_attempts_of_unknown_and_malformed_ids(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert client.get(f"/api/tasks/{uuid.uuid4()}/attempts").status_code == 404
+    assert client.get("/api/tasks/123/attempts").status_code == 400
+    schema = client.get("/schema/openapi.json").json()
+    assert "/api/tasks/{task_id}/attempts" in schema["paths"]

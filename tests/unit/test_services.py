@@ -13,6 +13,7 @@ import pytest
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.domain.errors import (
+    IdempotencyKeyReused,
     InvalidPayload,
     InvalidSubmission,
     LeaseLost,
@@ -20,7 +21,15 @@ from taskflow.domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
-from taskflow.domain.model import WORKER_LOST, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.model import (
+    WORKER_LOST,
+    Attempt,
+    AttemptOutcome,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+)
 from taskflow.domain.ports import Dispatch, TaskQueue
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
@@ -561,3 +570,217 @@ async def test_claim_requeues_an_id_not_yet_due_in_the_store(
     assert len(queue) == 1
     clock.current = task.run_at
     assert (await claim_one(worker)).id == task.id
+
+
+# -- idempotent submission --------------------------------------------------------------------
+
+
+async def test_submit_idempotent_stores_and_dispatches_tasks_carrying_the_key(
+    service: TaskService, repo: InMemoryTaskRepository, queue: InMemoryTaskQueue
+) -> None:
+    tasks, replayed = await service.submit_idempotent([PLAIN], key="order-1", request_hash="h")
+
+    assert not replayed
+    [task] = tasks
+    assert task.idempotency_key == "order-1"
+    assert await repo.get(task.id) == task
+    assert await queue.pop(["default"], limit=10, timeout=0) == [task.id]
+
+
+async def test_a_replay_creates_nothing_and_returns_the_tasks_as_they_are_now(
+    service: TaskService, repo: InMemoryTaskRepository
+) -> None:
+    [first], _ = await service.submit_idempotent([PLAIN], key="order-1", request_hash="h")
+    cancelled = await service.cancel(first.id)
+
+    tasks, replayed = await service.submit_idempotent([PLAIN], key="order-1", request_hash="h")
+
+    assert replayed
+    assert tasks == [cancelled]
+    assert await stored_pending(repo) == []  # the replay's own candidate was never stored
+
+
+async def test_a_batch_shares_one_key_and_replays_in_order(service: TaskService) -> None:
+    first, _ = await service.submit_idempotent([PLAIN, MAIL], key="batch-1", request_hash="h")
+    again, replayed = await service.submit_idempotent(
+        [PLAIN, MAIL], key="batch-1", request_hash="h"
+    )
+
+    assert replayed
+    assert [t.id for t in again] == [t.id for t in first]
+    assert [t.type for t in again] == ["plain", "mail.send"]
+    assert {t.idempotency_key for t in again} == {"batch-1"}
+
+
+async def test_the_same_key_with_another_request_is_refused(
+    service: TaskService, repo: InMemoryTaskRepository
+) -> None:
+    await service.submit_idempotent([PLAIN], key="order-1", request_hash="h1")
+
+    with pytest.raises(IdempotencyKeyReused):
+        await service.submit_idempotent([MAIL], key="order-1", request_hash="h2")
+
+    assert len(await stored_pending(repo)) == 1
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "naïve", "line\nbreak", "tab\there"])
+async def test_an_invalid_key_is_refused_naming_the_header(
+    service: TaskService, repo: InMemoryTaskRepository, key: str
+) -> None:
+    with pytest.raises(InvalidSubmission) as refused:
+        await service.submit_idempotent([PLAIN], key=key, request_hash="h")
+
+    assert refused.value.field == "Idempotency-Key"
+    assert await stored_pending(repo) == []
+
+
+async def test_the_longest_printable_key_is_accepted(service: TaskService) -> None:
+    key = "".join(chr(c) for c in range(0x20, 0x7F)) * 3
+    key = key[:255]
+    _, replayed = await service.submit_idempotent([PLAIN], key=key, request_hash="h")
+    assert not replayed
+
+
+async def test_an_invalid_submission_does_not_use_up_its_key(service: TaskService) -> None:
+    with pytest.raises(InvalidSubmission):
+        await service.submit_idempotent([submission(priority=10)], key="k", request_hash="h1")
+
+    _, replayed = await service.submit_idempotent([PLAIN], key="k", request_hash="h2")
+
+    assert not replayed
+
+
+async def test_keys_are_kept_a_day_then_pruned(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    [first], _ = await service.submit_idempotent([PLAIN], key="k", request_hash="h")
+    clock.advance(24 * 3600)
+
+    assert await worker.prune_idempotency_keys() == 0
+    assert (await service.submit_idempotent([PLAIN], key="k", request_hash="h"))[1]
+
+    clock.advance(1)
+    assert await worker.prune_idempotency_keys() == 1
+    [second], replayed = await service.submit_idempotent([PLAIN], key="k", request_hash="h")
+    assert not replayed
+    assert second.id != first.id
+
+
+# -- attempt history --------------------------------------------------------------------------
+
+
+def outcomes(attempts: Sequence[Attempt]) -> list[tuple[int, str, AttemptOutcome | None]]:
+    return [(a.number, a.worker_id, a.outcome) for a in attempts]
+
+
+async def test_each_attempt_is_recorded_with_its_worker_and_outcome(
+    service: TaskService,
+    worker: ExecutionService,
+    other_worker: ExecutionService,
+    clock: FakeClock,
+) -> None:
+    task = await service.submit(submission(max_retries=1))
+    failed = await worker.fail(await claim_one(worker), BOOM, retry_after=0)
+    released = await other_worker.release(await claim_one(other_worker))
+    claimed = await claim_one(worker)
+    clock.advance(3)
+    done = await worker.succeed(claimed, "ok")
+
+    history = await service.attempts(task.id)
+
+    assert outcomes(history) == [
+        (1, "worker-1", AttemptOutcome.RETRY),
+        (2, "worker-2", AttemptOutcome.RELEASED),
+        (3, "worker-1", AttemptOutcome.SUCCESS),
+    ]
+    assert [a.error for a in history] == [BOOM, None, None]
+    assert [a.finished_at for a in history] == [
+        failed.updated_at,
+        released.updated_at,
+        done.finished_at,
+    ]
+    assert history[2].started_at == claimed.started_at
+    assert history[2].finished_at == history[2].started_at + timedelta(seconds=3)
+
+
+async def test_the_last_failure_is_recorded_as_failed(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    task = await service.submit(submission(max_retries=0))
+    await worker.fail(await claim_one(worker), BOOM)
+
+    [attempt] = await service.attempts(task.id)
+
+    assert (attempt.outcome, attempt.error) == (AttemptOutcome.FAILED, BOOM)
+
+
+async def test_fail_raised_is_recorded_as_failed_even_with_retries_left(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    task = await service.submit(PLAIN)
+    await worker.fail(await claim_one(worker), BOOM, final=True)
+
+    assert outcomes(await service.attempts(task.id)) == [(1, "worker-1", AttemptOutcome.FAILED)]
+
+
+@pytest.mark.parametrize("end", ["acknowledge", "fail", "release"])
+async def test_an_attempt_ended_by_a_cancel_request_is_recorded_as_cancelled(
+    service: TaskService, worker: ExecutionService, end: str
+) -> None:
+    task = await service.submit(PLAIN)
+    claimed = await claim_one(worker)
+    await service.cancel(task.id)
+    seen = await service.get(task.id)
+
+    if end == "acknowledge":
+        ended = await worker.acknowledge_cancel(seen)
+    elif end == "fail":
+        ended = await worker.fail(claimed, BOOM)
+    else:
+        ended = await worker.release(claimed)
+
+    assert ended.status is TaskStatus.CANCELLED
+    [attempt] = await service.attempts(task.id)
+    assert attempt.outcome is AttemptOutcome.CANCELLED
+    assert attempt.finished_at == ended.finished_at
+
+
+async def test_a_reaped_attempt_is_recorded_as_worker_lost_and_the_late_outcome_is_not(
+    service: TaskService,
+    worker: ExecutionService,
+    other_worker: ExecutionService,
+    clock: FakeClock,
+) -> None:
+    task = await service.submit(PLAIN)
+    stale = await claim_one(worker)
+    clock.advance(LEASE_SECONDS)
+    [reaped] = await other_worker.reap()
+    clock.current = reaped.run_at
+    await claim_one(other_worker)
+
+    with pytest.raises(LeaseLost):
+        await worker.succeed(stale, "late")
+
+    history = await service.attempts(task.id)
+    assert outcomes(history) == [
+        (1, "worker-1", AttemptOutcome.WORKER_LOST),
+        (2, "worker-2", None),
+    ]
+    assert history[0].error == reaped.error
+    assert reaped.error is not None
+    assert reaped.error.type == WORKER_LOST
+    assert history[1].finished_at is None
+
+
+async def test_progress_leaves_the_attempt_open(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    task = await service.submit(PLAIN)
+    await worker.report_progress(await claim_one(worker), Progress(0.5, "half"))
+
+    assert outcomes(await service.attempts(task.id)) == [(1, "worker-1", None)]
+
+
+async def test_attempts_of_an_unknown_task_are_not_found(service: TaskService) -> None:
+    with pytest.raises(TaskNotFound):
+        await service.attempts(UUID(int=999))

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
-from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
+from taskflow.domain.model import AttemptEnd, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
 from taskflow.entrypoints.worker import Worker, WorkerOptions
@@ -120,11 +120,11 @@ class SlowStore(InMemoryTaskRepository):
         super().__init__(clock)
         self.writing = asyncio.Event()
 
-    async def save(self, task: Task) -> None:
+    async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
         if task.status is SUCCESS:
             self.writing.set()
             await asyncio.sleep(0.3)
-        await super().save(task)
+        await super().save(task, closing=closing)
 
 
 class Env:
@@ -445,3 +445,19 @@ async def test_sweep_turns_an_expired_lease_into_a_worker_lost_failure(env: Env)
     failed = await env.get(task)
     assert facts(failed) == (FAILED, 1, 0, "WorkerLost")
     assert (failed.finished_at, failed.lease) == (env.clock.now(), None)
+
+
+async def test_sweep_forgets_idempotency_keys_older_than_a_day(env: Env) -> None:
+    command = SubmitTask(type="t.order", payload=ORDER)
+    [first], _ = await env.tasks.submit_idempotent([command], key="k", request_hash="h")
+    worker = env.worker()
+
+    env.clock.advance(24 * 3600)
+    await worker.sweep()
+    assert (await env.tasks.submit_idempotent([command], key="k", request_hash="h"))[1]
+
+    env.clock.advance(1)
+    await worker.sweep()
+    [second], replayed = await env.tasks.submit_idempotent([command], key="k", request_hash="h")
+    assert not replayed
+    assert second.id != first.id

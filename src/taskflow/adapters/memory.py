@@ -15,8 +15,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from taskflow.domain.errors import DuplicateTask, StaleTask, TaskNotFound
-from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
+from taskflow.domain.errors import DuplicateTask, IdempotencyKeyReused, StaleTask, TaskNotFound
+from taskflow.domain.model import ACTIVE, CLAIMABLE, Attempt, AttemptEnd, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch
 
 
@@ -24,6 +24,9 @@ class InMemoryTaskRepository:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._tasks: dict[UUID, Task] = {}
+        self._attempts: dict[UUID, list[Attempt]] = {}
+        # key → (request hash, task ids, when stored)
+        self._keys: dict[str, tuple[str, list[UUID], datetime]] = {}
 
     async def add(self, task: Task) -> None:
         await self.add_many([task])
@@ -32,11 +35,30 @@ class InMemoryTaskRepository:
         ids = [t.id for t in tasks]
         if len(set(ids)) != len(ids) or any(i in self._tasks for i in ids):
             raise DuplicateTask()
-        keys = [t.idempotency_key for t in tasks if t.idempotency_key is not None]
-        taken = {t.idempotency_key for t in self._tasks.values()}
-        if len(set(keys)) != len(keys) or taken.intersection(keys):
-            raise DuplicateTask("a task with this idempotency key exists already")
         self._tasks.update((t.id, t) for t in tasks)
+
+    async def add_idempotent(
+        self, tasks: Sequence[Task], *, key: str, request_hash: str
+    ) -> tuple[list[Task], bool]:
+        # No await between the look-up and the insert: a racing twin sees one or the other.
+        known = self._keys.get(key)
+        if known is None:
+            await self.add_many(tasks)
+            self._keys[key] = (request_hash, [t.id for t in tasks], self._clock.now())
+            return list(tasks), False
+        if known[0] != request_hash:
+            raise IdempotencyKeyReused()
+        return await self.get_many(known[1]), True
+
+    async def prune_idempotency_keys(self, older_than: datetime) -> int:
+        old = [key for key, (_, _, stored_at) in self._keys.items() if stored_at < older_than]
+        for key in old:
+            del self._keys[key]
+        return len(old)
+
+    async def attempts(self, task_id: UUID) -> list[Attempt]:
+        await self.get(task_id)
+        return list(self._attempts.get(task_id, []))
 
     async def get(self, task_id: UUID) -> Task:
         try:
@@ -47,11 +69,16 @@ class InMemoryTaskRepository:
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]:
         return [self._tasks[i] for i in task_ids if i in self._tasks]
 
-    async def save(self, task: Task) -> None:
+    async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
         stored = await self.get(task.id)
         if stored.version != task.version - 1:
             raise StaleTask()
         self._tasks[task.id] = _keep_renewal(stored, task)
+        if closing is not None:
+            history = self._attempts.get(task.id, [])
+            for i, attempt in enumerate(history):
+                if attempt.number == closing.attempt and attempt.finished_at is None:
+                    history[i] = attempt.close(closing)
 
     async def claim(
         self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
@@ -63,8 +90,12 @@ class InMemoryTaskRepository:
             if task is None or task.status not in CLAIMABLE or task.run_at > now:
                 continue
             lease = Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds))
-            self._tasks[task_id] = task.claim(lease, now=now)
-            claimed.append(self._tasks[task_id])
+            self._tasks[task_id] = running = task.claim(lease, now=now)
+            opened = Attempt(
+                task_id=task_id, number=running.attempts, worker_id=worker_id, started_at=now
+            )
+            self._attempts.setdefault(task_id, []).append(opened)
+            claimed.append(running)
         return claimed
 
     async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> set[UUID]:
@@ -131,6 +162,7 @@ class InMemoryTaskQueue:
         self._queued: dict[UUID, datetime] = {}
         self._seq = itertools.count()
         self._changed = asyncio.Event()
+        self._intact = False
 
     async def push(self, dispatches: Sequence[Dispatch]) -> None:
         now = self._clock.now()
@@ -158,6 +190,19 @@ class InMemoryTaskQueue:
                 await asyncio.wait_for(
                     self._changed.wait(), timeout=min(remaining, self._until_next_due())
                 )
+
+    async def absent(self, dispatches: Sequence[Dispatch]) -> list[Dispatch]:
+        return [d for d in dispatches if d.task_id not in self._queued]
+
+    async def intact(self) -> bool:
+        # A new process starts empty: its first sweep must refill it from the store.
+        return self._intact
+
+    async def mark_intact(self) -> None:
+        self._intact = True
+
+    async def warnings(self) -> list[str]:
+        return []
 
     async def ping(self) -> None:
         return None

@@ -154,6 +154,7 @@ class RedisTaskQueue:
         self._client = client
         self._prefix = prefix
         self._clock: Clock = clock or SystemClock()
+        self._marker = f"{prefix}:intact"
         self._push_script = client.register_script(_PUSH)
         self._pop_script = client.register_script(_POP)
         self._socket_timeout: float | None = client.connection_pool.connection_kwargs.get(
@@ -183,6 +184,46 @@ class RedisTaskQueue:
                     ids = await self._block_pop(queues, limit, block)
                     if ids:
                         return ids
+
+    async def absent(self, dispatches: Sequence[Dispatch]) -> list[Dispatch]:
+        if not dispatches:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for d in dispatches:
+            ready, delayed = self._keys(d.queue)
+            pipe.zscore(ready, str(d.task_id))
+            pipe.zscore(delayed, f"{d.priority}:{d.task_id}")
+        with _mapped_errors():
+            scores = await pipe.execute()
+        return [
+            d
+            for d, in_ready, in_delayed in zip(dispatches, scores[::2], scores[1::2], strict=True)
+            if in_ready is None and in_delayed is None
+        ]
+
+    async def intact(self) -> bool:
+        with _mapped_errors():
+            return bool(await self._client.exists(self._marker))
+
+    async def mark_intact(self) -> None:
+        # A restart without persistence or a FLUSHALL takes this key with the queued ids,
+        # which is how the reconciler learns it must re-push everything the store holds.
+        with _mapped_errors():
+            await self._client.set(self._marker, self._clock.now().isoformat())
+
+    async def warnings(self) -> list[str]:
+        try:
+            with _mapped_errors():
+                config = await self._client.config_get("maxmemory-policy")
+        except (QueueUnavailable, redis.exceptions.ResponseError):
+            return []  # CONFIG may be disabled on managed Redis; nothing to say then
+        policy = next((_text(value) for value in config.values() if value), "")
+        if policy.startswith("allkeys"):
+            return [
+                f"Redis maxmemory-policy is {policy}: it may evict queued task ids under memory "
+                "pressure (they are re-dispatched from the store, but late); use noeviction"
+            ]
+        return []
 
     async def ping(self) -> None:
         with _mapped_errors():
@@ -273,6 +314,12 @@ def _task_id(member: bytes | str) -> UUID | None:
         return UUID(text)
     except ValueError:  # UnicodeDecodeError is one too
         return None
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ready_score(priority: int, run_at_ms: int) -> int:

@@ -43,11 +43,28 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from taskflow.adapters import sql_history as history
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.sql_schema import UtcDateTime, status_in
 from taskflow.adapters.sql_schema import tasks as table
-from taskflow.domain.errors import DuplicateTask, StaleTask, StoreUnavailable, TaskNotFound
-from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.errors import (
+    DuplicateTask,
+    IdempotencyKeyReused,
+    StaleTask,
+    StoreUnavailable,
+    TaskNotFound,
+)
+from taskflow.domain.model import (
+    ACTIVE,
+    CLAIMABLE,
+    Attempt,
+    AttemptEnd,
+    Lease,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+)
 from taskflow.domain.ports import Clock, Dispatch
 from taskflow.domain.retry import RetryPolicy
 
@@ -177,16 +194,43 @@ class SqlTaskRepository:
             return
         # One row is one atomic statement; only a batch needs BEGIN/COMMIT around it.
         async with self._connect(transaction=len(rows) > 1) as conn:
-            try:
+            with _duplicates():
                 # One prepared INSERT, executed for every row in one pipelined batch: measured
                 # about five times faster than a multi-row VALUES, which SQLAlchemy must compile
                 # afresh for each batch size (and which caps out near 1,200 rows).
                 await conn.execute(insert(table), rows)
-            except sa_exc.IntegrityError as exc:
-                if _is_unique_violation(exc):
-                    # A clash on the idempotency key counts as a duplicate too, for now.
-                    raise DuplicateTask() from exc
-                raise
+
+    async def add_idempotent(
+        self, tasks: Sequence[Task], *, key: str, request_hash: str
+    ) -> tuple[list[Task], bool]:
+        now, _ = self._times(0.0)
+        async with self._connect(transaction=True) as conn:
+            with _duplicates():
+                known = await history.add_keyed(
+                    conn,
+                    [_to_row(t) for t in tasks],
+                    key=key,
+                    request_hash=request_hash,
+                    now=now,
+                    postgres=self._postgres,
+                )
+        if known is None:
+            return list(tasks), False
+        known_hash, task_ids = known
+        if known_hash != request_hash:
+            raise IdempotencyKeyReused()
+        return await self.get_many(task_ids), True
+
+    async def prune_idempotency_keys(self, older_than: datetime) -> int:
+        async with self._connect() as conn:
+            return await history.prune_keys(conn, older_than)
+
+    async def attempts(self, task_id: UUID) -> list[Attempt]:
+        async with self._connect() as conn:
+            found = await history.attempts_of(conn, task_id)
+        if found is None:
+            raise TaskNotFound(f"no task has id {task_id}")
+        return found
 
     async def get(self, task_id: UUID) -> Task:
         async with self._connect() as conn:
@@ -203,7 +247,7 @@ class SqlTaskRepository:
             found = {t.id: t for t in map(_to_task, result.mappings())}
         return [found[i] for i in task_ids if i in found]
 
-    async def save(self, task: Task) -> None:
+    async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
         row: dict[str, Any] = _to_row(task)
         del row["id"]
         if task.lease is not None:
@@ -213,8 +257,9 @@ class SqlTaskRepository:
             .where(table.c.id == task.id, table.c.version == task.version - 1)
             .values(row)
         )
-        async with self._connect() as conn:
-            if (await conn.execute(stmt)).rowcount == 1:
+        two_statements = closing is not None and not self._postgres
+        async with self._connect(transaction=two_statements) as conn:
+            if await history.save_closing(conn, stmt, task.id, closing, postgres=self._postgres):
                 return
             exists = await conn.scalar(select(table.c.id).where(table.c.id == task.id))
         if exists is None:
@@ -255,8 +300,10 @@ class SqlTaskRepository:
             )
             .returning(*table.c)
         )
-        async with self._connect() as conn:
-            claimed = {t.id: t for t in map(_to_task, (await conn.execute(stmt)).mappings())}
+        # The attempt opens with the claim: one statement on PostgreSQL, one transaction on SQLite.
+        async with self._connect(transaction=not self._postgres) as conn:
+            rows = await history.claim_logged(conn, stmt, postgres=self._postgres)
+        claimed = {t.id: t for t in map(_to_task, rows)}
         return [claimed[i] for i in ids if i in claimed]
 
     async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> set[UUID]:
@@ -338,6 +385,16 @@ def _keep_renewal(lease: Lease) -> ColumnElement[datetime]:
     expires_at = literal(lease.expires_at, UtcDateTime())
     renewed = (table.c.lease_token == lease.token) & (table.c.lease_expires_at > expires_at)
     return case((renewed, table.c.lease_expires_at), else_=expires_at)
+
+
+@contextlib.contextmanager
+def _duplicates() -> Iterator[None]:
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise DuplicateTask() from exc
+        raise
 
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:

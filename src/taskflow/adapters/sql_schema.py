@@ -26,6 +26,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     Uuid,
     bindparam,
 )
@@ -132,16 +133,8 @@ Index(
 )
 # Listing newest first, with (created_at, id) as the keyset cursor.
 Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
-Index(
-    "ux_tasks_idempotency_key",
-    tasks.c.idempotency_key,
-    unique=True,
-    postgresql_where=tasks.c.idempotency_key.is_not(None),
-    sqlite_where=tasks.c.idempotency_key.is_not(None),
-)
 
-# The history of attempts; written by the worker (a later change), created now so the schema
-# does not churn.
+# One row per claim, opened with it and closed in the same write as the attempt's outcome.
 attempts = Table(
     "attempts",
     metadata,
@@ -159,3 +152,16 @@ attempts = Table(
     Column("error", _json(), nullable=True),
     PrimaryKeyConstraint("task_id", "attempt", name="pk_attempts"),
 )
+
+# Idempotency-Key → the task(s) its first request created. The key is unique here, not on
+# tasks: a batch shares one key. Rows older than IDEMPOTENCY_KEY_TTL are pruned by the sweep.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("request_hash", Text, nullable=False),
+    Column("task_ids", _json(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("key", name="pk_idempotency_keys"),
+)
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)

@@ -68,3 +68,7 @@ class StoreUnavailable(TaskflowError):
 
 class QueueUnavailable(TaskflowError):
     """The dispatch queue cannot be reached."""
+
+
+class IdempotencyKeyReused(TaskflowError):
+    """This Idempotency-Key was used before with a different request."""

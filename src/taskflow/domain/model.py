@@ -72,6 +72,10 @@ DEFAULT_QUEUE: Final = "default"
 WORKER_LOST: Final = "WorkerLost"
 #: error.type recorded when a worker meets a type it has no handler for.
 UNKNOWN_TASK_TYPE: Final = "UnknownTaskType"
+#: How long an Idempotency-Key is remembered at least (SPEC §3).
+IDEMPOTENCY_KEY_TTL: Final = timedelta(hours=24)
+IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
+_PRINTABLE_ASCII: Final = re.compile(r"^[\x20-\x7e]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,3 +363,65 @@ def validate_type_name(name: str) -> str | None:
     if not TYPE_PATTERN.fullmatch(name):
         return "type must match ^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)*$"
     return None
+
+
+def validate_idempotency_key(key: str) -> str | None:
+    """Why ``key`` is not a valid idempotency key, or None when it is."""
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        return f"an idempotency key must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} characters"
+    if not _PRINTABLE_ASCII.fullmatch(key):
+        return "an idempotency key must be printable ASCII"
+    return None
+
+
+# -- attempts ---------------------------------------------------------------------------------
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended."""
+
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"  # no retry left, or Fail raised
+    RETRY = "RETRY"  # failed, a retry is scheduled
+    RELEASED = "RELEASED"  # handed back at shutdown, not counted
+    CANCELLED = "CANCELLED"
+    WORKER_LOST = "WORKER_LOST"  # the lease expired
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnd:
+    """How the attempt numbered ``attempt`` ended; saved together with the task's change."""
+
+    attempt: int
+    outcome: AttemptOutcome
+    finished_at: datetime
+    error: TaskError | None = None
+
+    @classmethod
+    def of(
+        cls,
+        task: Task,
+        outcomes: Mapping[TaskStatus, AttemptOutcome],
+        error: TaskError | None = None,
+    ) -> AttemptEnd:
+        """The end of ``task``'s latest attempt, as the transition that ended it left the task.
+
+        ``outcomes`` names the outcome for each status that transition can lead to.
+        """
+        return cls(task.attempts, outcomes[task.status], task.updated_at, error)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One execution of a task: opened by a claim, closed by the attempt's end."""
+
+    task_id: UUID
+    number: int
+    worker_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: AttemptOutcome | None = None
+    error: TaskError | None = None
+
+    def close(self, end: AttemptEnd) -> Attempt:
+        return replace(self, finished_at=end.finished_at, outcome=end.outcome, error=end.error)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from taskflow.domain.model import Task
+from taskflow.domain.model import Attempt, AttemptEnd, Task
 from taskflow.domain.retry import RetryPolicy
 
 
@@ -39,11 +39,30 @@ class TaskRepository(Protocol):
     async def add_many(self, tasks: Sequence[Task]) -> None: ...  # all or none; DuplicateTask
     async def get(self, task_id: UUID) -> Task: ...  # TaskNotFound
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]: ...  # unknown ids skipped
-    async def save(self, task: Task) -> None: ...  # StaleTask unless stored version == version - 1
+    async def save(
+        self, task: Task, *, closing: AttemptEnd | None = None
+    ) -> None: ...  # StaleTask unless stored version == version - 1; closes that open attempt
+
+    async def add_idempotent(
+        self, tasks: Sequence[Task], *, key: str, request_hash: str
+    ) -> tuple[list[Task], bool]: ...  # (stored tasks, replayed); waits for a racing twin;
+
+    # a known key with the same hash adds nothing and returns its tasks as they are now;
+    # another hash → IdempotencyKeyReused; a new key is stored with the tasks, all or none
+
+    async def prune_idempotency_keys(
+        self, older_than: datetime
+    ) -> int: ...  # forgets keys stored before ``older_than``; returns how many
+
+    async def attempts(
+        self, task_id: UUID
+    ) -> list[Attempt]: ...  # oldest first; TaskNotFound for an unknown task
 
     async def claim(
         self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
-    ) -> list[Task]: ...  # each PENDING task due by the store's clock → Task.claim; others skipped
+    ) -> list[Task]: ...  # each PENDING task due by the store's clock → Task.claim, and an
+
+    # open Attempt for it, in one write; others skipped
 
     async def renew_leases(
         self, leases: Mapping[UUID, UUID], *, lease_seconds: float
@@ -65,6 +84,12 @@ class TaskQueue(Protocol):
     async def pop(
         self, queues: Sequence[str], *, limit: int, timeout: float
     ) -> list[UUID]: ...  # due ids, priority then run_at; waits up to timeout for the first
+    async def absent(
+        self, dispatches: Sequence[Dispatch]
+    ) -> list[Dispatch]: ...  # those whose id is neither ready nor waiting in the queue
+    async def intact(self) -> bool: ...  # False once the queue may have lost ids (restart, flush)
+    async def mark_intact(self) -> None: ...  # call before re-pushing everything the store has
+    async def warnings(self) -> list[str]: ...  # settings that put queued ids at risk
     async def ping(self) -> None: ...  # QueueUnavailable when unreachable
 
 

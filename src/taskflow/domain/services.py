@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -20,14 +20,19 @@ from taskflow.domain.model import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
+    IDEMPOTENCY_KEY_TTL,
     MAX_PRIORITY,
     MAX_RETRIES_LIMIT,
     MIN_PRIORITY,
     QUEUE_PATTERN,
+    Attempt,
+    AttemptEnd,
+    AttemptOutcome,
     Progress,
     Task,
     TaskError,
     TaskStatus,
+    validate_idempotency_key,
     validate_type_name,
 )
 from taskflow.domain.ports import Clock, Dispatch, TaskQueue, TaskRepository, TaskType, TaskTypes
@@ -35,6 +40,22 @@ from taskflow.domain.retry import RetryPolicy
 
 #: How often a write that lost a race is re-read and tried again before giving up.
 _CAS_ATTEMPTS = 8
+
+# How an attempt ended, by the status its ending transition left the task in.
+_SUCCEEDED = {TaskStatus.SUCCESS: AttemptOutcome.SUCCESS}
+_FAILED = {
+    TaskStatus.PENDING: AttemptOutcome.RETRY,
+    TaskStatus.FAILED: AttemptOutcome.FAILED,
+    TaskStatus.CANCELLED: AttemptOutcome.CANCELLED,  # a cancel was requested meanwhile
+}
+_RELEASED = {
+    TaskStatus.PENDING: AttemptOutcome.RELEASED,
+    TaskStatus.CANCELLED: AttemptOutcome.CANCELLED,
+}
+_ACKNOWLEDGED = {TaskStatus.CANCELLED: AttemptOutcome.CANCELLED}
+_LOST = dict.fromkeys(
+    (TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED), AttemptOutcome.WORKER_LOST
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +72,15 @@ class SubmitTask:
     run_at: datetime | None = None
     metadata: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What one reconciliation step did; ``cursor`` is where the next one should start."""
+
+    pushed: int
+    resync: bool
+    cursor: UUID | None
 
 
 class TaskService:
@@ -86,8 +116,32 @@ class TaskService:
         await dispatch(self._queue, tasks)
         return tasks
 
+    async def submit_idempotent(
+        self, commands: Sequence[SubmitTask], *, key: str, request_hash: str
+    ) -> tuple[list[Task], bool]:
+        """Submit ``commands`` (all sharing ``key``) unless ``key`` was seen: then nothing new.
+
+        Returns the tasks, as they are now, and whether this was a replay of an earlier
+        submission with the same ``request_hash``. A different hash: IdempotencyKeyReused.
+        """
+        problem = validate_idempotency_key(key)
+        if problem:
+            raise InvalidSubmission(problem, field="Idempotency-Key")
+        now = self._clock.now()
+        tasks = [self._build(replace(c, idempotency_key=key), now) for c in commands]
+        stored, replayed = await self._repo.add_idempotent(
+            tasks, key=key, request_hash=request_hash
+        )
+        if not replayed:
+            await dispatch(self._queue, stored)
+        return stored, replayed
+
     async def get(self, task_id: UUID) -> Task:
         return await self._repo.get(task_id)
+
+    async def attempts(self, task_id: UUID) -> list[Attempt]:
+        """The task's attempts, oldest first."""
+        return await self._repo.attempts(task_id)
 
     async def cancel(self, task_id: UUID) -> Task:
         return await self._change(task_id, lambda t: t.cancel(now=self._clock.now()))
@@ -169,7 +223,9 @@ class ExecutionService:
 
     async def succeed(self, task: Task, result: Any) -> Task:
         token = _token(task)
-        return await self._fenced(task, lambda t: t.succeed(token, result, now=self._clock.now()))
+        return await self._fenced(
+            task, lambda t: t.succeed(token, result, now=self._clock.now()), _ending(_SUCCEEDED)
+        )
 
     async def fail(
         self,
@@ -191,20 +247,25 @@ class ExecutionService:
                 retry_after=retry_after,
                 final=final,
             ),
+            _ending(_FAILED, error),
         )
         await dispatch(self._queue, [failed])
         return failed
 
     async def release(self, task: Task) -> Task:
         token = _token(task)
-        released = await self._fenced(task, lambda t: t.release(token, now=self._clock.now()))
+        released = await self._fenced(
+            task, lambda t: t.release(token, now=self._clock.now()), _ending(_RELEASED)
+        )
         await dispatch(self._queue, [released])
         return released
 
     async def acknowledge_cancel(self, task: Task) -> Task:
         token = _token(task)
         return await self._fenced(
-            task, lambda t: t.acknowledge_cancel(token, now=self._clock.now())
+            task,
+            lambda t: t.acknowledge_cancel(token, now=self._clock.now()),
+            _ending(_ACKNOWLEDGED),
         )
 
     async def report_progress(self, task: Task, progress: Progress) -> Task:
@@ -229,12 +290,37 @@ class ExecutionService:
                 continue  # our clock is behind the store's; the next sweep takes it
             changed = task.expire_lease(now=now, rand=self._rand())
             try:
-                await self._repo.save(changed)
+                await self._repo.save(changed, closing=AttemptEnd.of(changed, _LOST, changed.error))
             except StaleTask:
                 continue  # renewed, finished or reaped by someone else meanwhile
             reaped.append(changed)
         await dispatch(self._queue, reaped)
         return reaped
+
+    async def prune_idempotency_keys(self) -> int:
+        """Forget idempotency keys kept longer than IDEMPOTENCY_KEY_TTL; returns how many."""
+        return await self._repo.prune_idempotency_keys(self._clock.now() - IDEMPOTENCY_KEY_TTL)
+
+    async def reconcile(self, *, after: UUID | None, limit: int = 5000) -> Reconciled:
+        """Give the queue back every PENDING task it lacks; safe to run in many processes.
+
+        When the queue says it lost its contents (restart, flush, a fresh in-process queue),
+        everything PENDING is pushed again. Otherwise one page of PENDING tasks (by id, after
+        ``after``) is checked and the missing ones pushed: ids popped by a worker that died
+        before claiming them, or never pushed because the API or Redis failed after the insert.
+        Pushes are idempotent and claims conditional, so overlapping runs do no harm.
+        """
+        if not await self._queue.intact():
+            await self._queue.mark_intact()  # first: a flush during the refill clears it again
+            return Reconciled(pushed=await self.redispatch(), resync=True, cursor=None)
+        page = await self._repo.pending(after=after, limit=limit)
+        missing = await self._queue.absent(page)
+        await self._queue.push(missing)
+        cursor = page[-1].task_id if len(page) == limit else None
+        return Reconciled(pushed=len(missing), resync=False, cursor=cursor)
+
+    async def queue_warnings(self) -> list[str]:
+        return await self._queue.warnings()
 
     async def redispatch(self, *, batch: int = 1000) -> int:
         """Push every PENDING task to the queue again (idempotent); returns how many."""
@@ -256,8 +342,16 @@ class ExecutionService:
         ]
         await dispatch(self._queue, pending)
 
-    async def _fenced(self, task: Task, change: Callable[[Task], Task]) -> Task:
-        """Apply ``change`` while this worker's lease holds; re-read when another writer won."""
+    async def _fenced(
+        self,
+        task: Task,
+        change: Callable[[Task], Task],
+        ending: Callable[[Task], AttemptEnd] | None = None,
+    ) -> Task:
+        """Apply ``change`` while this worker's lease holds; re-read when another writer won.
+
+        ``ending``, given the changed task, says how the attempt ended; it is saved with it.
+        """
         token = _token(task)
         current = task
         for _ in range(_CAS_ATTEMPTS):
@@ -271,7 +365,7 @@ class ExecutionService:
                 current = await self._held(task.id, token)
                 changed = change(current)
             try:
-                await self._repo.save(changed)
+                await self._repo.save(changed, closing=ending(changed) if ending else None)
             except StaleTask:
                 current = await self._held(task.id, token)
                 continue
@@ -294,6 +388,12 @@ async def dispatch(queue: TaskQueue, tasks: Sequence[Task]) -> None:
         await queue.push(dispatches)
     except QueueUnavailable:
         return
+
+
+def _ending(
+    outcomes: Mapping[TaskStatus, AttemptOutcome], error: TaskError | None = None
+) -> Callable[[Task], AttemptEnd]:
+    return lambda task: AttemptEnd.of(task, outcomes, error)
 
 
 def _token(task: Task) -> UUID:

@@ -14,8 +14,14 @@ import uvicorn
 from taskflow import logs
 from taskflow.adapters.sql import migrate
 from taskflow.config import ConfigError, Mode, Settings
-from taskflow.containers import Container, build_container, close_container
+from taskflow.containers import (
+    Container,
+    build_container,
+    close_container,
+    open_lease_repository,
+)
 from taskflow.entrypoints.http.app import create_app
+from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.worker import Worker, WorkerOptions
 from taskflow.registry import load_registry
 
@@ -84,7 +90,12 @@ async def serve_api(container: Container, *, host: str, port: int) -> int:
 
 async def serve_worker(container: Container, options: WorkerOptions) -> int:
     stop, force = _stop_on_signals()
-    worker = Worker(container.execution_service(), container.registry(), options)
+    keeper = LeaseKeeper(
+        lambda: open_lease_repository(container),
+        interval=options.heartbeat_seconds,
+        lease_seconds=container.settings().lease_seconds,
+    )
+    worker = Worker(container.execution_service(), container.registry(), options, keeper)
     try:
         await worker.run_forever(stop, force)
     finally:

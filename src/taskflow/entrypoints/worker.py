@@ -19,16 +19,15 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.domain.errors import InvalidPayload, LeaseLost, QueueUnavailable, StoreUnavailable
+from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
+from taskflow.entrypoints.lease_keeper import LeaseKeeper
+from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.registry import Registry, TaskDefinition
 
 log = logging.getLogger("taskflow.worker")
-
-#: Failures of the store or queue that a worker waits out instead of dying.
-OUTAGES = (StoreUnavailable, QueueUnavailable)
 
 
 @dataclass(slots=True)
@@ -52,12 +51,18 @@ class WorkerOptions:
 
 class Worker:
     def __init__(
-        self, service: ExecutionService, registry: Registry, options: WorkerOptions
+        self,
+        service: ExecutionService,
+        registry: Registry,
+        options: WorkerOptions,
+        lease_keeper: LeaseKeeper | None = None,
     ) -> None:
         self._service = service
+        self._keeper = lease_keeper
         self._registry = registry
         self._options = options
         self._running: dict[UUID, _Run] = {}
+        self._sweeper = Sweeper(service)
         self._slot_freed = asyncio.Event()
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix="taskflow-handler"
@@ -89,43 +94,56 @@ class Worker:
         """Work until ``stop`` is set, then hand back or finish what runs (SPEC §2 release)."""
         force = force or asyncio.Event()
         background = [
-            asyncio.create_task(self._every(self._options.heartbeat_seconds, self.heartbeat)),
-            asyncio.create_task(self._every(self._options.sweep_seconds, self.sweep)),
+            # The first sweep runs at once: it refills a queue that starts empty.
+            asyncio.create_task(self._sweeper.run(self._options.sweep_seconds)),
         ]
+        if self._keeper is not None:
+            self._keeper.start(self.abandon, asyncio.get_running_loop())
+        else:
+            background.append(
+                asyncio.create_task(self._every(self._options.heartbeat_seconds, self.heartbeat))
+            )
         log.info(
             "worker started", extra={"worker_id": self.id, "queues": list(self._options.queues)}
         )
+        await log_queue_warnings(self._service)
         try:
-            await self._refill()
             await self._claim_until(stop)
             await self._shutdown(force)
         finally:
             for job in background:
                 job.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self._keeper is not None:
+                await asyncio.to_thread(self._keeper.stop)
             self._executor.shutdown(wait=False, cancel_futures=True)
             log.info("worker stopped", extra={"worker_id": self.id})
 
     async def heartbeat(self) -> None:
-        """Renew every running lease; abandon attempts whose lease is gone."""
+        """Renew every running lease on this loop; abandon attempts whose lease is gone.
+
+        Used when no `LeaseKeeper` thread does it (tests, and the embedded `taskflow dev`).
+        """
         runs = [run for run in self._running.values() if not run.settling]
         if not runs:
             return
         held = await self._service.renew([run.task for run in runs])
         for run in runs:
-            if run.task.id in held or run.settling or run.job is None:
-                continue
-            run.lost = True
-            run.job.cancel()
-            log.warning("lease lost, attempt abandoned", extra=_facts(run.task))
+            if run.task.id not in held:
+                self.abandon(run.task.id)
+
+    def abandon(self, task_id: UUID) -> None:
+        """The attempt's lease is gone: stop its handler and write nothing of it."""
+        run = self._running.get(task_id)
+        if run is None or run.settling or run.job is None:
+            return
+        run.lost = True
+        run.job.cancel()
+        log.warning("lease lost, attempt abandoned", extra=_facts(run.task))
 
     async def sweep(self) -> None:
-        """Turn expired leases (dead workers) into failed attempts."""
-        for task in await self._service.reap():
-            log.warning(
-                "lease expired, attempt failed",
-                extra={**_facts(task), "status": task.status.value, "error": _error(task)},
-            )
+        """Reap expired leases (dead workers) and re-dispatch what the queue lost."""
+        await self._sweeper.sweep()
 
     async def wait_idle(self) -> None:
         """Wait until no handler is running (for tests and shutdown)."""
@@ -150,17 +168,6 @@ class Worker:
                 await _first(asyncio.sleep(delay), stop.wait())
             else:
                 backoff.reset()
-
-    async def _refill(self) -> None:
-        # The queue may have lost ids (an in-process queue after a restart, Redis wiped):
-        # the store is the truth, so hand every PENDING task to the queue again.
-        try:
-            count = await self._service.redispatch()
-        except OUTAGES as exc:
-            log.warning("could not refill the queue at start", extra={"error": str(exc)})
-            return
-        if count:
-            log.info("queue refilled from the store", extra={"tasks": count})
 
     async def _shutdown(self, force: asyncio.Event) -> None:
         jobs = [run.job for run in self._running.values() if run.job is not None]
@@ -191,6 +198,8 @@ class Worker:
     def _start(self, task: Task) -> None:
         run = _Run(task)
         self._running[task.id] = run
+        if self._keeper is not None and task.lease is not None:
+            self._keeper.track(task.id, task.lease.token)
         run.job = asyncio.create_task(self._execute(run), name=f"task-{task.id}")
         log.info("task claimed", extra=_facts(task))
 
@@ -216,6 +225,8 @@ class Worker:
                 await self._settle(run, functools.partial(self._service.succeed, result=result))
         finally:
             del self._running[task.id]
+            if self._keeper is not None:
+                self._keeper.forget(task.id)
             self._slot_freed.set()
 
     async def _invoke(self, run: _Run) -> Any:

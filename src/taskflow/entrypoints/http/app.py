@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -11,6 +13,7 @@ from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.tasks import Limits, TaskController
+from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 
 API_VERSION = "0.1.0"
 
@@ -27,7 +30,19 @@ def create_app(container: Container) -> Litestar:
     def probes() -> Probes:
         return Probes(store=container.repository().ping, queue=container.queue().ping)
 
+    sweeping: list[asyncio.Task[None]] = []
+
+    async def startup() -> None:
+        # The API sweeps too, so a task it accepted but could not dispatch (Redis down, a
+        # crash after the insert) is dispatched even before any worker looks for it.
+        service = container.execution_service()
+        await log_queue_warnings(service)
+        sweeping.append(asyncio.create_task(Sweeper(service).run(settings.sweep_seconds)))
+
     async def shutdown() -> None:
+        for job in sweeping:
+            job.cancel()
+        await asyncio.gather(*sweeping, return_exceptions=True)
         await close_container(container)
 
     return Litestar(
@@ -45,6 +60,7 @@ def create_app(container: Container) -> Litestar:
             description="Submit background tasks and follow them to completion.",
             path="/schema",
         ),
+        on_startup=[startup],
         on_shutdown=[shutdown],
         logging_config=None,  # ours (logs.configure) stays in charge
         debug=False,

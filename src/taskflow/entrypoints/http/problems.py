@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 
 from taskflow.domain.errors import (
     DuplicateTask,
+    IdempotencyKeyReused,
     InvalidSubmission,
     InvalidTransition,
     PayloadTooLarge,
@@ -35,6 +36,7 @@ _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
     (InvalidTransition, 409),
     (StaleTask, 409),
     (DuplicateTask, 409),
+    (IdempotencyKeyReused, 422),
     (PayloadTooLarge, 413),
     (StoreUnavailable, 503),
 )

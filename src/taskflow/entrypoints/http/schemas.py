@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from taskflow.domain.model import Task
+from taskflow.domain.model import Attempt, Task
 from taskflow.domain.services import SubmitTask
 
 TypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, examples=["debug.echo"])]
@@ -99,6 +99,31 @@ class TaskOut(msgspec.Struct, kw_only=True):
             metadata=dict(task.metadata),
             idempotency_key=task.idempotency_key,
         )
+
+
+class AttemptOut(msgspec.Struct, kw_only=True):
+    attempt: int
+    worker_id: str
+    started_at: str
+    finished_at: str | None
+    outcome: str | None  # SUCCESS FAILED RETRY RELEASED CANCELLED WORKER_LOST; null while running
+    error: ErrorOut | None
+
+    @classmethod
+    def from_attempt(cls, attempt: Attempt) -> AttemptOut:
+        error = attempt.error
+        return cls(
+            attempt=attempt.number,
+            worker_id=attempt.worker_id,
+            started_at=timestamp(attempt.started_at),
+            finished_at=_maybe(attempt.finished_at),
+            outcome=None if attempt.outcome is None else attempt.outcome.value,
+            error=None if error is None else ErrorOut(error.type, error.message),
+        )
+
+
+class AttemptsOut(msgspec.Struct):
+    items: list[AttemptOut]
 
 
 def timestamp(moment: datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -14,12 +15,14 @@ from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.services import TaskService
-from taskflow.entrypoints.http.schemas import SubmitTaskIn, TaskOut
+from taskflow.entrypoints.http.schemas import AttemptOut, AttemptsOut, SubmitTaskIn, TaskOut
 
 log = logging.getLogger("taskflow.api")
 
 MAX_METADATA_BYTES = 16 * 1024
+IDEMPOTENCY_KEY = "Idempotency-Key"
 _encode = msgspec.json.Encoder().encode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -53,6 +56,12 @@ def check_sizes(data: SubmitTaskIn, limits: Limits) -> None:
         raise InvalidSubmission("metadata must be at most 16 KiB encoded", field="metadata")
 
 
+def request_hash(data: msgspec.Struct) -> str:
+    """A digest of the decoded request: equal for JSON-equal bodies, whatever their key order
+    or spacing, so a retried request matches the one that first used its Idempotency-Key."""
+    return hashlib.sha256(_encode_sorted(data)).hexdigest()
+
+
 class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]
@@ -60,24 +69,36 @@ class TaskController(Controller):
     @post("/", status_code=202, before_request=require_json, summary="Submit a task")
     async def submit(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[SubmitTaskIn],
         service: NamedDependency[TaskService],
         limits: NamedDependency[Limits],
     ) -> Response[TaskOut]:
         check_sizes(data, limits)
-        task = await service.submit(data.to_command())
-        log.info(
-            "task submitted",
-            extra={"task_id": str(task.id), "type": task.type, "attempt": task.attempts},
-        )
-        return Response(
-            TaskOut.from_task(task),
-            status_code=202,
-            headers={"Location": f"/api/tasks/{task.id}"},
-        )
+        key = request.headers.get(IDEMPOTENCY_KEY)
+        replayed = False
+        if key is None:
+            task = await service.submit(data.to_command())
+        else:
+            [task], replayed = await service.submit_idempotent(
+                [data.to_command()], key=key, request_hash=request_hash(data)
+            )
+        facts = {"task_id": str(task.id), "type": task.type, "attempt": task.attempts}
+        log.info("task replayed" if replayed else "task submitted", extra=facts)
+        headers = {"Location": f"/api/tasks/{task.id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(TaskOut.from_task(task), status_code=202, headers=headers)
 
     @get("/{task_id:str}", summary="Get a task")
     async def get_task(
         self, task_id: FromPath[str], service: NamedDependency[TaskService]
     ) -> TaskOut:
         return TaskOut.from_task(await service.get(parse_task_id(task_id)))
+
+    @get("/{task_id:str}/attempts", summary="List a task's attempts, oldest first")
+    async def list_attempts(
+        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+    ) -> AttemptsOut:
+        attempts = await service.attempts(parse_task_id(task_id))
+        return AttemptsOut([AttemptOut.from_attempt(a) for a in attempts])

@@ -1,0 +1,151 @@
+"""What the SQL task store writes besides the task rows: attempts and idempotency keys.
+
+Each function runs on a connection ``SqlTaskRepository`` opened, so a history row is written in
+the same transaction (on PostgreSQL: the same statement) as the task change it belongs to.
+SQLite has no data-modifying CTEs; there the repository opens a transaction and the second
+write is a second statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Update, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from taskflow.adapters.sql_schema import attempts, idempotency_keys, tasks
+from taskflow.domain.errors import StaleTask
+from taskflow.domain.model import Attempt, AttemptEnd, AttemptOutcome, TaskError
+
+# A replay can only lose its key row to the prune of keys a day old; then the key is new again.
+_KEY_TRIES = 3
+
+
+async def claim_logged(
+    conn: AsyncConnection, claiming: Update, *, postgres: bool
+) -> Sequence[RowMapping]:
+    """Run ``claiming`` (an UPDATE … RETURNING every task column) and open an attempt per row."""
+    if postgres:
+        claimed = claiming.cte("claimed")
+        logged = insert(attempts).from_select(
+            ["task_id", "attempt", "worker_id", "started_at"],
+            select(
+                claimed.c.id, claimed.c.attempts, claimed.c.lease_worker_id, claimed.c.started_at
+            ),
+        )
+        stmt = select(claimed).add_cte(logged.cte("logged"))
+        return (await conn.execute(stmt)).mappings().all()
+    rows = (await conn.execute(claiming)).mappings().all()
+    if rows:
+        opened = [
+            {
+                "task_id": r["id"],
+                "attempt": r["attempts"],
+                "worker_id": r["lease_worker_id"],
+                "started_at": r["started_at"],
+            }
+            for r in rows
+        ]
+        await conn.execute(insert(attempts), opened)
+    return rows
+
+
+async def save_closing(
+    conn: AsyncConnection, saving: Update, task_id: UUID, end: AttemptEnd | None, *, postgres: bool
+) -> bool:
+    """Run ``saving`` (the task's compare-and-set) and close the attempt ``end`` names if it
+    wrote; True when it wrote. An attempt already closed, or never opened, stays as it is."""
+    if end is None:
+        return (await conn.execute(saving)).rowcount == 1
+    closing = update(attempts).where(
+        attempts.c.attempt == end.attempt, attempts.c.finished_at.is_(None)
+    )
+    closing = closing.values(
+        finished_at=end.finished_at,
+        outcome=end.outcome.value,
+        error=None if end.error is None else _error_json(end.error),
+    )
+    if postgres:
+        saved = saving.returning(tasks.c.id).cte("saved")
+        closed = closing.where(attempts.c.task_id.in_(select(saved.c.id))).cte("closed")
+        return (await conn.execute(select(saved.c.id).add_cte(closed))).first() is not None
+    if (await conn.execute(saving)).rowcount != 1:
+        return False
+    await conn.execute(closing.where(attempts.c.task_id == task_id))
+    return True
+
+
+async def attempts_of(conn: AsyncConnection, task_id: UUID) -> list[Attempt] | None:
+    """The task's attempts, oldest first; None when there is no such task."""
+    stmt = select(attempts).where(attempts.c.task_id == task_id).order_by(attempts.c.attempt)
+    rows = (await conn.execute(stmt)).mappings().all()
+    if not rows and await conn.scalar(select(tasks.c.id).where(tasks.c.id == task_id)) is None:
+        return None
+    return [_to_attempt(r) for r in rows]
+
+
+async def add_keyed(
+    conn: AsyncConnection,
+    task_rows: list[dict[str, Any]],
+    *,
+    key: str,
+    request_hash: str,
+    now: ColumnElement[datetime],
+    postgres: bool,
+) -> tuple[str, list[UUID]] | None:
+    """Store ``key`` and ``task_rows`` in the caller's transaction, or, when ``key`` is known,
+    nothing: then return its request hash and task ids.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` on the key comes first: a twin request racing this one
+    blocks on the uncommitted key row (PostgreSQL) or on the write lock (SQLite), then finds
+    the committed key and replays it.
+    """
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    ids = [str(row["id"]) for row in task_rows]
+    row = {"key": key, "request_hash": request_hash, "task_ids": ids, "created_at": now}
+    claim_key = (
+        dialect_insert(idempotency_keys)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
+        .returning(idempotency_keys.c.key)
+    )
+    known = select(idempotency_keys.c.request_hash, idempotency_keys.c.task_ids).where(
+        idempotency_keys.c.key == key
+    )
+    for _ in range(_KEY_TRIES):
+        if await conn.scalar(claim_key) is not None:
+            if task_rows:
+                await conn.execute(insert(tasks), task_rows)
+            return None
+        found = (await conn.execute(known)).first()
+        if found is not None:
+            return found.request_hash, [UUID(i) for i in found.task_ids]
+    raise StaleTask(f"idempotency key {key!r} kept changing; try again")
+
+
+async def prune_keys(conn: AsyncConnection, older_than: datetime) -> int:
+    stmt = delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)
+    return (await conn.execute(stmt)).rowcount
+
+
+def _error_json(error: TaskError) -> dict[str, str]:
+    return {"type": error.type, "message": error.message}
+
+
+def _to_attempt(row: RowMapping) -> Attempt:
+    outcome, error = row["outcome"], row["error"]
+    return Attempt(
+        task_id=row["task_id"],
+        number=row["attempt"],
+        worker_id=row["worker_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        outcome=None if outcome is None else AttemptOutcome(outcome),
+        error=None if error is None else TaskError(error["type"], error["message"]),
+    )

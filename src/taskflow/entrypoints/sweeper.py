@@ -1,0 +1,82 @@
+"""The sweep: reap expired leases and give the queue back what it lost.
+
+Every worker runs it, and so does every API process; several sweeps at once are safe,
+since reaping is a compare-and-set and re-dispatching is an idempotent push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
+from taskflow.domain.model import Task
+from taskflow.domain.services import ExecutionService
+
+log = logging.getLogger("taskflow.sweeper")
+
+#: Failures of the store or queue that a sweep waits out instead of dying.
+OUTAGES = (StoreUnavailable, QueueUnavailable)
+
+
+class Sweeper:
+    def __init__(self, service: ExecutionService) -> None:
+        self._service = service
+        self._cursor: UUID | None = None
+
+    async def sweep(self) -> None:
+        """One pass: expired leases become failed attempts; missing ids are pushed again."""
+        await self.reap()
+        await self.reconcile()
+        await self.prune()
+
+    async def reap(self) -> None:
+        for task in await self._service.reap():
+            log.warning("lease expired, attempt failed", extra=_facts(task))
+
+    async def prune(self) -> None:
+        await self._service.prune_idempotency_keys()  # those past IDEMPOTENCY_KEY_TTL
+
+    async def reconcile(self) -> None:
+        step = await self._service.reconcile(after=self._cursor)
+        self._cursor = step.cursor
+        if step.pushed or step.resync:
+            log.info(
+                "re-dispatched tasks missing from the queue",
+                extra={"tasks": step.pushed, "full_resync": step.resync},
+            )
+
+    async def run(self, interval: float) -> None:
+        """Sweep now, then every ``interval`` seconds, until cancelled."""
+        while True:
+            # Each step on its own: a failing reaper must not stop re-dispatching, nor back.
+            for step in (self.reap, self.reconcile, self.prune):
+                try:
+                    await step()
+                except OUTAGES as exc:
+                    log.warning("%s skipped", step.__name__, extra={"error": str(exc)})
+                except Exception:
+                    log.exception("%s failed", step.__name__)
+            await asyncio.sleep(interval)
+
+
+async def log_queue_warnings(service: ExecutionService) -> None:
+    try:
+        warnings = await service.queue_warnings()
+    except OUTAGES:
+        return
+    for warning in warnings:
+        log.warning(warning)
+
+
+def _facts(task: Task) -> dict[str, Any]:
+    error = None if task.error is None else {"type": task.error.type, "message": task.error.message}
+    return {
+        "task_id": str(task.id),
+        "type": task.type,
+        "attempt": task.attempts,
+        "status": task.status.value,
+        "error": error,
+    }
