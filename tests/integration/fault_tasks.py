@@ -30,6 +30,11 @@ class LedgerIn(msgspec.Struct, forbid_unknown_fields=True):
     sleeps: tuple[float, ...] = (0.2,)
 
 
+class BlockIn(msgspec.Struct, forbid_unknown_fields=True):
+    # Seconds to block on attempt n: sleeps[n - 1], the last value for every later attempt.
+    sleeps: tuple[float, ...]
+
+
 class CrashIn(msgspec.Struct, forbid_unknown_fields=True):
     ledger: str | None = None
 
@@ -75,10 +80,11 @@ async def sleep(payload: SleepIn, ctx: TaskContext) -> dict[str, object]:
 
 
 @tasks.task("fault.block")
-def block(payload: SleepIn, ctx: TaskContext) -> dict[str, object]:
+def block(payload: BlockIn, ctx: TaskContext) -> dict[str, object]:
     # A plain def runs in the worker's thread pool; cancelling the attempt cannot stop it.
-    time.sleep(payload.seconds)
-    return {"blocked": payload.seconds, "pid": os.getpid()}
+    seconds = payload.sleeps[min(ctx.attempt, len(payload.sleeps)) - 1]
+    time.sleep(seconds)
+    return {"blocked": seconds, "pid": os.getpid()}
 
 
 @tasks.task("fault.crash")

@@ -83,6 +83,14 @@ class Reconciled:
     cursor: UUID | None
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The tasks a worker claimed, and popped ids that no task in the store has."""
+
+    tasks: list[Task]
+    unknown: list[UUID]
+
+
 class TaskService:
     """What producers and operators do: submit, look up, cancel, retry."""
 
@@ -211,15 +219,20 @@ class ExecutionService:
         self.lease_seconds = lease_seconds
 
     async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
+        return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
+
+    async def claim_batch(self, queues: Sequence[str], *, limit: int, timeout: float) -> Claim:
+        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported."""
         ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
         if not ids:
-            return []
+            return Claim([], [])
         claimed = await self._repo.claim(
             ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
         )
+        unknown: list[UUID] = []
         if len(claimed) < len(ids):
-            await self._requeue_unclaimed(set(ids) - {t.id for t in claimed})
-        return claimed
+            unknown = await self._requeue_unclaimed(set(ids) - {t.id for t in claimed})
+        return Claim(claimed, unknown)
 
     async def succeed(self, task: Task, result: Any) -> Task:
         token = _token(task)
@@ -334,13 +347,13 @@ class ExecutionService:
             count += len(dispatches)
             after = dispatches[-1].task_id
 
-    async def _requeue_unclaimed(self, ids: set[UUID]) -> None:
+    async def _requeue_unclaimed(self, ids: set[UUID]) -> list[UUID]:
         # An id we popped but could not claim is either taken, final, or not yet due by the
         # store's clock. Only the last must go back, or it would wait for the reconciler.
-        pending = [
-            t for t in await self._repo.get_many(list(ids)) if t.status is TaskStatus.PENDING
-        ]
-        await dispatch(self._queue, pending)
+        # An id the store does not know is returned: someone else writes into our queue.
+        found = await self._repo.get_many(list(ids))
+        await dispatch(self._queue, [t for t in found if t.status is TaskStatus.PENDING])
+        return sorted(ids - {t.id for t in found})
 
     async def _fenced(
         self,

@@ -183,7 +183,9 @@ def _worker(args: argparse.Namespace) -> int:
     options = runtime.worker_options(
         container.settings(), queues=args.queues, concurrency=args.concurrency
     )
-    return runtime.run(runtime.serve_worker(container, options))
+    return runtime.exit_now_if_handlers_linger(
+        runtime.run(runtime.serve_worker(container, options))
+    )
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -22,7 +24,7 @@ from taskflow.containers import (
 )
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.worker import Worker, WorkerOptions
+from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 from taskflow.registry import load_registry
 
 log = logging.getLogger("taskflow")
@@ -128,6 +130,20 @@ async def run_migrations(container: Container) -> int:
     await migrate(url)
     log.info("database migrated", extra={"database": _safe_url(url)})
     return 0
+
+
+def exit_now_if_handlers_linger(code: int) -> int:
+    """End the process even if plain `def` handlers still run in their threads.
+
+    Their attempts were handed back at shutdown and run elsewhere by now; Python would wait
+    for those threads at exit for as long as they run, so leave without waiting.
+    """
+    lingering = [t for t in threading.enumerate() if t.name.startswith(HANDLER_THREAD)]
+    if not lingering:
+        return code
+    log.warning("exiting with handler threads still running", extra={"threads": len(lingering)})
+    logging.shutdown()
+    os._exit(code)
 
 
 def _stop_on_signals(server: uvicorn.Server | None = None) -> tuple[asyncio.Event, asyncio.Event]:

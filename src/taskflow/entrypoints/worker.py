@@ -29,6 +29,9 @@ from taskflow.registry import Registry, TaskDefinition
 
 log = logging.getLogger("taskflow.worker")
 
+#: Name prefix of the threads that run plain `def` handlers.
+HANDLER_THREAD = "taskflow-handler"
+
 
 @dataclass(slots=True)
 class _Run:
@@ -65,7 +68,7 @@ class Worker:
         self._sweeper = Sweeper(service)
         self._slot_freed = asyncio.Event()
         self._executor = ThreadPoolExecutor(
-            max_workers=options.concurrency, thread_name_prefix="taskflow-handler"
+            max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
 
     @property
@@ -85,10 +88,16 @@ class Worker:
         free = self.free_slots
         if free <= 0:
             return 0
-        claimed = await self._service.claim(self._options.queues, limit=free, timeout=timeout)
-        for task in claimed:
+        claim = await self._service.claim_batch(self._options.queues, limit=free, timeout=timeout)
+        if claim.unknown:
+            log.warning(
+                "dropped queued ids that no task has (is another deployment using this Redis "
+                "prefix?)",
+                extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
+            )
+        for task in claim.tasks:
             self._start(task)
-        return len(claimed)
+        return len(claim.tasks)
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set, then hand back or finish what runs (SPEC §2 release)."""
