@@ -97,7 +97,10 @@ def _final_rows(stack: Stack) -> list[dict[str, Any]]:
         conn = await asyncpg.connect(url)
         try:
             rows = await conn.fetch(
-                "SELECT t.id, t.status, t.attempts, t.result, t.created_at, a.started_at AS first"
+                "SELECT t.id, t.status, t.attempts, t.retry_count, t.result, t.created_at,"
+                " a.started_at AS first,"
+                " (SELECT count(*) FROM attempts f WHERE f.task_id = t.id"
+                "  AND f.outcome IN ('WORKER_LOST', 'RETRY')) AS failed_attempts"
                 " FROM tasks t LEFT JOIN attempts a ON a.task_id = t.id AND a.attempt = 1"
             )
         finally:
@@ -145,7 +148,20 @@ def test_chaos_loses_nothing_and_accepts_no_stale_result(
             wait_for(settled, timeout=300, interval=1, what="every accepted task to succeed")
     rows = {str(r["id"]): r for r in _final_rows(stack)}
 
-    starts = Counter(e.task_id for e in read_ledger(ledger) if e.event == "start")
+    entries = read_ledger(ledger)
+    starts = Counter(e.task_id for e in entries if e.event == "start")
+    # One start per (task, attempt): no attempt ever ran in two places at once.
+    twice = [
+        k
+        for k, n in Counter((e.task_id, e.attempt) for e in entries if e.event == "start").items()
+        if n > 1
+    ]
+    # One retry per expiry: every failed attempt counted once, however many reapers ran.
+    miscounted = [
+        i
+        for i, r in rows.items()
+        if r["status"] == "SUCCESS" and r["retry_count"] != r["failed_attempts"]
+    ]
     lost = [i for i in ids if i not in rows or rows[i]["status"] != "SUCCESS"]
     reexecuted = sum(1 for i in ids if starts[i] > 1)
     never_ran = [i for i in ids if starts[i] == 0]
@@ -163,6 +179,8 @@ def test_chaos_loses_nothing_and_accepts_no_stale_result(
     assert not lost, f"{len(lost)} lost, e.g. {lost[:5]}\n{stack.dump_logs()}"
     assert not never_ran
     assert not stale, stale[:5]
+    assert not twice, twice[:5]
+    assert not miscounted, miscounted[:5]
     assert chaos.kills >= 3
 
 

@@ -243,3 +243,60 @@ def test_attempts_of_unknown_and_malformed_ids(client: TestClient) -> None:  # t
     assert client.get("/api/tasks/123/attempts").status_code == 400
     schema = client.get("/schema/openapi.json").json()
     assert "/api/tasks/{task_id}/attempts" in schema["paths"]
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+def test_a_batch_is_accepted_in_request_order(client: TestClient, container: Container) -> None:  # type: ignore[type-arg]
+    body = {"tasks": [{"type": "debug.echo", "payload": {"n": n}} for n in range(5)]}
+    response = client.post("/api/tasks/batch", json=body)
+    assert response.status_code == 202, response.text
+    tasks = response.json()["tasks"]
+    assert [t["payload"] for t in tasks] == [{"n": n} for n in range(5)]
+    assert len(container.queue()) == 5
+    for task in tasks:
+        assert client.get(f"/api/tasks/{task['id']}").json()["status"] == "PENDING"
+
+
+def test_one_bad_submission_refuses_the_whole_batch(
+    client: TestClient,  # type: ignore[type-arg]
+    container: Container,
+) -> None:
+    body = {
+        "tasks": [
+            {"type": "debug.echo", "payload": {}},
+            {"type": "debug.sleep", "payload": {"seconds": "x"}},
+        ]
+    }
+    response = client.post("/api/tasks/batch", json=body)
+    assert response.status_code == 400
+    assert "tasks[1].payload.seconds" in _fields(response)
+    assert len(container.queue()) == 0
+
+
+def test_an_unknown_type_in_a_batch_names_its_position(client: TestClient) -> None:  # type: ignore[type-arg]
+    body = {"tasks": [{"type": "debug.echo", "payload": {}}, {"type": "no.pe", "payload": {}}]}
+    response = client.post("/api/tasks/batch", json=body)
+    assert response.status_code == 400
+    assert "tasks[1].type" in _fields(response)
+
+
+@pytest.mark.parametrize("count", [0, 1001])
+def test_a_batch_holds_1_to_1000(client: TestClient, count: int) -> None:  # type: ignore[type-arg]
+    body = {"tasks": [{"type": "debug.echo", "payload": {}}] * count}
+    response = client.post("/api/tasks/batch", json=body)
+    assert response.status_code == 400
+    assert "tasks" in _fields(response)
+
+
+def test_a_batch_with_an_idempotency_key_is_replayed_whole(client: TestClient) -> None:  # type: ignore[type-arg]
+    body = {"tasks": [{"type": "debug.echo", "payload": {"n": n}} for n in range(3)]}
+    headers = {"Idempotency-Key": "batch-1"}
+    first = client.post("/api/tasks/batch", json=body, headers=headers)
+    again = client.post("/api/tasks/batch", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [t["id"] for t in again.json()["tasks"]] == [t["id"] for t in first.json()["tasks"]]
+    other = client.post("/api/tasks/batch", json={"tasks": body["tasks"][:1]}, headers=headers)
+    assert other.status_code == 422

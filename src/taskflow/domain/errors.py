@@ -42,16 +42,19 @@ class LeaseLost(TaskflowError):
     """This worker no longer holds the task's lease; its outcome was discarded."""
 
 
-class UnknownTaskType(TaskflowError):
-    """No handler is registered for this task type."""
-
-
 class InvalidSubmission(TaskflowError):
     """The submission is not valid."""
 
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class UnknownTaskType(InvalidSubmission):
+    """No handler is registered for this task type."""
+
+    def __init__(self, message: str | None = None, *, field: str | None = "type") -> None:
+        super().__init__(message, field=field)
 
 
 class InvalidPayload(InvalidSubmission):

@@ -119,7 +119,7 @@ class TaskService:
 
     async def submit_many(self, commands: Sequence[SubmitTask]) -> list[Task]:
         now = self._clock.now()
-        tasks = [self._build(command, now) for command in commands]
+        tasks = self._build_all(commands, now)
         await self._repo.add_many(tasks)
         await dispatch(self._queue, tasks)
         return tasks
@@ -136,7 +136,7 @@ class TaskService:
         if problem:
             raise InvalidSubmission(problem, field="Idempotency-Key")
         now = self._clock.now()
-        tasks = [self._build(replace(c, idempotency_key=key), now) for c in commands]
+        tasks = self._build_all([replace(c, idempotency_key=key) for c in commands], now)
         stored, replayed = await self._repo.add_idempotent(
             tasks, key=key, request_hash=request_hash
         )
@@ -168,6 +168,18 @@ class TaskService:
                 continue
             return changed
         raise StaleTask(f"task {task_id} kept changing; try again")
+
+    def _build_all(self, commands: Sequence[SubmitTask], now: datetime) -> list[Task]:
+        if len(commands) == 1:
+            return [self._build(commands[0], now)]
+        tasks = []
+        for index, command in enumerate(commands):
+            try:
+                tasks.append(self._build(command, now))
+            except InvalidSubmission as exc:  # name the submission at fault within the batch
+                field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
+                raise type(exc)(exc.message, field=field) from None
+        return tasks
 
     def _build(self, command: SubmitTask, now: datetime) -> Task:
         _check_limits(priority=command.priority, max_retries=command.max_retries)

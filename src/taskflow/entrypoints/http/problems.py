@@ -20,7 +20,6 @@ from taskflow.domain.errors import (
     StoreUnavailable,
     TaskflowError,
     TaskNotFound,
-    UnknownTaskType,
 )
 from taskflow.entrypoints.http.schemas import FieldProblem, ProblemOut
 
@@ -30,7 +29,6 @@ PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
 
 _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
-    (UnknownTaskType, 400),
     (InvalidSubmission, 400),
     (TaskNotFound, 404),
     (InvalidTransition, 409),
@@ -64,7 +62,7 @@ def on_domain_error(request: Request[Any, Any, Any], exc: TaskflowError) -> Resp
     if status == 500:
         log.error("unexpected domain error", exc_info=exc)
         return problem(500, "internal error")
-    field = "type" if isinstance(exc, UnknownTaskType) else getattr(exc, "field", None)
+    field = getattr(exc, "field", None)
     errors = [FieldProblem(field, exc.message)] if field else None
     return problem(status, exc.message, errors=errors)
 

@@ -39,6 +39,13 @@ class SubmitTaskIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         )
 
 
+MAX_BATCH = 1000
+
+
+class SubmitBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    tasks: Annotated[list[SubmitTaskIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
 class ProgressOut(msgspec.Struct):
     fraction: float
     message: str
@@ -133,6 +140,10 @@ def timestamp(moment: datetime) -> str:
 
 def _maybe(moment: datetime | None) -> str | None:
     return None if moment is None else timestamp(moment)
+
+
+class TasksOut(msgspec.Struct):
+    tasks: list[TaskOut]
 
 
 class FieldProblem(msgspec.Struct):

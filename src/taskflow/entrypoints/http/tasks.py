@@ -15,7 +15,14 @@ from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.services import TaskService
-from taskflow.entrypoints.http.schemas import AttemptOut, AttemptsOut, SubmitTaskIn, TaskOut
+from taskflow.entrypoints.http.schemas import (
+    AttemptOut,
+    AttemptsOut,
+    SubmitBatchIn,
+    SubmitTaskIn,
+    TaskOut,
+    TasksOut,
+)
 
 log = logging.getLogger("taskflow.api")
 
@@ -89,6 +96,42 @@ class TaskController(Controller):
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         return Response(TaskOut.from_task(task), status_code=202, headers=headers)
+
+    @post(
+        "/batch",
+        status_code=202,
+        before_request=require_json,
+        summary="Submit 1-1000 tasks at once: all are accepted or none",
+    )
+    async def submit_batch(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SubmitBatchIn],
+        service: NamedDependency[TaskService],
+        limits: NamedDependency[Limits],
+    ) -> Response[TasksOut]:
+        for index, submission in enumerate(data.tasks):
+            try:
+                check_sizes(submission, limits)
+            except InvalidSubmission as exc:
+                raise InvalidSubmission(exc.message, field=f"tasks[{index}].{exc.field}") from None
+        commands = [submission.to_command() for submission in data.tasks]
+        key = request.headers.get(IDEMPOTENCY_KEY)
+        replayed = False
+        if key is None:
+            tasks = await service.submit_many(commands)
+        else:
+            tasks, replayed = await service.submit_idempotent(
+                commands, key=key, request_hash=request_hash(data)
+            )
+        log.info(
+            "batch replayed" if replayed else "batch submitted",
+            extra={"tasks": len(tasks), "task_ids": [str(t.id) for t in tasks]},
+        )
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return Response(
+            TasksOut([TaskOut.from_task(t) for t in tasks]), status_code=202, headers=headers
+        )
 
     @get("/{task_id:str}", summary="Get a task")
     async def get_task(

@@ -1,0 +1,70 @@
+"""The lease keeper renews from its own thread and reports the leases it could not keep."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from taskflow.adapters.clock import SystemClock
+from taskflow.adapters.memory import InMemoryTaskRepository
+from taskflow.domain.model import Task
+from taskflow.entrypoints.lease_keeper import LeaseKeeper
+
+
+async def _claimed(repo: InMemoryTaskRepository, lease_seconds: float) -> Task:
+    now = SystemClock().now()
+    task = Task.new(id=uuid.uuid4(), type="t", payload={}, now=now - timedelta(seconds=1))
+    await repo.add(task)
+    [claimed] = await repo.claim([task.id], worker_id="w", lease_seconds=lease_seconds)
+    return claimed
+
+
+def _keeper(repo: InMemoryTaskRepository) -> LeaseKeeper:
+    async def close() -> None:
+        return None
+
+    return LeaseKeeper(lambda: (repo, close), interval=0.02, lease_seconds=60)
+
+
+async def test_a_tracked_lease_is_renewed_from_the_keepers_thread() -> None:
+    repo = InMemoryTaskRepository(SystemClock())
+    task = await _claimed(repo, lease_seconds=5)
+    assert task.lease is not None
+    keeper = _keeper(repo)
+    keeper.start(lambda _: None, asyncio.get_running_loop())
+    keeper.track(task.id, task.lease.token)
+    try:
+        for _ in range(1000):  # up to 10 s
+            current = (await repo.get(task.id)).lease
+            if current is not None and current.expires_at > task.lease.expires_at:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await asyncio.to_thread(keeper.stop)
+    renewed = await repo.get(task.id)
+    assert renewed.lease is not None
+    assert renewed.lease.expires_at - task.lease.expires_at > timedelta(seconds=50)
+
+
+async def test_a_lease_it_cannot_keep_is_reported_on_the_loop_once() -> None:
+    repo = InMemoryTaskRepository(SystemClock())
+    task = await _claimed(repo, lease_seconds=5)
+    lost: list[uuid.UUID] = []
+    reported = asyncio.Event()
+
+    def on_lost(task_id: uuid.UUID) -> None:
+        lost.append(task_id)
+        reported.set()
+
+    keeper = _keeper(repo)
+    keeper.start(on_lost, asyncio.get_running_loop())
+    keeper.track(task.id, uuid.uuid4())  # not the task's token: as if another worker held it
+    try:
+        async with asyncio.timeout(10):
+            await reported.wait()
+        await asyncio.sleep(0.1)  # several more renewal rounds: no second report
+    finally:
+        await asyncio.to_thread(keeper.stop)
+    assert lost == [task.id]
+    assert await repo.get(task.id) == task  # nothing was changed
