@@ -388,6 +388,26 @@ async def test_save_of_a_stale_version_raises_and_changes_nothing(
     assert await backend.repo.get(task.id) == stored
 
 
+async def test_concurrent_saves_each_get_their_own_outcome(backend: Backend) -> None:
+    """Many saves at once (the SQL store commits them together): each ends as it would alone."""
+    claimed = [await claim_one(backend, new_task(backend.now() - HOUR)) for _ in range(12)]
+    good = [t.succeed(token(t), {"n": n}, now=backend.now()) for n, t in enumerate(claimed[:8])]
+    stale = [
+        replace(t.release(token(t), now=backend.now()), version=t.version + 5) for t in claimed[8:]
+    ]
+    unknown = new_task(backend.now()).cancel(now=backend.now())
+    outcomes = await asyncio.gather(
+        *(backend.repo.save(t) for t in [*good, *stale, unknown]), return_exceptions=True
+    )
+    assert outcomes[:8] == [None] * 8
+    assert all(isinstance(o, StaleTask) for o in outcomes[8:12]), outcomes[8:12]
+    assert isinstance(outcomes[12], TaskNotFound)
+    for changed in good:
+        assert await backend.repo.get(changed.id) == changed
+    for original in claimed[8:]:
+        assert await backend.repo.get(original.id) == original
+
+
 async def test_save_of_an_unknown_task_raises_task_not_found(backend: Backend) -> None:
     task = new_task(backend.now())
     with pytest.raises(TaskNotFound):

@@ -13,8 +13,8 @@ import pytest
 import taskflow
 
 PACKAGE_ROOT = Path(taskflow.__file__).parent
-# The host clock and time-ordered ids: any adapter may use them.
-SHARED_TECHNOLOGIES = frozenset({"clock"})
+# The host clock and time-ordered ids, and group commit: any adapter may use them.
+SHARED_TECHNOLOGIES = frozenset({"clock", "batching"})
 
 
 def module_name(path: Path) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,11 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from taskflow.adapters import sql_bulk as bulk
 from taskflow.adapters import sql_history as history
+from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
+from taskflow.adapters.sql_bulk import SaveItem
 from taskflow.adapters.sql_schema import UtcDateTime, status_in
 from taskflow.adapters.sql_schema import tasks as table
 from taskflow.domain.errors import (
@@ -184,6 +187,8 @@ class SqlTaskRepository:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock: Clock = clock or SystemClock()
         self._postgres = engine.dialect.name == "postgresql"
+        # Concurrent saves (a worker finishing many tasks) share one statement and one commit.
+        self._saves: Coalescer[SaveItem] = Coalescer(self._save_many)
 
     async def add(self, task: Task) -> None:
         await self.add_many([task])
@@ -248,6 +253,25 @@ class SqlTaskRepository:
         return [found[i] for i in task_ids if i in found]
 
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
+        if self._postgres:
+            await self._saves.submit((task, closing))
+        else:
+            await self._save_one(task, closing)
+
+    async def _save_many(self, items: Sequence[SaveItem]) -> list[BaseException | None]:
+        ids = [task.id for task, _ in items]
+        if len(set(ids)) < len(ids):  # one task twice: its changes must apply in order
+            return [await _outcome(self._save_one(task, end)) for task, end in items]
+        async with self._connect() as conn:
+            written = await bulk.save_many(conn, items)
+            missed = [i for i in ids if i not in written]
+            known = set()
+            if missed:
+                found = await conn.execute(select(table.c.id).where(self._id_in(missed)))
+                known = {row[0] for row in found}
+        return [None if i in written else StaleTask() if i in known else _not_found(i) for i in ids]
+
+    async def _save_one(self, task: Task, closing: AttemptEnd | None) -> None:
         row: dict[str, Any] = _to_row(task)
         del row["id"]
         if task.lease is not None:
@@ -377,6 +401,18 @@ class SqlTaskRepository:
             return func.gen_random_uuid()
         # SQLite has no UUID generator: pick one per candidate row here, in the same statement.
         return case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=table.c.id)
+
+
+async def _outcome(write: Awaitable[None]) -> BaseException | None:
+    try:
+        await write
+    except (StaleTask, TaskNotFound) as exc:
+        return exc
+    return None
+
+
+def _not_found(task_id: UUID) -> TaskNotFound:
+    return TaskNotFound(f"no task has id {task_id}")
 
 
 def _keep_renewal(lease: Lease) -> ColumnElement[datetime]:
