@@ -388,6 +388,20 @@ async def test_save_of_a_stale_version_raises_and_changes_nothing(
     assert await backend.repo.get(task.id) == stored
 
 
+async def test_concurrent_adds_are_independent(backend: Backend) -> None:
+    """Many adds at once (the SQL store inserts them together): a duplicate fails alone."""
+    existing = new_task(backend.now())
+    await backend.repo.add(existing)
+    fresh = [new_task(backend.now()) for _ in range(6)]
+    outcomes = await asyncio.gather(
+        *(backend.repo.add(t) for t in [*fresh[:3], existing, *fresh[3:]]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[3], DuplicateTask)
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [None] * 6
+    assert await backend.repo.get_many([t.id for t in fresh]) == fresh
+
+
 async def test_concurrent_saves_each_get_their_own_outcome(backend: Backend) -> None:
     """Many saves at once (the SQL store commits them together): each ends as it would alone."""
     claimed = [await claim_one(backend, new_task(backend.now() - HOUR)) for _ in range(12)]

@@ -31,6 +31,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
 from taskflow.domain.errors import QueueUnavailable
 from taskflow.domain.ports import Clock, Dispatch
@@ -156,6 +157,7 @@ class RedisTaskQueue:
         self._clock: Clock = clock or SystemClock()
         self._marker = f"{prefix}:intact"
         self._push_script = client.register_script(_PUSH)
+        self._pushes: Coalescer[Sequence[Dispatch]] = Coalescer(self._push_many)
         self._pop_script = client.register_script(_POP)
         self._socket_timeout: float | None = client.connection_pool.connection_kwargs.get(
             "socket_timeout"
@@ -164,9 +166,17 @@ class RedisTaskQueue:
     async def push(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
-        keys, args = self._push_arguments(dispatches)
+        for d in dispatches:
+            if not 0 <= d.priority <= 9:
+                raise ValueError(f"priority must be 0-9, got {d.priority} for task {d.task_id}")
+        # Concurrent pushes (an API answering many submissions) share one script call.
+        await self._pushes.submit(dispatches)
+
+    async def _push_many(self, batches: Sequence[Sequence[Dispatch]]) -> list[BaseException | None]:
+        keys, args = self._push_arguments([d for batch in batches for d in batch])
         with _mapped_errors():
             await self._push_script(keys=keys, args=args)
+        return [None] * len(batches)
 
     async def pop(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[UUID]:
         if not queues or limit < 1:
@@ -239,8 +249,6 @@ class RedisTaskQueue:
         now = self._clock.now()
         by_queue: defaultdict[str, list[Dispatch]] = defaultdict(list)
         for d in dispatches:
-            if not 0 <= d.priority <= 9:
-                raise ValueError(f"priority must be 0-9, got {d.priority} for task {d.task_id}")
             by_queue[d.queue].append(d)
         keys: list[str] = []
         args: list[Any] = []

@@ -189,9 +189,21 @@ class SqlTaskRepository:
         self._postgres = engine.dialect.name == "postgresql"
         # Concurrent saves (a worker finishing many tasks) share one statement and one commit.
         self._saves: Coalescer[SaveItem] = Coalescer(self._save_many)
+        self._adds: Coalescer[Task] = Coalescer(self._add_each)
 
     async def add(self, task: Task) -> None:
-        await self.add_many([task])
+        if self._postgres:
+            await self._adds.submit(task)
+        else:
+            await self.add_many([task])
+
+    async def _add_each(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        """Insert independent submissions together; one duplicate must not fail the others."""
+        try:
+            await self.add_many(tasks)
+        except DuplicateTask:
+            return [await _added(self.add_many([task])) for task in tasks]
+        return [None] * len(tasks)
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
         rows = [_to_row(t) for t in tasks]
@@ -407,6 +419,14 @@ async def _outcome(write: Awaitable[None]) -> BaseException | None:
     try:
         await write
     except (StaleTask, TaskNotFound) as exc:
+        return exc
+    return None
+
+
+async def _added(write: Awaitable[None]) -> BaseException | None:
+    try:
+        await write
+    except DuplicateTask as exc:
         return exc
     return None
 
