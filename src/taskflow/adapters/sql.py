@@ -315,7 +315,7 @@ class SqlTaskRepository:
         # SQLite ignores the clause; its writers are serialised anyway.
         picked = (
             select(table.c.id)
-            .where(self._id_in(ids), status_in(CLAIMABLE), table.c.run_at <= now)
+            .where(self._id_in(ids), status_in(CLAIMABLE, indexed=False), table.c.run_at <= now)
             .with_for_update(skip_locked=True)
             .cte("picked")
         )

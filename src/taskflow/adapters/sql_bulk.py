@@ -14,7 +14,8 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskflow.domain.model import AttemptEnd, Task
@@ -45,7 +46,9 @@ saved AS (
       WHEN t.lease_token = v.lease_token AND t.lease_expires_at > v.lease_expires_at
       THEN t.lease_expires_at ELSE v.lease_expires_at END
   FROM v
-  WHERE t.id = v.id AND t.version = v.expected
+  -- the id array lets the planner find the rows by primary key; joining on v alone, it
+  -- guesses v's size and may scan the whole table
+  WHERE t.id = ANY(:ids) AND t.id = v.id AND t.version = v.expected
   RETURNING t.id
 ),
 closed AS (
@@ -57,13 +60,14 @@ closed AS (
 )
 SELECT id FROM saved
 """
-)
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
 
 
 async def save_many(conn: AsyncConnection, items: Sequence[SaveItem]) -> set[UUID]:
     """Write every change whose version still matches; returns the ids written."""
     rows = _encode([_row(task, end) for task, end in items]).decode()
-    result = await conn.execute(_SAVE_MANY, {"rows": rows})
+    ids = [task.id for task, _ in items]
+    result = await conn.execute(_SAVE_MANY, {"rows": rows, "ids": ids})
     return {UUID(str(row[0])) for row in result}
 
 
