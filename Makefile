@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint chaos clean
+.PHONY: dev test lint chaos bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ dev: $(STAMP)
 
 ## Every check: lint, types, unit, contract and integration tests.
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -26,8 +26,12 @@ test: $(STAMP)
 chaos: $(STAMP)
 	$(VENV)/bin/pytest -p no:cacheprovider -m chaos -s -q tests/integration/test_chaos.py
 
+## The benchmark against the configured PostgreSQL and Redis (see docs/performance.md).
+bench: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.run
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:

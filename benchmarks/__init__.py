@@ -1,0 +1,1 @@
+"""taskflow's benchmark: `python -m benchmarks.run` (see benchmarks/README.md)."""

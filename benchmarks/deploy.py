@@ -1,0 +1,259 @@
+"""The deployment under test: a database and a Redis key prefix of its own, and real processes.
+
+It creates `taskflow_bench_<random>` on the configured PostgreSQL server and uses the Redis key
+prefix of the same name; `close()` stops every process it started, drops that database (and no
+other) and deletes the keys under that prefix. `close()` is idempotent and synchronous, so it
+can run from `finally`, from `atexit` and after a signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import redis.asyncio as aioredis
+from sqlalchemy.engine import URL, make_url
+
+from benchmarks.client import wait_until_up
+from benchmarks.measure import Store, proc_status_kib
+
+TASKFLOW = str(Path(sys.executable).with_name("taskflow"))
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskflow"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def safe_url(url: str | URL) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass
+class Peak:
+    role: str  # "api" or "worker"
+    phase: str
+    vm_hwm_kib: int
+
+
+@dataclass
+class Proc:
+    role: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    port: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            tail = self.log_path.read_text(errors="replace")[-1500:].strip() or "(no output)"
+            raise RuntimeError(f"{self.role} (pid {self.pid}) exited with {code}: {tail}")
+
+
+@dataclass
+class Deployment:
+    database_url: str = field(
+        default_factory=lambda: os.environ.get("TASKFLOW_DATABASE_URL") or DEFAULT_DATABASE_URL
+    )
+    redis_url: str = field(
+        default_factory=lambda: os.environ.get("TASKFLOW_REDIS_URL") or DEFAULT_REDIS_URL
+    )
+    settings: dict[str, str] = field(default_factory=dict)  # extra TASKFLOW_* for the processes
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="taskflow-bench-")))
+    name: str = field(default_factory=lambda: f"taskflow_bench_{secrets.token_hex(6)}")
+    phase: str = "setup"
+    processes: list[Proc] = field(default_factory=list)
+    peaks: list[Peak] = field(default_factory=list)
+    _created: bool = False
+    _closed: bool = False
+    _started: int = 0
+
+    def __post_init__(self) -> None:
+        url = make_url(self.database_url)
+        if not url.drivername.startswith("postgresql"):
+            raise ValueError(f"TASKFLOW_DATABASE_URL must be PostgreSQL, got {url.drivername}")
+        self._bench_url = url.set(drivername="postgresql+asyncpg", database=self.name)
+        self._admin = url.set(drivername="postgresql", database="postgres")
+        self.dsn = self._bench_url.set(drivername="postgresql").render_as_string(False)
+
+    # -- what is where ----------------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        return self.name
+
+    @property
+    def database_host(self) -> str:
+        return f"{self._bench_url.host or 'localhost'}:{self._bench_url.port or 5432}"
+
+    @property
+    def redis_host(self) -> str:
+        url = urlsplit(self.redis_url)
+        return f"{url.hostname}:{url.port or 6379}" if url.hostname else self.redis_url
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "database": safe_url(self._bench_url),
+            "redis": safe_url(self.redis_url),
+            "redis_prefix": self.prefix,
+            "logs": str(self.logs),
+        }
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
+        env.update(
+            TASKFLOW_DATABASE_URL=self._bench_url.render_as_string(hide_password=False),
+            TASKFLOW_REDIS_URL=self.redis_url,
+            TASKFLOW_REDIS_PREFIX=self.prefix,
+            TASKFLOW_HOST=HOST,
+            TASKFLOW_LOG_LEVEL="WARNING",
+        )
+        env.update(self.settings)
+        return env
+
+    # -- database ---------------------------------------------------------------------------
+
+    async def create(self) -> None:
+        admin = await asyncpg.connect(self._admin.render_as_string(hide_password=False))
+        try:
+            await admin.execute(f'CREATE DATABASE "{self.name}"')
+            self._created = True
+        finally:
+            await admin.close()
+        migrate = await asyncio.create_subprocess_exec(
+            TASKFLOW,
+            "migrate",
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        output, _ = await migrate.communicate()
+        if migrate.returncode != 0:
+            raise RuntimeError(f"taskflow migrate failed: {output.decode(errors='replace')}")
+
+    async def _drop(self) -> None:
+        admin = await asyncpg.connect(self._admin.render_as_string(hide_password=False))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    async def clear_redis(self) -> None:
+        client = aioredis.from_url(self.redis_url)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{self.prefix}:*", count=1000)]
+            for start in range(0, len(keys), 1000):
+                await client.delete(*keys[start : start + 1000])
+        finally:
+            await client.aclose()
+
+    # -- processes --------------------------------------------------------------------------
+
+    def _spawn(self, role: str, args: list[str], env: dict[str, str]) -> Proc:
+        self._started += 1
+        log_path = self.logs / f"{self._started:02d}-{self.phase}-{role}.log"
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                [TASKFLOW, *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop them ourselves
+            )
+        proc = Proc(role, popen, log_path)
+        self.processes.append(proc)
+        return proc
+
+    async def start_apis(self, count: int = 1) -> list[Proc]:
+        apis = []
+        for _ in range(count):
+            port = free_port()
+            proc = self._spawn("api", ["api"], {**self.env(), "TASKFLOW_PORT": str(port)})
+            proc.port = port
+            apis.append(proc)
+        for proc in apis:
+            assert proc.port is not None
+            await wait_until_up(HOST, proc.port, "/health/live", timeout=60, alive=proc.check_alive)
+        return apis
+
+    def start_workers(self, count: int = 1) -> list[Proc]:
+        return [self._spawn("worker", ["worker"], self.env()) for _ in range(count)]
+
+    def running(self, role: str) -> list[Proc]:
+        return [p for p in self.processes if p.role == role and p.popen.poll() is None]
+
+    async def stop(self, procs: list[Proc], timeout: float = 40.0) -> None:
+        """SIGTERM (SIGKILL after ``timeout``); records each one's peak RSS first."""
+        for proc in procs:
+            hwm = proc_status_kib(proc.pid, "VmHWM")
+            if hwm is not None:
+                self.peaks.append(Peak(proc.role, self.phase, hwm))
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                await asyncio.to_thread(proc.popen.wait, max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(10)
+            self.processes.remove(proc)
+
+    async def reset(self, store: Store) -> None:
+        """Stop every process, empty the tables and the Redis keys: a fresh start."""
+        await self.stop(list(self.processes))
+        await store.truncate_all()
+        await self.clear_redis()
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def close(self, *, keep_logs: bool = False) -> list[str]:
+        """Kill what is left, drop the database, delete the keys. Answers what went wrong."""
+        if self._closed:
+            return []
+        self._closed = True
+        problems = []
+        for proc in self.processes:
+            if proc.popen.poll() is None:
+                proc.popen.terminate()
+        for proc in self.processes:
+            try:
+                proc.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(5)
+        self.processes.clear()
+        if self._created:
+            try:
+                asyncio.run(self._drop())
+            except Exception as exc:
+                problems.append(f"could not drop database {self.name}: {exc!r}")
+        try:
+            asyncio.run(self.clear_redis())
+        except Exception as exc:
+            problems.append(f"could not delete Redis keys {self.prefix}:*: {exc!r}")
+        if not keep_logs:
+            shutil.rmtree(self.logs, ignore_errors=True)
+        return problems

@@ -1,0 +1,187 @@
+"""What the benchmark reads: the tasks' own timestamps from PostgreSQL, and RSS from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+KIB_PER_MIB = 1024
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) of real samples, interpolating between the two nearest."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def proc_status_kib(pid: int, field: str) -> int | None:
+    """A ``kB`` line of /proc/<pid>/status (VmRSS, VmHWM), or None when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return None
+
+
+class Store:
+    """Queries on the benchmark's database, over one asyncpg connection."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    async def open(cls, dsn: str) -> Store:
+        return cls(await asyncpg.connect(dsn))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def count(self, status: str | None = None) -> int:
+        if status is None:
+            return int(await self._db.fetchval("SELECT count(*) FROM tasks"))
+        return int(await self._db.fetchval("SELECT count(*) FROM tasks WHERE status = $1", status))
+
+    async def wait_success(
+        self,
+        target: int,
+        *,
+        check: Callable[[], Any] = lambda: None,
+        interval: float = 0.05,
+        stall: float = 60.0,
+    ) -> float:
+        """Poll until ``target`` tasks are SUCCESS; the monotonic time when that was seen.
+
+        ``check()`` runs every poll (e.g. to fail when a worker died); giving up when the count
+        has not moved for ``stall`` seconds.
+        """
+        last, moved = -1, time.monotonic()
+        while True:
+            done = await self.count("SUCCESS")
+            now = time.monotonic()
+            if done >= target:
+                return now
+            if done != last:
+                last, moved = done, now
+            elif now - moved > stall:
+                failed = await self.count("FAILED")
+                raise TimeoutError(
+                    f"stalled at {done} of {target} SUCCESS for {stall:.0f} s ({failed} FAILED)"
+                )
+            check()
+            await asyncio.sleep(interval)
+
+    async def drain_span(self) -> float:
+        """Seconds from the first claim to the last completion:
+        max(finished_at) - min(started_at)."""
+        span = await self._db.fetchval(
+            "SELECT EXTRACT(EPOCH FROM max(finished_at) - min(started_at)) FROM tasks"
+        )
+        if span is None:
+            raise RuntimeError("no task has started and finished")
+        return float(span)
+
+    async def latencies_ms(self, ids: Sequence[str]) -> tuple[list[float], list[float]]:
+        """Per task: (started_at - created_at, finished_at - created_at) in milliseconds."""
+        rows = await self._db.fetch(
+            """
+            SELECT EXTRACT(EPOCH FROM started_at - created_at) * 1000 AS pickup,
+                   EXTRACT(EPOCH FROM finished_at - created_at) * 1000 AS total
+            FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'SUCCESS'
+            """,
+            [uuid.UUID(i) for i in ids],
+        )
+        return [float(r["pickup"]) for r in rows], [float(r["total"]) for r in rows]
+
+    async def truncate_all(self) -> None:
+        """Empty every table of the schema but Alembic's version."""
+        tables = await self._db.fetch(
+            "SELECT quote_ident(tablename) AS name FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(t["name"] for t in tables)
+            await self._db.execute(f"TRUNCATE {names} CASCADE")
+
+    async def server_facts(self) -> dict[str, str]:
+        facts = {}
+        for setting in ("server_version", "fsync", "synchronous_commit"):
+            facts[setting] = str(await self._db.fetchval(f"SHOW {setting}"))
+        return facts
+
+
+async def redis_version(url: str) -> str:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        info = await client.info("server")
+        return str(info.get("redis_version", "?"))
+    finally:
+        await client.aclose()
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)"
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values)  # user nice system idle iowait irq softirq steal (guest is in user)
+    return total - idle, total
+
+
+class CpuWindow:
+    """How many cores the machine and some processes used between `start()` and `stop()`."""
+
+    def start(self, pids: Sequence[int] = ()) -> None:
+        self._wall = time.monotonic()
+        self._machine = machine_jiffies()
+        self._procs = {pid: cpu_seconds(pid) for pid in pids}
+
+    def add(self, pids: Sequence[int]) -> None:
+        """Processes started after `start()`: all their CPU time counts."""
+        self._procs.update(dict.fromkeys(pids, 0.0))
+
+    def stop(self) -> dict[str, float]:
+        """``machine``: cores busy (of os.cpu_count()); ``procs``: cores used by the pids."""
+        wall = time.monotonic() - self._wall
+        busy, total = machine_jiffies()
+        cpus = os.cpu_count() or 1
+        share = (busy - self._machine[0]) / max(1, total - self._machine[1])
+        used = 0.0
+        for pid, before in self._procs.items():
+            after = cpu_seconds(pid)
+            if before is not None and after is not None:
+                used += after - before
+        return {"machine": share * cpus, "procs": used / wall if wall > 0 else 0.0}

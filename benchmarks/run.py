@@ -1,0 +1,363 @@
+"""Measure taskflow on this machine and print a table: `python -m benchmarks.run [--smoke]`.
+
+See benchmarks/README.md for what each row means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from benchmarks.deploy import Deployment, safe_url
+from benchmarks.measure import KIB_PER_MIB, Store, median, redis_version
+from benchmarks.phases import PEAK_ROWS, PHASES, Bench, Params, Result, layouts
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASE_NAMES = [name for name, *_ in PHASES]
+STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Row:
+    key: str
+    name: str
+    unit: str
+    value: float | str | None = None  # None: failed (see error)
+    notes: str = ""
+    error: str | None = None
+    runs: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    header: dict[str, Any]
+    params: Params
+    rows: list[Row]
+
+    def row(self, key: str) -> Row:
+        return next(r for r in self.rows if r.key == key)
+
+    def failed(self) -> bool:
+        return any(r.error is not None for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "header": self.header,
+            "params": asdict(self.params),
+            "measurements": [asdict(r) for r in self.rows],
+        }
+
+
+# -- the runs -------------------------------------------------------------------------------
+
+
+async def run_phases(deploy: Deployment, report: Report, phases: list[str], repeat: int) -> None:
+    progress(f"creating database {deploy.name} and migrating")
+    try:
+        await deploy.create()
+        store = await Store.open(deploy.dsn)
+    except Exception as exc:
+        for row in report.rows:
+            row.error = f"setup failed: {exc}"
+        return
+    try:
+        report.header["postgresql"]["server"] = await store.server_facts()
+        report.header["redis"]["version"] = await redis_version(deploy.redis_url)
+        bench = Bench(deploy, store, report.params)
+        for name, rows, function, repeatable in PHASES:
+            if name not in phases:
+                continue
+            runs = repeat if repeatable else 1
+            outcomes: list[dict[str, Result]] = []
+            errors: list[str] = []
+            for run in range(runs):
+                progress(f"{name}: run {run + 1} of {runs}")
+                try:
+                    outcomes.append(await function(bench))
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    progress(f"{name}: failed: {errors[-1]}")
+            for key, *_ in rows:
+                _record(report.row(key), [o[key] for o in outcomes if key in o], errors, runs)
+        await deploy.stop(list(deploy.processes))
+        _record_peaks(deploy, report)
+    finally:
+        await store.close()
+
+
+def _record(row: Row, results: list[Result], errors: list[str], runs: int) -> None:
+    if not results:
+        row.error = "; ".join(errors) or "not measured"
+        return
+    numbers = [r.value for r in results if isinstance(r.value, int | float)]
+    last = results[-1]
+    row.extra = last.extra
+    row.notes = last.notes
+    if not numbers:
+        row.value = last.value
+        return
+    row.runs = numbers
+    row.value = median(numbers)
+    if len(numbers) > 1:
+        row.notes += f"; median of {len(numbers)} runs: " + ", ".join(f"{n:.4g}" for n in numbers)
+    if errors:
+        row.notes += f"; {len(errors)} of {runs} runs failed: {errors[0]}"
+
+
+def _record_peaks(deploy: Deployment, report: Report) -> None:
+    for (key, _, _), role in zip(PEAK_ROWS, ("api", "worker"), strict=True):
+        row = report.row(key)
+        peaks = [p for p in deploy.peaks if p.role == role]
+        if not peaks:
+            row.error = f"no {role} process ran"
+            continue
+        top = max(peaks, key=lambda p: p.vm_hwm_kib)
+        row.value = top.vm_hwm_kib / KIB_PER_MIB
+        row.notes = (
+            f"VmHWM, the highest of {len(peaks)} {role} processes (read before each was "
+            f"stopped), in phase {top.phase}"
+        )
+
+
+# -- the header and the table -----------------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _commit() -> str:
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit is None:
+        return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit} (with uncommitted changes)" if dirty else commit
+
+
+def command_line(argv: Sequence[str]) -> str:
+    exe = os.path.relpath(sys.executable)
+    if exe.startswith(".."):
+        exe = sys.executable
+    return shlex.join([exe, "-m", "benchmarks.run", *argv])
+
+
+def _where(address: str, host: str) -> str:
+    name = address.rsplit(":", 1)[0].strip("[]")
+    local = name in ("127.0.0.1", "localhost", "::1", host, socket.getfqdn())
+    return f"{address} (this host)" if local else f"{address} (another host)"
+
+
+def build_header(
+    deploy: Deployment, params: Params, phases: Sequence[str], argv: Sequence[str]
+) -> dict[str, Any]:
+    place = deploy.describe()
+    concurrency = deploy.settings.get("TASKFLOW_WORKER_CONCURRENCY", "16")
+    host = socket.gethostname()
+    return {
+        "command": command_line(argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "host": {
+            "name": host,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "postgresql": {"address": place["database"], "database": deploy.name},
+        "redis": {"address": place["redis"], "prefix": deploy.prefix},
+        "processes": [
+            f"all taskflow processes and the load generator run on {host}; "
+            f"PostgreSQL on {_where(deploy.database_host, host)}, "
+            f"Redis on {_where(deploy.redis_host, host)}; worker concurrency {concurrency}",
+            *(f"{name}: {text}" for name, text in layouts(params).items() if name in phases),
+            "every phase: this process polls PostgreSQL (every 50 ms while waiting)",
+        ],
+        "settings": {"TASKFLOW_LOG_LEVEL": "WARNING", **deploy.settings},
+        "logs": place["logs"],
+    }
+
+
+def _value(row: Row) -> str:
+    if row.error is not None:
+        return "error"
+    if isinstance(row.value, str):
+        return row.value
+    assert row.value is not None
+    if row.unit == "tasks/s":
+        return f"{row.value:,.0f}"
+    if row.unit == "ms":
+        return f"{row.value:.2f}"
+    return f"{row.value:,.1f}"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render(report: Report) -> str:
+    h = report.header
+    pg = h["postgresql"]
+    server = pg.get("server", {})
+    lines = [
+        "# taskflow benchmark",
+        "",
+        f"- command: `{h['command']}`",
+        f"- date: {h['date']}; commit: {h['commit']}",
+        f"- host: {h['host']['name']}, {h['host']['cpus']} CPUs, {h['host']['platform']}, "
+        f"Python {h['host']['python']}; load average at start "
+        f"{' '.join(map(str, h['host']['load_average_at_start']))}",
+        f"- PostgreSQL: {pg['address']} (version {server.get('server_version', '?')}, "
+        f"fsync {server.get('fsync', '?')}, synchronous_commit "
+        f"{server.get('synchronous_commit', '?')}); a database of its own, dropped at the end",
+        f"- Redis: {h['redis']['address']} (version {h['redis'].get('version', '?')}), key "
+        f"prefix `{h['redis']['prefix']}:`, deleted at the end",
+        "- processes:",
+        *(f"  - {line}" for line in h["processes"]),
+        f"- settings: {' '.join(f'{k}={v}' for k, v in h['settings'].items())}",
+        "",
+        "| measurement | value | unit | notes |",
+        "|---|---:|---|---|",
+    ]
+    for row in report.rows:
+        notes = f"ERROR: {row.error}" if row.error is not None else row.notes
+        lines.append(f"| {row.name} | {_value(row)} | {row.unit} | {_cell(notes)} |")
+    return "\n".join(lines)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def _setting(raw: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key.startswith("TASKFLOW_"):
+        raise argparse.ArgumentTypeError(f"expected TASKFLOW_NAME=VALUE, got {raw!r}")
+    return key, value
+
+
+def _phases(raw: str) -> list[str]:
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(PHASE_NAMES))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"phases are {', '.join(PHASE_NAMES)}")
+    return names
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Measure taskflow against the configured PostgreSQL and Redis "
+        "(TASKFLOW_DATABASE_URL, TASKFLOW_REDIS_URL), in a database and key prefix of its own.",
+    )
+    parser.add_argument("--smoke", action="store_true", help="a few hundred tasks, < 1 minute")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each cheap phase; the median is shown"
+    )
+    parser.add_argument(
+        "--phases",
+        type=_phases,
+        default=PHASE_NAMES,
+        help=f"comma-separated subset of {','.join(PHASE_NAMES)} (default: all)",
+    )
+    parser.add_argument("--apis", type=int, help="API processes for the submit phases (1)")
+    parser.add_argument("--duration", type=float, help="seconds of each submit phase (10)")
+    parser.add_argument("--drain-tasks", type=int, help="tasks queued for each drain (20000)")
+    parser.add_argument(
+        "--env",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="TASKFLOW_X=V",
+        help="a setting for the taskflow processes, e.g. TASKFLOW_WORKER_CONCURRENCY=64",
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or (args.apis is not None and args.apis < 1):
+        parser.error("--repeat and --apis must be at least 1")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    params = (Params.smoke() if args.smoke else Params()).but(
+        apis=args.apis, submit_seconds=args.duration, drain_tasks=args.drain_tasks
+    )
+    deploy = Deployment(settings=dict(args.env))
+    atexit.register(deploy.close)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    labels = params.labels()
+    rows = [
+        Row(key, label.format(**labels), unit)
+        for name, phase_rows, *_ in PHASES
+        if name in args.phases
+        for key, label, unit in phase_rows
+    ] + [Row(key, label, unit) for key, label, unit in PEAK_ROWS]
+    report = Report(build_header(deploy, params, args.phases, argv), params, rows)
+    progress(f"command: {report.header['command']}")
+    progress(f"database {safe_url(deploy.describe()['database'])}, logs in {deploy.logs}")
+    code = 0
+    try:
+        asyncio.run(run_phases(deploy, report, args.phases, args.repeat))
+    except KeyboardInterrupt:
+        progress("interrupted; cleaning up")
+        for row in report.rows:
+            if row.value is None and row.error is None:
+                row.error = "interrupted"
+        code = 130
+    finally:
+        keep_logs = args.keep_logs or report.failed()
+        problems = deploy.close(keep_logs=keep_logs)
+        report.header["logs"] = str(deploy.logs) if keep_logs else "deleted at the end"
+        for problem in problems:
+            progress(problem)
+        if keep_logs:
+            progress(f"the processes' logs are kept in {deploy.logs}")
+    print(render(report), flush=True)
+    if report.failed() and code == 0:
+        code = 1
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

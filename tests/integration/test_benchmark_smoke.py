@@ -1,0 +1,83 @@
+"""The benchmark keeps working: its smoke run exits 0, reports every measurement, and leaves
+no database or Redis key behind. No timed assertions: a number only has to be positive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from tests.conftest import PG_ADMIN_URL, REDIS_URL
+from tests.integration.processes import base_env
+
+ROOT = Path(__file__).resolve().parents[2]
+MEASUREMENTS = {
+    "submit_single",
+    "submit_batch",  # "n/a" while the API has no batch endpoint
+    "drain_1_wall",
+    "drain_1_db",
+    "drain_2_wall",
+    "drain_2_db",
+    "pickup_p50",
+    "pickup_p99",
+    "e2e_p50",
+    "e2e_p99",
+    "worker_rss_small",
+    "worker_rss_large",
+    "api_peak_rss",
+    "worker_peak_rss",
+}
+
+
+async def _database_exists(name: str) -> bool:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(400)
+def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    env = base_env(TASKFLOW_DATABASE_URL=f"{server}/taskflow", TASKFLOW_REDIS_URL=REDIS_URL)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    assert "| measurement | value | unit | notes |" in done.stdout
+
+    report = json.loads(out.read_text())
+    rows = {row["key"]: row for row in report["measurements"]}
+    assert set(rows) >= MEASUREMENTS, sorted(MEASUREMENTS - set(rows))
+    for key, row in rows.items():
+        assert row["error"] is None, row
+        if key == "submit_batch" and row["value"] == "n/a":
+            continue
+        assert isinstance(row["value"], int | float), row
+        assert row["value"] > 0, row
+
+    header = report["header"]
+    assert header["commit"]
+    assert "-m benchmarks.run --smoke --out" in header["command"]
+    database, prefix = header["postgresql"]["database"], header["redis"]["prefix"]
+    assert database.startswith("taskflow_bench_")
+    assert not asyncio.run(_database_exists(database)), "the benchmark's database was not dropped"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert not list(client.scan_iter(match=f"{prefix}:*", count=1000)), "Redis keys left"
+    finally:
+        client.close()
