@@ -47,7 +47,14 @@ CONNECT_TIMEOUT = 5.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# RuntimeError: with uvloop, a connection Redis dropped mid-handshake surfaces as "unable to
+# perform operation on <TCPTransport closed=True>" rather than as a ConnectionError.
+_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    RuntimeError,
+)
 
 # KEYS: the ready and delayed set of each queue, in the order the queues are served.
 # ARGV: per queue, a count n then n quadruples (id, priority, run_at ms, ready score or "").

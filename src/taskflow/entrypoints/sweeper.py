@@ -63,9 +63,11 @@ class Sweeper:
 
 
 async def log_queue_warnings(service: ExecutionService) -> None:
+    """Best effort: a queue that cannot be asked now is no reason not to start."""
     try:
         warnings = await service.queue_warnings()
-    except OUTAGES:
+    except Exception as exc:
+        log.warning("could not check the queue's settings", extra={"error": str(exc)})
         return
     for warning in warnings:
         log.warning(warning)

@@ -171,9 +171,15 @@ class Worker:
                 continue
             try:
                 await self.run_once(timeout=self._options.poll_seconds)
-            except OUTAGES as exc:
+            except Exception as exc:
+                # An outage is expected and waited out; anything else is a bug worth a
+                # traceback, but still no reason to stop serving the other queues' work.
                 delay = backoff.next()
-                log.warning("claim failed, retrying", extra={"error": str(exc), "retry_in": delay})
+                extra = {"error": str(exc), "retry_in": delay}
+                if isinstance(exc, OUTAGES):
+                    log.warning("claim failed, retrying", extra=extra)
+                else:
+                    log.exception("claim failed unexpectedly, retrying", extra=extra)
                 await _first(asyncio.sleep(delay), stop.wait())
             else:
                 backoff.reset()
