@@ -9,6 +9,7 @@ given to the repository.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -23,8 +24,12 @@ from alembic.config import Config
 from sqlalchemy import (
     Connection,
     Interval,
+    Select,
+    String,
+    Update,
     Uuid,
     any_,
+    bindparam,
     case,
     event,
     func,
@@ -308,39 +313,33 @@ class SqlTaskRepository:
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             return []
-        now, expires_at = self._times(lease_seconds)
-        # SKIP LOCKED: waiting for a row another writer holds could deadlock two claimers that
-        # lock overlapping batches in different orders. A skipped task that is still PENDING
-        # goes back to the queue (ExecutionService re-dispatches what it could not claim).
-        # SQLite ignores the clause; its writers are serialised anyway.
-        picked = (
-            select(table.c.id)
-            .where(self._id_in(ids), status_in(CLAIMABLE, indexed=False), table.c.run_at <= now)
-            .with_for_update(skip_locked=True)
-            .cte("picked")
-        )
-        stmt = (
-            update(table)
-            .where(table.c.id.in_(select(picked.c.id)))
-            .values(
-                status=TaskStatus.PROCESSING.value,
-                attempts=table.c.attempts + 1,
-                started_at=now,
-                updated_at=now,
-                version=table.c.version + 1,
-                lease_token=self._fresh_tokens(ids),
-                lease_worker_id=worker_id,
-                lease_expires_at=expires_at,
-                cancel_requested=False,
-                progress=null(),
-            )
-            .returning(*table.c)
-        )
         # The attempt opens with the claim: one statement on PostgreSQL, one transaction on SQLite.
-        async with self._connect(transaction=not self._postgres) as conn:
-            rows = await history.claim_logged(conn, stmt, postgres=self._postgres)
+        if self._postgres:
+            params = {"ids": ids, "worker_id": worker_id, "lease": timedelta(seconds=lease_seconds)}
+            async with self._connect() as conn:
+                rows = (await conn.execute(self._pg_claim, params)).mappings().all()
+        else:
+            now, expires_at = self._times(lease_seconds)
+            stmt = _claiming(
+                table.c.id.in_(ids), now, expires_at, self._fresh_tokens(ids), literal(worker_id)
+            )
+            async with self._connect(transaction=True) as conn:
+                rows = await history.claim_logged(conn, stmt)
         claimed = {t.id: t for t in map(_to_task, rows)}
         return [claimed[i] for i in ids if i in claimed]
+
+    @functools.cached_property
+    def _pg_claim(self) -> Select[Any]:
+        now = func.statement_timestamp(type_=UtcDateTime())
+        return history.logged_claim(
+            _claiming(
+                table.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
+                now,
+                now + bindparam("lease", type_=Interval()),
+                func.gen_random_uuid(),
+                bindparam("worker_id", type_=String()),
+            )
+        )
 
     async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> set[UUID]:
         if not leases:
@@ -413,6 +412,45 @@ class SqlTaskRepository:
             return func.gen_random_uuid()
         # SQLite has no UUID generator: pick one per candidate row here, in the same statement.
         return case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=table.c.id)
+
+
+def _claiming(
+    ids: ColumnElement[bool],
+    now: ColumnElement[datetime],
+    expires_at: ColumnElement[Any],
+    tokens: ColumnElement[Any],
+    worker_id: ColumnElement[Any],
+) -> Update:
+    """The claim (Task.claim in bulk): each PENDING task among ``ids`` due by the store's clock.
+
+    SKIP LOCKED: waiting for a row another writer holds could deadlock two claimers that lock
+    overlapping batches in different orders. A skipped task that is still PENDING goes back to
+    the queue (ExecutionService re-dispatches what it could not claim). SQLite ignores the
+    clause; its writers are serialised anyway.
+    """
+    picked = (
+        select(table.c.id)
+        .where(ids, status_in(CLAIMABLE, indexed=False), table.c.run_at <= now)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    return (
+        update(table)
+        .where(table.c.id.in_(select(picked.c.id)))
+        .values(
+            status=TaskStatus.PROCESSING.value,
+            attempts=table.c.attempts + 1,
+            started_at=now,
+            updated_at=now,
+            version=table.c.version + 1,
+            lease_token=tokens,
+            lease_worker_id=worker_id,
+            lease_expires_at=expires_at,
+            cancel_requested=False,
+            progress=null(),
+        )
+        .returning(*table.c)
+    )
 
 
 async def _outcome(write: Awaitable[None]) -> BaseException | None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Update, delete, insert, select, update
+from sqlalchemy import Select, Update, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,20 +27,20 @@ from taskflow.domain.model import Attempt, AttemptEnd, AttemptOutcome, TaskError
 _KEY_TRIES = 3
 
 
-async def claim_logged(
-    conn: AsyncConnection, claiming: Update, *, postgres: bool
-) -> Sequence[RowMapping]:
-    """Run ``claiming`` (an UPDATE … RETURNING every task column) and open an attempt per row."""
-    if postgres:
-        claimed = claiming.cte("claimed")
-        logged = insert(attempts).from_select(
-            ["task_id", "attempt", "worker_id", "started_at"],
-            select(
-                claimed.c.id, claimed.c.attempts, claimed.c.lease_worker_id, claimed.c.started_at
-            ),
-        )
-        stmt = select(claimed).add_cte(logged.cte("logged"))
-        return (await conn.execute(stmt)).mappings().all()
+def logged_claim(claiming: Update) -> Select[Any]:
+    """PostgreSQL: ``claiming`` (an UPDATE … RETURNING every task column) that also opens an
+    attempt per claimed row, in the same statement. Build it once and reuse it: constructing
+    the statement costs more than running it."""
+    claimed = claiming.cte("claimed")
+    logged = insert(attempts).from_select(
+        ["task_id", "attempt", "worker_id", "started_at"],
+        select(claimed.c.id, claimed.c.attempts, claimed.c.lease_worker_id, claimed.c.started_at),
+    )
+    return select(claimed).add_cte(logged.cte("logged"))
+
+
+async def claim_logged(conn: AsyncConnection, claiming: Update) -> Sequence[RowMapping]:
+    """SQLite: run ``claiming`` and open an attempt per row, in the caller's transaction."""
     rows = (await conn.execute(claiming)).mappings().all()
     if rows:
         opened = [
