@@ -36,7 +36,7 @@ class Limits(msgspec.Struct, frozen=True):
     max_payload_bytes: int
 
 
-def require_json(request: Request[Any, Any, Any]) -> None:
+async def require_json(request: Request[Any, Any, Any]) -> None:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
