@@ -30,6 +30,7 @@ class Settings:
     tasks: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    api_processes: int = 1
     worker_concurrency: int = 16
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
@@ -59,6 +60,7 @@ class Settings:
             tasks=env.optional_text("TASKFLOW_TASKS", None),
             host=env.text("TASKFLOW_HOST", "127.0.0.1"),
             port=env.number("TASKFLOW_PORT", 8000, int, low=1, high=65535),
+            api_processes=env.number("TASKFLOW_API_PROCESSES", 1, int, low=1, high=64),
             worker_concurrency=env.number(
                 "TASKFLOW_WORKER_CONCURRENCY", 16, int, low=1, high=10_000
             ),

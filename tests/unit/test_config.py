@@ -12,6 +12,7 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.database_url == "postgresql+asyncpg://postgres@127.0.0.1:5432/taskflow"
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.api_processes == 1
     assert settings.worker_concurrency == 16
     assert (settings.lease_seconds, settings.heartbeat_seconds) == (30, 10)
     assert settings.sweep_seconds == 5
@@ -52,6 +53,7 @@ def test_values_are_read_and_converted() -> None:
     [
         ("TASKFLOW_PORT", "http"),
         ("TASKFLOW_PORT", "70000"),
+        ("TASKFLOW_API_PROCESSES", "0"),
         ("TASKFLOW_WORKER_CONCURRENCY", "0"),
         ("TASKFLOW_LEASE_SECONDS", "nan"),
         ("TASKFLOW_SWEEP_SECONDS", "-1"),

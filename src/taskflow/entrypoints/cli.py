@@ -169,11 +169,10 @@ def _api(args: argparse.Namespace) -> int:
 
     container = runtime.prepare("server")
     settings: Settings = container.settings()
-    return runtime.run(
-        runtime.serve_api(
-            container, host=args.host or settings.host, port=args.port or settings.port
-        )
-    )
+    host, port = args.host or settings.host, args.port or settings.port
+    if settings.api_processes > 1:
+        return runtime.serve_api_processes(host=host, port=port, processes=settings.api_processes)
+    return runtime.run(runtime.serve_api(container, host=host, port=port))
 
 
 def _worker(args: argparse.Namespace) -> int:

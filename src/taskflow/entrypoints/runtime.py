@@ -82,6 +82,27 @@ def _server(container: Container, host: str, port: int) -> uvicorn.Server:
     return _Server(config)
 
 
+def serve_api_processes(*, host: str, port: int, processes: int) -> int:
+    """Several API processes on one port, each with its own app, container and sweep.
+
+    One Python process saturates one core; uvicorn's supervisor binds the port once and keeps
+    ``processes`` children serving it (and restarts any that dies).
+    """
+    log.info("api listening", extra={"url": f"http://{host}:{port}", "processes": processes})
+    uvicorn.run(
+        "taskflow.entrypoints.http.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
 async def serve_api(container: Container, *, host: str, port: int) -> int:
     server = _server(container, host, port)
     _stop_on_signals(server)

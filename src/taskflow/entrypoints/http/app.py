@@ -65,3 +65,10 @@ def create_app(container: Container) -> Litestar:
         logging_config=None,  # ours (logs.configure) stays in charge
         debug=False,
     )
+
+
+def app_from_environment() -> Litestar:
+    """The app of one of several API processes (``TASKFLOW_API_PROCESSES``), built in it."""
+    from taskflow.entrypoints.runtime import prepare
+
+    return create_app(prepare("server"))
