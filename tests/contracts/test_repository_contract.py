@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.memory import InMemoryTaskRepository
-from taskflow.adapters.sql import SqlTaskRepository, create_engine, migrate
+from taskflow.adapters.sql import SqlTaskRepository
+from taskflow.adapters.sql_engine import create_engine, migrate
 from taskflow.adapters.sql_schema import metadata
 from taskflow.domain.errors import (
     DuplicateTask,

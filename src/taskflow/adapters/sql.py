@@ -13,16 +13,10 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-import msgspec
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
-    Connection,
     Interval,
     Select,
     String,
@@ -31,11 +25,9 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
-    event,
     func,
     insert,
     literal,
-    make_url,
     null,
     select,
     text,
@@ -44,8 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from taskflow.adapters import sql_bulk as bulk
@@ -53,13 +44,14 @@ from taskflow.adapters import sql_history as history
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.sql_bulk import SaveItem
+from taskflow.adapters.sql_engine import store_errors
+from taskflow.adapters.sql_rows import to_row, to_task
 from taskflow.adapters.sql_schema import UtcDateTime, status_in
 from taskflow.adapters.sql_schema import tasks as table
 from taskflow.domain.errors import (
     DuplicateTask,
     IdempotencyKeyReused,
     StaleTask,
-    StoreUnavailable,
     TaskNotFound,
 )
 from taskflow.domain.model import (
@@ -68,119 +60,10 @@ from taskflow.domain.model import (
     Attempt,
     AttemptEnd,
     Lease,
-    Progress,
     Task,
-    TaskError,
     TaskStatus,
 )
 from taskflow.domain.ports import Clock, Dispatch
-from taskflow.domain.retry import RetryPolicy
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-
-_SQLITE_BUSY_TIMEOUT_MS = 5000
-_PG_CONNECT_TIMEOUT_SECONDS = 5.0
-
-
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url``, tuned for the task store (WAL on SQLite, msgspec JSON)."""
-    parsed = make_url(url)
-    json_options: dict[str, Any] = {
-        "json_serializer": _json_dumps,
-        "json_deserializer": msgspec.json.decode,
-    }
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, **json_options)
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
-        return engine
-    return create_async_engine(
-        parsed,
-        pool_size=pool_size,
-        # A dead connection surfaces as StoreUnavailable on use; pinging every checkout would
-        # cost a round trip on the hot path.
-        pool_pre_ping=False,
-        # Fail fast when the server is unreachable, so readiness checks answer quickly.
-        connect_args={"timeout": _PG_CONNECT_TIMEOUT_SECONDS},
-        **json_options,
-    )
-
-
-def _json_dumps(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
-
-
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers proceed while one writer writes; busy_timeout makes writers queue
-    # instead of failing at once with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-async def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the latest schema; does nothing when it is there."""
-    engine = create_engine(url, pool_size=1)
-    try:
-        with _store_errors():
-            async with engine.begin() as connection:
-                # Alembic is synchronous: hand it our connection rather than let env.py start
-                # an event loop of its own, which would fail inside the running one.
-                await connection.run_sync(_upgrade_to_head, url)
-    finally:
-        await engine.dispose()
-
-
-def _upgrade_to_head(connection: Connection, url: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
-_UNREACHABLE = (
-    OSError,
-    TimeoutError,
-    sa_exc.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-)
-# SQLSTATE classes that mean "this database cannot be used now", whatever the statement:
-# connection exception, authorization, unknown database, insufficient resources, shutdown.
-_UNAVAILABLE_SQLSTATES = ("08", "28", "3D000", "53", "57P")
-
-
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    """Turn every way of not reaching the database into StoreUnavailable."""
-    try:
-        yield
-    except sa_exc.DBAPIError as exc:
-        if not _is_unavailable(exc):
-            raise
-        raise StoreUnavailable(_unavailable_message(exc.orig or exc)) from exc
-    except _UNREACHABLE as exc:
-        raise StoreUnavailable(_unavailable_message(exc)) from exc
-
-
-def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True
-    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return True
-    return str(getattr(exc.orig, "sqlstate", "")).startswith(_UNAVAILABLE_SQLSTATES)
-
-
-def _unavailable_message(error: BaseException) -> str:
-    # The driver's own exception, when the DB-API layer wraps it, names the cause best.
-    root = error.__cause__ or error
-    lines = str(root).strip().splitlines()
-    detail = f": {lines[0][:120]}" if lines else ""
-    return f"task store unavailable: {type(root).__name__}{detail}"
 
 
 class SqlTaskRepository:
@@ -211,7 +94,7 @@ class SqlTaskRepository:
         return [None] * len(tasks)
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
-        rows = [_to_row(t) for t in tasks]
+        rows = [to_row(t) for t in tasks]
         if not rows:
             return
         # One row is one atomic statement; only a batch needs BEGIN/COMMIT around it.
@@ -230,7 +113,7 @@ class SqlTaskRepository:
             with _duplicates():
                 known = await history.add_keyed(
                     conn,
-                    [_to_row(t) for t in tasks],
+                    [to_row(t) for t in tasks],
                     key=key,
                     request_hash=request_hash,
                     now=now,
@@ -259,14 +142,14 @@ class SqlTaskRepository:
             row = (await conn.execute(select(table).where(table.c.id == task_id))).first()
         if row is None:
             raise TaskNotFound(f"no task has id {task_id}")
-        return _to_task(row._mapping)
+        return to_task(row._mapping)
 
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]:
         if not task_ids:
             return []
         async with self._connect() as conn:
             result = await conn.execute(select(table).where(self._id_in(set(task_ids))))
-            found = {t.id: t for t in map(_to_task, result.mappings())}
+            found = {t.id: t for t in map(to_task, result.mappings())}
         return [found[i] for i in task_ids if i in found]
 
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
@@ -289,7 +172,7 @@ class SqlTaskRepository:
         return [None if i in written else StaleTask() if i in known else _not_found(i) for i in ids]
 
     async def _save_one(self, task: Task, closing: AttemptEnd | None) -> None:
-        row: dict[str, Any] = _to_row(task)
+        row: dict[str, Any] = to_row(task)
         del row["id"]
         if task.lease is not None:
             row["lease_expires_at"] = _keep_renewal(task.lease)
@@ -325,7 +208,7 @@ class SqlTaskRepository:
             )
             async with self._connect(transaction=True) as conn:
                 rows = await history.claim_logged(conn, stmt)
-        claimed = {t.id: t for t in map(_to_task, rows)}
+        claimed = {t.id: t for t in map(to_task, rows)}
         return [claimed[i] for i in ids if i in claimed]
 
     @functools.cached_property
@@ -368,7 +251,7 @@ class SqlTaskRepository:
             .limit(limit)
         )
         async with self._connect() as conn:
-            return [_to_task(m) for m in (await conn.execute(stmt)).mappings()]
+            return [to_task(m) for m in (await conn.execute(stmt)).mappings()]
 
     async def pending(self, *, after: UUID | None, limit: int) -> list[Dispatch]:
         columns = (table.c.id, table.c.queue, table.c.priority, table.c.run_at)
@@ -384,7 +267,7 @@ class SqlTaskRepository:
 
     @contextlib.asynccontextmanager
     async def _connect(self, *, transaction: bool = False) -> AsyncIterator[AsyncConnection]:
-        with _store_errors():
+        with store_errors():
             if transaction:
                 async with self._engine.begin() as conn:
                     yield conn
@@ -499,83 +382,3 @@ def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
         "SQLITE_CONSTRAINT_PRIMARYKEY",
         "SQLITE_CONSTRAINT_UNIQUE",
     }
-
-
-def _to_row(task: Task) -> dict[str, Any]:
-    lease = task.lease
-    progress = task.progress
-    error = task.error
-    return {
-        "id": task.id,
-        "type": task.type,
-        "payload": dict(task.payload),
-        "status": task.status.value,
-        "queue": task.queue,
-        "priority": task.priority,
-        "attempts": task.attempts,
-        "retry_count": task.retry_count,
-        "max_retries": task.max_retries,
-        "timeout_seconds": task.timeout_seconds,
-        "run_at": task.run_at,
-        "created_at": task.created_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "updated_at": task.updated_at,
-        "cancel_requested": task.cancel_requested,
-        "progress": None if progress is None else _progress_json(progress),
-        "result": task.result,
-        "error": None if error is None else {"type": error.type, "message": error.message},
-        "metadata": dict(task.metadata),
-        "idempotency_key": task.idempotency_key,
-        "version": task.version,
-        "lease_token": None if lease is None else lease.token,
-        "lease_worker_id": None if lease is None else lease.worker_id,
-        "lease_expires_at": None if lease is None else lease.expires_at,
-        "backoff_base": task.retry_policy.base,
-        "backoff_max": task.retry_policy.max,
-    }
-
-
-def _progress_json(progress: Progress) -> dict[str, Any]:
-    return {"fraction": progress.fraction, "message": progress.message}
-
-
-def _to_task(row: RowMapping) -> Task:
-    progress, error = row["progress"], row["error"]
-    return Task(
-        id=row["id"],
-        type=row["type"],
-        payload=row["payload"],
-        status=TaskStatus(row["status"]),
-        queue=row["queue"],
-        priority=row["priority"],
-        attempts=row["attempts"],
-        retry_count=row["retry_count"],
-        max_retries=row["max_retries"],
-        timeout_seconds=_float_or_none(row["timeout_seconds"]),
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        updated_at=row["updated_at"],
-        cancel_requested=row["cancel_requested"],
-        progress=None if progress is None else Progress(progress["fraction"], progress["message"]),
-        result=row["result"],
-        error=None if error is None else TaskError(error["type"], error["message"]),
-        metadata=row["metadata"],
-        idempotency_key=row["idempotency_key"],
-        version=row["version"],
-        lease=_lease(row),
-        retry_policy=RetryPolicy(float(row["backoff_base"]), float(row["backoff_max"])),
-    )
-
-
-def _float_or_none(value: float | None) -> float | None:
-    # SQLite's RETURNING hands back a whole REAL as an int; callers expect a float.
-    return None if value is None else float(value)
-
-
-def _lease(row: RowMapping) -> Lease | None:
-    if row["lease_token"] is None:
-        return None
-    return Lease(row["lease_token"], row["lease_worker_id"], row["lease_expires_at"])

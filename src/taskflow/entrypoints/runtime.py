@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from taskflow import logs
-from taskflow.adapters.sql import migrate
+from taskflow.adapters.sql_engine import migrate
 from taskflow.config import ConfigError, Mode, Settings
 from taskflow.containers import (
     Container,

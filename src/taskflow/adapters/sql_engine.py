@@ -1,0 +1,124 @@
+"""The SQL store's engine: connecting, migrating, and telling an outage from a bug."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from taskflow.domain.errors import StoreUnavailable
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_SQLITE_BUSY_TIMEOUT_MS = 5000
+_PG_CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for ``url``, tuned for the task store (WAL on SQLite, msgspec JSON)."""
+    parsed = make_url(url)
+    json_options: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": msgspec.json.decode,
+    }
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(parsed, **json_options)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        return engine
+    return create_async_engine(
+        parsed,
+        pool_size=pool_size,
+        # A dead connection surfaces as StoreUnavailable on use; pinging every checkout would
+        # cost a round trip on the hot path.
+        pool_pre_ping=False,
+        # Fail fast when the server is unreachable, so readiness checks answer quickly.
+        connect_args={"timeout": _PG_CONNECT_TIMEOUT_SECONDS},
+        **json_options,
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed while one writer writes; busy_timeout makes writers queue
+    # instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+async def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the latest schema; does nothing when it is there."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        with store_errors():
+            async with engine.begin() as connection:
+                # Alembic is synchronous: hand it our connection rather than let env.py start
+                # an event loop of its own, which would fail inside the running one.
+                await connection.run_sync(_upgrade_to_head, url)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade_to_head(connection: Connection, url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    sa_exc.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
+# SQLSTATE classes that mean "this database cannot be used now", whatever the statement:
+# connection exception, authorization, unknown database, insufficient resources, shutdown.
+_UNAVAILABLE_SQLSTATES = ("08", "28", "3D000", "53", "57P")
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn every way of not reaching the database into StoreUnavailable."""
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        if not _is_unavailable(exc):
+            raise
+        raise StoreUnavailable(_unavailable_message(exc.orig or exc)) from exc
+    except _UNREACHABLE as exc:
+        raise StoreUnavailable(_unavailable_message(exc)) from exc
+
+
+def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    return str(getattr(exc.orig, "sqlstate", "")).startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _unavailable_message(error: BaseException) -> str:
+    # The driver's own exception, when the DB-API layer wraps it, names the cause best.
+    root = error.__cause__ or error
+    lines = str(root).strip().splitlines()
+    detail = f": {lines[0][:120]}" if lines else ""
+    return f"task store unavailable: {type(root).__name__}{detail}"
