@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import (
     Interval,
     Select,
@@ -197,10 +198,13 @@ class SqlTaskRepository:
         if not ids:
             return []
         # The attempt opens with the claim: one statement on PostgreSQL, one transaction on SQLite.
+        rows: Sequence[Any]
         if self._postgres:
-            params = {"ids": ids, "worker_id": worker_id, "lease": timedelta(seconds=lease_seconds)}
+            sql, names, fixed = self._pg_claim_sql
+            values = {**fixed, "ids": ids, "worker_id": worker_id}
+            values["lease"] = timedelta(seconds=lease_seconds)
             async with self._connect() as conn:
-                rows = (await conn.execute(self._pg_claim, params)).mappings().all()
+                rows = await _fetch_raw(conn, sql, [values[name] for name in names])
         else:
             now, expires_at = self._times(lease_seconds)
             stmt = _claiming(
@@ -212,15 +216,29 @@ class SqlTaskRepository:
         return [claimed[i] for i in ids if i in claimed]
 
     @functools.cached_property
+    def _pg_claim_sql(self) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        """The claim compiled once to PostgreSQL text with numbered parameters.
+
+        The claim is the hottest statement there is: it runs straight on asyncpg (a prepared
+        statement the driver caches), skipping SQLAlchemy's per-execution and per-row work.
+        Returns the text, the parameter names in order, and the values compiled into it.
+        """
+        compiled = self._pg_claim.compile(
+            dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        return compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params)
+
+    @functools.cached_property
     def _pg_claim(self) -> Select[Any]:
         now = func.statement_timestamp(type_=UtcDateTime())
         return history.logged_claim(
             _claiming(
-                table.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
+                # Placeholder values, replaced on every call; compiling needs some.
+                table.c.id == any_(bindparam("ids", [], type_=ARRAY(Uuid()))),
                 now,
-                now + bindparam("lease", type_=Interval()),
+                now + bindparam("lease", timedelta(0), type_=Interval()),
                 func.gen_random_uuid(),
-                bindparam("worker_id", type_=String()),
+                bindparam("worker_id", "", type_=String()),
             )
         )
 
@@ -295,6 +313,18 @@ class SqlTaskRepository:
             return func.gen_random_uuid()
         # SQLite has no UUID generator: pick one per candidate row here, in the same statement.
         return case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=table.c.id)
+
+
+async def _fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[Any]:
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        return list(await raw.fetch(sql, *args))
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+        # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
+        # drop it here, or the pool would hand the dead connection out again.
+        await conn.invalidate()
+        raise
 
 
 def _claiming(

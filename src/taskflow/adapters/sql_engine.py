@@ -106,6 +106,10 @@ def store_errors() -> Iterator[None]:
         raise StoreUnavailable(_unavailable_message(exc.orig or exc)) from exc
     except _UNREACHABLE as exc:
         raise StoreUnavailable(_unavailable_message(exc)) from exc
+    except asyncpg.PostgresError as exc:  # raised by statements run on asyncpg directly
+        if not str(exc.sqlstate).startswith(_UNAVAILABLE_SQLSTATES):
+            raise
+        raise StoreUnavailable(_unavailable_message(exc)) from exc
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
