@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from taskflow.domain.model import Task
+
 # Attributes every LogRecord has; anything else was passed through `extra=` and is ours.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
     "message",
@@ -55,3 +57,12 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
     # uvicorn's own access log would double every request line; our events carry the facts.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def task_facts(task: Task) -> dict[str, Any]:
+    """What every life-cycle log line says about its task."""
+    return {"task_id": str(task.id), "type": task.type, "attempt": task.attempts}
+
+
+def error_facts(task: Task) -> dict[str, str] | None:
+    return None if task.error is None else {"type": task.error.type, "message": task.error.message}

@@ -25,7 +25,33 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
 
 
-class RedisServer:
+class _Throwaway:
+    """A server a test starts on entering and always removes on leaving."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(_Throwaway):
     """`redis-server` without persistence: a restart comes back empty, like a lost cache."""
 
     def __init__(self) -> None:
@@ -114,24 +140,8 @@ class RedisServer:
         finally:
             client.close()
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class PostgresServer:
+class PostgresServer(_Throwaway):
     """A PostgreSQL 15 cluster of its own (fsync off), run as the ``postgres`` user."""
 
     def __init__(self) -> None:
@@ -229,19 +239,3 @@ class PostgresServer:
         if check:
             assert done.returncode == 0, f"{program.name} failed:\n{done.stdout}\n{done.stderr}"
         return done
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

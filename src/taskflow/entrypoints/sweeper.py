@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
-from taskflow.domain.model import Task
 from taskflow.domain.services import ExecutionService
+from taskflow.logs import error_facts, task_facts
 
 log = logging.getLogger("taskflow.sweeper")
 
@@ -34,7 +34,10 @@ class Sweeper:
 
     async def reap(self) -> None:
         for task in await self._service.reap():
-            log.warning("lease expired, attempt failed", extra=_facts(task))
+            log.warning(
+                "lease expired, attempt failed",
+                extra={**task_facts(task), "status": task.status.value, "error": error_facts(task)},
+            )
 
     async def prune(self) -> None:
         await self._service.prune_idempotency_keys()  # those past IDEMPOTENCY_KEY_TTL
@@ -53,13 +56,19 @@ class Sweeper:
         while True:
             # Each step on its own: a failing reaper must not stop re-dispatching, nor back.
             for step in (self.reap, self.reconcile, self.prune):
-                try:
-                    await step()
-                except OUTAGES as exc:
-                    log.warning("%s skipped", step.__name__, extra={"error": str(exc)})
-                except Exception:
-                    log.exception("%s failed", step.__name__)
+                await run_step(step)
             await asyncio.sleep(interval)
+
+
+async def run_step(step: Callable[[], Awaitable[None]]) -> None:
+    """Run one step of a periodic loop: an outage is waited out, a bug logged with its
+    traceback; neither stops the loop."""
+    try:
+        await step()
+    except OUTAGES as exc:
+        log.warning("%s skipped", step.__name__, extra={"error": str(exc)})
+    except Exception:
+        log.exception("%s failed", step.__name__)
 
 
 async def log_queue_warnings(service: ExecutionService) -> None:
@@ -71,14 +80,3 @@ async def log_queue_warnings(service: ExecutionService) -> None:
         return
     for warning in warnings:
         log.warning(warning)
-
-
-def _facts(task: Task) -> dict[str, Any]:
-    error = None if task.error is None else {"type": task.error.type, "message": task.error.message}
-    return {
-        "task_id": str(task.id),
-        "type": task.type,
-        "attempt": task.attempts,
-        "status": task.status.value,
-        "error": error,
-    }

@@ -23,8 +23,9 @@ from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings
+from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.handlers import Fail, Retry, TaskContext
+from taskflow.logs import error_facts, task_facts
 from taskflow.registry import Registry, TaskDefinition
 
 log = logging.getLogger("taskflow.worker")
@@ -148,7 +149,7 @@ class Worker:
             return
         run.lost = True
         run.job.cancel()
-        log.warning("lease lost, attempt abandoned", extra=_facts(run.task))
+        log.warning("lease lost, attempt abandoned", extra=task_facts(run.task))
 
     async def sweep(self) -> None:
         """Reap expired leases (dead workers) and re-dispatch what the queue lost."""
@@ -201,12 +202,7 @@ class Worker:
     async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(seconds)
-            try:
-                await step()
-            except OUTAGES as exc:
-                log.warning("%s skipped", step.__name__, extra={"error": str(exc)})
-            except Exception:
-                log.exception("%s failed", step.__name__)
+            await run_step(step)
 
     # -- one attempt ----------------------------------------------------------------------
 
@@ -216,7 +212,7 @@ class Worker:
         if self._keeper is not None and task.lease is not None:
             self._keeper.track(task.id, task.lease.token)
         run.job = asyncio.create_task(self._execute(run), name=f"task-{task.id}")
-        log.info("task claimed", extra=_facts(task))
+        log.info("task claimed", extra=task_facts(task))
 
     async def _execute(self, run: _Run) -> None:
         task = run.task
@@ -307,11 +303,13 @@ class Worker:
             try:
                 run.task = await write(run.task)
             except LeaseLost:
-                log.warning("outcome discarded: lease lost", extra=_facts(run.task))
+                log.warning("outcome discarded: lease lost", extra=task_facts(run.task))
                 return
             except StoreUnavailable as exc:
                 if time.monotonic() >= deadline:
-                    log.error("outcome not recorded", extra={**_facts(run.task), "error": str(exc)})
+                    log.error(
+                        "outcome not recorded", extra={**task_facts(run.task), "error": str(exc)}
+                    )
                     return
                 await asyncio.sleep(backoff.next())
                 continue
@@ -358,21 +356,13 @@ def _task_error(exc: BaseException) -> TaskError:
     return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
 
 
-def _facts(task: Task) -> dict[str, Any]:
-    return {"task_id": str(task.id), "type": task.type, "attempt": task.attempts}
-
-
-def _error(task: Task) -> dict[str, str] | None:
-    return None if task.error is None else {"type": task.error.type, "message": task.error.message}
-
-
 def _log_outcome(run: _Run, *, released: bool) -> None:
     task = run.task
-    facts = {**_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
+    facts = {**task_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
     if task.status is TaskStatus.SUCCESS:
         log.info("task succeeded", extra=facts)
     elif task.status is TaskStatus.FAILED:
-        log.warning("task failed", extra={**facts, "error": _error(task)})
+        log.warning("task failed", extra={**facts, "error": error_facts(task)})
     elif task.status is TaskStatus.CANCELLED:
         log.info("task cancelled", extra=facts)
     elif released:
@@ -384,6 +374,6 @@ def _log_outcome(run: _Run, *, released: bool) -> None:
                 **facts,
                 "retry": task.retry_count,
                 "run_at": task.run_at.isoformat(),
-                "error": _error(task),
+                "error": error_facts(task),
             },
         )

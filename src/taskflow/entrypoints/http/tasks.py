@@ -23,6 +23,7 @@ from taskflow.entrypoints.http.schemas import (
     TaskOut,
     TasksOut,
 )
+from taskflow.logs import task_facts
 
 log = logging.getLogger("taskflow.api")
 
@@ -90,8 +91,7 @@ class TaskController(Controller):
             [task], replayed = await service.submit_idempotent(
                 [data.to_command()], key=key, request_hash=request_hash(data)
             )
-        facts = {"task_id": str(task.id), "type": task.type, "attempt": task.attempts}
-        log.info("task replayed" if replayed else "task submitted", extra=facts)
+        log.info("task replayed" if replayed else "task submitted", extra=task_facts(task))
         headers = {"Location": f"/api/tasks/{task.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
