@@ -230,12 +230,11 @@ async def drain(bench: Bench, workers: int) -> Results:
     }
 
 
-async def drain_1(bench: Bench) -> Results:
-    return await drain(bench, 1)
+def _drain_with(workers: int) -> Phase:
+    async def phase(bench: Bench) -> Results:
+        return await drain(bench, workers)
 
-
-async def drain_2(bench: Bench) -> Results:
-    return await drain(bench, 2)
+    return phase
 
 
 # -- 4: latency -----------------------------------------------------------------------------
@@ -316,6 +315,16 @@ async def memory(bench: Bench) -> Results:
     }
 
 
+#: Worker processes of the drain phases; drain1 and drain2 run by default, drain3 and drain4 on
+#: request (`--phases drain1,drain2,drain3,drain4` shows how the drain scales).
+DRAIN_WORKERS = (1, 2, 3, 4)
+OPTIONAL_PHASES = ("drain3", "drain4")
+
+
+def _workers(n: int) -> str:
+    return "1 worker" if n == 1 else f"{n} workers"
+
+
 def layouts(p: Params) -> dict[str, str]:
     """Which processes each phase runs."""
     submit = f"api x{p.apis}, no worker; load generator: {p.client_processes} client processes x"
@@ -323,8 +332,7 @@ def layouts(p: Params) -> dict[str, str]:
     return {
         "submit": f"{submit} {p.client_connections} connections",
         "batch": f"{submit} {p.batch_connections} connections",
-        "drain1": f"worker x1; {enqueue}",
-        "drain2": f"worker x2; {enqueue}",
+        **{f"drain{n}": f"worker x{n}; {enqueue}" for n in DRAIN_WORKERS},
         "latency": "api x1, worker x1; this process is the client (4 connections)",
         "memory": f"api x{p.apis}, worker x1; this process enqueues",
     }
@@ -347,23 +355,21 @@ PHASES: list[tuple[str, list[tuple[str, str, str]], Phase, bool]] = [
         submit_batch,
         True,
     ),
-    (
-        "drain1",
-        [
-            ("drain_1_wall", "drain {drain} no-op, 1 worker (wall)", "tasks/s"),
-            ("drain_1_db", "drain {drain} no-op, 1 worker (task timestamps)", "tasks/s"),
-        ],
-        drain_1,
-        True,
-    ),
-    (
-        "drain2",
-        [
-            ("drain_2_wall", "drain {drain} no-op, 2 workers (wall)", "tasks/s"),
-            ("drain_2_db", "drain {drain} no-op, 2 workers (task timestamps)", "tasks/s"),
-        ],
-        drain_2,
-        True,
+    *(
+        (
+            f"drain{n}",
+            [
+                (f"drain_{n}_wall", f"drain {{drain}} no-op, {_workers(n)} (wall)", "tasks/s"),
+                (
+                    f"drain_{n}_db",
+                    f"drain {{drain}} no-op, {_workers(n)} (task timestamps)",
+                    "tasks/s",
+                ),
+            ],
+            _drain_with(n),
+            True,
+        )
+        for n in DRAIN_WORKERS
     ),
     (
         "latency",

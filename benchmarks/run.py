@@ -25,10 +25,11 @@ from typing import Any, NoReturn
 
 from benchmarks.deploy import Deployment, safe_url
 from benchmarks.measure import KIB_PER_MIB, Store, median, redis_version
-from benchmarks.phases import PEAK_ROWS, PHASES, Bench, Params, Result, layouts
+from benchmarks.phases import OPTIONAL_PHASES, PEAK_ROWS, PHASES, Bench, Params, Result, layouts
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASE_NAMES = [name for name, *_ in PHASES]
+DEFAULT_PHASES = [name for name in PHASE_NAMES if name not in OPTIONAL_PHASES]
 STARTED = time.monotonic()
 
 
@@ -288,8 +289,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--phases",
         type=_phases,
-        default=PHASE_NAMES,
-        help=f"comma-separated subset of {','.join(PHASE_NAMES)} (default: all)",
+        default=DEFAULT_PHASES,
+        help=f"comma-separated subset of {','.join(PHASE_NAMES)} "
+        f"(default: all but {','.join(OPTIONAL_PHASES)})",
     )
     parser.add_argument("--apis", type=int, help="API processes for the submit phases (1)")
     parser.add_argument("--duration", type=float, help="seconds of each submit phase (10)")
