@@ -340,6 +340,51 @@ async def test_run_once_claims_no_more_than_the_free_slots(env: Env) -> None:
     assert worker.free_slots == 2
 
 
+class GatedStore(InMemoryTaskRepository):
+    """A store whose writes of a SUCCESS wait until the test opens the gate."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
+        if task.status is SUCCESS:
+            self.waiting += 1
+            await self.gate.wait()
+        await super().save(task, closing=closing)
+
+
+async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_written() -> None:
+    env = Env(GatedStore)
+    store = env.repo
+    assert isinstance(store, GatedStore)
+    tasks = [await env.submit("t.order", ORDER) for _ in range(7)]
+    worker = env.worker(concurrency=2)
+
+    assert await worker.run_once() == 2
+    async with asyncio.timeout(BOUND):
+        while store.waiting < 2:
+            await asyncio.sleep(0.01)
+    # Both handlers are done and their writes wait: the next claim need not wait for them.
+    assert worker.free_slots == 2
+    assert await worker.run_once() == 2
+    async with asyncio.timeout(BOUND):
+        while store.waiting < 4:
+            await asyncio.sleep(0.01)
+    # But no more than `concurrency` outcomes wait to be written.
+    assert worker.free_slots == 0
+    assert await worker.run_once() == 0
+    assert len(worker.running) == 4
+
+    store.gate.set()
+    async with asyncio.timeout(BOUND):
+        await worker.wait_idle()
+    statuses = sorted([(await env.get(t)).status for t in tasks])
+    assert statuses == [PENDING] * 3 + [SUCCESS] * 4
+    assert worker.free_slots == 2
+
+
 # -- run_forever and shutdown -----------------------------------------------------------------
 
 

@@ -68,7 +68,7 @@ async def save_many(conn: AsyncConnection, items: Sequence[SaveItem]) -> set[UUI
     rows = _encode([_row(task, end) for task, end in items]).decode()
     ids = [task.id for task, _ in items]
     result = await conn.execute(_SAVE_MANY, {"rows": rows, "ids": ids})
-    return {UUID(str(row[0])) for row in result}
+    return {row[0] for row in result}  # asyncpg's UUIDs equal and hash as uuid.UUID
 
 
 def _row(task: Task, end: AttemptEnd | None) -> dict[str, Any]:

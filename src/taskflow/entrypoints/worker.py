@@ -66,6 +66,7 @@ class Worker:
         self._registry = registry
         self._options = options
         self._running: dict[UUID, _Run] = {}
+        self._settling = 0  # runs in _running whose handler is done and outcome being written
         self._sweeper = Sweeper(service)
         self._slot_freed = asyncio.Event()
         self._executor = ThreadPoolExecutor(
@@ -82,7 +83,16 @@ class Worker:
 
     @property
     def free_slots(self) -> int:
-        return self._options.concurrency - len(self._running)
+        """How many more tasks to claim now.
+
+        ``concurrency`` bounds the handlers running at once. A run whose handler is done no
+        longer holds a slot while its outcome is written, so the next claim overlaps that write
+        (the claim and the group-committed save each wait on a commit); at most ``concurrency``
+        such writes are outstanding, which bounds the attempts held to twice ``concurrency``.
+        """
+        limit = self._options.concurrency
+        handling = len(self._running) - self._settling
+        return min(limit - handling, 2 * limit - len(self._running))
 
     async def run_once(self, timeout: float = 0.0) -> int:
         """Claim up to the free slots' worth of tasks and start them; returns how many."""
@@ -212,7 +222,8 @@ class Worker:
         if self._keeper is not None and task.lease is not None:
             self._keeper.track(task.id, task.lease.token)
         run.job = asyncio.create_task(self._execute(run), name=f"task-{task.id}")
-        log.info("task claimed", extra=task_facts(task))
+        if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
+            log.info("task claimed", extra=task_facts(task))
 
     async def _execute(self, run: _Run) -> None:
         task = run.task
@@ -236,6 +247,8 @@ class Worker:
                 await self._settle(run, functools.partial(self._service.succeed, result=result))
         finally:
             del self._running[task.id]
+            if run.settling:
+                self._settling -= 1
             if self._keeper is not None:
                 self._keeper.forget(task.id)
             self._slot_freed.set()
@@ -259,8 +272,11 @@ class Worker:
             sink=functools.partial(self._progress, run),
             loop=asyncio.get_running_loop(),
         )
-        async with asyncio.timeout(task.timeout_seconds):
+        if task.timeout_seconds is None:  # a timeout context costs as much as a no-op handler
             result = await self._call(definition, payload, ctx)
+        else:
+            async with asyncio.timeout(task.timeout_seconds):
+                result = await self._call(definition, payload, ctx)
         return msgspec.to_builtins(result)
 
     async def _call(self, definition: TaskDefinition, payload: Any, ctx: TaskContext) -> Any:
@@ -297,6 +313,8 @@ class Worker:
     ) -> None:
         """Write the attempt's outcome, waiting out a store outage while the lease lasts."""
         run.settling = True
+        self._settling += 1
+        self._slot_freed.set()  # the handler is done: its slot can take the next task
         backoff = _Backoff()
         deadline = time.monotonic() + self._service.lease_seconds
         while True:
@@ -358,6 +376,8 @@ def _task_error(exc: BaseException) -> TaskError:
 
 def _log_outcome(run: _Run, *, released: bool) -> None:
     task = run.task
+    if task.status is TaskStatus.SUCCESS and not log.isEnabledFor(logging.INFO):
+        return
     facts = {**task_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
     if task.status is TaskStatus.SUCCESS:
         log.info("task succeeded", extra=facts)
