@@ -174,7 +174,8 @@ class CpuWindow:
         self._procs.update(dict.fromkeys(pids, 0.0))
 
     def stop(self) -> dict[str, float]:
-        """``machine``: cores busy (of os.cpu_count()); ``procs``: cores used by the pids."""
+        """``machine``: cores busy (of os.cpu_count()); ``procs``: cores used by the pids;
+        ``procs_seconds``: the CPU seconds they used."""
         wall = time.monotonic() - self._wall
         busy, total = machine_jiffies()
         cpus = os.cpu_count() or 1
@@ -184,4 +185,8 @@ class CpuWindow:
             after = cpu_seconds(pid)
             if before is not None and after is not None:
                 used += after - before
-        return {"machine": share * cpus, "procs": used / wall if wall > 0 else 0.0}
+        return {
+            "machine": share * cpus,
+            "procs": used / wall if wall > 0 else 0.0,
+            "procs_seconds": used,
+        }

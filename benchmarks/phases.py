@@ -211,8 +211,8 @@ async def drain(bench: Bench, workers: int) -> Results:
     await bench.deploy.stop(procs)
     setup = (
         f"{n:,} no-op tasks queued ({how}) before the start, api stopped; worker x{workers} "
-        f"using {used['procs']:.2f} cores, machine {used['machine']:.2f} of "
-        f"{os.cpu_count()} cores busy"
+        f"using {used['procs']:.2f} cores ({used['procs_seconds'] / n * 1e6:.0f} µs of CPU per "
+        f"task, start-up included), machine {used['machine']:.2f} of {os.cpu_count()} cores busy"
     )
     return {
         f"drain_{workers}_wall": Result(

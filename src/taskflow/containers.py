@@ -89,9 +89,10 @@ def build_container(settings: Settings, registry: Registry) -> Container:
 
 async def close_container(container: Container) -> None:
     """Release the connections the container's singletons opened."""
-    close = getattr(container.queue(), "close", None)
-    if close is not None:
-        await close()
+    for resource in (container.queue(), container.repository()):
+        close = getattr(resource, "close", None)
+        if close is not None:
+            await close()
     await container.engine().dispose()
 
 

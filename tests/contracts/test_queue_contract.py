@@ -389,6 +389,15 @@ async def test_absent_names_what_is_neither_ready_nor_waiting(harness: Harness) 
     assert await harness.queue.absent([]) == []
 
 
+async def test_absent_checks_every_queue_and_keeps_the_order_asked_in(harness: Harness) -> None:
+    here = [dispatch(queue="mail") for _ in range(3)]
+    gone = [dispatch(queue="reports", priority=p) for p in (0, 9)]
+    waiting = dispatch(queue="reports", run_at=at(60))
+    await harness.queue.push([*here, waiting])
+    mixed = [gone[0], here[0], waiting, gone[1], here[1], here[2]]
+    assert await harness.queue.absent(mixed) == gone
+
+
 async def test_a_fresh_queue_is_not_intact_until_marked(harness: Harness) -> None:
     assert await harness.queue.intact() is False
     await harness.queue.mark_intact()

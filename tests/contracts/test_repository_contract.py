@@ -98,15 +98,17 @@ async def backend(store_url: str) -> AsyncIterator[Backend]:
         yield Backend("memory", repo, clock.now, advance, lambda: repo)
         return
     await migrate(store_url)
-    engines: list[AsyncEngine] = []
+    opened: list[tuple[SqlTaskRepository, AsyncEngine]] = []
 
     def open_repo() -> TaskRepository:
-        engines.append(create_engine(store_url))
-        return SqlTaskRepository(engines[-1], clock=SystemClock())
+        engine = create_engine(store_url)
+        opened.append((SqlTaskRepository(engine, clock=SystemClock()), engine))
+        return opened[-1][0]
 
     name = "sqlite" if store_url.startswith("sqlite") else "postgres"
     yield Backend(name, open_repo(), SystemClock().now, asyncio.sleep, open_repo)
-    for engine in engines:
+    for repo, engine in opened:
+        await repo.close()
         await engine.dispose()
 
 
@@ -831,6 +833,7 @@ async def test_migrate_twice_changes_nothing(store_url: str) -> None:
         await repo.add(task)
         await migrate(store_url)
         assert await repo.get(task.id) == task
+        await repo.close()
     finally:
         await engine.dispose()
 
@@ -876,4 +879,5 @@ async def test_unreachable_postgres_raises_store_unavailable() -> None:
             with pytest.raises(StoreUnavailable):
                 await call()
     finally:
+        await repo.close()
         await engine.dispose()

@@ -347,12 +347,19 @@ class GatedStore(InMemoryTaskRepository):
         super().__init__(clock)
         self.gate = asyncio.Event()
         self.waiting = 0
+        self._arrived = asyncio.Condition()
 
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
         if task.status is SUCCESS:
-            self.waiting += 1
+            async with self._arrived:
+                self.waiting += 1
+                self._arrived.notify_all()
             await self.gate.wait()
         await super().save(task, closing=closing)
+
+    async def until_waiting(self, count: int) -> None:
+        async with asyncio.timeout(BOUND), self._arrived:
+            await self._arrived.wait_for(lambda: self.waiting >= count)
 
 
 async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_written() -> None:
@@ -363,15 +370,11 @@ async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_written() 
     worker = env.worker(concurrency=2)
 
     assert await worker.run_once() == 2
-    async with asyncio.timeout(BOUND):
-        while store.waiting < 2:
-            await asyncio.sleep(0.01)
+    await store.until_waiting(2)
     # Both handlers are done and their writes wait: the next claim need not wait for them.
     assert worker.free_slots == 2
     assert await worker.run_once() == 2
-    async with asyncio.timeout(BOUND):
-        while store.waiting < 4:
-            await asyncio.sleep(0.01)
+    await store.until_waiting(4)
     # But no more than `concurrency` outcomes wait to be written.
     assert worker.free_slots == 0
     assert await worker.run_once() == 0

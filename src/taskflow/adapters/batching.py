@@ -29,8 +29,9 @@ class Coalescer(Generic[T]):
         self._waiting.append((item, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        # The write goes ahead even if this caller is cancelled: shield the shared future.
-        await asyncio.shield(future)
+        # A cancelled caller cancels only its own future: its item stays in the batch, which
+        # the flusher (a task of its own) writes anyway.
+        await future
 
     async def _flush(self) -> None:
         while self._waiting:

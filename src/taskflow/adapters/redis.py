@@ -205,18 +205,26 @@ class RedisTaskQueue:
     async def absent(self, dispatches: Sequence[Dispatch]) -> list[Dispatch]:
         if not dispatches:
             return []
+        by_queue: dict[str, list[int]] = {}  # queue -> positions in dispatches
+        for position, d in enumerate(dispatches):
+            by_queue.setdefault(d.queue, []).append(position)
+        # Two ZMSCOREs per queue (the ready and the delayed set) in one round trip: a page of
+        # thousands of ids costs a handful of commands, not two per id.
         pipe = self._client.pipeline(transaction=False)
-        for d in dispatches:
-            ready, delayed = self._keys(d.queue)
-            pipe.zscore(ready, str(d.task_id))
-            pipe.zscore(delayed, f"{d.priority}:{d.task_id}")
+        for queue, positions in by_queue.items():
+            ready, delayed = self._keys(queue)
+            group = [dispatches[p] for p in positions]
+            pipe.zmscore(ready, [str(d.task_id) for d in group])
+            pipe.zmscore(delayed, [f"{d.priority}:{d.task_id}" for d in group])
         with _mapped_errors():
-            scores = await pipe.execute()
-        return [
-            d
-            for d, in_ready, in_delayed in zip(dispatches, scores[::2], scores[1::2], strict=True)
-            if in_ready is None and in_delayed is None
-        ]
+            replies = await pipe.execute()
+        missing: list[int] = []
+        for index, positions in enumerate(by_queue.values()):
+            scores = zip(replies[2 * index], replies[2 * index + 1], strict=True)
+            missing += [
+                p for p, pair in zip(positions, scores, strict=True) if pair == (None, None)
+            ]
+        return [dispatches[p] for p in sorted(missing)]
 
     async def intact(self) -> bool:
         with _mapped_errors():

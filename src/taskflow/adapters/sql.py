@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from sqlalchemy import (
     Interval,
     Select,
@@ -45,7 +44,7 @@ from taskflow.adapters import sql_history as history
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.sql_bulk import SaveItem
-from taskflow.adapters.sql_engine import store_errors
+from taskflow.adapters.sql_engine import HeldConnection, fetch_raw, store_errors
 from taskflow.adapters.sql_rows import to_row, to_task
 from taskflow.adapters.sql_schema import UtcDateTime, status_in
 from taskflow.adapters.sql_schema import tasks as table
@@ -78,6 +77,9 @@ class SqlTaskRepository:
         self._postgres = engine.dialect.name == "postgresql"
         # Concurrent saves (a worker finishing many tasks) share one statement and one commit.
         self._saves: Coalescer[SaveItem] = Coalescer(self._save_many)
+        # The claim loop and the saves' flusher each run one statement after another.
+        self._claim_conn = HeldConnection(self._autocommit)
+        self._save_conn = HeldConnection(self._autocommit)
         self._adds: Coalescer[Task] = Coalescer(self._add_each)
 
     async def add(self, task: Task) -> None:
@@ -163,7 +165,7 @@ class SqlTaskRepository:
         ids = [task.id for task, _ in items]
         if len(set(ids)) < len(ids):  # one task twice: its changes must apply in order
             return [await _outcome(self._save_one(task, end)) for task, end in items]
-        async with self._connect() as conn:
+        async with self._connect(held=self._save_conn) as conn:
             written = await bulk.save_many(conn, items)
             missed = [i for i in ids if i not in written]
             known = set()
@@ -203,8 +205,8 @@ class SqlTaskRepository:
             sql, names, fixed = self._pg_claim_sql
             values = {**fixed, "ids": ids, "worker_id": worker_id}
             values["lease"] = timedelta(seconds=lease_seconds)
-            async with self._connect() as conn:
-                rows = await _fetch_raw(conn, sql, [values[name] for name in names])
+            async with self._connect(held=self._claim_conn) as conn:
+                rows = await fetch_raw(conn, sql, [values[name] for name in names])
         else:
             now, expires_at = self._times(lease_seconds)
             stmt = _claiming(
@@ -283,10 +285,20 @@ class SqlTaskRepository:
         async with self._connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def close(self) -> None:
+        """Hand back the connections this repository keeps; call before disposing the engine."""
+        await self._claim_conn.close()
+        await self._save_conn.close()
+
     @contextlib.asynccontextmanager
-    async def _connect(self, *, transaction: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def _connect(
+        self, *, transaction: bool = False, held: HeldConnection | None = None
+    ) -> AsyncIterator[AsyncConnection]:
         with store_errors():
-            if transaction:
+            if held is not None:
+                async with held.use() as conn:
+                    yield conn
+            elif transaction:
                 async with self._engine.begin() as conn:
                     yield conn
             else:
@@ -313,18 +325,6 @@ class SqlTaskRepository:
             return func.gen_random_uuid()
         # SQLite has no UUID generator: pick one per candidate row here, in the same statement.
         return case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=table.c.id)
-
-
-async def _fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[Any]:
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None
-    try:
-        return list(await raw.fetch(sql, *args))
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-        # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
-        # drop it here, or the pool would hand the dead connection out again.
-        await conn.invalidate()
-        raise
 
 
 def _claiming(

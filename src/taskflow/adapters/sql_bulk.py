@@ -14,20 +14,20 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Uuid, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskflow.adapters.sql_engine import fetch_raw
 from taskflow.domain.model import AttemptEnd, Task
 
 SaveItem = tuple[Task, AttemptEnd | None]
 
 _encode = msgspec.json.Encoder().encode
 
-_SAVE_MANY = text(
-    """
+# Plain PostgreSQL text, run straight on asyncpg (see sql_engine.fetch_raw): $1 is the rows as
+# one JSON document, $2 their ids.
+_SAVE_MANY = """
 WITH v AS (
-  SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(
     id uuid, expected int, status text, attempts int, retry_count int, run_at timestamptz,
     started_at timestamptz, finished_at timestamptz, updated_at timestamptz,
     cancel_requested boolean, progress jsonb, result jsonb, error jsonb, version int,
@@ -48,7 +48,7 @@ saved AS (
   FROM v
   -- the id array lets the planner find the rows by primary key; joining on v alone, it
   -- guesses v's size and may scan the whole table
-  WHERE t.id = ANY(:ids) AND t.id = v.id AND t.version = v.expected
+  WHERE t.id = ANY($2::uuid[]) AND t.id = v.id AND t.version = v.expected
   RETURNING t.id
 ),
 closed AS (
@@ -60,14 +60,13 @@ closed AS (
 )
 SELECT id FROM saved
 """
-).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
 
 
 async def save_many(conn: AsyncConnection, items: Sequence[SaveItem]) -> set[UUID]:
     """Write every change whose version still matches; returns the ids written."""
     rows = _encode([_row(task, end) for task, end in items]).decode()
     ids = [task.id for task, _ in items]
-    result = await conn.execute(_SAVE_MANY, {"rows": rows, "ids": ids})
+    result = await fetch_raw(conn, _SAVE_MANY, [rows, ids])
     return {row[0] for row in result}  # asyncpg's UUIDs equal and hash as uuid.UUID
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, make_url
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from taskflow.domain.errors import StoreUnavailable
 
@@ -126,3 +126,68 @@ def _unavailable_message(error: BaseException) -> str:
     lines = str(root).strip().splitlines()
     detail = f": {lines[0][:120]}" if lines else ""
     return f"task store unavailable: {type(root).__name__}{detail}"
+
+
+async def fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[Any]:
+    """Run ``sql`` (PostgreSQL text, $n parameters) straight on the asyncpg connection.
+
+    For the hottest statements: asyncpg prepares and caches them, and SQLAlchemy's
+    per-execution and per-row work is skipped.
+    """
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        return list(await raw.fetch(sql, *args))
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+        # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
+        # drop it here, or the pool would hand the dead connection out again.
+        await conn.invalidate()
+        raise
+
+
+class HeldConnection:
+    """A pooled connection kept checked out from one call to the next.
+
+    For a caller that runs one statement after another on the hot path (the claim loop, a
+    group commit's flusher): it spares the pool's checkout, reset and check-in, each a greenlet
+    switch in SQLAlchemy's asyncio layer, on every statement. A call made while the connection
+    is in use takes a pooled one instead; a connection that died is replaced on the next call.
+    ``close()`` hands it back to the pool; the owner calls it before disposing of the engine.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._busy = False
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[AsyncConnection]:
+        if self._busy:
+            async with self._engine.connect() as conn:
+                yield conn
+            return
+        self._busy = True
+        try:
+            stale = self._conn
+            if stale is not None and (stale.invalidated or stale.closed):
+                self._conn = None
+                await stale.close()
+            if self._conn is None:
+                self._conn = await self._engine.connect().start()
+            conn = self._conn
+            try:
+                yield conn
+            except BaseException:
+                # A statement cut short (an error, a cancellation) may leave the session in
+                # any state: hand the connection back to the pool, which resets or drops it.
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                raise
+        finally:
+            self._busy = False
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
