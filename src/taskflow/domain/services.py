@@ -427,8 +427,10 @@ def _token(task: Task) -> UUID:
     return task.lease.token
 
 
-def _pick(*candidates: int | None) -> int:
-    return next(c for c in candidates if c is not None)
+def _pick(requested: int | None, default: int | None, fallback: int) -> int:
+    if requested is not None:
+        return requested
+    return fallback if default is None else default
 
 
 def _queue_name(name: str) -> str:

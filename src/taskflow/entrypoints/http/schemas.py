@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -133,8 +134,12 @@ class AttemptsOut(msgspec.Struct):
     items: list[AttemptOut]
 
 
+@functools.lru_cache(maxsize=1024)
 def timestamp(moment: datetime) -> str:
-    """RFC 3339, UTC, always with six fractional digits (SPEC §1)."""
+    """RFC 3339, UTC, always with six fractional digits (SPEC §1).
+
+    Cached: a new task's three timestamps are one instant, a batch's tasks share it, and
+    ``strftime`` took a sixth of the API's CPU under batch submissions."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -80,9 +80,8 @@ class TaskController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SubmitTaskIn],
         service: NamedDependency[TaskService],
-        limits: NamedDependency[Limits],
     ) -> Response[TaskOut]:
-        check_sizes(data, limits)
+        check_sizes(data, request.app.state.limits)
         key = request.headers.get(IDEMPOTENCY_KEY)
         replayed = False
         if key is None:
@@ -108,8 +107,8 @@ class TaskController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SubmitBatchIn],
         service: NamedDependency[TaskService],
-        limits: NamedDependency[Limits],
     ) -> Response[TasksOut]:
+        limits = request.app.state.limits
         for index, submission in enumerate(data.tasks):
             try:
                 check_sizes(submission, limits)
