@@ -70,6 +70,8 @@ def create_app(container: Container) -> Litestar:
 
 def app_from_environment() -> Litestar:
     """The app of one of several API processes (``TASKFLOW_API_PROCESSES``), built in it."""
-    from taskflow.entrypoints.runtime import prepare
+    from taskflow.entrypoints.runtime import prepare, tune_gc_for_serving
 
-    return create_app(prepare("server"))
+    app = create_app(prepare("server"))
+    tune_gc_for_serving()
+    return app
