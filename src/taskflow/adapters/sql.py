@@ -325,7 +325,14 @@ async def _fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[A
     assert raw is not None
     try:
         return list(await raw.fetch(sql, *args))
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+    except (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        # A server that ended the session while the connection sat idle in the pool can
+        # leave asyncpg's protocol in this state: the connection is as dead.
+        asyncpg.InternalClientError,
+    ):
         # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
         # drop it here, or the pool would hand the dead connection out again.
         await conn.invalidate()

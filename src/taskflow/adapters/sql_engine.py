@@ -89,6 +89,7 @@ _UNREACHABLE = (
     sa_exc.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a protocol left mid-operation by a session the server ended
 )
 # SQLSTATE classes that mean "this database cannot be used now", whatever the statement:
 # connection exception, authorization, unknown database, insufficient resources, shutdown.
