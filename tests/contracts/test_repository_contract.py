@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -46,6 +47,7 @@ from taskflow.domain.model import (
 )
 from taskflow.domain.ports import Dispatch, TaskRepository
 from taskflow.domain.retry import RetryPolicy
+from tests.conftest import PG_ADMIN_URL
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 SQL_BACKENDS = ["sqlite", "postgres"]
@@ -244,6 +246,37 @@ async def test_add_many_with_an_id_twice_stores_nothing(backend: Backend) -> Non
     with pytest.raises(DuplicateTask):
         await backend.repo.add_many(batch)
     assert await backend.repo.get_many([t.id for t in batch]) == []
+
+
+async def test_add_many_stores_every_field_of_a_large_mixed_batch(backend: Backend) -> None:
+    """A full batch of every shape and awkward JSON comes back exactly as it went in."""
+    now = backend.now()
+    awkward: list[dict[str, Any]] = [
+        {},
+        {"quote": 'a"b\\c', "line": "x\ny", "émoji": "✓ 😀", "tab\t": "\u2028"},
+        {"big": 2**62, "neg": -(2**53) - 1, "float": 0.1, "tiny": 5e-324, "exp": 1.5e-7},
+        {"nested": [[], {}, [None, True, False, {"k": [1.25]}]], "empty": ""},
+    ]
+    shapes = [new_task, retried_task, running_task, finished_task]
+    batch = [
+        replace(shapes[i % 4](now), payload=awkward[i % len(awkward)], metadata={"i": i})
+        for i in range(1000)
+    ]
+    batch[1] = replace(batch[1], timeout_seconds=0.1, run_at=now + timedelta(days=3650))
+    await backend.repo.add_many(batch)
+    assert await backend.repo.get_many([t.id for t in batch]) == batch
+
+
+async def test_a_refused_batch_leaves_the_store_usable(backend: Backend) -> None:
+    existing = new_task(backend.now())
+    await backend.repo.add(existing)
+    for _ in range(3):  # more often than the pool has idle connections to spoil
+        with pytest.raises(DuplicateTask):
+            await backend.repo.add_many([new_task(backend.now()), existing])
+    batch = [new_task(backend.now()) for _ in range(3)]
+    await backend.repo.add_many(batch)
+    await backend.repo.add(new := new_task(backend.now()))
+    assert await backend.repo.get_many([t.id for t in [*batch, new]]) == [*batch, new]
 
 
 async def test_tasks_may_share_an_idempotency_key(backend: Backend) -> None:
@@ -878,6 +911,36 @@ async def test_unreachable_postgres_raises_store_unavailable() -> None:
         for call in calls:
             with pytest.raises(StoreUnavailable):
                 await call()
+    finally:
+        await repo.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_an_insert_on_a_killed_connection_is_unavailable_then_recovers(
+    store_url: str,
+) -> None:
+    """The insert runs on asyncpg directly: a connection that died under it must be dropped."""
+    url = store_url
+    await migrate(url)
+    engine = create_engine(url, pool_size=1)
+    repo = SqlTaskRepository(engine)
+    try:
+        await repo.add_many([new_task(SystemClock().now())])  # a connection is open now
+        database = url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                database,
+            )
+        finally:
+            await admin.close()
+        batch = [new_task(SystemClock().now()) for _ in range(2)]
+        with pytest.raises(StoreUnavailable):
+            await repo.add_many(batch)
+        await repo.add_many(batch)
+        assert await repo.get_many([t.id for t in batch]) == batch
     finally:
         await repo.close()
         await engine.dispose()

