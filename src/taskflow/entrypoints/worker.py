@@ -175,10 +175,19 @@ class Worker:
 
     async def _claim_until(self, stop: asyncio.Event) -> None:
         backoff = _Backoff()
+        # Waiting for a free slot happens once per claim when the worker is busy: one event,
+        # which `stop` sets too, costs far less than racing two waits.
+        relay = asyncio.create_task(_relay(stop, self._slot_freed))
+        try:
+            await self._claim_loop(stop, backoff)
+        finally:
+            relay.cancel()
+
+    async def _claim_loop(self, stop: asyncio.Event, backoff: _Backoff) -> None:
         while not stop.is_set():
             if self.free_slots <= 0:
-                await _first(self._slot_freed.wait(), stop.wait())
                 self._slot_freed.clear()
+                await self._slot_freed.wait()
                 continue
             try:
                 await self.run_once(timeout=self._options.poll_seconds)
@@ -355,6 +364,11 @@ class _Backoff:
 
     def reset(self) -> None:
         self._next = self._first
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def _first(*awaitables: Awaitable[Any]) -> None:
