@@ -161,13 +161,43 @@ def machine_jiffies() -> tuple[int, int]:
     return total - idle, total
 
 
+#: Process names of the servers whose CPU a window can count, when they run on this host.
+SERVERS = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def server_cpu() -> dict[int, tuple[str, float]]:
+    """pid -> (server, CPU seconds so far) of every local PostgreSQL and Redis process."""
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name in SERVERS:
+            fields = text.rsplit(")", 1)[1].split()
+            found[int(entry.name)] = (SERVERS[name], (int(fields[11]) + int(fields[12])) / _TICKS)
+    return found
+
+
 class CpuWindow:
-    """How many cores the machine and some processes used between `start()` and `stop()`."""
+    """How many cores the machine and some processes used between `start()` and `stop()`.
+
+    With ``servers``, also the CPU seconds of every PostgreSQL and Redis process on this host
+    (backends that start inside the window count from zero; one that ends inside it is lost).
+    """
+
+    def __init__(self, *, servers: bool = False) -> None:
+        self._servers: dict[int, tuple[str, float]] | None = server_cpu() if servers else None
 
     def start(self, pids: Sequence[int] = ()) -> None:
         self._wall = time.monotonic()
         self._machine = machine_jiffies()
         self._procs = {pid: cpu_seconds(pid) for pid in pids}
+        if self._servers is not None:
+            self._servers = server_cpu()
 
     def add(self, pids: Sequence[int]) -> None:
         """Processes started after `start()`: all their CPU time counts."""
@@ -185,8 +215,13 @@ class CpuWindow:
             after = cpu_seconds(pid)
             if before is not None and after is not None:
                 used += after - before
-        return {
+        result = {
             "machine": share * cpus,
             "procs": used / wall if wall > 0 else 0.0,
             "procs_seconds": used,
         }
+        if self._servers is not None:
+            for pid, (server, after) in server_cpu().items():
+                before = self._servers.get(pid, (server, 0.0))[1]
+                result[server] = result.get(server, 0.0) + after - before
+        return result

@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks.client import Connection, batch_body, single_body
 from benchmarks.deploy import HOST, Deployment, Proc
 from benchmarks.load import ClosedLoopSpec, closed_loop, steady, submit_all
-from benchmarks.measure import KIB_PER_MIB, CpuWindow, Store, percentile, proc_status_kib
+from benchmarks.measure import KIB_PER_MIB, SERVERS, CpuWindow, Store, percentile, proc_status_kib
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,15 @@ class Bench:
     params: Params
     batch_endpoint: bool | None = None
     batch_answer: str = ""
+
+    @property
+    def local_servers(self) -> bool:
+        """PostgreSQL and Redis both run on this host, so their CPU can be read from /proc."""
+        hosts = {
+            a.rsplit(":", 1)[0].strip("[]")
+            for a in (self.deploy.database_host, self.deploy.redis_host)
+        }
+        return hosts <= {"127.0.0.1", "localhost", "::1"}
 
     async def fresh(self, phase: str) -> None:
         self.deploy.phase = phase
@@ -207,18 +216,25 @@ async def drain(bench: Bench, workers: int) -> Results:
     usage.add(pids)
     # The workers' CPU per task is counted from the first SUCCESS on, without their start-up.
     await bench.store.wait_success(1, check=_alive(procs), interval=0.01)
-    steady = CpuWindow()
+    steady = CpuWindow(servers=bench.local_servers)
     steady.start(pids)
     counted = n - await bench.store.count("SUCCESS")
     done = await bench.store.wait_success(n, check=_alive(procs))
     wall = done - started
     used = usage.stop()
-    per_task = steady.stop()["procs_seconds"] / max(1, counted) * 1e6
+    cpu = steady.stop()
+    per_task = cpu["procs_seconds"] / max(1, counted) * 1e6
+    servers = "".join(
+        f", {name} {cpu[name] / max(1, counted) * 1e6:.0f} µs"
+        for name in SERVERS.values()
+        if name in cpu
+    )
     span = await bench.store.drain_span()
     await bench.deploy.stop(procs)
     setup = (
         f"{n:,} no-op tasks queued ({how}) before the start, api stopped; worker x{workers} "
-        f"using {used['procs']:.2f} cores ({per_task:.0f} µs of CPU per task after start-up), "
+        f"using {used['procs']:.2f} cores ({per_task:.0f} µs of CPU per task after start-up"
+        f"{servers}), "
         f"machine {used['machine']:.2f} of {os.cpu_count()} cores busy"
     )
     return {
