@@ -944,3 +944,27 @@ async def test_an_insert_on_a_killed_connection_is_unavailable_then_recovers(
     finally:
         await repo.close()
         await engine.dispose()
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_a_value_postgres_refuses_fails_only_its_own_save(store_url: str) -> None:
+    """Saves go out together in one statement; a row PostgreSQL refuses (U+0000 in jsonb)
+    must not fail the rows written with it."""
+    await migrate(store_url)
+    engine = create_engine(store_url)
+    repo = SqlTaskRepository(engine)
+    try:
+        now = SystemClock().now()
+        tasks = [new_task(now - HOUR) for _ in range(6)]
+        await repo.add_many(tasks)
+        claimed = await repo.claim([t.id for t in tasks], worker_id="w-1", lease_seconds=60)
+        done = [t.succeed(token(t), {"n": n}, now=now) for n, t in enumerate(claimed)]
+        done[2] = claimed[2].succeed(token(claimed[2]), {"s": "\x00"}, now=now)
+        outcomes = await asyncio.gather(*(repo.save(t) for t in done), return_exceptions=True)
+        assert isinstance(outcomes[2], asyncpg.DataError), outcomes[2]
+        assert [o for i, o in enumerate(outcomes) if i != 2] == [None] * 5
+        for i, changed in enumerate(done):
+            assert await repo.get(changed.id) == (claimed[i] if i == 2 else changed)
+    finally:
+        await repo.close()
+        await engine.dispose()

@@ -97,3 +97,48 @@ def test_openapi_and_health(api: Stack) -> None:
     ready = httpx.get(f"{api.base_url}/health/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"]["status"] == "up"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "where"),
+    [
+        (
+            b'{"type": "debug.echo", "payload": {"a": ["ok", "x\\u0000y"]}}',
+            "payload",
+            "payload.a[1]",
+        ),
+        (
+            b'{"type": "debug.echo", "payload": {}, "metadata": {"\\u0000": 1}}',
+            "metadata",
+            "metadata",
+        ),
+    ],
+)
+def test_text_holding_u0000_is_400_naming_where(
+    api: Stack, body: bytes, field: str, where: str
+) -> None:
+    # PostgreSQL's jsonb cannot hold U+0000: without the check the insert fails with a 500.
+    problem = _problem(_post(api, body), 400)
+    assert field in _fields(problem)
+    assert where in str(problem["detail"])
+
+
+def test_u0000_in_one_task_of_a_batch_names_its_position(api: Stack) -> None:
+    body = (
+        b'{"tasks": [{"type": "debug.echo", "payload": {}},'
+        b' {"type": "debug.echo", "payload": {"s": "\\u0000"}}]}'
+    )
+    response = httpx.post(
+        f"{api.base_url}/api/tasks/batch",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert "tasks[1].payload" in _fields(_problem(response, 400))
+
+
+def test_a_backslash_before_u0000_is_ordinary_text(api: Stack) -> None:
+    # The JSON text "\\u0000" is the six characters \u0000, which the store keeps.
+    response = _post(api, b'{"type": "debug.echo", "payload": {"s": "\\\\u0000"}}')
+    assert response.status_code == 202, response.text
+    task = httpx.get(f"{api.base_url}/api/tasks/{response.json()['id']}").json()
+    assert task["payload"] == {"s": "\\u0000"}

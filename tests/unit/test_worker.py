@@ -110,7 +110,16 @@ def build_registry(probe: Probe, repo: InMemoryTaskRepository) -> Registry:
             raise Retry(after=0)
         return ctx.attempt
 
+    tasks.task("t.nul")(nul)
     return tasks
+
+
+async def nul(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Puts U+0000, which PostgreSQL cannot store, wherever a handler can."""
+    await ctx.progress(0.5, "half\x00way")
+    if payload.get("raise"):
+        raise RuntimeError("broken\x00here")
+    return {"rows": ["fine", "not\x00fine"]}
 
 
 class SlowStore(InMemoryTaskRepository):
@@ -302,6 +311,28 @@ async def test_stored_payload_off_its_schema_fails_without_retry(env: Env) -> No
 
     assert facts(await env.get(task)) == (FAILED, 1, 0, "InvalidPayload")
     assert env.probe.payloads == []
+
+
+async def test_a_result_holding_u0000_fails_the_attempt_naming_where(env: Env) -> None:
+    task = await env.submit("t.nul", max_retries=0)
+
+    await run_one(env.worker())
+
+    done = await env.get(task)
+    assert facts(done) == (FAILED, 1, 0, "UnstorableResult")
+    assert done.error is not None
+    assert "result.rows[1]" in done.error.message
+    assert done.result is None
+    assert done.progress == Progress(0.5, "half\ufffdway")
+
+
+async def test_u0000_in_an_error_message_is_replaced(env: Env) -> None:
+    task = await env.submit("t.nul", {"raise": True}, max_retries=0)
+
+    await run_one(env.worker())
+
+    done = await env.get(task)
+    assert done.error == TaskError("RuntimeError", "broken\ufffdhere")
 
 
 async def test_context_tells_the_attempt_and_its_lease_and_progress_is_stored(env: Env) -> None:

@@ -96,7 +96,7 @@ class SqlTaskRepository:
         """Insert independent submissions together; one duplicate must not fail the others."""
         try:
             await self.add_many(tasks)
-        except DuplicateTask:
+        except (DuplicateTask, asyncpg.DataError):
             return [await _added(self.add_many([task])) for task in tasks]
         return [None] * len(tasks)
 
@@ -173,13 +173,20 @@ class SqlTaskRepository:
         ids = [task.id for task, _ in items]
         if len(set(ids)) < len(ids):  # one task twice: its changes must apply in order
             return [await _outcome(self._save_one(task, end)) for task, end in items]
-        async with self._connect(held=self._save_conn) as conn:
-            written = await bulk.save_many(conn, items)
-            missed = [i for i in ids if i not in written]
-            known = set()
-            if missed:
-                found = await conn.execute(select(table.c.id).where(self._id_in(missed)))
-                known = {row[0] for row in found}
+        try:
+            async with self._connect(held=self._save_conn) as conn:
+                written = await bulk.save_many(conn, items)
+                missed = [i for i in ids if i not in written]
+                known = set()
+                if missed:
+                    found = await conn.execute(select(table.c.id).where(self._id_in(missed)))
+                    known = {row[0] for row in found}
+        except asyncpg.DataError:
+            if len(items) == 1:
+                raise
+            # A value the store refuses fails the whole statement: write the rows one by one,
+            # so only the caller whose row it is learns of it.
+            return [await _refused(self._save_many([item])) for item in items]
         return [None if i in written else StaleTask() if i in known else _not_found(i) for i in ids]
 
     async def _save_one(self, task: Task, closing: AttemptEnd | None) -> None:
@@ -382,11 +389,23 @@ async def _outcome(write: Awaitable[None]) -> BaseException | None:
     return None
 
 
+async def _refused(write: Awaitable[Sequence[BaseException | None]]) -> BaseException | None:
+    try:
+        outcomes = await write
+    except asyncpg.DataError as exc:
+        refused: BaseException = exc  # asyncpg has no type hints
+        return refused
+    return outcomes[0]
+
+
 async def _added(write: Awaitable[None]) -> BaseException | None:
     try:
         await write
     except DuplicateTask as exc:
         return exc
+    except asyncpg.DataError as exc:
+        refused: BaseException = exc  # asyncpg has no type hints
+        return refused
     return None
 
 

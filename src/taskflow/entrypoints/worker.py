@@ -27,6 +27,7 @@ from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, r
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.logs import error_facts, task_facts
 from taskflow.registry import Registry, TaskDefinition
+from taskflow.unstorable import NUL, nul_path, without_nul
 
 log = logging.getLogger("taskflow.worker")
 
@@ -286,7 +287,14 @@ class Worker:
         else:
             async with asyncio.timeout(task.timeout_seconds):
                 result = await self._call(definition, payload, ctx)
-        return msgspec.to_builtins(result)
+        result = msgspec.to_builtins(result)
+        unstorable = nul_path(result, "result")
+        if unstorable is not None:
+            raise _Unrunnable(
+                "UnstorableResult",
+                f"{unstorable} holds the character U+0000, which the task store cannot keep",
+            )
+        return result
 
     async def _call(self, definition: TaskDefinition, payload: Any, ctx: TaskContext) -> Any:
         if definition.is_async:
@@ -299,6 +307,8 @@ class Worker:
     async def _progress(self, run: _Run, progress: Progress) -> None:
         if run.lost or run.settling:
             return
+        if NUL in progress.message:
+            progress = Progress(progress.fraction, without_nul(progress.message))
         with contextlib.suppress(LeaseLost, *OUTAGES):
             run.task = await self._service.report_progress(run.task, progress)
 
@@ -340,6 +350,11 @@ class Worker:
                     return
                 await asyncio.sleep(backoff.next())
                 continue
+            except Exception:
+                # A bug, or a value the store refuses: the lease will lapse and the reaper
+                # count the attempt as lost, so the task is retried, not forgotten.
+                log.exception("outcome not recorded", extra=task_facts(run.task))
+                return
             _log_outcome(run, released=released)
             return
 
@@ -385,7 +400,7 @@ async def _first(*awaitables: Awaitable[Any]) -> None:
 def _task_error(exc: BaseException) -> TaskError:
     if isinstance(exc, TimeoutError) and not str(exc):
         return TaskError("TimeoutError", "the attempt ran past its timeout_seconds")
-    return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
+    return TaskError(type(exc).__name__, without_nul(str(exc)) or type(exc).__name__)
 
 
 def _log_outcome(run: _Run, *, released: bool) -> None:

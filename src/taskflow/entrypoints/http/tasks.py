@@ -24,6 +24,7 @@ from taskflow.entrypoints.http.schemas import (
     TasksOut,
 )
 from taskflow.logs import task_facts
+from taskflow.unstorable import nul_path
 
 log = logging.getLogger("taskflow.api")
 
@@ -55,13 +56,26 @@ def parse_task_id(raw: str) -> UUID:
 
 
 def check_sizes(data: SubmitTaskIn, limits: Limits) -> None:
-    size = len(_encode(data.payload))
-    if size > limits.max_payload_bytes:
+    """The payload's and metadata's encoded sizes, and no text the store cannot keep."""
+    encoded = _encode(data.payload)
+    if len(encoded) > limits.max_payload_bytes:
         raise PayloadTooLarge(
-            f"payload is {size} bytes encoded; the limit is {limits.max_payload_bytes}"
+            f"payload is {len(encoded)} bytes encoded; the limit is {limits.max_payload_bytes}"
         )
-    if data.metadata is not None and len(_encode(data.metadata)) > MAX_METADATA_BYTES:
-        raise InvalidSubmission("metadata must be at most 16 KiB encoded", field="metadata")
+    _refuse_nul(data.payload, "payload", encoded)
+    if data.metadata is not None:
+        encoded = _encode(data.metadata)
+        if len(encoded) > MAX_METADATA_BYTES:
+            raise InvalidSubmission("metadata must be at most 16 KiB encoded", field="metadata")
+        _refuse_nul(data.metadata, "metadata", encoded)
+
+
+def _refuse_nul(value: Any, field: str, encoded: bytes) -> None:
+    path = nul_path(value, field, encoded=encoded)
+    if path is not None:
+        raise InvalidSubmission(
+            f"{path} holds the character U+0000, which the task store cannot keep", field=field
+        )
 
 
 def request_hash(data: msgspec.Struct) -> str:
