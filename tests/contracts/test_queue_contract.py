@@ -189,6 +189,21 @@ async def test_many_delayed_ids_all_come_out_once_due(harness: Harness) -> None:
     assert sorted(popped) == sorted(d.task_id for d in pushed)
 
 
+async def test_one_push_of_thousands_of_due_and_delayed_ids_loses_none(
+    harness: Harness,
+) -> None:
+    # More ids in one call than the Redis push script adds or removes per command.
+    due = [dispatch(queue=q, priority=n % 10) for n in range(4500) for q in (Q, "other")]
+    later = [dispatch(run_at=at(5 + n / 1000)) for n in range(1200)]
+    await harness.queue.push([*due, *later])
+
+    now = [i for _ in range(10) for i in await take(harness.queue, Q, "other", limit=1000)]
+    assert sorted(now) == sorted(d.task_id for d in due)
+    harness.clock.advance(10)
+    after = [i for _ in range(5) for i in await take(harness.queue, limit=1000)]
+    assert sorted(after) == sorted(d.task_id for d in later)
+
+
 async def test_limit_is_respected(harness: Harness) -> None:
     pushed = [dispatch(run_at=at(-10 + n)) for n in range(5)]
     await harness.queue.push(pushed)
