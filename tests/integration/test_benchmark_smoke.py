@@ -81,3 +81,35 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
         assert not list(client.scan_iter(match=f"{prefix}:*", count=1000)), "Redis keys left"
     finally:
         client.close()
+
+
+async def _bench_databases() -> set[str]:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'taskflow_bench_%'"
+        )
+        return {row[0] for row in rows}
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(200)
+def test_the_drain_profiler_drains_and_cleans_up() -> None:
+    before = asyncio.run(_bench_databases())
+    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    env = base_env(TASKFLOW_DATABASE_URL=f"{server}/taskflow", TASKFLOW_REDIS_URL=REDIS_URL)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_drain", "--tasks", "300", "--cprofile"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    assert "300 tasks in" in done.stdout
+    assert "CPU per task: this process" in done.stdout
+    assert "Ordered by: internal time" in done.stdout  # the cProfile listing
+    assert asyncio.run(_bench_databases()) <= before, "the profiler's database was not dropped"
