@@ -35,6 +35,23 @@ MEASUREMENTS = {
 }
 
 
+def _run(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module args`` against the test servers; it must exit 0."""
+    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    env = base_env(TASKFLOW_DATABASE_URL=f"{server}/taskflow", TASKFLOW_REDIS_URL=REDIS_URL)
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    return done
+
+
 async def _database_exists(name: str) -> bool:
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
@@ -46,18 +63,7 @@ async def _database_exists(name: str) -> bool:
 @pytest.mark.timeout(400)
 def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    env = base_env(TASKFLOW_DATABASE_URL=f"{server}/taskflow", TASKFLOW_REDIS_URL=REDIS_URL)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    done = _run("benchmarks.run", "--smoke", "--out", str(out), timeout=300)
     assert "| measurement | value | unit | notes |" in done.stdout
 
     report = json.loads(out.read_text())
@@ -97,18 +103,7 @@ async def _bench_databases() -> set[str]:
 @pytest.mark.timeout(200)
 def test_the_drain_profiler_drains_and_cleans_up() -> None:
     before = asyncio.run(_bench_databases())
-    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    env = base_env(TASKFLOW_DATABASE_URL=f"{server}/taskflow", TASKFLOW_REDIS_URL=REDIS_URL)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile_drain", "--tasks", "300", "--cprofile"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    done = _run("benchmarks.profile_drain", "--tasks", "300", "--cprofile", timeout=150)
     assert "300 tasks in" in done.stdout
     assert "CPU per task: this process" in done.stdout
     assert "Ordered by: internal time" in done.stdout  # the cProfile listing
