@@ -42,6 +42,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def is_local(address: str) -> bool:
+    """Whether ``address`` (host:port) names this host."""
+    name = address.rsplit(":", 1)[0].strip("[]")
+    return name in ("127.0.0.1", "localhost", "::1", socket.gethostname(), socket.getfqdn())
+
+
 def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 

@@ -146,10 +146,14 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process so far, or None when it is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
-    fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)"
+
+
+def _stat_cpu(stat: str) -> float:
+    """User + system CPU seconds from the text of /proc/<pid>/stat."""
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
@@ -177,8 +181,7 @@ def server_cpu() -> dict[int, tuple[str, float]]:
             continue
         name = text[text.index("(") + 1 : text.rindex(")")]
         if name in SERVERS:
-            fields = text.rsplit(")", 1)[1].split()
-            found[int(entry.name)] = (SERVERS[name], (int(fields[11]) + int(fields[12])) / _TICKS)
+            found[int(entry.name)] = (SERVERS[name], _stat_cpu(text))
     return found
 
 
@@ -190,13 +193,14 @@ class CpuWindow:
     """
 
     def __init__(self, *, servers: bool = False) -> None:
-        self._servers: dict[int, tuple[str, float]] | None = server_cpu() if servers else None
+        self._count_servers = servers
+        self._servers: dict[int, tuple[str, float]] = {}
 
     def start(self, pids: Sequence[int] = ()) -> None:
         self._wall = time.monotonic()
         self._machine = machine_jiffies()
         self._procs = {pid: cpu_seconds(pid) for pid in pids}
-        if self._servers is not None:
+        if self._count_servers:
             self._servers = server_cpu()
 
     def add(self, pids: Sequence[int]) -> None:
@@ -220,7 +224,7 @@ class CpuWindow:
             "procs": used / wall if wall > 0 else 0.0,
             "procs_seconds": used,
         }
-        if self._servers is not None:
+        if self._count_servers:
             for pid, (server, after) in server_cpu().items():
                 before = self._servers.get(pid, (server, 0.0))[1]
                 result[server] = result.get(server, 0.0) + after - before

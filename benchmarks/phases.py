@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from benchmarks.client import Connection, batch_body, single_body
-from benchmarks.deploy import HOST, Deployment, Proc
-from benchmarks.load import ClosedLoopSpec, closed_loop, steady, submit_all
+from benchmarks.deploy import HOST, Deployment, Proc, is_local
+from benchmarks.load import ClosedLoopSpec, LoadResult, closed_loop, steady, submit_all
 from benchmarks.measure import KIB_PER_MIB, SERVERS, CpuWindow, Store, percentile, proc_status_kib
 
 
@@ -78,11 +78,7 @@ class Bench:
     @property
     def local_servers(self) -> bool:
         """PostgreSQL and Redis both run on this host, so their CPU can be read from /proc."""
-        hosts = {
-            a.rsplit(":", 1)[0].strip("[]")
-            for a in (self.deploy.database_host, self.deploy.redis_host)
-        }
-        return hosts <= {"127.0.0.1", "localhost", "::1"}
+        return is_local(self.deploy.database_host) and is_local(self.deploy.redis_host)
 
     async def fresh(self, phase: str) -> None:
         self.deploy.phase = phase
@@ -141,16 +137,16 @@ def _ms(samples: list[float]) -> str:
 # -- 1 and 2: HTTP submit -----------------------------------------------------------------------
 
 
-async def submit_single(bench: Bench) -> Results:
-    p = bench.params
-    await bench.fresh("submit")
-    apis = await bench.deploy.start_apis(p.apis)
+async def _submit_load(
+    p: Params, apis: list[Proc], path: str, body: bytes, connections: int
+) -> LoadResult:
+    """The client processes POST ``body`` to ``path`` back to back over the submit window."""
     spec = ClosedLoopSpec(
         HOST,
         _ports(apis),
-        "/api/tasks",
-        single_body(),
-        p.client_connections,
+        path,
+        body,
+        connections,
         p.warmup_seconds,
         p.submit_seconds,
         tuple(a.pid for a in apis),
@@ -158,6 +154,14 @@ async def submit_single(bench: Bench) -> Results:
     load = await closed_loop(spec, p.client_processes)
     if load.ok == 0:
         raise RuntimeError(f"no 202 in the window; problems: {load.problems()}")
+    return load
+
+
+async def submit_single(bench: Bench) -> Results:
+    p = bench.params
+    await bench.fresh("submit")
+    apis = await bench.deploy.start_apis(p.apis)
+    load = await _submit_load(p, apis, "/api/tasks", single_body(), p.client_connections)
     notes = (
         f"api x{p.apis}, no worker; {p.client_processes} client processes x "
         f"{p.client_connections} keep-alive connections, {p.submit_seconds:g} s after "
@@ -174,19 +178,9 @@ async def submit_batch(bench: Bench) -> Results:
     apis = await bench.deploy.start_apis(p.apis)
     if not await bench.has_batch_endpoint(apis[0].port or 0):
         return {"submit_batch": Result("n/a", f"no batch endpoint ({bench.batch_answer})")}
-    spec = ClosedLoopSpec(
-        HOST,
-        _ports(apis),
-        "/api/tasks/batch",
-        batch_body(p.batch_size),
-        p.batch_connections,
-        p.warmup_seconds,
-        p.submit_seconds,
-        tuple(a.pid for a in apis),
+    load = await _submit_load(
+        p, apis, "/api/tasks/batch", batch_body(p.batch_size), p.batch_connections
     )
-    load = await closed_loop(spec, p.client_processes)
-    if load.ok == 0:
-        raise RuntimeError(f"no 202 in the window; problems: {load.problems()}")
     notes = (
         f"api x{p.apis}, no worker; {p.client_processes} client processes x "
         f"{p.batch_connections} connections, {p.batch_size} tasks a request, "

@@ -24,11 +24,14 @@ import uvloop
 
 from benchmarks.deploy import Deployment
 from benchmarks.measure import CpuWindow, Store
-from taskflow.containers import close_container, open_lease_repository
+from taskflow.containers import close_container
 from taskflow.domain.services import SubmitTask
-from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.runtime import prepare, tune_gc_for_serving, worker_options
-from taskflow.entrypoints.worker import Worker
+from taskflow.entrypoints.runtime import (
+    build_worker,
+    prepare,
+    tune_gc_for_serving,
+    worker_options,
+)
 
 POLL_SECONDS = 0.5  # how often the store is asked how many tasks are done: rarely, it costs
 
@@ -41,12 +44,7 @@ async def drain(deploy: Deployment, tasks: int, concurrency: int, profile: bool)
         await service.submit_many([SubmitTask(type="debug.echo", payload={}) for _ in range(count)])
     await container.queue().mark_intact()  # all is pushed: the sweep has nothing to refill
     options = worker_options(container.settings(), queues=["default"], concurrency=concurrency)
-    keeper = LeaseKeeper(
-        lambda: open_lease_repository(container),
-        interval=options.heartbeat_seconds,
-        lease_seconds=container.settings().lease_seconds,
-    )
-    worker = Worker(container.execution_service(), container.registry(), options, keeper)
+    worker = build_worker(container, options)
     store = await Store.open(deploy.dsn)
     stop = asyncio.Event()
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from benchmarks.deploy import Deployment, safe_url
+from benchmarks.deploy import Deployment, is_local, safe_url
 from benchmarks.measure import KIB_PER_MIB, Store, median, redis_version
 from benchmarks.phases import OPTIONAL_PHASES, PEAK_ROWS, PHASES, Bench, Params, Result, layouts
 
@@ -173,10 +173,8 @@ def command_line(argv: Sequence[str]) -> str:
     return shlex.join([exe, "-m", "benchmarks.run", *argv])
 
 
-def _where(address: str, host: str) -> str:
-    name = address.rsplit(":", 1)[0].strip("[]")
-    local = name in ("127.0.0.1", "localhost", "::1", host, socket.getfqdn())
-    return f"{address} (this host)" if local else f"{address} (another host)"
+def _where(address: str) -> str:
+    return f"{address} (this host)" if is_local(address) else f"{address} (another host)"
 
 
 def build_header(
@@ -200,8 +198,8 @@ def build_header(
         "redis": {"address": place["redis"], "prefix": deploy.prefix},
         "processes": [
             f"all taskflow processes and the load generator run on {host}; "
-            f"PostgreSQL on {_where(deploy.database_host, host)}, "
-            f"Redis on {_where(deploy.redis_host, host)}; worker concurrency {concurrency}",
+            f"PostgreSQL on {_where(deploy.database_host)}, "
+            f"Redis on {_where(deploy.redis_host)}; worker concurrency {concurrency}",
             *(f"{name}: {text}" for name, text in layouts(params).items() if name in phases),
             "every phase: this process polls PostgreSQL (every 50 ms while waiting)",
         ],

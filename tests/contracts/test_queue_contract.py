@@ -34,23 +34,10 @@ from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue, connect
 from taskflow.domain.errors import QueueUnavailable
 from taskflow.domain.ports import Dispatch, TaskQueue
+from tests.clocks import FakeClock
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 Q = "default"
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, now: datetime) -> None:
-        self._now = now
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -61,7 +48,7 @@ class Harness:
 
 @pytest.fixture(params=["memory", "redis"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     if request.param == "memory":
         yield Harness(InMemoryTaskQueue(clock), clock)
         return
@@ -329,7 +316,7 @@ async def raw_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 
 @pytest.fixture
 async def redis_harness(redis_url: str, redis_prefix: str) -> AsyncIterator[Harness]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     queue = RedisTaskQueue(connect(redis_url), prefix=redis_prefix, clock=clock)
     try:
         yield Harness(queue, clock)

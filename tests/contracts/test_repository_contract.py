@@ -47,6 +47,7 @@ from taskflow.domain.model import (
 )
 from taskflow.domain.ports import Dispatch, TaskRepository
 from taskflow.domain.retry import RetryPolicy
+from tests.clocks import FakeClock
 from tests.conftest import PG_ADMIN_URL
 
 BACKENDS = ["memory", "sqlite", "postgres"]
@@ -54,17 +55,6 @@ SQL_BACKENDS = ["sqlite", "postgres"]
 HOUR = timedelta(hours=1)
 # Clocks of the test and of a database on the same host agree closely; this absorbs scheduling.
 SLACK = timedelta(seconds=1)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self._now = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -91,7 +81,7 @@ def store_url(
 @pytest.fixture
 async def backend(store_url: str) -> AsyncIterator[Backend]:
     if store_url == "memory":
-        clock = FakeClock()
+        clock = FakeClock(datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC))
         repo = InMemoryTaskRepository(clock)
 
         async def advance(seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,17 @@ from tests.integration.processes import (
 from tests.integration.servers import PostgresServer, RedisServer
 
 FINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+ROOT = str(Path(__file__).resolve().parents[2])
+FAULT_LEASE_SECONDS = 3.0
+# Settings of the fault tests' stacks: their task types, and leases, heartbeats and sweeps
+# short enough that recovery takes seconds.
+FAULT_SETTINGS = {
+    "TASKFLOW_TASKS": "tests.integration.fault_tasks:tasks",
+    "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    "TASKFLOW_LEASE_SECONDS": str(FAULT_LEASE_SECONDS),
+    "TASKFLOW_HEARTBEAT_SECONDS": "0.5",
+    "TASKFLOW_SWEEP_SECONDS": "0.5",
+}
 
 
 @dataclass

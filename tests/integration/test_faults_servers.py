@@ -10,7 +10,6 @@ or a FLUSHALL) is the reconciler's job: those tests fail until it exists.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -21,20 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.conftest import FAULT_LEASE_SECONDS as LEASE_SECONDS
+from tests.integration.conftest import FAULT_SETTINGS as FAULTS
 from tests.integration.conftest import Stack, StackFactory
 from tests.integration.processes import Process, wait_for
 from tests.integration.servers import PostgresServer, RedisServer
 
-ROOT = str(Path(__file__).resolve().parents[2])
-LEASE_SECONDS = 3.0
 RECOVERY_SECONDS = 30.0  # how long lost ids may take to be dispatched again (sweeps are 0.5 s)
-FAULTS = {
-    "TASKFLOW_TASKS": "tests.integration.fault_tasks:tasks",
-    "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-    "TASKFLOW_LEASE_SECONDS": str(LEASE_SECONDS),
-    "TASKFLOW_HEARTBEAT_SECONDS": "0.5",
-    "TASKFLOW_SWEEP_SECONDS": "0.5",
-}
 
 StartStack = Callable[..., Stack]
 

@@ -9,7 +9,6 @@ of the store.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -23,19 +22,10 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL
+from tests.integration.conftest import FAULT_SETTINGS as FAULTS
 from tests.integration.conftest import FINAL, Stack, StackFactory
 from tests.integration.fault_tasks import LedgerEntry, read_ledger
 from tests.integration.processes import Process, wait_for
-
-ROOT = str(Path(__file__).resolve().parents[2])
-LEASE_SECONDS = 3.0
-FAULTS = {
-    "TASKFLOW_TASKS": "tests.integration.fault_tasks:tasks",
-    "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-    "TASKFLOW_LEASE_SECONDS": str(LEASE_SECONDS),
-    "TASKFLOW_HEARTBEAT_SECONDS": "0.5",
-    "TASKFLOW_SWEEP_SECONDS": "0.5",
-}
 
 
 def fault_stack(factory: StackFactory, *, workers: int, **settings: str) -> Stack:

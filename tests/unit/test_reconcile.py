@@ -6,17 +6,18 @@ from uuid import UUID
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.domain.services import ExecutionService, TaskService
+from tests.clocks import FakeClock
 from tests.unit.test_services import (
     PLAIN,
     QUEUES,
-    FakeClock,
+    START,
     execution_service,
     task_service,
 )
 
 
 def _setup() -> tuple[TaskService, ExecutionService, InMemoryTaskQueue, InMemoryTaskRepository]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     repo, queue = InMemoryTaskRepository(clock), InMemoryTaskQueue(clock)
     return task_service(repo, queue, clock), execution_service(repo, queue, clock, "w"), queue, repo
 
@@ -28,7 +29,7 @@ async def _popped(worker: ExecutionService) -> set[UUID]:
 async def test_a_queue_that_lost_everything_is_refilled_and_marked() -> None:
     service, _, _, repo = _setup()
     submitted = {(await service.submit(PLAIN)).id for _ in range(3)}
-    clock = FakeClock()
+    clock = FakeClock(START)
     fresh = InMemoryTaskQueue(clock)  # what a restarted, empty queue looks like
     worker = execution_service(repo, fresh, clock, "w2")
     step = await worker.reconcile(after=None)

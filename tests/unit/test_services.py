@@ -33,6 +33,7 @@ from taskflow.domain.model import (
 from taskflow.domain.ports import Dispatch, TaskQueue
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
+from tests.clocks import FakeClock
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SERVICE_POLICY = RetryPolicy(base=2.0, max=8.0)
@@ -40,17 +41,6 @@ MAIL_POLICY = RetryPolicy(base=10.0, max=60.0)
 LEASE_SECONDS = 30
 QUEUES = ["default", "mail"]
 BOOM = TaskError("RuntimeError", "boom")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.current = START
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -108,7 +98,7 @@ MAIL = SubmitTask(type="mail.send", payload={"to": "a@b.c"})
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
 from taskflow.entrypoints.worker import Worker, WorkerOptions
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.registry import Registry
+from tests.clocks import FakeClock
 
 PENDING, PROCESSING, SUCCESS, FAILED = (
     TaskStatus.PENDING,
@@ -34,17 +35,6 @@ POLICY = RetryPolicy(base=2.0, max=8.0)  # with rand = 1.0 the first retry waits
 LEASE_SECONDS = 30
 BOUND = 10.0  # generous upper bound on every wait; never reached unless something is wrong
 ORDER = {"order_id": "o-1", "qty": 3}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.current = START
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 class Order(msgspec.Struct):
@@ -138,7 +128,7 @@ class SlowStore(InMemoryTaskRepository):
 
 class Env:
     def __init__(self, store: type[InMemoryTaskRepository] = InMemoryTaskRepository) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(START)
         self.repo = store(self.clock)
         self.queue = InMemoryTaskQueue(self.clock)
         self.probe = Probe()

@@ -97,7 +97,10 @@ class SqlTaskRepository:
         try:
             await self.add_many(tasks)
         except (DuplicateTask, asyncpg.DataError):
-            return [await _added(self.add_many([task])) for task in tasks]
+            return [
+                await _caught(self.add_many([task]), DuplicateTask, asyncpg.DataError)
+                for task in tasks
+            ]
         return [None] * len(tasks)
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
@@ -172,7 +175,10 @@ class SqlTaskRepository:
     async def _save_many(self, items: Sequence[SaveItem]) -> list[BaseException | None]:
         ids = [task.id for task, _ in items]
         if len(set(ids)) < len(ids):  # one task twice: its changes must apply in order
-            return [await _outcome(self._save_one(task, end)) for task, end in items]
+            return [
+                await _caught(self._save_one(task, end), StaleTask, TaskNotFound)
+                for task, end in items
+            ]
         try:
             async with self._connect(held=self._save_conn) as conn:
                 written = await bulk.save_many(conn, items)
@@ -186,7 +192,13 @@ class SqlTaskRepository:
                 raise
             # A value the store refuses fails the whole statement: write the rows one by one,
             # so only the caller whose row it is learns of it.
-            return [await _refused(self._save_many([item])) for item in items]
+            outcomes: list[BaseException | None] = []
+            for item in items:
+                try:
+                    outcomes += await self._save_many([item])
+                except asyncpg.DataError as exc:
+                    outcomes.append(exc)
+            return outcomes
         return [None if i in written else StaleTask() if i in known else _not_found(i) for i in ids]
 
     async def _save_one(self, task: Task, closing: AttemptEnd | None) -> None:
@@ -381,31 +393,12 @@ def _claiming(
     )
 
 
-async def _outcome(write: Awaitable[None]) -> BaseException | None:
+async def _caught(write: Awaitable[object], *errors: type[BaseException]) -> BaseException | None:
+    """None when ``write`` succeeds; the error when it raises one of ``errors``."""
     try:
         await write
-    except (StaleTask, TaskNotFound) as exc:
+    except errors as exc:
         return exc
-    return None
-
-
-async def _refused(write: Awaitable[Sequence[BaseException | None]]) -> BaseException | None:
-    try:
-        outcomes = await write
-    except asyncpg.DataError as exc:
-        refused: BaseException = exc  # asyncpg has no type hints
-        return refused
-    return outcomes[0]
-
-
-async def _added(write: Awaitable[None]) -> BaseException | None:
-    try:
-        await write
-    except DuplicateTask as exc:
-        return exc
-    except asyncpg.DataError as exc:
-        refused: BaseException = exc  # asyncpg has no type hints
-        return refused
     return None
 
 

@@ -72,17 +72,17 @@ class _Server(uvicorn.Server):
         yield
 
 
+#: How every API process serves: our logging, no access log, the app's lifespan, 10 s to finish.
+_SERVING: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "lifespan": "on",
+    "timeout_graceful_shutdown": 10,
+}
+
+
 def _server(container: Container, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(
-        create_app(container),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    return _Server(config)
+    return _Server(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
 
 
 def serve_api_processes(*, host: str, port: int, processes: int) -> int:
@@ -98,10 +98,7 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
         host=host,
         port=port,
         workers=processes,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
+        **_SERVING,
     )
     return 0
 
@@ -126,14 +123,19 @@ async def serve_api(container: Container, *, host: str, port: int) -> int:
     return 0
 
 
-async def serve_worker(container: Container, options: WorkerOptions) -> int:
-    stop, force = _stop_on_signals()
+def build_worker(container: Container, options: WorkerOptions) -> Worker:
+    """A worker whose leases a `LeaseKeeper` thread renews on a connection of its own."""
     keeper = LeaseKeeper(
         lambda: open_lease_repository(container),
         interval=options.heartbeat_seconds,
         lease_seconds=container.settings().lease_seconds,
     )
-    worker = Worker(container.execution_service(), container.registry(), options, keeper)
+    return Worker(container.execution_service(), container.registry(), options, keeper)
+
+
+async def serve_worker(container: Container, options: WorkerOptions) -> int:
+    stop, force = _stop_on_signals()
+    worker = build_worker(container, options)
     tune_gc_for_serving()
     try:
         await worker.run_forever(stop, force)

@@ -27,7 +27,7 @@ from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, r
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.logs import error_facts, task_facts
 from taskflow.registry import Registry, TaskDefinition
-from taskflow.unstorable import NUL, nul_path, without_nul
+from taskflow.unstorable import nul_path, without_nul
 
 log = logging.getLogger("taskflow.worker")
 
@@ -307,8 +307,9 @@ class Worker:
     async def _progress(self, run: _Run, progress: Progress) -> None:
         if run.lost or run.settling:
             return
-        if NUL in progress.message:
-            progress = Progress(progress.fraction, without_nul(progress.message))
+        message = without_nul(progress.message)
+        if message is not progress.message:
+            progress = Progress(progress.fraction, message)
         with contextlib.suppress(LeaseLost, *OUTAGES):
             run.task = await self._service.report_progress(run.task, progress)
 

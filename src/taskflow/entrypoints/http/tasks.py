@@ -55,7 +55,7 @@ def parse_task_id(raw: str) -> UUID:
         raise InvalidSubmission(f"task id must be a UUID, got {raw[:64]!r}", field="id") from None
 
 
-def check_sizes(data: SubmitTaskIn, limits: Limits) -> None:
+def check_values(data: SubmitTaskIn, limits: Limits) -> None:
     """The payload's and metadata's encoded sizes, and no text the store cannot keep."""
     encoded = _encode(data.payload)
     if len(encoded) > limits.max_payload_bytes:
@@ -95,7 +95,7 @@ class TaskController(Controller):
         data: JSONBody[SubmitTaskIn],
         service: NamedDependency[TaskService],
     ) -> Response[TaskOut]:
-        check_sizes(data, request.app.state.limits)
+        check_values(data, request.app.state.limits)
         key = request.headers.get(IDEMPOTENCY_KEY)
         replayed = False
         if key is None:
@@ -126,7 +126,7 @@ class TaskController(Controller):
         limits = request.app.state.limits
         for index, submission in enumerate(data.tasks):
             try:
-                check_sizes(submission, limits)
+                check_values(submission, limits)
             except InvalidSubmission as exc:
                 raise InvalidSubmission(exc.message, field=f"tasks[{index}].{exc.field}") from None
         key = request.headers.get(IDEMPOTENCY_KEY)
