@@ -16,7 +16,7 @@ from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.sql import SqlTaskRepository
-from taskflow.adapters.sql_engine import create_engine
+from taskflow.adapters.sql.engine import create_engine
 from taskflow.config import Settings
 from taskflow.domain.ports import TaskRepository
 from taskflow.domain.retry import RetryPolicy

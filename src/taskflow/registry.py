@@ -12,13 +12,7 @@ from typing import Any
 import msgspec
 
 from taskflow.domain.errors import InvalidPayload
-from taskflow.domain.model import (
-    MAX_PRIORITY,
-    MAX_RETRIES_LIMIT,
-    MIN_PRIORITY,
-    QUEUE_PATTERN,
-    validate_type_name,
-)
+from taskflow.domain.limits import type_name_problem, type_options_problem
 from taskflow.domain.retry import RetryPolicy
 
 Handler = Callable[..., Any]
@@ -166,17 +160,14 @@ def _check_options(
     max_retries: int | None,
     timeout_seconds: float | None,
 ) -> None:
-    problem = validate_type_name(name)
+    problem = type_name_problem(name)
     if problem:
         raise ValueError(f"{name!r}: {problem}")
-    if queue is not None and not QUEUE_PATTERN.fullmatch(queue):
-        raise ValueError(f"{name!r}: invalid queue name {queue!r}")
-    if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise ValueError(f"{name!r}: priority must lie in 0-9")
-    if max_retries is not None and not 0 <= max_retries <= MAX_RETRIES_LIMIT:
-        raise ValueError(f"{name!r}: max_retries must lie in 0-25")
-    if timeout_seconds is not None and timeout_seconds <= 0:
-        raise ValueError(f"{name!r}: timeout_seconds must be positive")
+    refused = type_options_problem(
+        queue=queue, priority=priority, max_retries=max_retries, timeout_seconds=timeout_seconds
+    )
+    if refused:
+        raise ValueError(f"{name!r}: {refused[1]}")
 
 
 def _field_of(exc: msgspec.ValidationError) -> str:

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.memory import InMemoryTaskRepository
 from taskflow.adapters.sql import SqlTaskRepository
-from taskflow.adapters.sql_engine import create_engine, migrate
-from taskflow.adapters.sql_schema import metadata
+from taskflow.adapters.sql.engine import create_engine, migrate
+from taskflow.adapters.sql.schema import metadata
+from taskflow.domain.attempts import Attempt, AttemptEnd, AttemptOutcome
 from taskflow.domain.errors import (
     DuplicateTask,
     IdempotencyKeyReused,
@@ -35,16 +36,7 @@ from taskflow.domain.errors import (
     StoreUnavailable,
     TaskNotFound,
 )
-from taskflow.domain.model import (
-    Attempt,
-    AttemptEnd,
-    AttemptOutcome,
-    Lease,
-    Progress,
-    Task,
-    TaskError,
-    TaskStatus,
-)
+from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import Dispatch, TaskRepository
 from taskflow.domain.retry import RetryPolicy
 from tests.clocks import FakeClock

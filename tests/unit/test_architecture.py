@@ -52,7 +52,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def technology(module: str) -> str | None:
-    """``taskflow.adapters.sql_schema`` → ``sql``; the Alembic migrations belong to sql too."""
+    """``taskflow.adapters.sql.schema`` → ``sql``; the Alembic migrations belong to sql too."""
     parts = module.split(".")
     if parts[:2] != ["taskflow", "adapters"] or len(parts) < 3:
         return None
@@ -85,7 +85,7 @@ def test_imports_are_resolved_to_absolute_names() -> None:
     source = "import os.path\nfrom . import clock\nfrom ..domain.model import Task\n"
     found = set(imported_names(source, "taskflow.adapters.sql", is_package=False))
     assert {"os.path", "taskflow.adapters.clock", "taskflow.domain.model"} <= found
-    assert technology("taskflow.adapters.migrations.env") == technology("taskflow.adapters.sql")
+    assert technology("taskflow.adapters.sql.migrations.env") == technology("taskflow.adapters.sql")
 
 
 @pytest.mark.parametrize("path", DOMAIN, ids=module_name)

@@ -11,15 +11,8 @@ from uuid import UUID
 import pytest
 
 from taskflow.domain.errors import InvalidTransition, InvariantViolated, NotDue
-from taskflow.domain.model import (
-    WORKER_LOST,
-    Lease,
-    Progress,
-    Task,
-    TaskError,
-    TaskStatus,
-    validate_type_name,
-)
+from taskflow.domain.limits import type_name_problem
+from taskflow.domain.model import WORKER_LOST, Lease, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.retry import RetryPolicy
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -350,7 +343,7 @@ def test_a_task_breaking_an_invariant_cannot_exist(
 
 @pytest.mark.parametrize("name", ["a", "send", "billing.send_invoice", "a1_b.c2.3d", "x" * 128])
 def test_valid_type_names_are_accepted(name: str) -> None:
-    assert validate_type_name(name) is None
+    assert type_name_problem(name) is None
 
 
 @pytest.mark.parametrize(
@@ -371,4 +364,4 @@ def test_valid_type_names_are_accepted(name: str) -> None:
     ],
 )
 def test_invalid_type_names_are_refused(name: str) -> None:
-    assert validate_type_name(name) is not None
+    assert type_name_problem(name) is not None

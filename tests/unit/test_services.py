@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from taskflow.domain.attempts import Attempt, AttemptOutcome
 from taskflow.domain.errors import (
     IdempotencyKeyReused,
     InvalidPayload,
@@ -21,15 +22,7 @@ from taskflow.domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
-from taskflow.domain.model import (
-    WORKER_LOST,
-    Attempt,
-    AttemptOutcome,
-    Progress,
-    Task,
-    TaskError,
-    TaskStatus,
-)
+from taskflow.domain.model import WORKER_LOST, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import Dispatch, TaskQueue
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService

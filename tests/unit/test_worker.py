@@ -16,7 +16,8 @@ import msgspec
 import pytest
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
-from taskflow.domain.model import AttemptEnd, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.attempts import AttemptEnd
+from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
 from taskflow.entrypoints.worker import Worker, WorkerOptions

@@ -15,8 +15,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.errors import DuplicateTask, IdempotencyKeyReused, StaleTask, TaskNotFound
-from taskflow.domain.model import ACTIVE, CLAIMABLE, Attempt, AttemptEnd, Lease, Task
+from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch
 
 

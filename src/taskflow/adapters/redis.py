@@ -2,8 +2,8 @@
 
 Per queue Q, under the key prefix P:
 
-- ``P:q:Q:ready`` holds due task ids, scored ``(9 - priority) * 10**13 + run_at_ms`` so that
-  ZPOPMIN yields the highest priority first, then the earliest run_at, then the lowest id
+- ``P:q:Q:ready`` holds due task ids, scored ``(MAX_PRIORITY - priority) * 10**13 + run_at_ms``
+  so that ZPOPMIN yields the highest priority first, then the earliest run_at, then the lowest id
   (ties in score come out in member order, and ids are canonical UUID strings);
 - ``P:q:Q:delayed`` holds ``"<priority>:<task id>"`` scored ``run_at_ms`` until it is due.
 
@@ -35,6 +35,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
 from taskflow.domain.errors import QueueUnavailable
+from taskflow.domain.limits import MAX_PRIORITY, priority_problem
 from taskflow.domain.ports import Clock, Dispatch
 
 logger = logging.getLogger("taskflow.queue")
@@ -94,11 +95,12 @@ for q = 1, #ARGV do
 end
 """
 
-# KEYS as for _PUSH. ARGV: now (epoch ms), limit, PROMOTE_BATCH, PRIORITY_SPAN.
+# KEYS as for _PUSH. ARGV: now (epoch ms), limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY.
 # Returns {popped ids, ms until the next delayed member is due or -1, malformed members}.
 # The wait is only computed when nothing was popped: only a caller about to block needs it.
 _POP = """
 local now, limit, batch, span = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local top = tonumber(ARGV[5])
 local malformed = {}
 for i = 1, #KEYS, 2 do
   local due = redis.call('ZRANGE', KEYS[i + 1], '-inf', now, 'BYSCORE', 'LIMIT', 0, batch,
@@ -107,9 +109,9 @@ for i = 1, #KEYS, 2 do
     local ready, gone = {}, {}
     for j = 1, #due, 2 do
       gone[#gone + 1] = due[j]
-      local priority, id = string.match(due[j], '^(%d):(.+)$')
+      local priority, id = string.match(due[j], '^(%d+):(.+)$')
       if priority then
-        local score = (9 - tonumber(priority)) * span + tonumber(due[j + 1])
+        local score = (top - tonumber(priority)) * span + tonumber(due[j + 1])
         ready[#ready + 1] = string.format('%.0f', score)
         ready[#ready + 1] = id
       else
@@ -190,8 +192,9 @@ class RedisTaskQueue:
         if not dispatches:
             return
         for d in dispatches:
-            if not 0 <= d.priority <= 9:
-                raise ValueError(f"priority must be 0-9, got {d.priority} for task {d.task_id}")
+            problem = priority_problem(d.priority)
+            if problem:
+                raise ValueError(f"task {d.task_id}: {problem}, got {d.priority}")
         # Concurrent pushes (an API answering many submissions) share one script call.
         await self._pushes.submit(dispatches)
 
@@ -294,7 +297,7 @@ class RedisTaskQueue:
         keys = [key for queue in queues for key in self._keys(queue)]
         now = _floor_ms(self._clock.now())
         raw, wait_ms, malformed = await self._pop_script(
-            keys=keys, args=[now, limit, PROMOTE_BATCH, PRIORITY_SPAN]
+            keys=keys, args=[now, limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY]
         )
         for member in malformed:
             logger.warning("dropped a malformed delayed member: %r", member)
@@ -360,7 +363,7 @@ def _text(value: bytes | str | None) -> str:
 
 
 def _ready_score(priority: int, run_at_ms: int) -> int:
-    return (9 - priority) * PRIORITY_SPAN + run_at_ms
+    return (MAX_PRIORITY - priority) * PRIORITY_SPAN + run_at_ms
 
 
 def _floor_ms(at: datetime) -> int:

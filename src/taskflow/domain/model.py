@@ -15,7 +15,6 @@ the table :data:`ALLOWED` is the single statement of which status may follow whi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -24,6 +23,13 @@ from typing import Any, Final
 from uuid import UUID
 
 from taskflow.domain.errors import InvalidTransition, InvariantViolated, NotDue
+from taskflow.domain.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    max_retries_problem,
+    priority_problem,
+)
 from taskflow.domain.retry import RetryPolicy
 
 
@@ -58,24 +64,10 @@ FINAL: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANC
 RETRYABLE: Final = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 CANCELLABLE: Final = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
 
-TYPE_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
-TYPE_MAX_LENGTH: Final = 128
-QUEUE_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-MIN_PRIORITY: Final = 0
-MAX_PRIORITY: Final = 9
-DEFAULT_PRIORITY: Final = 5
-MAX_RETRIES_LIMIT: Final = 25
-DEFAULT_MAX_RETRIES: Final = 3
-DEFAULT_QUEUE: Final = "default"
-
 #: error.type recorded when a lease runs out before the worker reported back.
 WORKER_LOST: Final = "WorkerLost"
 #: error.type recorded when a worker meets a type it has no handler for.
 UNKNOWN_TASK_TYPE: Final = "UnknownTaskType"
-#: How long an Idempotency-Key is remembered at least (SPEC §3).
-IDEMPOTENCY_KEY_TTL: Final = timedelta(hours=24)
-IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
-_PRINTABLE_ASCII: Final = re.compile(r"^[\x20-\x7e]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,10 +337,9 @@ def _invariant_problem(task: Task) -> str | None:
         return "retry_count must lie in [0, max_retries]"
     if task.retry_count > task.attempts:
         return "retry_count cannot exceed attempts"
-    if not 0 <= task.max_retries <= MAX_RETRIES_LIMIT:
-        return "max_retries must lie in [0, 25]"
-    if not MIN_PRIORITY <= task.priority <= MAX_PRIORITY:
-        return "priority must lie in [0, 9]"
+    limit_problem = max_retries_problem(task.max_retries) or priority_problem(task.priority)
+    if limit_problem:
+        return limit_problem
     processing = task.status is TaskStatus.PROCESSING
     if task.cancel_requested and not processing:
         return "cancel_requested only while PROCESSING"
@@ -359,74 +350,3 @@ def _invariant_problem(task: Task) -> str | None:
     if task.version < 1:
         return "version starts at 1"
     return None
-
-
-def validate_type_name(name: str) -> str | None:
-    """Why ``name`` is not a valid task type, or None when it is."""
-    if len(name) > TYPE_MAX_LENGTH:
-        return f"type must be at most {TYPE_MAX_LENGTH} characters"
-    if not TYPE_PATTERN.fullmatch(name):
-        return "type must match ^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)*$"
-    return None
-
-
-def validate_idempotency_key(key: str) -> str | None:
-    """Why ``key`` is not a valid idempotency key, or None when it is."""
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-        return f"an idempotency key must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} characters"
-    if not _PRINTABLE_ASCII.fullmatch(key):
-        return "an idempotency key must be printable ASCII"
-    return None
-
-
-# -- attempts ---------------------------------------------------------------------------------
-
-
-class AttemptOutcome(StrEnum):
-    """How one attempt ended."""
-
-    SUCCESS = "SUCCESS"
-    FAILED = "FAILED"  # no retry left, or Fail raised
-    RETRY = "RETRY"  # failed, a retry is scheduled
-    RELEASED = "RELEASED"  # handed back at shutdown, not counted
-    CANCELLED = "CANCELLED"
-    WORKER_LOST = "WORKER_LOST"  # the lease expired
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptEnd:
-    """How the attempt numbered ``attempt`` ended; saved together with the task's change."""
-
-    attempt: int
-    outcome: AttemptOutcome
-    finished_at: datetime
-    error: TaskError | None = None
-
-    @classmethod
-    def of(
-        cls,
-        task: Task,
-        outcomes: Mapping[TaskStatus, AttemptOutcome],
-        error: TaskError | None = None,
-    ) -> AttemptEnd:
-        """The end of ``task``'s latest attempt, as the transition that ended it left the task.
-
-        ``outcomes`` names the outcome for each status that transition can lead to.
-        """
-        return cls(task.attempts, outcomes[task.status], task.updated_at, error)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attempt:
-    """One execution of a task: opened by a claim, closed by the attempt's end."""
-
-    task_id: UUID
-    number: int
-    worker_id: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    outcome: AttemptOutcome | None = None
-    error: TaskError | None = None
-
-    def close(self, end: AttemptEnd) -> Attempt:
-        return replace(self, finished_at=end.finished_at, outcome=end.outcome, error=end.error)

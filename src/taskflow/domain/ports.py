@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from taskflow.domain.model import Attempt, AttemptEnd, Task
+from taskflow.domain.attempts import Attempt, AttemptEnd
+from taskflow.domain.model import Task
 from taskflow.domain.retry import RetryPolicy
 
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from taskflow import logs
-from taskflow.adapters.sql_engine import migrate
+from taskflow.adapters.sql.engine import migrate
 from taskflow.config import ConfigError, Mode, Settings
 from taskflow.containers import (
     Container,
@@ -23,6 +22,7 @@ from taskflow.containers import (
     close_container,
     open_lease_repository,
 )
+from taskflow.entrypoints import logs
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions

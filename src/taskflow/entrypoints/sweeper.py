@@ -13,7 +13,7 @@ from uuid import UUID
 
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
 from taskflow.domain.services import ExecutionService
-from taskflow.logs import error_facts, task_facts
+from taskflow.entrypoints.logs import error_facts, task_facts
 
 log = logging.getLogger("taskflow.sweeper")
 

@@ -19,15 +19,15 @@ from uuid import UUID
 
 import msgspec
 
+from taskflow.adapters.sql.unstorable import nul_path, without_nul
 from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
+from taskflow.entrypoints.logs import error_facts, task_facts
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.handlers import Fail, Retry, TaskContext
-from taskflow.logs import error_facts, task_facts
 from taskflow.registry import Registry, TaskDefinition
-from taskflow.unstorable import nul_path, without_nul
 
 log = logging.getLogger("taskflow.worker")
 

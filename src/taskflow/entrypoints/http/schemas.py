@@ -9,17 +9,38 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.domain.model import Attempt, Task
+from taskflow.domain.attempts import Attempt
+from taskflow.domain.limits import (
+    MAX_BATCH,
+    MAX_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MIN_PRIORITY,
+    QUEUE_MAX_LENGTH,
+    QUEUE_REGEX,
+    TYPE_MAX_LENGTH,
+    TYPE_REGEX,
+)
+from taskflow.domain.model import Task
 
-TypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, examples=["debug.echo"])]
+# The limits also stated here, so that the OpenAPI schema shows them; the service checks them
+# all again (it serves Python callers too), from the same constants.
+TypeName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=TYPE_MAX_LENGTH, pattern=TYPE_REGEX, examples=["debug.echo"]
+    ),
+]
+QueueName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=QUEUE_MAX_LENGTH, pattern=QUEUE_REGEX)
+]
 
 
 class SubmitTaskIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     type: TypeName
     payload: dict[str, Any]
-    queue: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
-    priority: Annotated[int, msgspec.Meta(ge=0, le=9)] | None = None
-    max_retries: Annotated[int, msgspec.Meta(ge=0, le=25)] | None = None
+    queue: QueueName | None = None
+    priority: Annotated[int, msgspec.Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY)] | None = None
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=MAX_RETRIES_LIMIT)] | None = None
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
     metadata: dict[str, Any] | None = None
     delay_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
@@ -29,9 +50,6 @@ class SubmitTaskIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def idempotency_key(self) -> None:
         """Never in the body: the Idempotency-Key header gives it (a ``Submission``)."""
         return None
-
-
-MAX_BATCH = 1000
 
 
 class SubmitBatchIn(msgspec.Struct, forbid_unknown_fields=True):

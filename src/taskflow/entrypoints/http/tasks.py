@@ -13,7 +13,9 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
+from taskflow.adapters.sql.unstorable import nul_path
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
+from taskflow.domain.limits import MAX_METADATA_BYTES
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.schemas import (
     AttemptOut,
@@ -23,12 +25,10 @@ from taskflow.entrypoints.http.schemas import (
     TaskOut,
     TasksOut,
 )
-from taskflow.logs import task_facts
-from taskflow.unstorable import nul_path
+from taskflow.entrypoints.logs import task_facts
 
 log = logging.getLogger("taskflow.api")
 
-MAX_METADATA_BYTES = 16 * 1024
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
@@ -66,7 +66,9 @@ def check_values(data: SubmitTaskIn, limits: Limits) -> None:
     if data.metadata is not None:
         encoded = _encode(data.metadata)
         if len(encoded) > MAX_METADATA_BYTES:
-            raise InvalidSubmission("metadata must be at most 16 KiB encoded", field="metadata")
+            raise InvalidSubmission(
+                f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded", field="metadata"
+            )
         _refuse_nul(data.metadata, "metadata", encoded)
 
 

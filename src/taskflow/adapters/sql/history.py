@@ -19,9 +19,10 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from taskflow.adapters.sql_schema import attempts, idempotency_keys, tasks
+from taskflow.adapters.sql.schema import attempts, idempotency_keys, tasks
+from taskflow.domain.attempts import Attempt, AttemptEnd, AttemptOutcome
 from taskflow.domain.errors import StaleTask
-from taskflow.domain.model import Attempt, AttemptEnd, AttemptOutcome, TaskError
+from taskflow.domain.model import TaskError
 
 # A replay can only lose its key row to the prune of keys a day old; then the key is new again.
 _KEY_TRIES = 3

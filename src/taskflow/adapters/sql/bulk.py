@@ -16,8 +16,9 @@ from uuid import UUID
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskflow.adapters.sql_engine import fetch_raw
-from taskflow.domain.model import AttemptEnd, Task
+from taskflow.adapters.sql.engine import fetch_raw
+from taskflow.domain.attempts import AttemptEnd
+from taskflow.domain.model import Task
 
 SaveItem = tuple[Task, AttemptEnd | None]
 

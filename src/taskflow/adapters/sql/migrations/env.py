@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskflow.adapters.sql_schema import metadata
+from taskflow.adapters.sql.schema import metadata
 
 # Any fixed signed 64-bit number will do; it only has to be the same for every migrator.
 _PG_MIGRATION_LOCK = 0x7461736B666C6F77  # "taskflow"

@@ -40,31 +40,23 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from taskflow.adapters import sql_bulk as bulk
-from taskflow.adapters import sql_history as history
-from taskflow.adapters import sql_insert
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
-from taskflow.adapters.sql_bulk import SaveItem
-from taskflow.adapters.sql_engine import HeldConnection, fetch_raw, store_errors
-from taskflow.adapters.sql_rows import to_row, to_task
-from taskflow.adapters.sql_schema import UtcDateTime, status_in
-from taskflow.adapters.sql_schema import tasks as table
+from taskflow.adapters.sql import bulk, history
+from taskflow.adapters.sql import insert as sql_insert
+from taskflow.adapters.sql.bulk import SaveItem
+from taskflow.adapters.sql.engine import HeldConnection, fetch_raw, store_errors
+from taskflow.adapters.sql.rows import to_row, to_task
+from taskflow.adapters.sql.schema import UtcDateTime, status_in
+from taskflow.adapters.sql.schema import tasks as table
+from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.errors import (
     DuplicateTask,
     IdempotencyKeyReused,
     StaleTask,
     TaskNotFound,
 )
-from taskflow.domain.model import (
-    ACTIVE,
-    CLAIMABLE,
-    Attempt,
-    AttemptEnd,
-    Lease,
-    Task,
-    TaskStatus,
-)
+from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 from sqlalchemy.dialects import postgresql
 
-from taskflow.adapters.sql_schema import tasks as table
+from taskflow.adapters.sql.schema import tasks as table
 from taskflow.domain.model import Task
 
 

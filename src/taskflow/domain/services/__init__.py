@@ -1,0 +1,19 @@
+"""Use cases, written against the ports only.
+
+``TaskService`` serves producers and operators (submit, get, cancel, retry); ``ExecutionService``
+serves workers and the sweep (claim, outcomes, leases, recovery).
+"""
+
+from taskflow.domain.services.dispatching import dispatch
+from taskflow.domain.services.execution import Claim, ExecutionService, Reconciled
+from taskflow.domain.services.submission import Submission, SubmitTask, TaskService
+
+__all__ = [
+    "Claim",
+    "ExecutionService",
+    "Reconciled",
+    "Submission",
+    "SubmitTask",
+    "TaskService",
+    "dispatch",
+]

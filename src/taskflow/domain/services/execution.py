@@ -1,0 +1,254 @@
+"""What workers do: claim, report the outcome, renew leases, recover lost work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from taskflow.domain.attempts import AttemptEnd, AttemptOutcome
+from taskflow.domain.errors import InvalidTransition, LeaseLost, StaleTask
+from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
+from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
+from taskflow.domain.ports import Clock, TaskQueue, TaskRepository
+from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+
+# How an attempt ended, by the status its ending transition left the task in.
+_SUCCEEDED = {TaskStatus.SUCCESS: AttemptOutcome.SUCCESS}
+_FAILED = {
+    TaskStatus.PENDING: AttemptOutcome.RETRY,
+    TaskStatus.FAILED: AttemptOutcome.FAILED,
+    TaskStatus.CANCELLED: AttemptOutcome.CANCELLED,  # a cancel was requested meanwhile
+}
+_RELEASED = {
+    TaskStatus.PENDING: AttemptOutcome.RELEASED,
+    TaskStatus.CANCELLED: AttemptOutcome.CANCELLED,
+}
+_ACKNOWLEDGED = {TaskStatus.CANCELLED: AttemptOutcome.CANCELLED}
+_LOST = dict.fromkeys(
+    (TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED), AttemptOutcome.WORKER_LOST
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What one reconciliation step did; ``cursor`` is where the next one should start."""
+
+    pushed: int
+    resync: bool
+    cursor: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The tasks a worker claimed, and popped ids that no task in the store has."""
+
+    tasks: list[Task]
+    unknown: list[UUID]
+
+
+class ExecutionService:
+    """What workers do: claim, report the outcome, renew leases, recover lost work."""
+
+    def __init__(
+        self,
+        *,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        clock: Clock,
+        rand: Callable[[], float],
+        worker_id: str,
+        lease_seconds: float,
+    ) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._clock = clock
+        self._rand = rand
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+
+    async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
+        return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
+
+    async def claim_batch(self, queues: Sequence[str], *, limit: int, timeout: float) -> Claim:
+        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported."""
+        ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
+        if not ids:
+            return Claim([], [])
+        claimed = await self._repo.claim(
+            ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+        )
+        unknown: list[UUID] = []
+        if len(claimed) < len(ids):
+            unknown = await self._requeue_unclaimed(set(ids) - {t.id for t in claimed})
+        return Claim(claimed, unknown)
+
+    async def succeed(self, task: Task, result: Any) -> Task:
+        token = _token(task)
+        return await self._fenced(
+            task, lambda t: t.succeed(token, result, now=self._clock.now()), _ending(_SUCCEEDED)
+        )
+
+    async def fail(
+        self,
+        task: Task,
+        error: TaskError,
+        *,
+        retry_after: float | None = None,
+        final: bool = False,
+    ) -> Task:
+        token = _token(task)
+        rand = self._rand()
+        failed = await self._fenced(
+            task,
+            lambda t: t.fail(
+                token,
+                error,
+                now=self._clock.now(),
+                rand=rand,
+                retry_after=retry_after,
+                final=final,
+            ),
+            _ending(_FAILED, error),
+        )
+        await dispatch(self._queue, [failed])
+        return failed
+
+    async def release(self, task: Task) -> Task:
+        token = _token(task)
+        released = await self._fenced(
+            task, lambda t: t.release(token, now=self._clock.now()), _ending(_RELEASED)
+        )
+        await dispatch(self._queue, [released])
+        return released
+
+    async def acknowledge_cancel(self, task: Task) -> Task:
+        token = _token(task)
+        return await self._fenced(
+            task,
+            lambda t: t.acknowledge_cancel(token, now=self._clock.now()),
+            _ending(_ACKNOWLEDGED),
+        )
+
+    async def report_progress(self, task: Task, progress: Progress) -> Task:
+        token = _token(task)
+        return await self._fenced(
+            task, lambda t: t.report_progress(token, progress, now=self._clock.now())
+        )
+
+    async def renew(self, tasks: Sequence[Task]) -> set[UUID]:
+        """Extend the leases of running tasks; returns the ids whose lease is still held."""
+        if not tasks:
+            return set()
+        leases = {t.id: _token(t) for t in tasks}
+        return await self._repo.renew_leases(leases, lease_seconds=self.lease_seconds)
+
+    async def reap(self, *, limit: int = 500) -> list[Task]:
+        """Turn every expired lease into a failed attempt (``WorkerLost``)."""
+        reaped: list[Task] = []
+        for task in await self._repo.expired(limit=limit):
+            now = self._clock.now()
+            if task.lease is None or task.lease.expires_at > now:
+                continue  # our clock is behind the store's; the next sweep takes it
+            changed = task.expire_lease(now=now, rand=self._rand())
+            try:
+                await self._repo.save(changed, closing=AttemptEnd.of(changed, _LOST, changed.error))
+            except StaleTask:
+                continue  # renewed, finished or reaped by someone else meanwhile
+            reaped.append(changed)
+        await dispatch(self._queue, reaped)
+        return reaped
+
+    async def prune_idempotency_keys(self) -> int:
+        """Forget idempotency keys kept longer than IDEMPOTENCY_KEY_TTL; returns how many."""
+        return await self._repo.prune_idempotency_keys(self._clock.now() - IDEMPOTENCY_KEY_TTL)
+
+    async def reconcile(self, *, after: UUID | None, limit: int = 5000) -> Reconciled:
+        """Give the queue back every PENDING task it lacks; safe to run in many processes.
+
+        When the queue says it lost its contents (restart, flush, a fresh in-process queue),
+        everything PENDING is pushed again. Otherwise one page of PENDING tasks (by id, after
+        ``after``) is checked and the missing ones pushed: ids popped by a worker that died
+        before claiming them, or never pushed because the API or Redis failed after the insert.
+        Pushes are idempotent and claims conditional, so overlapping runs do no harm.
+        """
+        if not await self._queue.intact():
+            await self._queue.mark_intact()  # first: a flush during the refill clears it again
+            return Reconciled(pushed=await self.redispatch(), resync=True, cursor=None)
+        page = await self._repo.pending(after=after, limit=limit)
+        missing = await self._queue.absent(page)
+        await self._queue.push(missing)
+        cursor = page[-1].task_id if len(page) == limit else None
+        return Reconciled(pushed=len(missing), resync=False, cursor=cursor)
+
+    async def queue_warnings(self) -> list[str]:
+        return await self._queue.warnings()
+
+    async def redispatch(self, *, batch: int = 1000) -> int:
+        """Push every PENDING task to the queue again (idempotent); returns how many."""
+        count = 0
+        after: UUID | None = None
+        while True:
+            dispatches = await self._repo.pending(after=after, limit=batch)
+            if not dispatches:
+                return count
+            await self._queue.push(dispatches)
+            count += len(dispatches)
+            after = dispatches[-1].task_id
+
+    async def _requeue_unclaimed(self, ids: set[UUID]) -> list[UUID]:
+        # An id we popped but could not claim is either taken, final, or not yet due by the
+        # store's clock. Only the last must go back, or it would wait for the reconciler.
+        # An id the store does not know is returned: someone else writes into our queue.
+        found = await self._repo.get_many(list(ids))
+        await dispatch(self._queue, [t for t in found if t.status is TaskStatus.PENDING])
+        return sorted(ids - {t.id for t in found})
+
+    async def _fenced(
+        self,
+        task: Task,
+        change: Callable[[Task], Task],
+        ending: Callable[[Task], AttemptEnd] | None = None,
+    ) -> Task:
+        """Apply ``change`` while this worker's lease holds; re-read when another writer won.
+
+        ``ending``, given the changed task, says how the attempt ended; it is saved with it.
+        """
+        token = _token(task)
+        current = task
+        for _ in range(CAS_ATTEMPTS):
+            try:
+                changed = change(current)
+            except InvalidTransition:
+                if current is not task:
+                    raise
+                # Our copy may predate a change that makes this transition fit (a cancel
+                # request, say): decide again on what the store holds now.
+                current = await self._held(task.id, token)
+                changed = change(current)
+            try:
+                await self._repo.save(changed, closing=ending(changed) if ending else None)
+            except StaleTask:
+                current = await self._held(task.id, token)
+                continue
+            return changed
+        raise LeaseLost(f"task {task.id}: gave up after repeated concurrent changes")
+
+    async def _held(self, task_id: UUID, token: UUID) -> Task:
+        current = await self._repo.get(task_id)
+        if not current.holds(token):
+            raise LeaseLost(f"task {task_id}: this worker's attempt lost its lease")
+        return current
+
+
+def _ending(
+    outcomes: Mapping[TaskStatus, AttemptOutcome], error: TaskError | None = None
+) -> Callable[[Task], AttemptEnd]:
+    return lambda task: AttemptEnd.of(task, outcomes, error)
+
+
+def _token(task: Task) -> UUID:
+    if task.lease is None:
+        raise LeaseLost(f"task {task.id} holds no lease")
+    return task.lease.token
