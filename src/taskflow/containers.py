@@ -15,10 +15,8 @@ from taskflow.adapters.faults import with_faulty_queue, with_faulty_repository
 from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
-from taskflow.adapters.sql import SqlTaskRepository
-from taskflow.adapters.sql.engine import create_engine
+from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.config import Settings
-from taskflow.domain.ports import TaskRepository
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, TaskService
 from taskflow.registry import Registry
@@ -47,6 +45,16 @@ class Container(containers.DeclarativeContainer):
     repository = providers.Singleton(
         with_faulty_repository,
         providers.Singleton(SqlTaskRepository, engine, clock=clock),
+        settings.provided.faults,
+    )
+
+    # The lease keeper's own: a one-connection engine for the keeper's thread and loop, made
+    # anew for each keeper and closed with the repository (``SqlTaskRepository.close``).
+    lease_repository = providers.Factory(
+        with_faulty_repository,
+        providers.Factory(
+            SqlTaskRepository.connect, settings.provided.database_url, clock=clock, pool_size=1
+        ),
         settings.provided.faults,
     )
 
@@ -96,10 +104,10 @@ async def close_container(container: Container) -> None:
     await container.engine().dispose()
 
 
-def open_lease_repository(
+def open_lease_service(
     container: Container,
-) -> tuple[TaskRepository, Callable[[], Awaitable[None]]]:
-    """A repository with a one-connection engine of its own, for the lease keeper's thread."""
-    settings: Settings = container.settings()
-    engine = create_engine(settings.database_url, pool_size=1)
-    return SqlTaskRepository(engine, clock=container.clock()), engine.dispose
+) -> tuple[ExecutionService, Callable[[], Awaitable[None]]]:
+    """An execution service on the lease repository, for the lease keeper's thread; returned
+    with the function that closes that repository."""
+    repository = container.lease_repository()
+    return container.execution_service(repository=repository), repository.close

@@ -558,7 +558,9 @@ async def test_concurrent_claims_never_share_a_task(backend: Backend) -> None:
 
 async def test_renew_extends_a_held_lease_and_keeps_the_version(backend: Backend) -> None:
     claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
-    renewed = await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=600)
+    renewed = (
+        await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=600)
+    ).held
     assert renewed == {claimed.id}
     stored = await backend.repo.get(claimed.id)
     assert stored.lease is not None
@@ -582,10 +584,12 @@ async def test_a_save_after_a_renewal_keeps_the_later_expiry(backend: Backend) -
 
 async def test_renew_refuses_another_token(backend: Backend) -> None:
     claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
-    assert await backend.repo.renew_leases({claimed.id: uuid.uuid4()}, lease_seconds=600) == set()
     assert (
-        await backend.repo.renew_leases({uuid.uuid4(): token(claimed)}, lease_seconds=60) == set()
-    )
+        await backend.repo.renew_leases({claimed.id: uuid.uuid4()}, lease_seconds=600)
+    ).held == set()
+    assert (
+        await backend.repo.renew_leases({uuid.uuid4(): token(claimed)}, lease_seconds=60)
+    ).held == set()
     assert await backend.repo.get(claimed.id) == claimed
 
 
@@ -596,7 +600,9 @@ async def test_renew_refuses_a_lapsed_lease(backend: Backend) -> None:
         return claimed.id in {t.id for t in await backend.repo.expired(limit=100)}
 
     await eventually(backend, lapsed)
-    assert await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=60) == set()
+    assert (
+        await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=60)
+    ).held == set()
     assert await backend.repo.get(claimed.id) == claimed
 
 
@@ -604,15 +610,17 @@ async def test_renew_refuses_a_task_no_longer_running(backend: Backend) -> None:
     claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
     released = claimed.release(token(claimed), now=backend.now())
     await backend.repo.save(released)
-    assert await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=60) == set()
+    assert (
+        await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=60)
+    ).held == set()
     assert await backend.repo.get(claimed.id) == released
 
 
 async def test_renew_answers_for_each_task_of_a_batch(backend: Backend) -> None:
     a, b, c = [await claim_one(backend, new_task(backend.now() - HOUR)) for _ in range(3)]
     leases = {a.id: token(a), b.id: uuid.uuid4(), c.id: token(c)}
-    assert await backend.repo.renew_leases(leases, lease_seconds=90) == {a.id, c.id}
-    assert await backend.repo.renew_leases({}, lease_seconds=90) == set()
+    assert (await backend.repo.renew_leases(leases, lease_seconds=90)).held == {a.id, c.id}
+    assert (await backend.repo.renew_leases({}, lease_seconds=90)).held == set()
 
 
 async def test_expired_lists_only_running_tasks_whose_lease_lapsed(backend: Backend) -> None:
@@ -642,6 +650,34 @@ async def test_expired_respects_the_limit_oldest_first(backend: Backend) -> None
 
     await eventually(backend, all_lapsed)
     assert [t.id for t in await backend.repo.expired(limit=2)] == [tasks[2].id, tasks[1].id]
+
+
+async def test_renew_reports_the_cancel_requests_of_held_leases(backend: Backend) -> None:
+    asked, running = [await claim_one(backend, new_task(backend.now() - HOUR)) for _ in range(2)]
+    await backend.repo.save(asked.cancel(now=backend.now()))
+    leases = {asked.id: token(asked), running.id: token(running), uuid.uuid4(): uuid.uuid4()}
+    renewal = await backend.repo.renew_leases(leases, lease_seconds=90)
+    assert renewal.held == {asked.id, running.id}
+    assert renewal.cancel_requested == {asked.id}
+
+
+async def test_a_renewal_in_the_store_agrees_with_the_domains(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR), seconds=30)
+    await backend.repo.renew_leases({claimed.id: token(claimed)}, lease_seconds=600)
+    stored = await backend.repo.get(claimed.id)
+    assert stored.lease is not None
+    by_the_domain = claimed.renew_lease(
+        token(claimed), now=stored.lease.expires_at - timedelta(seconds=600), lease_seconds=600
+    )
+    assert stored == by_the_domain
+
+
+async def test_expired_with_no_horizon_lists_every_running_task(backend: Backend) -> None:
+    running = await claim_one(backend, new_task(backend.now() - HOUR), seconds=600)
+    await backend.repo.add(new_task(backend.now() - HOUR))
+    assert await backend.repo.expired(limit=100) == []
+    assert await backend.repo.expired(limit=100, horizon_seconds=None) == [running]
+    assert await backend.repo.expired(limit=100, horizon_seconds=601) == [running]
 
 
 # -- pending ----------------------------------------------------------------------------------

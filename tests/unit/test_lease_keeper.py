@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 
 from taskflow.adapters.clock import SystemClock
-from taskflow.adapters.memory import InMemoryTaskRepository
+from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.domain.model import Task
+from taskflow.domain.ports import Renewal
+from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 
 
@@ -21,10 +24,15 @@ async def _claimed(repo: InMemoryTaskRepository, lease_seconds: float) -> Task:
 
 
 def _keeper(repo: InMemoryTaskRepository) -> LeaseKeeper:
-    async def close() -> None:
-        return None
-
-    return LeaseKeeper(lambda: (repo, close), interval=0.02, lease_seconds=60)
+    service = ExecutionService(
+        repository=repo,
+        queue=InMemoryTaskQueue(SystemClock()),
+        clock=SystemClock(),
+        rand=lambda: 0.5,
+        worker_id="w",
+        lease_seconds=60,
+    )
+    return LeaseKeeper(lambda: (service, repo.close), interval=0.02)
 
 
 async def test_a_tracked_lease_is_renewed_from_the_keepers_thread() -> None:
@@ -32,7 +40,7 @@ async def test_a_tracked_lease_is_renewed_from_the_keepers_thread() -> None:
     task = await _claimed(repo, lease_seconds=5)
     assert task.lease is not None
     keeper = _keeper(repo)
-    keeper.start(lambda _: None, asyncio.get_running_loop())
+    keeper.start(lambda *_: None, asyncio.get_running_loop())
     keeper.track(task.id, task.lease.token)
     try:
         for _ in range(1000):  # up to 10 s
@@ -53,12 +61,12 @@ async def test_a_lease_it_cannot_keep_is_reported_on_the_loop_once() -> None:
     lost: list[uuid.UUID] = []
     reported = asyncio.Event()
 
-    def on_lost(task_id: uuid.UUID) -> None:
-        lost.append(task_id)
+    def on_renewal(leases: Mapping[uuid.UUID, uuid.UUID], renewal: Renewal) -> None:
+        lost.extend(leases.keys() - renewal.held)
         reported.set()
 
     keeper = _keeper(repo)
-    keeper.start(on_lost, asyncio.get_running_loop())
+    keeper.start(on_renewal, asyncio.get_running_loop())
     keeper.track(task.id, uuid.uuid4())  # not the task's token: as if another worker held it
     try:
         async with asyncio.timeout(10):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from copy import deepcopy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -41,7 +42,7 @@ TOKEN_COMMANDS: list[TokenCommand] = [
     lambda t, token, now: t.release(token, now=now),
     lambda t, token, now: t.acknowledge_cancel(token, now=now),
     lambda t, token, now: t.report_progress(token, Progress(0.5, "half"), now=now),
-    lambda t, token, now: t.renew_lease(token, now + timedelta(seconds=30), now=now),
+    lambda t, token, now: t.renew_lease(token, now=now, lease_seconds=30),
 ]
 
 
@@ -123,8 +124,23 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(task_id=tasks, seconds=st.integers(1, 120))
     def renew_lease(self, task_id: UUID, seconds: int) -> None:
-        expires_at = self.now + timedelta(seconds=seconds)
-        self._apply(task_id, lambda t: t.renew_lease(self._token(t), expires_at, now=self.now))
+        before = self.current[task_id]
+        try:
+            after = before.renew_lease(self._token(before), now=self.now, lease_seconds=seconds)
+        except InvalidTransition:
+            assert (
+                not before.holds(self._token(before))
+                or before.lease is None
+                or (before.lease.expires_at <= self.now)
+            )
+            return
+        # A renewal is not a change of the task: only the lease's expiry moves, forward.
+        assert before.lease is not None
+        assert after.lease is not None
+        assert after.lease.expires_at == self.now + timedelta(seconds=seconds)
+        assert before.lease.expires_at > self.now
+        assert replace(after, lease=before.lease) == before
+        self.current[task_id] = after
 
     @rule(task_id=tasks, command=st.sampled_from(TOKEN_COMMANDS), data=st.data())
     def with_a_wrong_token(self, task_id: UUID, command: TokenCommand, data: st.DataObject) -> None:

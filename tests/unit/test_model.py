@@ -299,7 +299,7 @@ COMMANDS_ON_SUCCESS: list[Callable[[Task], Task]] = [
     lambda t: t.acknowledge_cancel(TOKEN, now=LATER),
     lambda t: t.retry(now=LATER),
     lambda t: t.report_progress(TOKEN, Progress(0.5), now=LATER),
-    lambda t: t.renew_lease(TOKEN, LATER + timedelta(days=1), now=LATER),
+    lambda t: t.renew_lease(TOKEN, now=LATER, lease_seconds=60),
 ]
 
 

@@ -505,7 +505,7 @@ async def test_a_heartbeat_keeps_the_lease(
     claimed = await claim_one(worker)
     clock.advance(LEASE_SECONDS - 1)
 
-    assert await worker.renew([claimed]) == {claimed.id}
+    assert (await worker.renew(leases_of(claimed))).held == {claimed.id}
     clock.advance(LEASE_SECONDS - 1)
     assert await worker.reap() == []
 
@@ -516,14 +516,14 @@ async def test_a_progress_report_does_not_undo_a_heartbeat(
     await service.submit(PLAIN)
     task = await claim_one(worker)
     clock.advance(20)
-    await worker.renew([task])
+    await worker.renew(leases_of(task))
     clock.advance(5)
 
     task = await worker.report_progress(task, Progress(0.5, "half way"))
     clock.advance(10)  # past the first lease, within the renewed one
 
     assert await worker.reap() == []
-    assert await worker.renew([task]) == {task.id}
+    assert (await worker.renew(leases_of(task))).held == {task.id}
 
 
 async def test_redispatch_pushes_every_pending_task_once(
@@ -767,3 +767,34 @@ async def test_progress_leaves_the_attempt_open(
 async def test_attempts_of_an_unknown_task_are_not_found(service: TaskService) -> None:
     with pytest.raises(TaskNotFound):
         await service.attempts(UUID(int=999))
+
+
+def leases_of(*tasks: Task) -> dict[UUID, UUID]:
+    return {t.id: t.lease.token for t in tasks if t.lease is not None}
+
+
+async def test_a_renewal_carries_a_cancel_request_back(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    await service.submit(PLAIN)
+    task = await claim_one(worker)
+    await service.cancel(task.id)
+    renewal = await worker.renew(leases_of(task))
+    assert renewal.held == {task.id}
+    assert renewal.cancel_requested == {task.id}
+
+
+async def test_orphans_are_taken_back_without_waiting_for_their_lease(
+    service: TaskService, worker: ExecutionService, clock: FakeClock
+) -> None:
+    await service.submit(PLAIN)
+    task = await claim_one(worker)
+    assert await worker.reap() == []  # the lease has not run out
+
+    [taken] = await worker.take_back_orphans()
+
+    assert taken.id == task.id
+    assert taken.status is TaskStatus.PENDING
+    assert taken.error is not None
+    assert taken.error.type == WORKER_LOST
+    assert await worker.take_back_orphans() == []

@@ -11,14 +11,19 @@ import heapq
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt, AttemptEnd
-from taskflow.domain.errors import DuplicateTask, IdempotencyKeyReused, StaleTask, TaskNotFound
+from taskflow.domain.errors import (
+    DuplicateTask,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    StaleTask,
+    TaskNotFound,
+)
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
-from taskflow.domain.ports import Clock, Dispatch
+from taskflow.domain.ports import Clock, Dispatch, Renewal
 
 
 class InMemoryTaskRepository:
@@ -74,7 +79,7 @@ class InMemoryTaskRepository:
         stored = await self.get(task.id)
         if stored.version != task.version - 1:
             raise StaleTask()
-        self._tasks[task.id] = _keep_renewal(stored, task)
+        self._tasks[task.id] = task.keeping_renewal_of(stored)
         if closing is not None:
             history = self._attempts.get(task.id, [])
             for i, attempt in enumerate(history):
@@ -99,26 +104,33 @@ class InMemoryTaskRepository:
             claimed.append(running)
         return claimed
 
-    async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> set[UUID]:
+    async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> Renewal:
         now = self._clock.now()
-        held = set()
+        held, cancelling = set(), set()
         for task_id, token in leases.items():
             task = self._tasks.get(task_id)
-            if task is None or not task.holds(token) or not _unexpired(task, now):
+            if task is None:
                 continue
-            # A renewal is not a change of the task: the version stays, so writers keep their CAS.
-            assert task.lease is not None
-            renewed = Lease(token, task.lease.worker_id, now + timedelta(seconds=lease_seconds))
-            self._tasks[task_id] = replace(task, lease=renewed)
+            try:
+                self._tasks[task_id] = task.renew_lease(token, now=now, lease_seconds=lease_seconds)
+            except InvalidTransition:
+                continue  # not held by this token, or expired
             held.add(task_id)
-        return held
+            if task.cancel_requested:
+                cancelling.add(task_id)
+        return Renewal(frozenset(held), frozenset(cancelling))
 
-    async def expired(self, *, limit: int) -> list[Task]:
+    async def expired(self, *, limit: int, horizon_seconds: float | None = 0.0) -> list[Task]:
         now = self._clock.now()
         found = [
             (t.lease.expires_at, t)
             for t in self._tasks.values()
-            if t.status in ACTIVE and t.lease is not None and t.lease.expires_at <= now
+            if t.status in ACTIVE
+            and t.lease is not None
+            and (
+                horizon_seconds is None
+                or t.lease.expires_at <= now + timedelta(seconds=horizon_seconds)
+            )
         ]
         found.sort(key=lambda pair: pair[0])
         return [t for _, t in found[:limit]]
@@ -132,22 +144,8 @@ class InMemoryTaskRepository:
     async def ping(self) -> None:
         return None
 
-
-def _keep_renewal(stored: Task, task: Task) -> Task:
-    # renew_leases extends a lease without a new version, so the writer's copy may predate the
-    # renewal; writing its older expiry would take the lease from a worker that heartbeats.
-    if (
-        task.lease is not None
-        and stored.lease is not None
-        and task.lease.token == stored.lease.token
-        and stored.lease.expires_at > task.lease.expires_at
-    ):
-        return replace(task, lease=stored.lease)
-    return task
-
-
-def _unexpired(task: Task, now: datetime) -> bool:
-    return task.lease is not None and task.lease.expires_at > now
+    async def close(self) -> None:
+        return None
 
 
 class InMemoryTaskQueue:

@@ -203,9 +203,32 @@ class Task:
             progress=None,
         )
 
-    def renew_lease(self, token: UUID, expires_at: datetime, *, now: datetime) -> Task:
+    def renew_lease(self, token: UUID, *, now: datetime, lease_seconds: float) -> Task:
+        """Extend the held, unexpired lease to ``now + lease_seconds``.
+
+        Not a change of the task: ``version`` and ``updated_at`` stay, so a worker holding the
+        version it claimed still writes its outcome with one compare-and-set. An expired lease
+        is not renewed: the reaper may already be handing the task to another worker.
+        """
         lease = self._held_lease(token, "renew the lease of")
-        return self._to(TaskStatus.PROCESSING, now=now, lease=replace(lease, expires_at=expires_at))
+        if lease.expires_at <= now:
+            raise InvalidTransition(f"cannot renew the lease of task {self.id}: it has expired")
+        renewed = replace(lease, expires_at=now + timedelta(seconds=lease_seconds))
+        return replace(self, lease=renewed)
+
+    def keeping_renewal_of(self, stored: Task) -> Task:
+        """This version as it is to be written over ``stored``, the one in the store now.
+
+        A renewal does not move the version, so a writer's copy may predate one: writing its
+        older expiry would take the lease from a worker that heartbeats. The later expiry of
+        the same lease is kept.
+        """
+        lease, kept = self.lease, stored.lease
+        if lease is None or kept is None or lease.token != kept.token:
+            return self
+        if kept.expires_at <= lease.expires_at:
+            return self
+        return replace(self, lease=kept)
 
     def report_progress(self, token: UUID, progress: Progress, *, now: datetime) -> Task:
         self._held_lease(token, "report progress on")
@@ -233,10 +256,14 @@ class Task:
         self._held_lease(token, "fail")
         return self._failed(error, now=now, rand=rand, retry_after=retry_after, final=final)
 
-    def expire_lease(self, *, now: datetime, rand: float) -> Task:
-        """The lease ran out: the attempt counts as failed with ``WorkerLost``."""
+    def expire_lease(self, *, now: datetime, rand: float, holder_gone: bool = False) -> Task:
+        """The lease ran out: the attempt counts as failed with ``WorkerLost``.
+
+        ``holder_gone``: the process that held the lease is known to be dead (``taskflow dev``
+        restarting on its own store), so its lease need not run out first.
+        """
         self._require(ACTIVE, "expire the lease of")
-        if self.lease is None or self.lease.expires_at > now:
+        if self.lease is None or (self.lease.expires_at > now and not holder_gone):
             raise InvalidTransition(f"task {self.id}: its lease has not expired")
         error = TaskError(WORKER_LOST, f"worker {self.lease.worker_id} stopped renewing its lease")
         return self._failed(error, now=now, rand=rand, retry_after=None, final=False)

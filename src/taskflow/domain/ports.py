@@ -27,6 +27,15 @@ class Dispatch:
         return cls(task.id, task.queue, task.priority, task.run_at)
 
 
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """What a lease renewal found: the leases still held, and which of those tasks a cancel
+    was requested for since they were claimed (their worker should stop them)."""
+
+    held: frozenset[UUID]
+    cancel_requested: frozenset[UUID] = frozenset()
+
+
 class Clock(Protocol):
     """The deployment's clock."""
 
@@ -67,15 +76,20 @@ class TaskRepository(Protocol):
 
     async def renew_leases(
         self, leases: Mapping[UUID, UUID], *, lease_seconds: float
-    ) -> set[UUID]: ...  # task id → token; extends unexpired held leases, returns their ids
+    ) -> Renewal: ...  # task id → token; Task.renew_lease on each held, unexpired lease
 
-    async def expired(self, *, limit: int) -> list[Task]: ...  # PROCESSING, lease past, store clock
+    async def expired(
+        self, *, limit: int, horizon_seconds: float | None = 0.0
+    ) -> list[
+        Task
+    ]: ...  # PROCESSING, lease ended by store now + horizon (None: any), soonest first
 
     async def pending(
         self, *, after: UUID | None, limit: int
     ) -> list[Dispatch]: ...  # PENDING tasks ordered by id, strictly after ``after``
 
     async def ping(self) -> None: ...  # StoreUnavailable when unreachable
+    async def close(self) -> None: ...  # hands back what it holds (connections); idempotent
 
 
 class TaskQueue(Protocol):

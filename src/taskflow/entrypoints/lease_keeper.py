@@ -11,38 +11,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from uuid import UUID
 
 from taskflow.domain.errors import StoreUnavailable
-from taskflow.domain.ports import TaskRepository
+from taskflow.domain.ports import Renewal
+from taskflow.domain.services import ExecutionService
 
 log = logging.getLogger("taskflow.worker")
 
-#: Opens a repository for the keeper's own loop; returns it with the function that closes it.
-RepositoryOpener = Callable[[], tuple[TaskRepository, Callable[[], Awaitable[None]]]]
+#: Opens a service on a repository of the keeper's own (its loop, its connection); returns it
+#: with the function that closes that repository.
+ServiceOpener = Callable[[], tuple[ExecutionService, Callable[[], Awaitable[None]]]]
 
 
 class LeaseKeeper:
-    def __init__(
-        self, open_repository: RepositoryOpener, *, interval: float, lease_seconds: float
-    ) -> None:
-        self._open = open_repository
+    def __init__(self, open_service: ServiceOpener, *, interval: float) -> None:
+        self._open = open_service
         self._interval = interval
-        self._lease_seconds = lease_seconds
         self._leases: dict[UUID, UUID] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, on_lost: Callable[[UUID], None], loop: asyncio.AbstractEventLoop) -> None:
-        """Renew until `stop`; ``on_lost(task_id)`` runs on ``loop`` when a lease is gone."""
+    def start(
+        self,
+        on_renewal: Callable[[Mapping[UUID, UUID], Renewal], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Renew until `stop`; ``on_renewal(leases, renewal)`` runs on ``loop`` after each
+        renewal that lost a lease or found a cancel request."""
 
-        def lost(task_id: UUID) -> None:
-            loop.call_soon_threadsafe(on_lost, task_id)
+        def report(leases: Mapping[UUID, UUID], renewal: Renewal) -> None:
+            loop.call_soon_threadsafe(on_renewal, leases, renewal)
 
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._run(lost)), name="taskflow-leases", daemon=True
+            target=lambda: asyncio.run(self._run(report)), name="taskflow-leases", daemon=True
         )
         self._thread.start()
 
@@ -59,24 +63,30 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(timeout=self._interval + 10)
 
-    async def _run(self, lost: Callable[[UUID], None]) -> None:
-        repository, close = self._open()
+    async def _run(self, report: Callable[[Mapping[UUID, UUID], Renewal], None]) -> None:
+        service, close = self._open()
         try:
             while not self._stopping.wait(self._interval):
-                await self._renew(repository, lost)
+                await self._renew(service, report)
         finally:
             await close()
 
-    async def _renew(self, repository: TaskRepository, lost: Callable[[UUID], None]) -> None:
+    async def _renew(
+        self,
+        service: ExecutionService,
+        report: Callable[[Mapping[UUID, UUID], Renewal], None],
+    ) -> None:
         with self._lock:
             leases = dict(self._leases)
         if not leases:
             return
         try:
-            held = await repository.renew_leases(leases, lease_seconds=self._lease_seconds)
+            renewal = await service.renew(leases)
         except StoreUnavailable as exc:
             log.warning("lease renewal failed, retrying", extra={"error": str(exc)})
             return
-        for task_id in leases.keys() - held:
+        lost = leases.keys() - renewal.held
+        for task_id in lost:
             self.forget(task_id)
-            lost(task_id)
+        if lost or renewal.cancel_requested:
+            report(leases, renewal)

@@ -20,7 +20,7 @@ from taskflow.containers import (
     Container,
     build_container,
     close_container,
-    open_lease_repository,
+    open_lease_service,
 )
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.http.app import create_app
@@ -125,11 +125,7 @@ async def serve_api(container: Container, *, host: str, port: int) -> int:
 
 def build_worker(container: Container, options: WorkerOptions) -> Worker:
     """A worker whose leases a `LeaseKeeper` thread renews on a connection of its own."""
-    keeper = LeaseKeeper(
-        lambda: open_lease_repository(container),
-        interval=options.heartbeat_seconds,
-        lease_seconds=container.settings().lease_seconds,
-    )
+    keeper = LeaseKeeper(lambda: open_lease_service(container), interval=options.heartbeat_seconds)
     return Worker(container.execution_service(), container.registry(), options, keeper)
 
 

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ import msgspec
 from taskflow.adapters.sql.unstorable import nul_path, without_nul
 from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.ports import Renewal
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import error_facts, task_facts
@@ -41,6 +42,7 @@ class _Run:
     job: asyncio.Task[None] | None = None
     settling: bool = False  # the handler is done; its outcome is being written
     lost: bool = False  # the lease is gone; nothing of this attempt may be written
+    cancel_requested: bool = False  # a renewal found a cancel request for this attempt
     started: float = field(default_factory=time.monotonic)
 
 
@@ -119,7 +121,7 @@ class Worker:
             asyncio.create_task(self._sweeper.run(self._options.sweep_seconds)),
         ]
         if self._keeper is not None:
-            self._keeper.start(self.abandon, asyncio.get_running_loop())
+            self._keeper.start(self.renewed, asyncio.get_running_loop())
         else:
             background.append(
                 asyncio.create_task(self._every(self._options.heartbeat_seconds, self.heartbeat))
@@ -145,13 +147,23 @@ class Worker:
 
         Used when no `LeaseKeeper` thread does it (tests, and the embedded `taskflow dev`).
         """
-        runs = [run for run in self._running.values() if not run.settling]
-        if not runs:
-            return
-        held = await self._service.renew([run.task for run in runs])
-        for run in runs:
-            if run.task.id not in held:
-                self.abandon(run.task.id)
+        leases = {
+            run.task.id: run.task.lease.token
+            for run in self._running.values()
+            if not run.settling and run.task.lease is not None
+        }
+        if leases:
+            self.renewed(leases, await self._service.renew(leases))
+
+    def renewed(self, leases: Mapping[UUID, UUID], renewal: Renewal) -> None:
+        """Act on a renewal of ``leases``: abandon the attempts whose lease is gone, and note
+        the cancel requests found."""
+        for task_id in leases.keys() - renewal.held:
+            self.abandon(task_id)
+        for task_id in renewal.cancel_requested:
+            run = self._running.get(task_id)
+            if run is not None:
+                run.cancel_requested = True
 
     def abandon(self, task_id: UUID) -> None:
         """The attempt's lease is gone: stop its handler and write nothing of it."""

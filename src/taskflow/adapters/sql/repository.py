@@ -45,7 +45,7 @@ from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.sql import bulk, history
 from taskflow.adapters.sql import insert as sql_insert
 from taskflow.adapters.sql.bulk import SaveItem
-from taskflow.adapters.sql.engine import HeldConnection, fetch_raw, store_errors
+from taskflow.adapters.sql.engine import HeldConnection, create_engine, fetch_raw, store_errors
 from taskflow.adapters.sql.rows import to_row, to_task
 from taskflow.adapters.sql.schema import UtcDateTime, status_in
 from taskflow.adapters.sql.schema import tasks as table
@@ -57,14 +57,17 @@ from taskflow.domain.errors import (
     TaskNotFound,
 )
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task, TaskStatus
-from taskflow.domain.ports import Clock, Dispatch
+from taskflow.domain.ports import Clock, Dispatch, Renewal
 
 
 class SqlTaskRepository:
     """The ``TaskRepository`` port on PostgreSQL or SQLite; see ``InMemoryTaskRepository``."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock | None = None, owns_engine: bool = False
+    ) -> None:
         self._engine = engine
+        self._owns_engine = owns_engine
         # Single statements need no BEGIN/COMMIT around them: one round trip instead of three.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock: Clock = clock or SystemClock()
@@ -263,11 +266,12 @@ class SqlTaskRepository:
             )
         )
 
-    async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> set[UUID]:
+    async def renew_leases(self, leases: Mapping[UUID, UUID], *, lease_seconds: float) -> Renewal:
         if not leases:
-            return set()
+            return Renewal(frozenset())
         now, expires_at = self._times(lease_seconds)
-        # Neither version nor updated_at moves: a renewal is not a change of the task.
+        # Task.renew_lease in bulk: held by the token, PROCESSING, unexpired; neither version
+        # nor updated_at moves.
         stmt = (
             update(table)
             .where(
@@ -276,19 +280,20 @@ class SqlTaskRepository:
                 table.c.lease_expires_at > now,
             )
             .values(lease_expires_at=expires_at)
-            .returning(table.c.id)
+            .returning(table.c.id, table.c.cancel_requested)
         )
         async with self._connect() as conn:
-            return set((await conn.execute(stmt)).scalars())
-
-    async def expired(self, *, limit: int) -> list[Task]:
-        now, _ = self._times(0.0)
-        stmt = (
-            select(table)
-            .where(status_in(ACTIVE), table.c.lease_expires_at <= now)
-            .order_by(table.c.lease_expires_at, table.c.id)
-            .limit(limit)
+            rows = (await conn.execute(stmt)).all()
+        return Renewal(
+            frozenset(row[0] for row in rows), frozenset(row[0] for row in rows if row[1])
         )
+
+    async def expired(self, *, limit: int, horizon_seconds: float | None = 0.0) -> list[Task]:
+        stmt = select(table).where(status_in(ACTIVE))
+        if horizon_seconds is not None:
+            _, horizon = self._times(horizon_seconds)
+            stmt = stmt.where(table.c.lease_expires_at <= horizon)
+        stmt = stmt.order_by(table.c.lease_expires_at, table.c.id).limit(limit)
         async with self._connect() as conn:
             return [to_task(m) for m in (await conn.execute(stmt)).mappings()]
 
@@ -304,10 +309,20 @@ class SqlTaskRepository:
         async with self._connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    @classmethod
+    def connect(
+        cls, url: str, *, clock: Clock | None = None, pool_size: int = 10
+    ) -> SqlTaskRepository:
+        """A repository on an engine of its own, which ``close`` disposes of."""
+        return cls(create_engine(url, pool_size=pool_size), clock=clock, owns_engine=True)
+
     async def close(self) -> None:
-        """Hand back the connections this repository keeps; call before disposing the engine."""
+        """Hand back the connections this repository keeps; call before disposing the engine
+        (which it does itself when it made the engine)."""
         for held in (self._claim_conn, self._save_conn, self._add_conn):
             await held.close()
+        if self._owns_engine:
+            await self._engine.dispose()
 
     @contextlib.asynccontextmanager
     async def _connect(

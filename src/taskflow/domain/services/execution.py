@@ -11,7 +11,7 @@ from taskflow.domain.attempts import AttemptEnd, AttemptOutcome
 from taskflow.domain.errors import InvalidTransition, LeaseLost, StaleTask
 from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
-from taskflow.domain.ports import Clock, TaskQueue, TaskRepository
+from taskflow.domain.ports import Clock, Renewal, TaskQueue, TaskRepository
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
 
 # How an attempt ended, by the status its ending transition left the task in.
@@ -137,21 +137,43 @@ class ExecutionService:
             task, lambda t: t.report_progress(token, progress, now=self._clock.now())
         )
 
-    async def renew(self, tasks: Sequence[Task]) -> set[UUID]:
-        """Extend the leases of running tasks; returns the ids whose lease is still held."""
-        if not tasks:
-            return set()
-        leases = {t.id: _token(t) for t in tasks}
+    async def renew(self, leases: Mapping[UUID, UUID]) -> Renewal:
+        """Extend the leases (task id → token) of running tasks: ``Task.renew_lease`` on each.
+
+        The answer names the leases still held, and the tasks among them whose cancel was
+        requested, which their worker should stop.
+        """
+        if not leases:
+            return Renewal(frozenset())
         return await self._repo.renew_leases(leases, lease_seconds=self.lease_seconds)
 
     async def reap(self, *, limit: int = 500) -> list[Task]:
         """Turn every expired lease into a failed attempt (``WorkerLost``)."""
+        return await self._expire(await self._repo.expired(limit=limit), holder_gone=False)
+
+    async def take_back_orphans(self, *, limit: int = 500) -> list[Task]:
+        """Fail every running attempt as ``WorkerLost`` without waiting for its lease to end.
+
+        Only for a process that knows it is the sole worker of its store (``taskflow dev``,
+        holding the store's lock): whatever runs there was left by a process that died.
+        """
+        taken: list[Task] = []
+        while True:
+            running = await self._repo.expired(limit=limit, horizon_seconds=None)
+            if not running:
+                return taken
+            expired = await self._expire(running, holder_gone=True)
+            taken += expired
+            if not expired:
+                return taken
+
+    async def _expire(self, tasks: Sequence[Task], *, holder_gone: bool) -> list[Task]:
         reaped: list[Task] = []
-        for task in await self._repo.expired(limit=limit):
+        for task in tasks:
             now = self._clock.now()
-            if task.lease is None or task.lease.expires_at > now:
+            if task.lease is None or (task.lease.expires_at > now and not holder_gone):
                 continue  # our clock is behind the store's; the next sweep takes it
-            changed = task.expire_lease(now=now, rand=self._rand())
+            changed = task.expire_lease(now=now, rand=self._rand(), holder_gone=holder_gone)
             try:
                 await self._repo.save(changed, closing=AttemptEnd.of(changed, _LOST, changed.error))
             except StaleTask:
