@@ -14,6 +14,7 @@ import msgspec
 from taskflow.domain.errors import InvalidPayload
 from taskflow.domain.limits import type_name_problem, type_options_problem
 from taskflow.domain.retry import RetryPolicy
+from taskflow.validation_errors import describe
 
 Handler = Callable[..., Any]
 
@@ -39,7 +40,8 @@ class TaskDefinition:
         try:
             return msgspec.convert(payload, self.payload_type, strict=False)
         except msgspec.ValidationError as exc:
-            raise InvalidPayload(f"payload: {exc}", field=_field_of(exc)) from None
+            field, sentence = describe(str(exc), root="payload")
+            raise InvalidPayload(sentence, field=field) from None
 
     def validate(self, payload: Mapping[str, Any]) -> None:
         self.decode(payload)
@@ -168,15 +170,3 @@ def _check_options(
     )
     if refused:
         raise ValueError(f"{name!r}: {refused[1]}")
-
-
-def _field_of(exc: msgspec.ValidationError) -> str:
-    # msgspec ends its messages with "- at `$.a.b`" when the fault is inside the object.
-    text = str(exc)
-    marker = "at `$"
-    if marker in text:
-        path = text.rsplit(marker, 1)[1].rstrip("`")
-        return "payload" + path
-    if "missing required field `" in text:
-        return "payload." + text.rsplit("`", 2)[1]
-    return "payload"

@@ -300,3 +300,82 @@ def test_a_batch_with_an_idempotency_key_is_replayed_whole(client: TestClient) -
     assert [t["id"] for t in again.json()["tasks"]] == [t["id"] for t in first.json()["tasks"]]
     other = client.post("/api/tasks/batch", json={"tasks": body["tasks"][:1]}, headers=headers)
     assert other.status_code == 422
+
+
+def test_an_empty_body_is_400_naming_the_body_not_a_key_of_ours(client: TestClient) -> None:  # type: ignore[type-arg]
+    response = client.post("/api/tasks", content=b"", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["errors"] == [
+        {"field": "body", "message": "the request body is empty; send a JSON object"}
+    ]
+    assert "data" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"payload": {}}, "type", "type is required"),
+        (
+            {"type": "debug.sleep", "payload": {"seconds": "x"}},
+            "payload.seconds",
+            "payload.seconds must be a number, got a string",
+        ),
+        (
+            {
+                "tasks": [
+                    {"type": "debug.echo", "payload": {}},
+                    {"type": "debug.fail", "payload": {}},
+                ]
+            },
+            "tasks[1].payload.fail_attempts",
+            "tasks[1].payload.fail_attempts is required",
+        ),
+        (
+            {"tasks": [{"type": "debug.echo", "payload": {}, "priority": 10}]},
+            "tasks[0].priority",
+            "tasks[0].priority must be at most 9",
+        ),
+        (
+            {"tasks": [{"type": "debug.echo", "payload": {}, "queue": "no spaces"}]},
+            "tasks[0].queue",
+            None,
+        ),
+    ],
+)
+def test_every_400_names_a_dotted_path_and_says_a_sentence(
+    client: TestClient,  # type: ignore[type-arg]
+    body: dict[str, object],
+    field: str,
+    message: str | None,
+) -> None:
+    path = "/api/tasks/batch" if "tasks" in body else "/api/tasks"
+    response = client.post(path, json=body)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["field"] == field
+    assert error["message"].startswith(field)
+    assert "`" not in error["message"]
+    assert "$." not in error["message"]
+    if message is not None:
+        assert error["message"] == message
+    assert response.json()["detail"] == error["message"]
+
+
+def test_a_body_over_the_limit_is_413_stating_the_limit(container: Container) -> None:
+    container.settings.override(Settings(max_body_bytes=1024))
+    with TestClient(app=create_app(container)) as small:
+        response = small.post(
+            "/api/tasks", json={"type": "debug.echo", "payload": {"a": "x" * 2000}}
+        )
+    assert response.status_code == 413
+    assert "the limit is 1024 bytes (TASKFLOW_MAX_BODY_BYTES)" in response.json()["detail"]
+
+
+def test_a_payload_over_the_limit_is_413_stating_the_limit(client: TestClient) -> None:  # type: ignore[type-arg]
+    body = {"tasks": [{"type": "debug.echo", "payload": {"a": "x" * 600}}]}
+    response = client.post("/api/tasks/batch", json=body)
+    assert response.status_code == 413
+    problem = response.json()
+    assert "the limit is 512 bytes (TASKFLOW_MAX_PAYLOAD_BYTES)" in problem["detail"]
+    assert problem["errors"][0]["field"] == "tasks[0].payload"

@@ -49,6 +49,15 @@ class InvalidSubmission(TaskflowError):
         super().__init__(message)
         self.field = field
 
+    def under(self, parent: str) -> InvalidSubmission:
+        """This error as part ``parent`` of a larger request (``tasks[3]`` of a batch): the
+        field becomes ``tasks[3].payload.a``, and so does the field named in the message."""
+        field = f"{parent}.{self.field}" if self.field else parent
+        message = self.message
+        if self.field and message.startswith(self.field):
+            message = field + message[len(self.field) :]
+        return type(self)(message, field=field)
+
 
 class UnknownTaskType(InvalidSubmission):
     """No handler is registered for this task type."""
@@ -61,7 +70,7 @@ class InvalidPayload(InvalidSubmission):
     """The payload does not match its task type's schema."""
 
 
-class PayloadTooLarge(TaskflowError):
+class PayloadTooLarge(InvalidSubmission):
     """The payload is larger than allowed."""
 
 

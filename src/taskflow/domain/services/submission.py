@@ -163,8 +163,7 @@ class TaskService:
             try:
                 tasks.append(self._build(command, now, key or command.idempotency_key))
             except InvalidSubmission as exc:  # name the submission at fault within the batch
-                field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
-                raise type(exc)(exc.message, field=field) from None
+                raise exc.under(f"tasks[{index}]") from None
         return tasks
 
     def _build(self, command: Submission, now: datetime, key: str | None) -> Task:

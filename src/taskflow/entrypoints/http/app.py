@@ -52,7 +52,14 @@ def create_app(container: Container) -> Litestar:
         # Read by the submit handlers from the app's state rather than injected: Litestar
         # resolves two dependencies of one handler in an anyio task group, which cost 15 % of
         # a single submission's CPU.
-        state=State({"limits": Limits(max_payload_bytes=settings.max_payload_bytes)}),
+        state=State(
+            {
+                "limits": Limits(
+                    max_payload_bytes=settings.max_payload_bytes,
+                    max_body_bytes=settings.max_body_bytes,
+                )
+            }
+        ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

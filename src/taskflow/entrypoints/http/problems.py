@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -22,6 +21,7 @@ from taskflow.domain.errors import (
     TaskNotFound,
 )
 from taskflow.entrypoints.http.schemas import FieldProblem, ProblemOut
+from taskflow.validation_errors import describe
 
 log = logging.getLogger("taskflow.api")
 
@@ -29,16 +29,15 @@ PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
 
 _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
+    (PayloadTooLarge, 413),  # before InvalidSubmission, of which it is a kind
     (InvalidSubmission, 400),
     (TaskNotFound, 404),
     (InvalidTransition, 409),
     (StaleTask, 409),
     (DuplicateTask, 409),
     (IdempotencyKeyReused, 422),
-    (PayloadTooLarge, 413),
     (StoreUnavailable, 503),
 )
-_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 
 
 def problem(
@@ -71,16 +70,27 @@ def on_validation_error(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[ProblemOut]:
     errors = [_field_problem(item) for item in (exc.extra or []) if isinstance(item, dict)]
-    detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(exc.detail)
-    return problem(400, detail, errors=errors)
+    if not errors:
+        errors = [FieldProblem("body", "the request body is invalid")]
+    return problem(400, "; ".join(e.message for e in errors), errors=errors)
 
 
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemOut]:
     if isinstance(exc.__cause__, SerializationException):
-        detail = f"the request body is not valid JSON: {exc.detail}"
+        reason = str(exc.detail).removeprefix("JSON is malformed: ")
+        detail = f"the request body is not valid JSON: {reason}"
         return problem(400, detail, errors=[FieldProblem("body", detail)])
+    if exc.status_code == 413:
+        return problem(413, _body_too_large(request))
     headers = dict(exc.headers or {})
     return problem(exc.status_code, str(exc.detail), headers=headers or None)
+
+
+def _body_too_large(request: Request[Any, Any, Any]) -> str:
+    limit = request.app.state.limits.max_body_bytes
+    size = request.headers.get("content-length")
+    said = f"is {size} bytes" if size and size.isdigit() else "is too large"
+    return f"the request body {said}; the limit is {limit} bytes (TASKFLOW_MAX_BODY_BYTES)"
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemOut]:
@@ -90,11 +100,11 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[P
 
 def _field_problem(item: dict[str, object]) -> FieldProblem:
     message = str(item.get("message", "invalid"))
-    key = str(item.get("key") or "body")
-    named = _NAMED_FIELD.search(message)
-    if key == "data":
-        key = named.group(1) if named else "body"
-    return FieldProblem(key, message)
+    key = str(item.get("key") or "")
+    if message == "'data'":  # Litestar's word for a body that is not there at all
+        return FieldProblem("body", "the request body is empty; send a JSON object")
+    field, sentence = describe(message, root="" if key in ("data", "body") else key)
+    return FieldProblem(field, sentence)
 
 
 EXCEPTION_HANDLERS = {

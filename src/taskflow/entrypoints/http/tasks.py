@@ -36,6 +36,7 @@ _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 class Limits(msgspec.Struct, frozen=True):
     max_payload_bytes: int
+    max_body_bytes: int
 
 
 async def require_json(request: Request[Any, Any, Any]) -> None:
@@ -60,7 +61,9 @@ def check_values(data: SubmitTaskIn, limits: Limits) -> None:
     encoded = _encode(data.payload)
     if len(encoded) > limits.max_payload_bytes:
         raise PayloadTooLarge(
-            f"payload is {len(encoded)} bytes encoded; the limit is {limits.max_payload_bytes}"
+            f"payload is {len(encoded)} bytes encoded; the limit is {limits.max_payload_bytes} "
+            "bytes (TASKFLOW_MAX_PAYLOAD_BYTES)",
+            field="payload",
         )
     _refuse_nul(data.payload, "payload", encoded)
     if data.metadata is not None:
@@ -130,7 +133,7 @@ class TaskController(Controller):
             try:
                 check_values(submission, limits)
             except InvalidSubmission as exc:
-                raise InvalidSubmission(exc.message, field=f"tasks[{index}].{exc.field}") from None
+                raise exc.under(f"tasks[{index}]") from None
         key = request.headers.get(IDEMPOTENCY_KEY)
         replayed = False
         if key is None:
