@@ -82,6 +82,17 @@ def test_failing_twice_then_succeeding_records_three_attempts(stack: Stack) -> N
     ]
     for earlier, later in itertools.pairwise(items):
         assert earlier["started_at"] <= earlier["finished_at"] <= later["started_at"]
+    # Each failure keeps the handler's traceback in the history; the task keeps none of it.
+    for failed in items[:2]:
+        trace = failed["error"]["traceback"]
+        assert trace.startswith("Traceback (most recent call last)")
+        assert "debug_tasks.py" in trace
+        assert trace.rstrip().endswith("DebugFailure: debug.fail: failing on purpose")
+    assert items[2]["error"] is None
+    assert task["error"] is None  # SUCCESS clears the last failure
+    worker_logs = "".join(p.output() for p in stack.processes if p.args[0] == "worker")
+    retried = [json.loads(line) for line in worker_logs.splitlines() if '"retry scheduled"' in line]
+    assert any("DebugFailure" in entry.get("exception", "") for entry in retried)
     assert (items[-1]["started_at"], items[-1]["finished_at"]) == (
         task["started_at"],
         task["finished_at"],

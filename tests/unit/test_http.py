@@ -230,7 +230,7 @@ def test_attempts_lists_each_attempt_oldest_first(
     items = response.json()["items"]
     assert [(i["attempt"], i["outcome"]) for i in items] == [(1, "RETRY"), (2, "SUCCESS")]
     assert {i["worker_id"] for i in items} == {worker.worker_id}
-    assert items[0]["error"] == {"type": "ValueError", "message": "nope"}
+    assert items[0]["error"] == {"type": "ValueError", "message": "nope", "traceback": None}
     assert items[1]["error"] is None
     task = client.get(f"/api/tasks/{task_id}").json()
     assert items[1]["started_at"] == task["started_at"]

@@ -365,3 +365,19 @@ def test_valid_type_names_are_accepted(name: str) -> None:
 )
 def test_invalid_type_names_are_refused(name: str) -> None:
     assert type_name_problem(name) is not None
+
+
+def test_a_success_after_a_failure_clears_the_error() -> None:
+    retried = running().fail(TOKEN, BOOM, now=LATER, rand=0.5)
+    assert retried.error == BOOM
+    again = retried.claim(Lease(OTHER_TOKEN, "w", LATER + timedelta(days=1)), now=retried.run_at)
+    done = again.succeed(OTHER_TOKEN, {"ok": True}, now=retried.run_at)
+    assert done.error is None
+
+
+def test_a_tasks_error_never_carries_a_traceback() -> None:
+    traced = TaskError("ValueError", "bad", "Traceback ...")
+    failed = running().fail(TOKEN, traced, now=LATER, rand=0.5, final=True)
+    assert failed.error == TaskError("ValueError", "bad")
+    with pytest.raises(InvariantViolated):
+        replace(failed, error=traced)

@@ -22,6 +22,7 @@ from taskflow.domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
+from taskflow.domain.limits import MAX_TRACEBACK_BYTES
 from taskflow.domain.model import WORKER_LOST, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import Dispatch, TaskQueue
 from taskflow.domain.retry import RetryPolicy
@@ -798,3 +799,29 @@ async def test_orphans_are_taken_back_without_waiting_for_their_lease(
     assert taken.error is not None
     assert taken.error.type == WORKER_LOST
     assert await worker.take_back_orphans() == []
+
+
+async def test_a_traceback_goes_to_the_attempt_history_not_to_the_task(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    await service.submit(PLAIN)
+    task = await claim_one(worker)
+    failed = await worker.fail(task, TaskError("ValueError", "bad"), traceback="Traceback ...\n")
+    assert failed.error == TaskError("ValueError", "bad")
+    [attempt] = await service.attempts(task.id)
+    assert attempt.error == TaskError("ValueError", "bad", "Traceback ...\n")
+
+
+async def test_a_long_traceback_keeps_its_tail_within_the_bound(
+    service: TaskService, worker: ExecutionService
+) -> None:
+    await service.submit(PLAIN)
+    task = await claim_one(worker)
+    trace = "Traceback (most recent call last):\n" + "  frame\n" * 5000 + "ValueError: bad\n"
+    await worker.fail(task, TaskError("ValueError", "bad"), traceback=trace)
+    [attempt] = await service.attempts(task.id)
+    assert attempt.error is not None
+    assert attempt.error.traceback is not None
+    assert len(attempt.error.traceback.encode()) <= MAX_TRACEBACK_BYTES
+    assert attempt.error.traceback.endswith("ValueError: bad\n")
+    assert "was cut" in attempt.error.traceback

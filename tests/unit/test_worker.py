@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -531,3 +532,33 @@ async def test_sweep_forgets_idempotency_keys_older_than_a_day(env: Env) -> None
     [second], replayed = await env.tasks.submit_idempotent([command], key="k", request_hash="h")
     assert not replayed
     assert second.id != first.id
+
+
+async def test_a_handlers_traceback_is_logged_and_kept_with_its_attempt(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = await env.submit("t.raise", {"kind": "boom"}, max_retries=0)
+    with caplog.at_level(logging.WARNING, logger="taskflow.worker"):
+        await run_one(env.worker())
+
+    [attempt] = await env.tasks.attempts(task.id)
+    assert attempt.error is not None
+    trace = attempt.error.traceback
+    assert trace is not None
+    assert "in raise_" in trace
+    assert trace.rstrip().endswith("KeyError: 'k'")
+    failed = await env.get(task)
+    assert failed.error is not None
+    assert failed.error.traceback is None
+    [record] = [r for r in caplog.records if r.getMessage() == "task failed"]
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], KeyError)
+
+
+async def test_a_failure_not_raised_by_the_handler_keeps_no_traceback(env: Env) -> None:
+    task = await env.submit("t.order", {"order_id": "a", "qty": 1})
+    await run_one(env.worker(registry=Registry()))  # this worker knows no type at all
+    [attempt] = await env.tasks.attempts(task.id)
+    assert attempt.error is not None
+    assert attempt.error.type == "UnknownTaskType"
+    assert attempt.error.traceback is None

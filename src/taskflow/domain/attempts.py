@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from taskflow.domain.limits import MAX_TRACEBACK_BYTES
 from taskflow.domain.model import Task, TaskError, TaskStatus
 
 
@@ -59,3 +60,16 @@ class Attempt:
 
     def close(self, end: AttemptEnd) -> Attempt:
         return replace(self, finished_at=end.finished_at, outcome=end.outcome, error=end.error)
+
+
+_TRUNCATED = "... (the start of this traceback was cut)\n"
+
+
+def bounded_traceback(text: str, limit: int = MAX_TRACEBACK_BYTES) -> str:
+    """``text`` whole when it fits in ``limit`` bytes of UTF-8, else its tail: the innermost
+    frames and the exception itself are what a reader needs."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    keep = limit - len(_TRUNCATED.encode())
+    return _TRUNCATED + encoded[-keep:].decode(errors="ignore")

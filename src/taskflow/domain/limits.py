@@ -32,6 +32,9 @@ MAX_METADATA_BYTES: Final = 16 * 1024
 #: Submissions in one batch (SPEC §3).
 MAX_BATCH: Final = 1000
 
+#: The tail of a handler's traceback kept with its failed attempt, in bytes of UTF-8.
+MAX_TRACEBACK_BYTES: Final = 16 * 1024
+
 #: How long an Idempotency-Key is remembered at least (SPEC §3).
 IDEMPOTENCY_KEY_TTL: Final = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255

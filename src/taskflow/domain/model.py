@@ -72,8 +72,15 @@ UNKNOWN_TASK_TYPE: Final = "UnknownTaskType"
 
 @dataclass(frozen=True, slots=True)
 class TaskError:
+    """What went wrong in an attempt. ``traceback`` (bounded) is kept in the attempt history
+    only: a task's own ``error`` never carries one."""
+
     type: str
     message: str
+    traceback: str | None = None
+
+    def without_traceback(self) -> TaskError:
+        return self if self.traceback is None else TaskError(self.type, self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +243,8 @@ class Task:
 
     def succeed(self, token: UUID, result: Any, *, now: datetime) -> Task:
         self._held_lease(token, "complete")
-        return self._to(TaskStatus.SUCCESS, now=now, result=result, **self._closed(now))
+        # Every failure before this success stays in the attempt history, not on the task.
+        return self._to(TaskStatus.SUCCESS, now=now, result=result, error=None, **self._closed(now))
 
     def fail(
         self,
@@ -254,6 +262,7 @@ class Task:
         A failure after a cancel request ends the task CANCELLED rather than retrying it.
         """
         self._held_lease(token, "fail")
+        error = error.without_traceback()
         return self._failed(error, now=now, rand=rand, retry_after=retry_after, final=final)
 
     def expire_lease(self, *, now: datetime, rand: float, holder_gone: bool = False) -> Task:
@@ -376,4 +385,6 @@ def _invariant_problem(task: Task) -> str | None:
         return "finished_at is set exactly in a final state"
     if task.version < 1:
         return "version starts at 1"
+    if task.error is not None and task.error.traceback is not None:
+        return "a traceback belongs to the attempt history, not to the task's error"
     return None

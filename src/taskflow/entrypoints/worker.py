@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class _Run:
     settling: bool = False  # the handler is done; its outcome is being written
     lost: bool = False  # the lease is gone; nothing of this attempt may be written
     cancel_requested: bool = False  # a renewal found a cancel request for this attempt
+    failure: BaseException | None = None  # what the handler raised, logged with its traceback
     started: float = field(default_factory=time.monotonic)
 
 
@@ -258,13 +260,13 @@ class Worker:
                     await asyncio.shield(self._settle(run, self._service.release, released=True))
                 return
             except Fail as exc:
-                await self._settle_failure(run, _task_error(exc), final=True)
+                await self._settle_failure(run, exc, final=True)
             except Retry as exc:
-                await self._settle_failure(run, _task_error(exc), retry_after=exc.after)
+                await self._settle_failure(run, exc, retry_after=exc.after)
             except _Unrunnable as exc:
-                await self._settle_failure(run, exc.error, final=exc.final)
+                await self._settle_failure(run, exc, final=exc.final)
             except Exception as exc:
-                await self._settle_failure(run, _task_error(exc))
+                await self._settle_failure(run, exc)
             else:
                 await self._settle(run, functools.partial(self._service.succeed, result=result))
         finally:
@@ -328,15 +330,25 @@ class Worker:
     async def _settle_failure(
         self,
         run: _Run,
-        error: TaskError,
+        exc: Exception,
         *,
         retry_after: float | None = None,
         final: bool = False,
     ) -> None:
+        """Record the handler's exception as a failed attempt, its traceback with it."""
+        if isinstance(exc, _Unrunnable):  # not the handler's doing: no traceback to keep
+            error, trace = exc.error, None
+        else:
+            error, trace = _task_error(exc), "".join(traceback.format_exception(exc))
+            run.failure = exc
         await self._settle(
             run,
             functools.partial(
-                self._service.fail, error=error, retry_after=retry_after, final=final
+                self._service.fail,
+                error=error,
+                retry_after=retry_after,
+                final=final,
+                traceback=trace,
             ),
         )
 
@@ -424,7 +436,9 @@ def _log_outcome(run: _Run, *, released: bool) -> None:
     if task.status is TaskStatus.SUCCESS:
         log.info("task succeeded", extra=facts)
     elif task.status is TaskStatus.FAILED:
-        log.warning("task failed", extra={**facts, "error": error_facts(task)})
+        log.warning(
+            "task failed", exc_info=run.failure, extra={**facts, "error": error_facts(task)}
+        )
     elif task.status is TaskStatus.CANCELLED:
         log.info("task cancelled", extra=facts)
     elif released:
@@ -432,6 +446,7 @@ def _log_outcome(run: _Run, *, released: bool) -> None:
     else:
         log.warning(
             "retry scheduled",
+            exc_info=run.failure,
             extra={
                 **facts,
                 "retry": task.retry_count,

@@ -98,5 +98,9 @@ def _row(task: Task, end: AttemptEnd | None) -> dict[str, Any]:
         "closed_at": None if end is None else end.finished_at,
         "attempt_error": None
         if end is None or end.error is None
-        else {"type": end.error.type, "message": end.error.message},
+        else {
+            "type": end.error.type,
+            "message": end.error.message,
+            "traceback": end.error.traceback,
+        },
     }

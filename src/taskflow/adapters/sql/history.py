@@ -135,8 +135,8 @@ async def prune_keys(conn: AsyncConnection, older_than: datetime) -> int:
     return (await conn.execute(stmt)).rowcount
 
 
-def _error_json(error: TaskError) -> dict[str, str]:
-    return {"type": error.type, "message": error.message}
+def _error_json(error: TaskError) -> dict[str, str | None]:
+    return {"type": error.type, "message": error.message, "traceback": error.traceback}
 
 
 def _to_attempt(row: RowMapping) -> Attempt:
@@ -148,5 +148,7 @@ def _to_attempt(row: RowMapping) -> Attempt:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         outcome=None if outcome is None else AttemptOutcome(outcome),
-        error=None if error is None else TaskError(error["type"], error["message"]),
+        error=None
+        if error is None
+        else TaskError(error["type"], error["message"], error.get("traceback")),
     )

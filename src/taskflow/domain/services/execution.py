@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from taskflow.domain.attempts import AttemptEnd, AttemptOutcome
+from taskflow.domain.attempts import AttemptEnd, AttemptOutcome, bounded_traceback
 from taskflow.domain.errors import InvalidTransition, LeaseLost, StaleTask
 from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
@@ -97,9 +97,14 @@ class ExecutionService:
         *,
         retry_after: float | None = None,
         final: bool = False,
+        traceback: str | None = None,
     ) -> Task:
+        """Record a failed attempt; ``traceback`` (bounded) goes to the attempt history only."""
         token = _token(task)
         rand = self._rand()
+        detailed = error
+        if traceback is not None:
+            detailed = TaskError(error.type, error.message, bounded_traceback(traceback))
         failed = await self._fenced(
             task,
             lambda t: t.fail(
@@ -110,7 +115,7 @@ class ExecutionService:
                 retry_after=retry_after,
                 final=final,
             ),
-            _ending(_FAILED, error),
+            _ending(_FAILED, detailed),
         )
         await dispatch(self._queue, [failed])
         return failed

@@ -118,13 +118,19 @@ class TaskOut(msgspec.Struct, kw_only=True):
         )
 
 
+class AttemptErrorOut(msgspec.Struct):
+    type: str
+    message: str
+    traceback: str | None  # the handler's, bounded to its last 16 KiB; null when none
+
+
 class AttemptOut(msgspec.Struct, kw_only=True):
     attempt: int
     worker_id: str
     started_at: str
     finished_at: str | None
     outcome: str | None  # SUCCESS FAILED RETRY RELEASED CANCELLED WORKER_LOST; null while running
-    error: ErrorOut | None
+    error: AttemptErrorOut | None
 
     @classmethod
     def from_attempt(cls, attempt: Attempt) -> AttemptOut:
@@ -135,7 +141,9 @@ class AttemptOut(msgspec.Struct, kw_only=True):
             started_at=timestamp(attempt.started_at),
             finished_at=_maybe(attempt.finished_at),
             outcome=None if attempt.outcome is None else attempt.outcome.value,
-            error=None if error is None else ErrorOut(error.type, error.message),
+            error=None
+            if error is None
+            else AttemptErrorOut(error.type, error.message, error.traceback),
         )
 
 
