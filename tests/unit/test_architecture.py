@@ -4,7 +4,12 @@ into each other."""
 from __future__ import annotations
 
 import ast
+import os
+import re
+import shutil
+import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +118,98 @@ def test_adapters_do_not_import_each_other(path: Path) -> None:
         if technology(name) not in {None, own, *SHARED_TECHNOLOGIES}
     )
     assert others == []
+
+
+# -- every module in a layer; no cycles; the contracts bite --------------------------------
+
+
+def _layered_names() -> set[str]:
+    config = tomllib.loads((PACKAGE_ROOT.parents[1] / "pyproject.toml").read_text())
+    [layers] = [
+        c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
+    ]
+    return {name.strip() for layer in layers for name in re.split(r"[:|]", layer)}
+
+
+def test_every_top_level_module_sits_in_a_layer() -> None:
+    top_level = {
+        f"taskflow.{p.stem if p.is_file() else p.name}"
+        for p in PACKAGE_ROOT.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert top_level - _layered_names() == set()
+
+
+def _import_graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE_ROOT.rglob("*.py"))
+    known = {module_name(p) for p in paths}
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        source = module_name(path)
+        # Importing one's own ancestor package is how a submodule is reached, not a cycle.
+        graph[source] = {
+            name
+            for name in imports_of(path)
+            if name in known and name != source and not source.startswith(f"{name}.")
+        }
+    return graph
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return seen
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import one another, directly or not."""
+    reach = {node: _reachable(graph, node) for node in graph}
+    groups = {
+        tuple(sorted(n for n in reach[node] if node in reach[n]))
+        for node in graph
+        if node in reach[node]
+    }
+    return sorted(list(group) for group in groups)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_imports_itself_back_even_from_inside_a_function() -> None:
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_import_contracts_fail_on_a_wrong_import(tmp_path: Path) -> None:
+    """A copy of the package whose domain imports the container: lint-imports must refuse it."""
+    shutil.copytree(PACKAGE_ROOT, tmp_path / "taskflow")
+    model = tmp_path / "taskflow" / "domain" / "model.py"
+    model.write_text(model.read_text() + "\nimport taskflow.containers  # wrong on purpose\n")
+    config = PACKAGE_ROOT.parents[1] / "pyproject.toml"
+    lint = Path(sys.executable).parent / "lint-imports"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    broken = subprocess.run(
+        [str(lint), "--config", str(config), "--no-cache"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert broken.returncode != 0, broken.stdout
+    assert "taskflow.domain.model -> taskflow.containers" in broken.stdout
+    clean = subprocess.run(
+        [str(lint), "--config", str(config), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=PACKAGE_ROOT.parents[1],
+        timeout=120,
+        check=False,
+    )
+    assert clean.returncode == 0, clean.stdout
