@@ -30,8 +30,13 @@ from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
 class Submission(Protocol):
     """What a request to run a task says. ``None`` means: the type's setting, else the default.
 
-    ``SubmitTask`` is one; an entrypoint may hand the service its own decoded request instead,
-    sparing an object per task on the hot path.
+    The one shape the service accepts, and ``TaskService._build`` (with ``domain.limits``) is
+    the one place a submission is validated. Two classes have this shape, each for a reason:
+    ``SubmitTask`` for Python callers and tests, and the HTTP schema's ``SubmitTaskIn``, which
+    msgspec decodes straight from the body (and which documents the limits in the OpenAPI
+    schema) and which the API hands over as it is, sparing an object per task on the hot path.
+    A task type's defaults (the Registry's ``TaskDefinition``) are a ``TaskType``, not a
+    submission: they fill in what a submission leaves as ``None``.
     """
 
     @property
@@ -58,7 +63,7 @@ class Submission(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitTask:
-    """A request to run a task (a ``Submission``)."""
+    """A request to run a task, made in Python (a ``Submission``)."""
 
     type: str
     payload: Mapping[str, Any]
