@@ -86,6 +86,13 @@ class Settings:
             faults=env.faults("TASKFLOW_FAULTS"),
         )
         settings._check()
+        if not dev and settings.redis_url is None:
+            # An in-process queue per process would leave api and workers to meet only through
+            # the sweep: only `taskflow dev`, one process, runs without Redis.
+            raise ConfigError(
+                "TASKFLOW_REDIS_URL is empty: taskflow api and worker need a Redis server "
+                "(only taskflow dev runs without one)"
+            )
         return settings
 
     def _check(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,6 @@ import msgspec
 
 from taskflow.domain.errors import InvalidPayload
 from taskflow.domain.limits import type_name_problem, type_options_problem
-from taskflow.domain.retry import RetryPolicy
 from taskflow.validation_errors import describe
 
 Handler = Callable[..., Any]
@@ -30,7 +30,8 @@ class TaskDefinition:
     priority: int | None = None
     max_retries: int | None = None
     timeout_seconds: float | None = None
-    retry_policy: RetryPolicy | None = None
+    backoff_base: float | None = None
+    backoff_max: float | None = None
     is_async: bool = field(default=False)
 
     def decode(self, payload: Mapping[str, Any]) -> Any:
@@ -71,9 +72,7 @@ class Registry:
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function as the handler of task type ``name``."""
         _check_options(name, queue, priority, max_retries, timeout_seconds)
-        policy = None
-        if backoff_base is not None or backoff_max is not None:
-            policy = RetryPolicy(base=backoff_base or 1.0, max=backoff_max or 300.0)
+        _check_backoff(name, backoff_base, backoff_max)
 
         def register(handler: Handler) -> Handler:
             self.add(
@@ -85,7 +84,8 @@ class Registry:
                     priority=priority,
                     max_retries=max_retries,
                     timeout_seconds=timeout_seconds,
-                    retry_policy=policy,
+                    backoff_base=backoff_base,
+                    backoff_max=backoff_max,
                     is_async=inspect.iscoroutinefunction(handler),
                 )
             )
@@ -153,6 +153,14 @@ def _payload_type(handler: Handler) -> Any:
     if annotation is Any or origin in (dict, Mapping):
         return dict
     return annotation
+
+
+def _check_backoff(name: str, base: float | None, max_: float | None) -> None:
+    for option, value in (("backoff_base", base), ("backoff_max", max_)):
+        if value is not None and not 0 < value < math.inf:
+            raise ValueError(f"{name!r}: {option} must be a positive number of seconds")
+    if base is not None and max_ is not None and max_ < base:
+        raise ValueError(f"{name!r}: backoff_max must be at least backoff_base")
 
 
 def _check_options(

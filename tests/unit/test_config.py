@@ -79,3 +79,9 @@ def test_heartbeat_must_be_shorter_than_the_lease() -> None:
 def test_backoff_max_must_not_be_below_base() -> None:
     with pytest.raises(ConfigError, match="TASKFLOW_RETRY_BACKOFF_MAX"):
         Settings.from_env({"TASKFLOW_RETRY_BACKOFF_BASE": "10", "TASKFLOW_RETRY_BACKOFF_MAX": "5"})
+
+
+def test_an_empty_redis_url_is_refused_outside_dev() -> None:
+    with pytest.raises(ConfigError, match="TASKFLOW_REDIS_URL"):
+        Settings.from_env({"TASKFLOW_REDIS_URL": ""})
+    assert Settings.from_env({"TASKFLOW_REDIS_URL": ""}, mode="dev").redis_url is None

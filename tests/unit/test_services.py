@@ -44,7 +44,8 @@ class FakeType:
     priority: int | None = None
     max_retries: int | None = None
     timeout_seconds: float | None = None
-    retry_policy: RetryPolicy | None = None
+    backoff_base: float | None = None
+    backoff_max: float | None = None
     required: frozenset[str] = frozenset()
 
     def validate(self, payload: Mapping[str, Any]) -> None:
@@ -82,7 +83,8 @@ TYPES = FakeTypes(
         priority=7,
         max_retries=2,
         timeout_seconds=30.0,
-        retry_policy=MAIL_POLICY,
+        backoff_base=MAIL_POLICY.base,
+        backoff_max=MAIL_POLICY.max,
         required=frozenset({"to"}),
     ),
 )
@@ -825,3 +827,23 @@ async def test_a_long_traceback_keeps_its_tail_within_the_bound(
     assert len(attempt.error.traceback.encode()) <= MAX_TRACEBACK_BYTES
     assert attempt.error.traceback.endswith("ValueError: bad\n")
     assert "was cut" in attempt.error.traceback
+
+
+async def test_a_type_that_sets_only_one_backoff_bound_takes_the_other_from_the_deployment(
+    repo: InMemoryTaskRepository, queue: InMemoryTaskQueue, clock: FakeClock
+) -> None:
+    types = FakeTypes(
+        FakeType("base.only", backoff_base=4.0), FakeType("max.only", backoff_max=5.0)
+    )
+    service = TaskService(
+        repository=repo,
+        queue=queue,
+        types=types,
+        clock=clock,
+        new_id=lambda: UUID(int=next(ids)),
+        retry_policy=SERVICE_POLICY,
+    )
+    base_only = await service.submit(SubmitTask(type="base.only", payload={}))
+    max_only = await service.submit(SubmitTask(type="max.only", payload={}))
+    assert base_only.retry_policy == RetryPolicy(base=4.0, max=SERVICE_POLICY.max)
+    assert max_only.retry_policy == RetryPolicy(base=SERVICE_POLICY.base, max=5.0)

@@ -10,7 +10,6 @@ from uuid import UUID
 
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.model import Task
-from taskflow.domain.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +121,9 @@ class TaskType(Protocol):
     @property
     def timeout_seconds(self) -> float | None: ...
     @property
-    def retry_policy(self) -> RetryPolicy | None: ...
+    def backoff_base(self) -> float | None: ...  # None: the deployment's (TASKFLOW_RETRY_…)
+    @property
+    def backoff_max(self) -> float | None: ...
 
     def validate(self, payload: Mapping[str, Any]) -> None: ...  # InvalidPayload
 

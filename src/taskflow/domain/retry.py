@@ -21,6 +21,12 @@ class RetryPolicy:
         if not (0 < self.base < math.inf and 0 < self.max < math.inf):
             raise ValueError("backoff base and max must be positive and finite")
 
+    def with_overrides(self, *, base: float | None, max: float | None) -> RetryPolicy:
+        """This policy with a task type's own base or max, where the type sets one."""
+        if base is None and max is None:
+            return self
+        return RetryPolicy(self.base if base is None else base, self.max if max is None else max)
+
     def ceiling(self, retry: int) -> float:
         if retry < 1:
             raise ValueError("retries are numbered from 1")

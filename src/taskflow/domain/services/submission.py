@@ -97,6 +97,7 @@ class TaskService:
         self._new_id = new_id
         self._policy = retry_policy
         self._checked_types: dict[str, TaskType] = {}
+        self._policies: dict[str, RetryPolicy] = {}
 
     async def submit(self, command: Submission) -> Task:
         task = self._build(command, self._clock.now(), command.idempotency_key)
@@ -187,7 +188,7 @@ class TaskService:
             run_at=_run_at(command, now),
             metadata=command.metadata,
             idempotency_key=key,
-            retry_policy=kind.retry_policy or self._policy,
+            retry_policy=self._policies[kind.name],
         )
 
     def _known_type(self, name: str) -> TaskType:
@@ -202,6 +203,9 @@ class TaskService:
             raise UnknownTaskType(f"unknown task type {name!r}")
         # Only registered names are kept, so the cache is as large as the catalogue at most.
         self._checked_types[name] = kind
+        self._policies[name] = self._policy.with_overrides(
+            base=kind.backoff_base, max=kind.backoff_max
+        )
         return kind
 
 
