@@ -835,6 +835,7 @@ async def test_a_type_that_sets_only_one_backoff_bound_takes_the_other_from_the_
     types = FakeTypes(
         FakeType("base.only", backoff_base=4.0), FakeType("max.only", backoff_max=5.0)
     )
+    ids = itertools.count(1000)
     service = TaskService(
         repository=repo,
         queue=queue,
