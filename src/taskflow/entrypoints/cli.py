@@ -149,9 +149,9 @@ def _queue_list(raw: str) -> list[str]:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("dev")
+    container = startup.prepare("dev")
     settings: Settings = container.settings()
     options = runtime.worker_options(settings, queues=_all_queues(container), concurrency=None)
     return runtime.run(
@@ -165,9 +165,9 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("server")
+    container = startup.prepare("server")
     settings: Settings = container.settings()
     host, port = args.host or settings.host, args.port or settings.port
     if settings.api_processes > 1:
@@ -176,9 +176,9 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("server")
+    container = startup.prepare("server")
     options = runtime.worker_options(
         container.settings(), queues=args.queues, concurrency=args.concurrency
     )
@@ -188,9 +188,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("server")
+    container = startup.prepare("server")
     return runtime.run(runtime.run_migrations(container))
 
 

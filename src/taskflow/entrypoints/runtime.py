@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -15,33 +14,14 @@ from typing import Any
 import uvicorn
 
 from taskflow.adapters.sql.engine import migrate
-from taskflow.config import ConfigError, Mode, Settings
-from taskflow.containers import (
-    Container,
-    build_container,
-    close_container,
-    open_lease_service,
-)
-from taskflow.entrypoints import logs
+from taskflow.config import Settings
+from taskflow.containers import Container, close_container, open_lease_service
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
+from taskflow.entrypoints.startup import tune_gc_for_serving
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
-from taskflow.registry import load_registry
 
 log = logging.getLogger("taskflow")
-
-_GC_GEN0_THRESHOLD = 10_000  # allocations between young collections; CPython's default is 700
-
-
-def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
-    """Read settings, set up logging, load the task registry, build the container."""
-    settings = Settings.from_env(environ, mode=mode)
-    logs.configure(settings.log_level, settings.log_format)
-    try:
-        registry = load_registry(settings.tasks, debug_tasks=settings.debug_tasks)
-    except (LookupError, TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    return build_container(settings, registry)
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:
@@ -101,17 +81,6 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
         **_SERVING,
     )
     return 0
-
-
-def tune_gc_for_serving() -> None:
-    """Collect garbage less often in an API or worker process, and never scan start-up's.
-
-    A batch of 500 submissions, or a worker draining a queue, allocates tens of thousands of
-    objects, nearly none in reference cycles; with the default thresholds the cyclic collector
-    ran every few hundred of them and took about a sixth of the submit path's CPU.
-    """
-    gc.freeze()
-    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def serve_api(container: Container, *, host: str, port: int) -> int:
