@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import Stack
-from tests.integration.processes import base_env, run_cli
+from tests.integration.processes import base_env, run_cli, wait_for
 
 COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status"]
 
@@ -107,3 +109,28 @@ def test_submit_of_an_unknown_type_and_status_of_an_unknown_id(stack: Stack) -> 
     unknown_id = run_cli(["status", str(uuid.uuid4()), "--url", stack.base_url], stack.env)
     assert unknown_id.returncode == 1
     assert "HTTP 404" in _one_error_line(unknown_id)
+
+
+def test_migrate_says_one_line_without_alembics_chatter(tmp_path: Path) -> None:
+    env = base_env(TASKFLOW_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}")
+    for _ in range(2):  # creating the schema, then finding it there
+        result = run_cli(["migrate"], env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert [json.loads(line)["event"] for line in lines] == ["database migrated"], lines
+
+
+def test_a_batch_is_logged_as_a_count_not_a_list_of_ids(stack: Stack) -> None:
+    batch = {"tasks": [{"type": "debug.echo", "payload": {"n": n}} for n in range(3)]}
+    response = httpx.post(f"{stack.base_url}/api/tasks/batch", json=batch, timeout=30)
+    assert response.status_code == 202, response.text
+    ids = [task["id"] for task in response.json()["tasks"]]
+    api = next(p for p in stack.processes if p.args[0] == "api")
+
+    def logged() -> str | None:
+        lines = api.output().splitlines()
+        return next((line for line in lines if '"event":"batch submitted"' in line), None)
+
+    line = wait_for(logged, timeout=30, what="the batch's log line")
+    assert json.loads(line)["tasks"] == 3
+    assert not [task_id for task_id in ids if task_id in line], line
