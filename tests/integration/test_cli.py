@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import uuid
 from pathlib import Path
@@ -28,6 +29,12 @@ def test_help_of_every_command(command: list[str]) -> None:
     result = run_cli([*command, "--help"], base_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: taskflow")
+
+
+def test_version() -> None:
+    result = run_cli(["--version"], base_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"taskflow {importlib.metadata.version('taskflow')}\n"
 
 
 @pytest.mark.parametrize(
