@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import socket
 import uuid
 from pathlib import Path
 
@@ -66,6 +67,24 @@ def test_an_unreachable_api_is_one_line() -> None:
     result = run_cli(["status", str(uuid.uuid4()), "--url", "http://127.0.0.1:9"], base_env())
     assert result.returncode == 1
     assert "cannot reach the API" in _one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("command", "settings"),
+    [("dev", {}), ("api", {}), ("api", {"TASKFLOW_API_PROCESSES": "2"})],
+    ids=["dev", "api", "api-processes"],
+)
+def test_a_taken_port_is_one_line_naming_it_before_anything_starts(
+    tmp_path: Path, command: str, settings: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli([command, "--port", str(port)], base_env(**settings), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in _one_error_line(result)
+    assert not (tmp_path / "taskflow.db").exists()  # dev neither migrated nor started its worker
 
 
 def test_an_unreachable_database_is_one_line() -> None:

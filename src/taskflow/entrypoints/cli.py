@@ -22,6 +22,7 @@ from taskflow.domain.limits import (
     MAX_RETRIES_LIMIT,
     MIN_PRIORITY,
 )
+from taskflow.entrypoints.errors import CannotStart
 
 PROG = "taskflow"
 
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), code=2)
     except StoreUnavailable as exc:
         return _fail(f"the database is unreachable: {exc.message}")
+    except CannotStart as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
     return code

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import uvicorn
 from taskflow.adapters.sql.engine import migrate
 from taskflow.config import Settings
 from taskflow.containers import Container, close_container, open_lease_service
+from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.startup import tune_gc_for_serving
@@ -65,12 +67,28 @@ def _server(container: Container, host: str, port: int) -> uvicorn.Server:
     return _Server(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before the process says it runs or starts any work."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # As uvicorn does: a port whose last connections linger in TIME_WAIT is free to serve.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise CannotStart(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve_api_processes(*, host: str, port: int, processes: int) -> int:
     """Several API processes on one port, each with its own app, container and sweep.
 
     One Python process saturates one core; uvicorn's supervisor binds the port once and keeps
     ``processes`` children serving it (and restarts any that dies).
     """
+    # uvicorn binds again at once; trying first makes a taken port one line of ours.
+    listen(host, port).close()
     log.info("api listening", extra={"url": f"http://{host}:{port}", "processes": processes})
     uvicorn.run(
         "taskflow.entrypoints.http.app:app_from_environment",
@@ -84,11 +102,12 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
 
 
 async def serve_api(container: Container, *, host: str, port: int) -> int:
-    server = _server(container, host, port)
-    tune_gc_for_serving()
-    _stop_on_signals(server)
-    log.info("api listening", extra={"url": f"http://{host}:{port}"})
-    await server.serve()
+    with listen(host, port) as sock:
+        server = _server(container, host, port)
+        tune_gc_for_serving()
+        _stop_on_signals(server)
+        log.info("api listening", extra={"url": f"http://{host}:{port}"})
+        await server.serve(sockets=[sock])
     return 0
 
 
@@ -112,20 +131,21 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
 async def serve_dev(container: Container, *, host: str, port: int, options: WorkerOptions) -> int:
     """API and worker in one process, on the embedded store and the in-process queue."""
     settings = container.settings()
-    await migrate(settings.database_url)
-    server = _server(container, host, port)
-    stop, force = _stop_on_signals(server)
-    worker = Worker(container.execution_service(), container.registry(), options)
-    working = asyncio.create_task(worker.run_forever(stop, force))
-    log.info(
-        "taskflow dev is running",
-        extra={"url": f"http://{host}:{port}", "database": settings.database_url},
-    )
-    try:
-        await server.serve()  # returns on Ctrl-C / SIGTERM
-    finally:
-        stop.set()
-        await working
+    with listen(host, port) as sock:
+        await migrate(settings.database_url)
+        server = _server(container, host, port)
+        stop, force = _stop_on_signals(server)
+        worker = Worker(container.execution_service(), container.registry(), options)
+        working = asyncio.create_task(worker.run_forever(stop, force))
+        log.info(
+            "taskflow dev is running",
+            extra={"url": f"http://{host}:{port}", "database": settings.database_url},
+        )
+        try:
+            await server.serve(sockets=[sock])  # returns on Ctrl-C / SIGTERM
+        finally:
+            stop.set()
+            await working
     return 0
 
 
