@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -21,6 +22,7 @@ from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.startup import tune_gc_for_serving
+from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 
 log = logging.getLogger("taskflow")
@@ -129,17 +131,22 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
 
 
 async def serve_dev(container: Container, *, host: str, port: int, options: WorkerOptions) -> int:
-    """API and worker in one process, on the embedded store and the in-process queue."""
+    """API and worker in one process, on the embedded store and the in-process queue.
+
+    It holds its SQLite file's lock from start to end, as the file's only worker: so, at
+    start, whatever the file says is running was left by a process that died.
+    """
     settings = container.settings()
-    with listen(host, port) as sock:
+    with hold_store(settings.database_url) as lock, listen(host, port) as sock:
         await migrate(settings.database_url)
+        await _take_back_orphans(container, lock)
         server = _server(container, host, port)
         stop, force = _stop_on_signals(server)
         worker = Worker(container.execution_service(), container.registry(), options)
         working = asyncio.create_task(worker.run_forever(stop, force))
         log.info(
             "taskflow dev is running",
-            extra={"url": f"http://{host}:{port}", "database": settings.database_url},
+            extra={"url": f"http://{host}:{port}", "database": _safe_url(settings.database_url)},
         )
         try:
             await server.serve(sockets=[sock])  # returns on Ctrl-C / SIGTERM
@@ -147,6 +154,19 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             stop.set()
             await working
     return 0
+
+
+async def _take_back_orphans(container: Container, lock: Path | None) -> None:
+    """Run again at once what a killed `taskflow dev` left running, not after its lease."""
+    if lock is None:
+        log.info(
+            "not taking back running tasks: other workers may share this store; "
+            "what a dead process left runs again when its lease expires",
+            extra={"database": _safe_url(container.settings().database_url)},
+        )
+        return
+    taken = await container.execution_service().take_back_orphans()
+    log.info("took back tasks left running by a process that died", extra={"tasks": len(taken)})
 
 
 async def run_migrations(container: Container) -> int:
