@@ -26,12 +26,8 @@ from benchmarks.deploy import Deployment
 from benchmarks.measure import CpuWindow, Store
 from taskflow.containers import close_container
 from taskflow.domain.services import SubmitTask
-from taskflow.entrypoints.runtime import (
-    build_worker,
-    prepare,
-    tune_gc_for_serving,
-    worker_options,
-)
+from taskflow.entrypoints.runtime import build_worker, worker_options
+from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
 
 POLL_SECONDS = 0.5  # how often the store is asked how many tasks are done: rarely, it costs
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import typing
@@ -114,30 +113,6 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._definitions
-
-
-def load_registry(spec: str | None, *, debug_tasks: bool) -> Registry:
-    """The registry named by ``module:attribute`` (TASKFLOW_TASKS), plus the debug types."""
-    registry = Registry()
-    if debug_tasks:
-        from taskflow.debug_tasks import tasks as debug
-
-        registry.include(debug)
-    if spec:
-        registry.include(_import_registry(spec))
-    return registry
-
-
-def _import_registry(spec: str) -> Registry:
-    module_name, _, attribute = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise LookupError(f"TASKFLOW_TASKS: cannot import {module_name!r}: {exc}") from None
-    found = getattr(module, attribute, None)
-    if not isinstance(found, Registry):
-        raise LookupError(f"TASKFLOW_TASKS: {spec!r} is not a taskflow Registry")
-    return found
 
 
 def _payload_type(handler: Handler) -> Any:

@@ -103,11 +103,12 @@ def wait_http_ok(url: str, *, timeout: float, process: Process | None = None) ->
 
 
 def run_cli(
-    args: list[str], env: Mapping[str, str], timeout: float = 120.0
+    args: list[str], env: Mapping[str, str], timeout: float = 120.0, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TASKFLOW, *args],
         env=dict(env),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

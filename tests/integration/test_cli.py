@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import socket
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import Stack
-from tests.integration.processes import base_env, run_cli
+from tests.integration.processes import base_env, run_cli, wait_for
 
 COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status"]
 
@@ -26,6 +30,12 @@ def test_help_of_every_command(command: list[str]) -> None:
     result = run_cli([*command, "--help"], base_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: taskflow")
+
+
+def test_version() -> None:
+    result = run_cli(["--version"], base_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"taskflow {importlib.metadata.version('taskflow')}\n"
 
 
 @pytest.mark.parametrize(
@@ -57,6 +67,24 @@ def test_an_unreachable_api_is_one_line() -> None:
     result = run_cli(["status", str(uuid.uuid4()), "--url", "http://127.0.0.1:9"], base_env())
     assert result.returncode == 1
     assert "cannot reach the API" in _one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("command", "settings"),
+    [("dev", {}), ("api", {}), ("api", {"TASKFLOW_API_PROCESSES": "2"})],
+    ids=["dev", "api", "api-processes"],
+)
+def test_a_taken_port_is_one_line_naming_it_before_anything_starts(
+    tmp_path: Path, command: str, settings: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli([command, "--port", str(port)], base_env(**settings), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in _one_error_line(result)
+    assert not (tmp_path / "taskflow.db").exists()  # dev neither migrated nor started its worker
 
 
 def test_an_unreachable_database_is_one_line() -> None:
@@ -107,3 +135,28 @@ def test_submit_of_an_unknown_type_and_status_of_an_unknown_id(stack: Stack) -> 
     unknown_id = run_cli(["status", str(uuid.uuid4()), "--url", stack.base_url], stack.env)
     assert unknown_id.returncode == 1
     assert "HTTP 404" in _one_error_line(unknown_id)
+
+
+def test_migrate_says_one_line_without_alembics_chatter(tmp_path: Path) -> None:
+    env = base_env(TASKFLOW_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}")
+    for _ in range(2):  # creating the schema, then finding it there
+        result = run_cli(["migrate"], env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert [json.loads(line)["event"] for line in lines] == ["database migrated"], lines
+
+
+def test_a_batch_is_logged_as_a_count_not_a_list_of_ids(stack: Stack) -> None:
+    batch = {"tasks": [{"type": "debug.echo", "payload": {"n": n}} for n in range(3)]}
+    response = httpx.post(f"{stack.base_url}/api/tasks/batch", json=batch, timeout=30)
+    assert response.status_code == 202, response.text
+    ids = [task["id"] for task in response.json()["tasks"]]
+    api = next(p for p in stack.processes if p.args[0] == "api")
+
+    def logged() -> str | None:
+        lines = api.output().splitlines()
+        return next((line for line in lines if '"event":"batch submitted"' in line), None)
+
+    line = wait_for(logged, timeout=30, what="the batch's log line")
+    assert json.loads(line)["tasks"] == 3
+    assert not [task_id for task_id in ids if task_id in line], line

@@ -26,7 +26,7 @@ from taskflow.config import Settings
 from taskflow.containers import build_container
 from taskflow.entrypoints.cli import _parser
 from taskflow.entrypoints.http.app import create_app
-from taskflow.registry import load_registry
+from taskflow.entrypoints.loading import load_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -16,7 +16,7 @@ from taskflow.config import Settings
 from taskflow.containers import Container, build_container
 from taskflow.domain.model import TaskError
 from taskflow.entrypoints.http.app import create_app
-from taskflow.registry import load_registry
+from taskflow.entrypoints.loading import load_registry
 
 
 @pytest.fixture

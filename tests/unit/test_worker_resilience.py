@@ -12,8 +12,8 @@ from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
+from taskflow.entrypoints.loading import load_registry
 from taskflow.entrypoints.worker import Worker, WorkerOptions
-from taskflow.registry import load_registry
 
 
 class TroubledQueue(InMemoryTaskQueue):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,15 @@ import httpx
 from taskflow.client import ApiError, Client
 from taskflow.config import ConfigError, Settings
 from taskflow.domain.errors import StoreUnavailable
+from taskflow.domain.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    MAX_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MIN_PRIORITY,
+)
+from taskflow.entrypoints.errors import CannotStart
 
 PROG = "taskflow"
 
@@ -26,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), code=2)
     except StoreUnavailable as exc:
         return _fail(f"the database is unreachable: {exc.message}")
+    except CannotStart as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
     return code
@@ -45,6 +57,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="taskflow: durable background tasks (see README.md).")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{PROG} {importlib.metadata.version('taskflow')}",
+        help="print the version and exit",
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -82,9 +100,25 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--payload", type=_json_object, default={}, help="JSON object (default: {})"
     )
-    submit.add_argument("--queue", default=None)
-    submit.add_argument("--priority", type=int, default=None, help="0-9, higher runs first")
-    submit.add_argument("--max-retries", type=int, default=None)
+    submit.add_argument(
+        "--queue",
+        default=None,
+        help=f"queue to run it on (default: the type's, else {DEFAULT_QUEUE})",
+    )
+    submit.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help=f"{MIN_PRIORITY}-{MAX_PRIORITY}, higher runs first "
+        f"(default: the type's, else {DEFAULT_PRIORITY})",
+    )
+    submit.add_argument(
+        "--max-retries",
+        type=int,
+        default=None,
+        help=f"retries after failed attempts, 0-{MAX_RETRIES_LIMIT} "
+        f"(default: the type's, else {DEFAULT_MAX_RETRIES})",
+    )
     submit.add_argument("--delay", type=float, default=None, help="seconds before it may run")
     submit.add_argument(
         "--wait", action="store_true", help="wait for a final state; exit 1 unless SUCCESS"
@@ -149,9 +183,9 @@ def _queue_list(raw: str) -> list[str]:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("dev")
+    container = startup.prepare("dev")
     settings: Settings = container.settings()
     options = runtime.worker_options(settings, queues=_all_queues(container), concurrency=None)
     return runtime.run(
@@ -165,9 +199,9 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("server")
+    container = startup.prepare("server")
     settings: Settings = container.settings()
     host, port = args.host or settings.host, args.port or settings.port
     if settings.api_processes > 1:
@@ -176,9 +210,9 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("server")
+    container = startup.prepare("server")
     options = runtime.worker_options(
         container.settings(), queues=args.queues, concurrency=args.concurrency
     )
@@ -188,9 +222,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from taskflow.entrypoints import runtime
+    from taskflow.entrypoints import runtime, startup
 
-    container = runtime.prepare("server")
+    container = startup.prepare("server")
     return runtime.run(runtime.run_migrations(container))
 
 

@@ -57,6 +57,8 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
     # uvicorn's own access log would double every request line; our events carry the facts.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces its dialect and DDL mode at INFO on every start, even with nothing to do.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
 
 
 def task_facts(task: Task) -> dict[str, Any]:

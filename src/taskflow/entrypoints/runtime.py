@@ -4,44 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from taskflow.adapters.sql.engine import migrate
-from taskflow.config import ConfigError, Mode, Settings
-from taskflow.containers import (
-    Container,
-    build_container,
-    close_container,
-    open_lease_service,
-)
-from taskflow.entrypoints import logs
+from taskflow.config import Settings
+from taskflow.containers import Container, close_container, open_lease_service
+from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
+from taskflow.entrypoints.startup import tune_gc_for_serving
+from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
-from taskflow.registry import load_registry
 
 log = logging.getLogger("taskflow")
-
-_GC_GEN0_THRESHOLD = 10_000  # allocations between young collections; CPython's default is 700
-
-
-def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
-    """Read settings, set up logging, load the task registry, build the container."""
-    settings = Settings.from_env(environ, mode=mode)
-    logs.configure(settings.log_level, settings.log_format)
-    try:
-        registry = load_registry(settings.tasks, debug_tasks=settings.debug_tasks)
-    except (LookupError, TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    return build_container(settings, registry)
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:
@@ -85,12 +69,28 @@ def _server(container: Container, host: str, port: int) -> uvicorn.Server:
     return _Server(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before the process says it runs or starts any work."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # As uvicorn does: a port whose last connections linger in TIME_WAIT is free to serve.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise CannotStart(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve_api_processes(*, host: str, port: int, processes: int) -> int:
     """Several API processes on one port, each with its own app, container and sweep.
 
     One Python process saturates one core; uvicorn's supervisor binds the port once and keeps
     ``processes`` children serving it (and restarts any that dies).
     """
+    # uvicorn binds again at once; trying first makes a taken port one line of ours.
+    listen(host, port).close()
     log.info("api listening", extra={"url": f"http://{host}:{port}", "processes": processes})
     uvicorn.run(
         "taskflow.entrypoints.http.app:app_from_environment",
@@ -103,23 +103,13 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
     return 0
 
 
-def tune_gc_for_serving() -> None:
-    """Collect garbage less often in an API or worker process, and never scan start-up's.
-
-    A batch of 500 submissions, or a worker draining a queue, allocates tens of thousands of
-    objects, nearly none in reference cycles; with the default thresholds the cyclic collector
-    ran every few hundred of them and took about a sixth of the submit path's CPU.
-    """
-    gc.freeze()
-    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
-
-
 async def serve_api(container: Container, *, host: str, port: int) -> int:
-    server = _server(container, host, port)
-    tune_gc_for_serving()
-    _stop_on_signals(server)
-    log.info("api listening", extra={"url": f"http://{host}:{port}"})
-    await server.serve()
+    with listen(host, port) as sock:
+        server = _server(container, host, port)
+        tune_gc_for_serving()
+        _stop_on_signals(server)
+        log.info("api listening", extra={"url": f"http://{host}:{port}"})
+        await server.serve(sockets=[sock])
     return 0
 
 
@@ -141,23 +131,42 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
 
 
 async def serve_dev(container: Container, *, host: str, port: int, options: WorkerOptions) -> int:
-    """API and worker in one process, on the embedded store and the in-process queue."""
+    """API and worker in one process, on the embedded store and the in-process queue.
+
+    It holds its SQLite file's lock from start to end, as the file's only worker: so, at
+    start, whatever the file says is running was left by a process that died.
+    """
     settings = container.settings()
-    await migrate(settings.database_url)
-    server = _server(container, host, port)
-    stop, force = _stop_on_signals(server)
-    worker = Worker(container.execution_service(), container.registry(), options)
-    working = asyncio.create_task(worker.run_forever(stop, force))
-    log.info(
-        "taskflow dev is running",
-        extra={"url": f"http://{host}:{port}", "database": settings.database_url},
-    )
-    try:
-        await server.serve()  # returns on Ctrl-C / SIGTERM
-    finally:
-        stop.set()
-        await working
+    with hold_store(settings.database_url) as lock, listen(host, port) as sock:
+        await migrate(settings.database_url)
+        await _take_back_orphans(container, lock)
+        server = _server(container, host, port)
+        stop, force = _stop_on_signals(server)
+        worker = Worker(container.execution_service(), container.registry(), options)
+        working = asyncio.create_task(worker.run_forever(stop, force))
+        log.info(
+            "taskflow dev is running",
+            extra={"url": f"http://{host}:{port}", "database": _safe_url(settings.database_url)},
+        )
+        try:
+            await server.serve(sockets=[sock])  # returns on Ctrl-C / SIGTERM
+        finally:
+            stop.set()
+            await working
     return 0
+
+
+async def _take_back_orphans(container: Container, lock: Path | None) -> None:
+    """Run again at once what a killed `taskflow dev` left running, not after its lease."""
+    if lock is None:
+        log.info(
+            "not taking back running tasks: other workers may share this store; "
+            "what a dead process left runs again when its lease expires",
+            extra={"database": _safe_url(container.settings().database_url)},
+        )
+        return
+    taken = await container.execution_service().take_back_orphans()
+    log.info("took back tasks left running by a process that died", extra={"tasks": len(taken)})
 
 
 async def run_migrations(container: Container) -> int:

@@ -14,6 +14,7 @@ from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.tasks import Limits, TaskController
+from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
 from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 
 API_VERSION = "0.1.0"
@@ -77,8 +78,6 @@ def create_app(container: Container) -> Litestar:
 
 def app_from_environment() -> Litestar:
     """The app of one of several API processes (``TASKFLOW_API_PROCESSES``), built in it."""
-    from taskflow.entrypoints.runtime import prepare, tune_gc_for_serving
-
     app = create_app(prepare("server"))
     tune_gc_for_serving()
     return app

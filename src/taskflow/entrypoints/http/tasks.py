@@ -145,7 +145,7 @@ class TaskController(Controller):
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "batch replayed" if replayed else "batch submitted",
-                extra={"tasks": len(tasks), "task_ids": [str(t.id) for t in tasks]},
+                extra={"tasks": len(tasks)},
             )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return Response(

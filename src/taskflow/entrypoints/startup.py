@@ -1,0 +1,34 @@
+"""What every taskflow process does first: settings, logging, registry, container."""
+
+from __future__ import annotations
+
+import gc
+
+from taskflow.config import ConfigError, Mode, Settings
+from taskflow.containers import Container, build_container
+from taskflow.entrypoints import logs
+from taskflow.entrypoints.loading import load_registry
+
+_GC_GEN0_THRESHOLD = 10_000  # allocations between young collections; CPython's default is 700
+
+
+def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
+    """Read settings, set up logging, load the task registry, build the container."""
+    settings = Settings.from_env(environ, mode=mode)
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        registry = load_registry(settings.tasks, debug_tasks=settings.debug_tasks)
+    except (LookupError, TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    return build_container(settings, registry)
+
+
+def tune_gc_for_serving() -> None:
+    """Collect garbage less often in an API or worker process, and never scan start-up's.
+
+    A batch of 500 submissions, or a worker draining a queue, allocates tens of thousands of
+    objects, nearly none in reference cycles; with the default thresholds the cyclic collector
+    ran every few hundred of them and took about a sixth of the submit path's CPU.
+    """
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
