@@ -120,7 +120,7 @@ def test_adapters_do_not_import_each_other(path: Path) -> None:
     assert others == []
 
 
-# -- every module in a layer; no cycles; the contracts bite --------------------------------
+# -- every module in a layer; the contracts bite (cycles: test_import_graph.py) --------------------------------
 
 
 def _layered_names() -> set[str]:
@@ -138,51 +138,6 @@ def test_every_top_level_module_sits_in_a_layer() -> None:
         if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
     }
     assert top_level - _layered_names() == set()
-
-
-def _import_graph() -> dict[str, set[str]]:
-    paths = sorted(PACKAGE_ROOT.rglob("*.py"))
-    known = {module_name(p) for p in paths}
-    graph: dict[str, set[str]] = {}
-    for path in paths:
-        source = module_name(path)
-        # Importing one's own ancestor package is how a submodule is reached, not a cycle.
-        graph[source] = {
-            name
-            for name in imports_of(path)
-            if name in known and name != source and not source.startswith(f"{name}.")
-        }
-    return graph
-
-
-def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
-    seen: set[str] = set()
-    todo = list(graph.get(start, ()))
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.get(node, ()))
-    return seen
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The groups of modules that import one another, directly or not."""
-    reach = {node: _reachable(graph, node) for node in graph}
-    groups = {
-        tuple(sorted(n for n in reach[node] if node in reach[n]))
-        for node in graph
-        if node in reach[node]
-    }
-    return sorted(list(group) for group in groups)
-
-
-def test_the_cycle_finder_finds_a_cycle() -> None:
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-
-
-def test_no_module_imports_itself_back_even_from_inside_a_function() -> None:
-    assert _cycles(_import_graph()) == []
 
 
 def test_the_import_contracts_fail_on_a_wrong_import(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -17,7 +18,7 @@ from taskflow.entrypoints.http.tasks import Limits, TaskController
 from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
 from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 
-API_VERSION = "0.1.0"
+API_VERSION = importlib.metadata.version("taskflow")
 
 
 def create_app(container: Container) -> Litestar:
