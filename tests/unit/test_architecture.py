@@ -120,7 +120,7 @@ def test_adapters_do_not_import_each_other(path: Path) -> None:
     assert others == []
 
 
-# -- every module in a layer; the contracts bite (cycles: test_import_graph.py) --------------------------------
+# -- every module in a layer; the contracts bite (cycles: test_import_graph.py) ----------
 
 
 def _layered_names() -> set[str]:
