@@ -31,6 +31,7 @@ from taskflow.domain.errors import (
     IdempotencyKeyReused,
     StaleTask,
     TaskNotFound,
+    UnstorableValue,
 )
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Task
 from taskflow.domain.ports import Clock, Dispatch, Renewal
@@ -40,7 +41,11 @@ Outcomes = list[BaseException | None]
 
 
 class SqlTaskRepository:
-    """The ``TaskRepository`` port on PostgreSQL or SQLite; see ``InMemoryTaskRepository``."""
+    """The ``TaskRepository`` port on PostgreSQL or SQLite; see ``InMemoryTaskRepository``.
+
+    A payload, metadata or result holding U+0000, which PostgreSQL cannot keep, is refused on
+    both with ``UnstorableValue``; in messages it is replaced (see ``unstorable``).
+    """
 
     def __init__(
         self, engine: AsyncEngine, *, clock: Clock | None = None, owns_engine: bool = False
@@ -51,7 +56,7 @@ class SqlTaskRepository:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._dialect: Dialect = dialect_for(engine, clock or SystemClock())
         # What a group-committed write fails with for one caller's task, not for the others'.
-        refused = self._dialect.refusals
+        refused: tuple[type[Exception], ...] = (UnstorableValue, *self._dialect.refusals)
         self._own_save_errors: tuple[type[Exception], ...] = refused
         self._own_add_errors: tuple[type[Exception], ...] = (DuplicateTask, *refused)
         self._adds: Coalescer[Task] = Coalescer(self._add_each)

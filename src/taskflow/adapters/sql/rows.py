@@ -9,6 +9,7 @@ objects the columns hold, and ``to_task`` reads back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -18,6 +19,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from sqlalchemy.engine import RowMapping
 
+from taskflow.adapters.sql import unstorable
 from taskflow.domain.attempts import AttemptEnd
 from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.retry import RetryPolicy
@@ -129,8 +131,48 @@ encode_json = msgspec.json.Encoder(enc_hook=_mapping_to_dict).encode
 
 
 def encode(rows: Sequence[Row]) -> str:
-    """The rows as one JSON document: an array of objects keyed by column."""
-    return encode_json(rows).decode()
+    """The rows as one JSON document: an array of objects keyed by column.
+
+    The store cannot keep U+0000 (see ``unstorable``): a payload, metadata or result holding
+    it raises ``UnstorableValue`` naming the task and where; in messages it is replaced. The
+    values are walked only when the document shows the escape.
+    """
+    document = encode_json(rows)
+    if unstorable.suspect(document) and _refuse_or_clean(rows):
+        document = encode_json(rows)
+    return document.decode()
+
+
+_VALUES: Final = ("payload", "metadata", "result")
+
+
+def _refuse_or_clean(rows: Sequence[Row]) -> bool:
+    """Refuse the first row holding U+0000 in a value; True when a message was cleaned."""
+    cleaned = False
+    for row in rows:
+        for name in _VALUES:
+            refused = unstorable.refusal(getattr(row, name), name)
+            if refused is not None:
+                refused.task_id = row.id
+                raise refused
+        cleaned = _clean_messages(row) or cleaned
+    return cleaned
+
+
+def _clean_messages(row: Row) -> bool:
+    progress, error, closing = row.progress, row.error, row.closing
+    if progress is not None:
+        row.progress = Progress(progress.fraction, unstorable.without_nul(progress.message))
+    row.error = _clean_error(error)
+    if isinstance(closing, AttemptEnd):
+        row.closing = dataclasses.replace(closing, error=_clean_error(closing.error))
+    return (row.progress, row.error, row.closing) != (progress, error, closing)
+
+
+def _clean_error(error: TaskError | None) -> TaskError | None:
+    if error is None:
+        return None
+    return TaskError(unstorable.without_nul(error.type), unstorable.without_nul(error.message))
 
 
 def to_task(row: RowMapping) -> Task:

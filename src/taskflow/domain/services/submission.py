@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt
-from taskflow.domain.errors import InvalidSubmission, StaleTask, UnknownTaskType
+from taskflow.domain.errors import (
+    InvalidSubmission,
+    StaleTask,
+    UnknownTaskType,
+    UnstorableValue,
+)
 from taskflow.domain.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -102,7 +108,8 @@ class TaskService:
     async def submit_many(self, commands: Sequence[Submission]) -> list[Task]:
         now = self._clock.now()
         tasks = self._build_all(commands, now)
-        await self._repo.add_many(tasks)
+        with _naming_the_task(tasks):
+            await self._repo.add_many(tasks)
         await dispatch(self._queue, tasks)
         return tasks
 
@@ -119,9 +126,10 @@ class TaskService:
             raise InvalidSubmission(problem, field="Idempotency-Key")
         now = self._clock.now()
         tasks = self._build_all(commands, now, key)
-        stored, replayed = await self._repo.add_idempotent(
-            tasks, key=key, request_hash=request_hash
-        )
+        with _naming_the_task(tasks):
+            stored, replayed = await self._repo.add_idempotent(
+                tasks, key=key, request_hash=request_hash
+            )
         if not replayed:
             await dispatch(self._queue, stored)
         return stored, replayed
@@ -162,9 +170,8 @@ class TaskService:
         for index, command in enumerate(commands):
             try:
                 tasks.append(self._build(command, now, key or command.idempotency_key))
-            except InvalidSubmission as exc:  # name the submission at fault within the batch
-                field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
-                raise type(exc)(exc.message, field=field) from None
+            except InvalidSubmission as exc:
+                raise _at(index, exc) from None
         return tasks
 
     def _build(self, command: Submission, now: datetime, key: str | None) -> Task:
@@ -199,6 +206,24 @@ class TaskService:
         # Only registered names are kept, so the cache is as large as the catalogue at most.
         self._checked_types[name] = kind
         return kind
+
+
+def _at(index: int, exc: InvalidSubmission) -> InvalidSubmission:
+    """``exc`` naming the submission at fault within the batch."""
+    field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
+    return type(exc)(exc.message, field=field)
+
+
+@contextlib.contextmanager
+def _naming_the_task(tasks: Sequence[Task]) -> Iterator[None]:
+    """The store's refusal of one task of a batch, naming that task's place in the batch."""
+    try:
+        yield
+    except UnstorableValue as exc:
+        index = next((i for i, t in enumerate(tasks) if t.id == exc.task_id), None)
+        if len(tasks) == 1 or index is None:
+            raise
+        raise _at(index, exc) from None
 
 
 def _pick(requested: int | None, default: int | None, fallback: int) -> int:

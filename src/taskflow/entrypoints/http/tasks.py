@@ -13,7 +13,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
-from taskflow.adapters.sql.unstorable import nul_path
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_METADATA_BYTES
 from taskflow.domain.services import TaskService
@@ -56,28 +55,18 @@ def parse_task_id(raw: str) -> UUID:
 
 
 def check_values(data: SubmitTaskIn, limits: Limits) -> None:
-    """The payload's and metadata's encoded sizes, and no text the store cannot keep."""
+    """The payload's and metadata's encoded sizes."""
     encoded = _encode(data.payload)
     if len(encoded) > limits.max_payload_bytes:
         raise PayloadTooLarge(
             f"payload is {len(encoded)} bytes encoded; the limit is {limits.max_payload_bytes}"
         )
-    _refuse_nul(data.payload, "payload", encoded)
     if data.metadata is not None:
         encoded = _encode(data.metadata)
         if len(encoded) > MAX_METADATA_BYTES:
             raise InvalidSubmission(
                 f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded", field="metadata"
             )
-        _refuse_nul(data.metadata, "metadata", encoded)
-
-
-def _refuse_nul(value: Any, field: str, encoded: bytes) -> None:
-    path = nul_path(value, field, encoded=encoded)
-    if path is not None:
-        raise InvalidSubmission(
-            f"{path} holds the character U+0000, which the task store cannot keep", field=field
-        )
 
 
 def request_hash(data: msgspec.Struct) -> str:
