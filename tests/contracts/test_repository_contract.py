@@ -35,6 +35,7 @@ from taskflow.domain.errors import (
     StaleTask,
     StoreUnavailable,
     TaskNotFound,
+    UnstorableValue,
 )
 from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import Dispatch, TaskRepository
@@ -871,6 +872,111 @@ async def test_ping_answers(backend: Backend) -> None:
     await backend.repo.ping()
 
 
+# -- SQL only: U+0000, which PostgreSQL cannot keep -------------------------------------------
+
+# The values a task is made of, holding U+0000, and where the refusal says it is.
+NUL_VALUES: list[tuple[dict[str, Any], str]] = [
+    ({"payload": {"a": ["ok", "x\x00y"]}}, "payload.a[1]"),
+    ({"payload": {"k\x00": 1}}, "payload"),
+    ({"metadata": {"m": {"n": "\x00"}}}, "metadata.m.n"),
+    ({"result": ["\x00"]}, "result[0]"),
+]
+ADDS: dict[str, Callable[[TaskRepository, Task], Awaitable[object]]] = {
+    "add": lambda repo, task: repo.add(task),
+    "add_many": lambda repo, task: repo.add_many([task]),
+    "add_idempotent": lambda repo, task: repo.add_idempotent([task], key="k", request_hash="h"),
+}
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+@pytest.mark.parametrize("add", ADDS.values(), ids=ADDS.keys())
+@pytest.mark.parametrize(("values", "where"), NUL_VALUES, ids=[v[1] for v in NUL_VALUES])
+async def test_a_task_holding_u0000_is_refused_naming_where(
+    backend: Backend,
+    add: Callable[[TaskRepository, Task], Awaitable[object]],
+    values: dict[str, Any],
+    where: str,
+) -> None:
+    task = replace(new_task(backend.now()), **values)
+    with pytest.raises(UnstorableValue) as refused:
+        await add(backend.repo, task)
+    assert (refused.value.field, refused.value.task_id) == (where, task.id)
+    assert where in refused.value.message
+    assert await backend.repo.get_many([task.id]) == []
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_a_batch_with_u0000_in_one_task_stores_nothing_and_names_that_task(
+    backend: Backend,
+) -> None:
+    batch = [new_task(backend.now()) for _ in range(3)]
+    batch[1] = replace(batch[1], payload={"s": "\x00"})
+    with pytest.raises(UnstorableValue) as refused:
+        await backend.repo.add_many(batch)
+    assert (refused.value.field, refused.value.task_id) == ("payload.s", batch[1].id)
+    assert await backend.repo.get_many([t.id for t in batch]) == []
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_a_result_holding_u0000_is_refused_and_the_task_stays(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    done = claimed.succeed(token(claimed), {"rows": ["fine", "not\x00fine"]}, now=backend.now())
+    with pytest.raises(UnstorableValue) as refused:
+        await backend.repo.save(done, closing=ending(done, AttemptOutcome.SUCCESS))
+    assert (refused.value.field, refused.value.task_id) == ("result.rows[1]", done.id)
+    assert await backend.repo.get(claimed.id) == claimed
+    [attempt] = await backend.repo.attempts(claimed.id)
+    assert attempt.outcome is None
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_u0000_in_messages_is_replaced(backend: Backend) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    now = backend.now()
+    progressed = claimed.report_progress(token(claimed), Progress(0.5, "half\x00way"), now=now)
+    await backend.repo.save(progressed)
+    assert (await backend.repo.get(claimed.id)).progress == Progress(0.5, "half\ufffdway")
+
+    error = TaskError("Runtime\x00Error", "broken\x00here")
+    failed = progressed.fail(token(progressed), error, now=now, rand=0.0, final=True)
+    await backend.repo.save(failed, closing=ending(failed, AttemptOutcome.FAILED, error))
+
+    cleaned = TaskError("Runtime\ufffdError", "broken\ufffdhere")
+    assert (await backend.repo.get(claimed.id)).error == cleaned
+    [attempt] = await backend.repo.attempts(claimed.id)
+    assert attempt.error == cleaned
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_text_showing_a_backslash_before_u0000_is_kept(backend: Backend) -> None:
+    # The six characters \u0000 encode as "\\u0000", which shows the escape: nothing is refused.
+    task = new_task(backend.now(), payload={"s": "\\u0000"}, metadata={"\\u0000": "\\"})
+    await backend.repo.add(task)
+    assert await backend.repo.get(task.id) == task
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_only_the_caller_whose_task_holds_u0000_fails_a_group_commit(
+    backend: Backend,
+) -> None:
+    fresh = [new_task(backend.now()) for _ in range(6)]
+    fresh[2] = replace(fresh[2], payload={"s": "\x00"})
+    added = await asyncio.gather(*(backend.repo.add(t) for t in fresh), return_exceptions=True)
+    assert isinstance(added[2], UnstorableValue), added[2]
+    assert [o for i, o in enumerate(added) if i != 2] == [None] * 5
+
+    claimed = await backend.repo.claim(
+        [t.id for i, t in enumerate(fresh) if i != 2], worker_id="w-1", lease_seconds=60
+    )
+    done = [t.succeed(token(t), {"n": n}, now=backend.now()) for n, t in enumerate(claimed)]
+    done[1] = claimed[1].succeed(token(claimed[1]), {"s": "\x00"}, now=backend.now())
+    saved = await asyncio.gather(*(backend.repo.save(t) for t in done), return_exceptions=True)
+    assert isinstance(saved[1], UnstorableValue), saved[1]
+    assert [o for i, o in enumerate(saved) if i != 1] == [None] * 4
+    for i, changed in enumerate(done):
+        assert await backend.repo.get(changed.id) == (claimed[1] if i == 1 else changed)
+
+
 # -- SQL only: migrations and failures --------------------------------------------------------
 
 
@@ -966,8 +1072,8 @@ async def test_an_insert_on_a_killed_connection_is_unavailable_then_recovers(
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 async def test_a_value_postgres_refuses_fails_only_its_own_save(store_url: str) -> None:
-    """Saves go out together in one statement; a row PostgreSQL refuses (U+0000 in jsonb)
-    must not fail the rows written with it."""
+    """Saves go out together in one statement; a row PostgreSQL refuses (a worker id longer
+    than its column) must not fail the rows written with it."""
     await migrate(store_url)
     engine = create_engine(store_url)
     repo = SqlTaskRepository(engine)
@@ -976,13 +1082,14 @@ async def test_a_value_postgres_refuses_fails_only_its_own_save(store_url: str) 
         tasks = [new_task(now - HOUR) for _ in range(6)]
         await repo.add_many(tasks)
         claimed = await repo.claim([t.id for t in tasks], worker_id="w-1", lease_seconds=60)
-        done = [t.succeed(token(t), {"n": n}, now=now) for n, t in enumerate(claimed)]
-        done[2] = claimed[2].succeed(token(claimed[2]), {"s": "\x00"}, now=now)
-        outcomes = await asyncio.gather(*(repo.save(t) for t in done), return_exceptions=True)
+        changed = [t.report_progress(token(t), Progress(0.5), now=now) for t in claimed]
+        assert changed[2].lease is not None
+        changed[2] = replace(changed[2], lease=replace(changed[2].lease, worker_id="w" * 300))
+        outcomes = await asyncio.gather(*(repo.save(t) for t in changed), return_exceptions=True)
         assert isinstance(outcomes[2], asyncpg.DataError), outcomes[2]
         assert [o for i, o in enumerate(outcomes) if i != 2] == [None] * 5
-        for i, changed in enumerate(done):
-            assert await repo.get(changed.id) == (claimed[i] if i == 2 else changed)
+        for i, task in enumerate(changed):
+            assert await repo.get(task.id) == (claimed[i] if i == 2 else task)
     finally:
         await repo.close()
         await engine.dispose()

@@ -36,3 +36,12 @@ async def hog(payload: dict[str, float], ctx: TaskContext) -> dict[str, int]:
     # Blocks the worker's event loop on purpose: a badly written async handler.
     time.sleep(payload["seconds"])  # noqa: ASYNC251 - the point of this task
     return {"attempt": ctx.attempt}
+
+
+@tasks.task("sample.nul")
+async def nul(payload: dict[str, bool], ctx: TaskContext) -> dict[str, list[str]]:
+    """Puts U+0000, which PostgreSQL cannot store, wherever a handler can."""
+    await ctx.progress(0.5, "half\x00way")
+    if payload.get("raise"):
+        raise RuntimeError("broken\x00here")
+    return {"rows": ["fine", "not\x00fine"]}

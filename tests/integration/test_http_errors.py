@@ -100,40 +100,30 @@ def test_openapi_and_health(api: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "field", "where"),
+    ("body", "where"),
     [
-        (
-            b'{"type": "debug.echo", "payload": {"a": ["ok", "x\\u0000y"]}}',
-            "payload",
-            "payload.a[1]",
-        ),
-        (
-            b'{"type": "debug.echo", "payload": {}, "metadata": {"\\u0000": 1}}',
-            "metadata",
-            "metadata",
-        ),
+        (b'{"type": "debug.echo", "payload": {"a": ["ok", "x\\u0000y"]}}', "payload.a[1]"),
+        (b'{"type": "debug.echo", "payload": {}, "metadata": {"\\u0000": 1}}', "metadata"),
     ],
 )
-def test_text_holding_u0000_is_400_naming_where(
-    api: Stack, body: bytes, field: str, where: str
-) -> None:
-    # PostgreSQL's jsonb cannot hold U+0000: without the check the insert fails with a 500.
+def test_text_holding_u0000_is_400_naming_where(api: Stack, body: bytes, where: str) -> None:
+    # PostgreSQL's jsonb cannot hold U+0000: the store refuses it before the insert fails.
     problem = _problem(_post(api, body), 400)
-    assert field in _fields(problem)
+    assert where in _fields(problem)
     assert where in str(problem["detail"])
 
 
-def test_u0000_in_one_task_of_a_batch_names_its_position(api: Stack) -> None:
+@pytest.mark.parametrize("key", [None, "k-nul"], ids=["plain", "idempotent"])
+def test_u0000_in_one_task_of_a_batch_names_its_position(api: Stack, key: str | None) -> None:
     body = (
         b'{"tasks": [{"type": "debug.echo", "payload": {}},'
         b' {"type": "debug.echo", "payload": {"s": "\\u0000"}}]}'
     )
-    response = httpx.post(
-        f"{api.base_url}/api/tasks/batch",
-        content=body,
-        headers={"content-type": "application/json"},
-    )
-    assert "tasks[1].payload" in _fields(_problem(response, 400))
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    response = httpx.post(f"{api.base_url}/api/tasks/batch", content=body, headers=headers)
+    assert "tasks[1].payload.s" in _fields(_problem(response, 400))
 
 
 def test_a_backslash_before_u0000_is_ordinary_text(api: Stack) -> None:

@@ -77,3 +77,18 @@ def test_the_api_validates_against_the_users_schema(user_stack: Stack) -> None:
     )
     assert response.status_code == 400
     assert {e["field"] for e in response.json()["errors"]} == {"payload.amount_cents"}
+
+
+def test_a_result_holding_u0000_fails_the_attempt_naming_where(user_stack: Stack) -> None:
+    task = _run(user_stack, {"type": "sample.nul", "payload": {}, "max_retries": 0})
+    assert task["status"] == "FAILED"
+    assert task["error"]["type"] == "UnstorableResult"
+    assert "result.rows[1]" in task["error"]["message"]
+    assert task["result"] is None
+    assert task["progress"] == {"fraction": 0.5, "message": "half\ufffdway"}
+
+
+def test_u0000_in_an_error_message_is_replaced(user_stack: Stack) -> None:
+    task = _run(user_stack, {"type": "sample.nul", "payload": {"raise": True}, "max_retries": 0})
+    assert task["status"] == "FAILED"
+    assert task["error"] == {"type": "RuntimeError", "message": "broken\ufffdhere"}

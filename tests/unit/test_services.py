@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from taskflow.domain.errors import (
     QueueUnavailable,
     TaskNotFound,
     UnknownTaskType,
+    UnstorableValue,
 )
 from taskflow.domain.limits import MAX_TRACEBACK_BYTES
 from taskflow.domain.model import WORKER_LOST, Progress, Task, TaskError, TaskStatus
@@ -290,6 +291,55 @@ async def test_submit_many_accepts_none_when_one_is_invalid(
 
     assert await stored_pending(repo) == []
     assert len(queue) == 0
+
+
+class NulRefusingStore(InMemoryTaskRepository):
+    """A store that cannot keep U+0000 in a payload's "s", as the SQL store cannot anywhere."""
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            if "\x00" in task.payload.get("s", ""):
+                raise UnstorableValue(field="payload.s", task_id=task.id)
+        await super().add_many(tasks)
+
+
+NUL = submission(payload={"s": "\x00"})
+SUBMIT_MANY: dict[str, Callable[[TaskService, list[SubmitTask]], Awaitable[object]]] = {
+    "submit_many": lambda service, batch: service.submit_many(batch),
+    "submit_idempotent": lambda service, batch: service.submit_idempotent(
+        batch, key="k", request_hash="h"
+    ),
+}
+
+
+@pytest.mark.parametrize("submit", SUBMIT_MANY.values(), ids=SUBMIT_MANY.keys())
+@pytest.mark.parametrize(
+    ("batch", "field"),
+    [([PLAIN, NUL, PLAIN], "tasks[1].payload.s"), ([NUL], "tasks[0].payload.s")],
+)
+async def test_a_value_the_store_refuses_names_its_place_in_the_batch(
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    submit: Callable[[TaskService, list[SubmitTask]], Awaitable[object]],
+    batch: list[SubmitTask],
+    field: str,
+) -> None:
+    service = task_service(NulRefusingStore(clock), queue, clock)
+
+    with pytest.raises(UnstorableValue) as refused:
+        await submit(service, batch)
+
+    assert refused.value.field == field
+    assert len(queue) == 0
+
+
+async def test_a_value_the_store_refuses_in_a_submission_of_its_own_names_no_batch(
+    queue: InMemoryTaskQueue, clock: FakeClock
+) -> None:
+    service = task_service(NulRefusingStore(clock), queue, clock)
+    with pytest.raises(UnstorableValue) as refused:
+        await service.submit_idempotent([NUL], key="k", request_hash="h", batch=False)
+    assert refused.value.field == "payload.s"
 
 
 async def test_submit_while_the_queue_is_down_still_stores_the_task(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 
 class TaskflowError(Exception):
     """Something went wrong in taskflow."""
@@ -68,6 +70,16 @@ class UnknownTaskType(InvalidSubmission):
 
 class InvalidPayload(InvalidSubmission):
     """The payload does not match its task type's schema."""
+
+
+class UnstorableValue(InvalidSubmission):
+    """A value holds the character U+0000, which the task store cannot keep."""
+
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, task_id: UUID | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.task_id = task_id  # the task whose value it is, when the store took several
 
 
 class PayloadTooLarge(InvalidSubmission):

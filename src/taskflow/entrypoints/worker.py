@@ -20,8 +20,7 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.adapters.sql.unstorable import nul_path, without_nul
-from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable
+from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable, UnstorableValue
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import Renewal
 from taskflow.domain.services import ExecutionService
@@ -268,7 +267,7 @@ class Worker:
             except Exception as exc:
                 await self._settle_failure(run, exc)
             else:
-                await self._settle(run, functools.partial(self._service.succeed, result=result))
+                await self._settle(run, functools.partial(self._succeed, result=result))
         finally:
             del self._running[task.id]
             if run.settling:
@@ -301,14 +300,13 @@ class Worker:
         else:
             async with asyncio.timeout(task.timeout_seconds):
                 result = await self._call(definition, payload, ctx)
-        result = msgspec.to_builtins(result)
-        unstorable = nul_path(result, "result")
-        if unstorable is not None:
-            raise _Unrunnable(
-                "UnstorableResult",
-                f"{unstorable} holds the character U+0000, which the task store cannot keep",
-            )
-        return result
+        return msgspec.to_builtins(result)
+
+    async def _succeed(self, task: Task, result: Any) -> Task:
+        try:
+            return await self._service.succeed(task, result)
+        except UnstorableValue as exc:  # the store cannot keep the result: the attempt fails
+            return await self._service.fail(task, TaskError("UnstorableResult", exc.message))
 
     async def _call(self, definition: TaskDefinition, payload: Any, ctx: TaskContext) -> Any:
         if definition.is_async:
@@ -321,9 +319,6 @@ class Worker:
     async def _progress(self, run: _Run, progress: Progress) -> None:
         if run.lost or run.settling:
             return
-        message = without_nul(progress.message)
-        if message is not progress.message:
-            progress = Progress(progress.fraction, message)
         with contextlib.suppress(LeaseLost, *OUTAGES):
             run.task = await self._service.report_progress(run.task, progress)
 
@@ -425,7 +420,7 @@ async def _first(*awaitables: Awaitable[Any]) -> None:
 def _task_error(exc: BaseException) -> TaskError:
     if isinstance(exc, TimeoutError) and not str(exc):
         return TaskError("TimeoutError", "the attempt ran past its timeout_seconds")
-    return TaskError(type(exc).__name__, without_nul(str(exc)) or type(exc).__name__)
+    return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
 
 
 def _log_outcome(run: _Run, *, released: bool) -> None:

@@ -4,7 +4,8 @@
 - ``dialect``: every difference between PostgreSQL and SQLite, chosen once at construction;
 - ``postgres``: the raw asyncpg statements of the hot paths (claim, group-committed save, insert);
 - ``rows``: the one encoding of a ``Task`` to a row and back;
-- ``schema``, ``history``, ``engine``, ``migrations``: tables, attempts and keys, connecting.
+- ``schema``, ``history``, ``engine``, ``migrations``: tables, attempts and keys, connecting;
+- ``unstorable``: U+0000, which PostgreSQL cannot keep, refused or cleaned on both.
 """
 
 from taskflow.adapters.sql.engine import create_engine, migrate

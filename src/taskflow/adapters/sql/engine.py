@@ -15,6 +15,7 @@ from sqlalchemy import Connection, event, make_url
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from taskflow.adapters.sql.rows import encode_json
 from taskflow.domain.errors import StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -49,7 +50,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def _json_dumps(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
+    return encode_json(value).decode()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -127,30 +128,6 @@ def _unavailable_message(error: BaseException) -> str:
     lines = str(root).strip().splitlines()
     detail = f": {lines[0][:120]}" if lines else ""
     return f"task store unavailable: {type(root).__name__}{detail}"
-
-
-async def fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[Any]:
-    """Run ``sql`` (PostgreSQL text, $n parameters) straight on the asyncpg connection.
-
-    For the hottest statements: asyncpg prepares and caches them, and SQLAlchemy's
-    per-execution and per-row work is skipped.
-    """
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None
-    try:
-        return list(await raw.fetch(sql, *args))
-    except (
-        OSError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        # A server that ended the session while the connection sat idle in the pool can
-        # leave asyncpg's protocol in this state: the connection is as dead.
-        asyncpg.InternalClientError,
-    ):
-        # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
-        # drop it here, or the pool would hand the dead connection out again.
-        await conn.invalidate()
-        raise
 
 
 class HeldConnection:

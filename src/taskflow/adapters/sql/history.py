@@ -1,28 +1,28 @@
 """What the SQL task store writes besides the task rows: attempts and idempotency keys.
 
-Each function runs on a connection ``SqlTaskRepository`` opened, so a history row is written in
-the same transaction (on PostgreSQL: the same statement) as the task change it belongs to.
-SQLite has no data-modifying CTEs; there the repository opens a transaction and the second
-write is a second statement.
+Each function runs on a connection the repository opened, so a history row is written in the
+same transaction (on PostgreSQL: the same statement) as the task change it belongs to. SQLite
+has no data-modifying CTEs; there the write is a transaction and the history row a second
+statement (the group-committed save closes attempts in ``postgres.SAVE_SQL``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Update, delete, insert, select, update
+from sqlalchemy import Select, Table, Update, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from taskflow.adapters.sql.rows import Row, columns, task_error
 from taskflow.adapters.sql.schema import attempts, idempotency_keys, tasks
 from taskflow.domain.attempts import Attempt, AttemptEnd, AttemptOutcome
 from taskflow.domain.errors import StaleTask
-from taskflow.domain.model import TaskError
 
 # A replay can only lose its key row to the prune of keys a day old; then the key is new again.
 _KEY_TRIES = 3
@@ -57,29 +57,16 @@ async def claim_logged(conn: AsyncConnection, claiming: Update) -> Sequence[RowM
     return rows
 
 
-async def save_closing(
-    conn: AsyncConnection, saving: Update, task_id: UUID, end: AttemptEnd | None, *, postgres: bool
-) -> bool:
-    """Run ``saving`` (the task's compare-and-set) and close the attempt ``end`` names if it
-    wrote; True when it wrote. An attempt already closed, or never opened, stays as it is."""
-    if end is None:
-        return (await conn.execute(saving)).rowcount == 1
-    closing = update(attempts).where(
-        attempts.c.attempt == end.attempt, attempts.c.finished_at.is_(None)
+async def close_attempt(conn: AsyncConnection, task_id: UUID, end: AttemptEnd) -> None:
+    """SQLite: close the attempt ``end`` names, after its task's change was written in the
+    caller's transaction. An attempt already closed, or never opened, stays as it is."""
+    stmt = update(attempts).where(
+        attempts.c.task_id == task_id,
+        attempts.c.attempt == end.attempt,
+        attempts.c.finished_at.is_(None),
     )
-    closing = closing.values(
-        finished_at=end.finished_at,
-        outcome=end.outcome.value,
-        error=None if end.error is None else _error_json(end.error),
-    )
-    if postgres:
-        saved = saving.returning(tasks.c.id).cte("saved")
-        closed = closing.where(attempts.c.task_id.in_(select(saved.c.id))).cte("closed")
-        return (await conn.execute(select(saved.c.id).add_cte(closed))).first() is not None
-    if (await conn.execute(saving)).rowcount != 1:
-        return False
-    await conn.execute(closing.where(attempts.c.task_id == task_id))
-    return True
+    closed = stmt.values(finished_at=end.finished_at, outcome=end.outcome, error=end.error)
+    await conn.execute(closed)
 
 
 async def attempts_of(conn: AsyncConnection, task_id: UUID) -> list[Attempt] | None:
@@ -91,14 +78,18 @@ async def attempts_of(conn: AsyncConnection, task_id: UUID) -> list[Attempt] | N
     return [_to_attempt(r) for r in rows]
 
 
+#: ``postgresql.insert`` or ``sqlite.insert``: an INSERT that takes ``on_conflict_do_nothing``.
+InsertOnConflict = Callable[[Table], postgresql.Insert | sqlite.Insert]
+
+
 async def add_keyed(
     conn: AsyncConnection,
-    task_rows: list[dict[str, Any]],
+    task_rows: Sequence[Row],
     *,
     key: str,
     request_hash: str,
     now: ColumnElement[datetime],
-    postgres: bool,
+    insert_on_conflict: InsertOnConflict,
 ) -> tuple[str, list[UUID]] | None:
     """Store ``key`` and ``task_rows`` in the caller's transaction, or, when ``key`` is known,
     nothing: then return its request hash and task ids.
@@ -107,12 +98,11 @@ async def add_keyed(
     blocks on the uncommitted key row (PostgreSQL) or on the write lock (SQLite), then finds
     the committed key and replays it.
     """
-    dialect_insert = postgresql.insert if postgres else sqlite.insert
-    ids = [str(row["id"]) for row in task_rows]
-    row = {"key": key, "request_hash": request_hash, "task_ids": ids, "created_at": now}
+    ids = [str(row.id) for row in task_rows]
+    values = {"key": key, "request_hash": request_hash, "task_ids": ids, "created_at": now}
     claim_key = (
-        dialect_insert(idempotency_keys)
-        .values(row)
+        insert_on_conflict(idempotency_keys)
+        .values(values)
         .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
         .returning(idempotency_keys.c.key)
     )
@@ -122,7 +112,7 @@ async def add_keyed(
     for _ in range(_KEY_TRIES):
         if await conn.scalar(claim_key) is not None:
             if task_rows:
-                await conn.execute(insert(tasks), task_rows)
+                await conn.execute(insert(tasks), [columns(row) for row in task_rows])
             return None
         found = (await conn.execute(known)).first()
         if found is not None:
@@ -135,12 +125,8 @@ async def prune_keys(conn: AsyncConnection, older_than: datetime) -> int:
     return (await conn.execute(stmt)).rowcount
 
 
-def _error_json(error: TaskError) -> dict[str, str | None]:
-    return {"type": error.type, "message": error.message, "traceback": error.traceback}
-
-
 def _to_attempt(row: RowMapping) -> Attempt:
-    outcome, error = row["outcome"], row["error"]
+    outcome = row["outcome"]
     return Attempt(
         task_id=row["task_id"],
         number=row["attempt"],
@@ -148,7 +134,5 @@ def _to_attempt(row: RowMapping) -> Attempt:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         outcome=None if outcome is None else AttemptOutcome(outcome),
-        error=None
-        if error is None
-        else TaskError(error["type"], error["message"], error.get("traceback")),
+        error=task_error(row["error"]),
     )

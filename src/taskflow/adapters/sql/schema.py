@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
+    case,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
@@ -121,6 +122,18 @@ def status_in(statuses: Iterable[TaskStatus], *, indexed: bool = True) -> Column
     values = sorted(s.value for s in statuses)
     column = tasks.c.status if indexed else tasks.c.status.concat("")
     return column.in_(bindparam(None, values, expanding=True, literal_execute=True))
+
+
+def keeping_renewal(
+    token: ColumnElement[Any], expires_at: ColumnElement[datetime]
+) -> ColumnElement[datetime]:
+    """``Task.keeping_renewal_of`` in SQL: the lease expiry to write over the stored row.
+
+    ``token`` and ``expires_at`` are the lease being written; when the stored row holds the
+    same lease with a later expiry (a renewal the writer's copy predates), that one stays.
+    """
+    renewed = (tasks.c.lease_token == token) & (tasks.c.lease_expires_at > expires_at)
+    return case((renewed, tasks.c.lease_expires_at), else_=expires_at)
 
 
 _active = tasks.c.status.in_(sorted(s.value for s in ACTIVE))

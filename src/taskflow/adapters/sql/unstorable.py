@@ -1,31 +1,40 @@
 """Text PostgreSQL cannot store: the character U+0000.
 
 JSON allows ``"\\u0000"`` in a string, and so does Python, but PostgreSQL's ``jsonb`` and
-``text`` refuse it (SQLSTATE 22P05). A value holding it must be refused, or cleaned, before it
-reaches the store: in a group commit, one such row would fail every row written with it.
+``text`` refuse it (SQLSTATE 22P05); in a group commit, one such row would fail every row
+written with it. The store holds SQLite to the same rule, so that both keep the same tasks:
+a value the task is made of (payload, metadata, result) holding it is refused with
+``UnstorableValue``; a message (progress, error) has it replaced by U+FFFD.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import msgspec
+from taskflow.domain.errors import UnstorableValue
 
 NUL = "\x00"
-_ENCODED_NUL = b"\\u0000"
-_encode = msgspec.json.Encoder().encode
+_ESCAPE = b"\\u0000"
 
 
-def nul_path(value: Any, path: str, *, encoded: bytes | None = None) -> str | None:
-    """Where in ``value`` (a JSON-like value named ``path``) a string holds U+0000, or None.
+def suspect(document: bytes) -> bool:
+    """Whether the JSON ``document`` may hold U+0000: it shows the escape.
 
-    Looks in the JSON encoding (``encoded``, when the caller has it already) and walks the
-    value only when the encoding shows the escape, which a string holding a backslash followed
-    by ``u0000`` shows too.
+    A string holding a backslash followed by ``u0000`` shows it too; the walk tells them
+    apart. A search for the backslash alone comes first: it is many times faster.
     """
-    if _ENCODED_NUL not in (_encode(value) if encoded is None else encoded):
+    return b"\\" in document and _ESCAPE in document
+
+
+def refusal(value: Any, path: str) -> UnstorableValue | None:
+    """The error for ``value`` (a JSON-like value named ``path``) when it holds U+0000."""
+    found = _walk(value, path)
+    if found is None:
         return None
-    return _walk(value, path)
+    return UnstorableValue(
+        f"{found} holds the character U+0000, which the task store cannot keep", field=found
+    )
 
 
 def without_nul(text: str) -> str:
@@ -36,7 +45,7 @@ def without_nul(text: str) -> str:
 def _walk(value: Any, path: str) -> str | None:
     if isinstance(value, str):
         return path if NUL in value else None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         for key, item in value.items():
             if NUL in str(key):
                 return path

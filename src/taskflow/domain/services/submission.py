@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt
-from taskflow.domain.errors import InvalidSubmission, StaleTask, UnknownTaskType
+from taskflow.domain.errors import (
+    InvalidSubmission,
+    StaleTask,
+    UnknownTaskType,
+    UnstorableValue,
+)
 from taskflow.domain.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -106,28 +112,37 @@ class TaskService:
         return task
 
     async def submit_many(self, commands: Sequence[Submission]) -> list[Task]:
+        """Submit a batch, all or none; a fault names its submission (``tasks[3].type``)."""
         now = self._clock.now()
-        tasks = self._build_all(commands, now)
-        await self._repo.add_many(tasks)
+        tasks = self._build_all(commands, now, batch=True)
+        with _naming_the_task(tasks, batch=True):
+            await self._repo.add_many(tasks)
         await dispatch(self._queue, tasks)
         return tasks
 
     async def submit_idempotent(
-        self, commands: Sequence[Submission], *, key: str, request_hash: str
+        self,
+        commands: Sequence[Submission],
+        *,
+        key: str,
+        request_hash: str,
+        batch: bool = True,
     ) -> tuple[list[Task], bool]:
         """Submit ``commands`` (all sharing ``key``) unless ``key`` was seen: then nothing new.
 
         Returns the tasks, as they are now, and whether this was a replay of an earlier
         submission with the same ``request_hash``. A different hash: IdempotencyKeyReused.
+        ``batch=False``: one submission of its own, whose faults name no ``tasks[i]``.
         """
         problem = idempotency_key_problem(key)
         if problem:
             raise InvalidSubmission(problem, field="Idempotency-Key")
         now = self._clock.now()
-        tasks = self._build_all(commands, now, key)
-        stored, replayed = await self._repo.add_idempotent(
-            tasks, key=key, request_hash=request_hash
-        )
+        tasks = self._build_all(commands, now, key, batch=batch)
+        with _naming_the_task(tasks, batch=batch):
+            stored, replayed = await self._repo.add_idempotent(
+                tasks, key=key, request_hash=request_hash
+            )
         if not replayed:
             await dispatch(self._queue, stored)
         return stored, replayed
@@ -158,12 +173,18 @@ class TaskService:
         raise StaleTask(f"task {task_id} kept changing; try again")
 
     def _build_all(
-        self, commands: Sequence[Submission], now: datetime, key: str | None = None
+        self,
+        commands: Sequence[Submission],
+        now: datetime,
+        key: str | None = None,
+        *,
+        batch: bool,
     ) -> list[Task]:
         """The tasks of ``commands``, all carrying ``key`` (else each its own key)."""
-        if len(commands) == 1:
-            command = commands[0]
-            return [self._build(command, now, key or command.idempotency_key)]
+        if not batch:
+            return [
+                self._build(command, now, key or command.idempotency_key) for command in commands
+            ]
         tasks = []
         for index, command in enumerate(commands):
             try:
@@ -207,6 +228,18 @@ class TaskService:
             base=kind.backoff_base, max=kind.backoff_max
         )
         return kind
+
+
+@contextlib.contextmanager
+def _naming_the_task(tasks: Sequence[Task], *, batch: bool) -> Iterator[None]:
+    """The store's refusal of one task of a batch, naming that task's place in the batch."""
+    try:
+        yield
+    except UnstorableValue as exc:
+        index = next((i for i, t in enumerate(tasks) if t.id == exc.task_id), None)
+        if not batch or index is None:
+            raise
+        raise exc.under(f"tasks[{index}]") from None
 
 
 def _pick(requested: int | None, default: int | None, fallback: int) -> int:

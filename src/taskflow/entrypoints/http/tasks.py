@@ -13,7 +13,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
-from taskflow.adapters.sql.unstorable import nul_path
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_METADATA_BYTES
 from taskflow.domain.services import TaskService
@@ -57,7 +56,7 @@ def parse_task_id(raw: str) -> UUID:
 
 
 def check_values(data: SubmitTaskIn, limits: Limits) -> None:
-    """The payload's and metadata's encoded sizes, and no text the store cannot keep."""
+    """The payload's and metadata's encoded sizes."""
     encoded = _encode(data.payload)
     if len(encoded) > limits.max_payload_bytes:
         raise PayloadTooLarge(
@@ -65,22 +64,12 @@ def check_values(data: SubmitTaskIn, limits: Limits) -> None:
             "bytes (TASKFLOW_MAX_PAYLOAD_BYTES)",
             field="payload",
         )
-    _refuse_nul(data.payload, "payload", encoded)
     if data.metadata is not None:
         encoded = _encode(data.metadata)
         if len(encoded) > MAX_METADATA_BYTES:
             raise InvalidSubmission(
                 f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded", field="metadata"
             )
-        _refuse_nul(data.metadata, "metadata", encoded)
-
-
-def _refuse_nul(value: Any, field: str, encoded: bytes) -> None:
-    path = nul_path(value, field, encoded=encoded)
-    if path is not None:
-        raise InvalidSubmission(
-            f"{path} holds the character U+0000, which the task store cannot keep", field=field
-        )
 
 
 def request_hash(data: msgspec.Struct) -> str:
@@ -107,7 +96,7 @@ class TaskController(Controller):
             task = await service.submit(data)
         else:
             [task], replayed = await service.submit_idempotent(
-                [data], key=key, request_hash=request_hash(data)
+                [data], key=key, request_hash=request_hash(data), batch=False
             )
         if log.isEnabledFor(logging.INFO):  # spare building the facts when nobody reads them
             log.info("task replayed" if replayed else "task submitted", extra=task_facts(task))

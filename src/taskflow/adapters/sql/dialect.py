@@ -1,0 +1,248 @@
+"""Every difference between PostgreSQL and SQLite, chosen once, when a repository is made.
+
+``SqlTaskRepository`` is written once, against ``Dialect``; ``dialect_for`` picks one by the
+engine's dialect name (decision 4).
+
+- PostgreSQL: "now" is ``statement_timestamp()``, one instant per statement. The hot writes
+  (insert, group-committed save, claim) are each one statement on asyncpg (``postgres``),
+  history rows included, on a connection held from one call to the next (decision 10).
+- SQLite: "now" is the ``Clock`` given, as SQLite has no clock worth sharing. Each write is a
+  transaction of SQLAlchemy statements, since SQLite has no data-modifying CTEs; lease tokens
+  are drawn here, since it has no UUID generator.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+import asyncpg
+from sqlalchemy import (
+    Interval,
+    String,
+    Update,
+    Uuid,
+    any_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from taskflow.adapters.sql import history, postgres
+from taskflow.adapters.sql.engine import HeldConnection
+from taskflow.adapters.sql.rows import Row, columns
+from taskflow.adapters.sql.schema import UtcDateTime, keeping_renewal, status_in, tasks
+from taskflow.domain.attempts import AttemptEnd
+from taskflow.domain.model import CLAIMABLE, TaskStatus
+from taskflow.domain.ports import Clock
+
+#: The writes a store makes over and over: each may keep a connection of its own.
+Write = Literal["insert", "save", "claim"]
+
+
+class Dialect(Protocol):
+    """What the repository asks of a database; one line of semantics each."""
+
+    #: What a write raises for a value the store refuses, failing every row written with it.
+    refusals: tuple[type[Exception], ...]
+
+    def times(
+        self, lease_seconds: float
+    ) -> tuple[ColumnElement[datetime], ColumnElement[datetime]]: ...  # now, now + lease
+
+    def id_in(self, ids: Collection[UUID]) -> ColumnElement[bool]: ...
+
+    @property
+    def insert_on_conflict(self) -> history.InsertOnConflict: ...  # INSERT … ON CONFLICT
+
+    def is_unique_violation(self, exc: sa_exc.IntegrityError) -> bool: ...
+
+    def writing(
+        self, write: Write
+    ) -> AbstractAsyncContextManager[AsyncConnection]: ...  # the connection ``write`` runs on
+
+    async def insert(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> None:
+        """Store the rows, all or none (``document``: ``rows.encode`` of them)."""
+
+    async def save(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> set[UUID]:
+        """Write each change whose version still matches, closing its attempt; the ids written."""
+
+    async def claim(
+        self, conn: AsyncConnection, ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
+    ) -> Sequence[Any]:
+        """``claiming`` the ids, with an attempt opened for each row claimed; the rows."""
+
+    async def close(self) -> None: ...  # hands back the connections it holds
+
+
+def dialect_for(engine: AsyncEngine, clock: Clock) -> Dialect:
+    if engine.dialect.name == "postgresql":
+        return PostgresDialect(engine)
+    return SqliteDialect(engine, clock)
+
+
+class PostgresDialect:
+    refusals: tuple[type[Exception], ...] = (asyncpg.DataError,)
+    insert_on_conflict = staticmethod(postgresql.insert)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        # One statement needs no BEGIN/COMMIT around it: one round trip instead of three.
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._held = {write: HeldConnection(autocommit) for write in ("insert", "save", "claim")}
+
+    def times(self, lease_seconds: float) -> tuple[ColumnElement[datetime], ColumnElement[Any]]:
+        now = func.statement_timestamp(type_=UtcDateTime())
+        return now, now + literal(timedelta(seconds=lease_seconds), Interval())
+
+    def id_in(self, ids: Collection[UUID]) -> ColumnElement[bool]:
+        # One array parameter: the same SQL text, so one cached plan, for any batch size.
+        return tasks.c.id == any_(literal(list(ids), ARRAY(Uuid())))
+
+    def is_unique_violation(self, exc: sa_exc.IntegrityError) -> bool:
+        return getattr(exc.orig, "sqlstate", None) == "23505"
+
+    def writing(self, write: Write) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._held[write].use()
+
+    async def insert(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> None:
+        await postgres.insert(conn, document)
+
+    async def save(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> set[UUID]:
+        return await postgres.save(conn, document, [row.id for row in rows])
+
+    async def claim(
+        self, conn: AsyncConnection, ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
+    ) -> Sequence[Any]:
+        lease = timedelta(seconds=lease_seconds)
+        return await self._claim.fetch(conn, ids=list(ids), worker_id=worker_id, lease=lease)
+
+    @functools.cached_property
+    def _claim(self) -> postgres.Compiled:
+        """The hottest statement there is: built and compiled once per repository."""
+        now = func.statement_timestamp(type_=UtcDateTime())
+        claim = claiming(
+            # Placeholder values, replaced on every call; compiling needs some.
+            tasks.c.id == any_(bindparam("ids", [], type_=ARRAY(Uuid()))),
+            now,
+            now + bindparam("lease", timedelta(0), type_=Interval()),
+            func.gen_random_uuid(),
+            bindparam("worker_id", "", type_=String()),
+        )
+        return postgres.Compiled.of(history.logged_claim(claim))
+
+    async def close(self) -> None:
+        for held in self._held.values():
+            await held.close()
+
+
+class SqliteDialect:
+    refusals: tuple[type[Exception], ...] = ()
+    insert_on_conflict = staticmethod(sqlite.insert)
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def times(self, lease_seconds: float) -> tuple[ColumnElement[datetime], ColumnElement[Any]]:
+        instant = self._clock.now()
+        later = instant + timedelta(seconds=lease_seconds)
+        return literal(instant, UtcDateTime()), literal(later, UtcDateTime())
+
+    def id_in(self, ids: Collection[UUID]) -> ColumnElement[bool]:
+        return tasks.c.id.in_(ids)
+
+    def is_unique_violation(self, exc: sa_exc.IntegrityError) -> bool:
+        return getattr(exc.orig, "sqlite_errorname", "") in {
+            "SQLITE_CONSTRAINT_PRIMARYKEY",
+            "SQLITE_CONSTRAINT_UNIQUE",
+        }
+
+    def writing(self, write: Write) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._engine.begin()
+
+    async def insert(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> None:
+        # One prepared INSERT, executed for every row in one batch.
+        await conn.execute(insert(tasks), [columns(row) for row in rows])
+
+    async def save(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> set[UUID]:
+        written = set()
+        for row in rows:
+            values = columns(row)
+            del values["id"]
+            if row.lease_expires_at is not None:
+                values["lease_expires_at"] = keeping_renewal(
+                    literal(row.lease_token, Uuid()), literal(row.lease_expires_at, UtcDateTime())
+                )
+            stmt = update(tasks).where(tasks.c.id == row.id, tasks.c.version == row.version - 1)
+            if (await conn.execute(stmt.values(values))).rowcount != 1:
+                continue
+            written.add(row.id)
+            if isinstance(row.closing, AttemptEnd):
+                await history.close_attempt(conn, row.id, row.closing)
+        return written
+
+    async def claim(
+        self, conn: AsyncConnection, ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
+    ) -> Sequence[Any]:
+        now, expires_at = self.times(lease_seconds)
+        # No UUID generator in SQLite: a token per candidate row, picked in the same statement.
+        tokens = case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=tasks.c.id)
+        stmt = claiming(tasks.c.id.in_(ids), now, expires_at, tokens, literal(worker_id))
+        return await history.claim_logged(conn, stmt)
+
+    async def close(self) -> None:
+        return None
+
+
+def claiming(
+    ids: ColumnElement[bool],
+    now: ColumnElement[datetime],
+    expires_at: ColumnElement[Any],
+    tokens: ColumnElement[Any],
+    worker_id: ColumnElement[Any],
+) -> Update:
+    """The claim (Task.claim in bulk): each PENDING task among ``ids`` due by the store's clock.
+
+    SKIP LOCKED: waiting for a row another writer holds could deadlock two claimers that lock
+    overlapping batches in different orders. A skipped task that is still PENDING goes back to
+    the queue (ExecutionService re-dispatches what it could not claim). SQLite ignores the
+    clause; its writers are serialised anyway.
+    """
+    picked = (
+        select(tasks.c.id)
+        .where(ids, status_in(CLAIMABLE, indexed=False), tasks.c.run_at <= now)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    return (
+        update(tasks)
+        .where(tasks.c.id.in_(select(picked.c.id)))
+        .values(
+            status=TaskStatus.PROCESSING.value,
+            attempts=tasks.c.attempts + 1,
+            started_at=now,
+            updated_at=now,
+            version=tasks.c.version + 1,
+            lease_token=tokens,
+            lease_worker_id=worker_id,
+            lease_expires_at=expires_at,
+            cancel_requested=False,
+            progress=null(),
+        )
+        .returning(*tasks.c)
+    )

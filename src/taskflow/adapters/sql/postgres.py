@@ -1,0 +1,138 @@
+"""The hot statements on PostgreSQL, run straight on asyncpg (decision 10).
+
+- ``insert`` and ``save`` take a batch of rows (``rows.Row``) as one JSON document, which
+  ``jsonb_to_recordset`` unpacks by column name: the same SQL text for any batch size (one
+  prepared statement per connection), atomic on its own, with no BEGIN/COMMIT around it. A
+  duplicate id, stored already or twice in the batch, fails the whole insert: nothing is
+  stored. Measured against SQLAlchemy's ``executemany`` of 500 rows: about 1 µs of client CPU
+  per row instead of 15, and about twice the rows per second.
+- ``Compiled`` runs a statement built with SQLAlchemy (the claim) as text compiled once.
+
+asyncpg prepares and caches each statement; SQLAlchemy's per-execution and per-row work is
+skipped. Parameters and results are what asyncpg gives: its UUIDs equal and hash as
+``uuid.UUID``, and its JSON codec is the one SQLAlchemy set up for the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from sqlalchemy import Column, Select, literal_column
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from taskflow.adapters.sql.rows import FIXED
+from taskflow.adapters.sql.schema import UtcDateTime, keeping_renewal, tasks
+from taskflow.domain.errors import DuplicateTask
+
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]  # numbered parameters: $1, …
+
+
+async def fetch_raw(conn: AsyncConnection, sql: str, args: list[Any]) -> list[Any]:
+    """Run ``sql`` (PostgreSQL text, $n parameters) straight on the asyncpg connection."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        return list(await raw.fetch(sql, *args))
+    except (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        # A server that ended the session while the connection sat idle in the pool can
+        # leave asyncpg's protocol in this state: the connection is as dead.
+        asyncpg.InternalClientError,
+    ):
+        # SQLAlchemy did not run this statement, so it cannot tell that the connection died:
+        # drop it here, or the pool would hand the dead connection out again.
+        await conn.invalidate()
+        raise
+
+
+def _record(columns: Iterable[Column[Any]]) -> str:
+    """The column definitions of ``jsonb_to_recordset``: names and types as in ``tasks``."""
+    return ", ".join(f"{c.name} {c.type.compile(dialect=_DIALECT)}" for c in columns)
+
+
+_NAMES = ", ".join(c.name for c in tasks.c)
+
+INSERT_SQL = (
+    f"INSERT INTO tasks ({_NAMES}) SELECT {_NAMES} "
+    f"FROM jsonb_to_recordset($1::jsonb) AS r({_record(tasks.c)})"
+)
+
+
+async def insert(conn: AsyncConnection, document: str) -> None:
+    """Store the rows of ``document`` (``rows.encode`` of ``new_row``s), all or none."""
+    try:
+        await fetch_raw(conn, INSERT_SQL, [document])
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateTask() from exc
+
+
+_CHANGING = [c for c in tasks.c if c.name not in FIXED]
+_SET = ", ".join(
+    f"{c.name} = v.{c.name}" for c in _CHANGING if c.name not in {"id", "lease_expires_at"}
+)
+_KEEPING_RENEWAL = keeping_renewal(
+    literal_column("v.lease_token"), literal_column("v.lease_expires_at", UtcDateTime())
+).compile(dialect=_DIALECT)
+
+# $1: the rows (``rows.encode`` of ``changed_row``s); $2: their ids. Each row is written only
+# where the stored version is still the one the change was computed from, exactly like a
+# single save, and its attempt is closed in the same statement.
+SAVE_SQL = f"""
+WITH v AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS v({_record(_CHANGING)}, closing jsonb)
+),
+saved AS (
+  UPDATE tasks SET {_SET},
+    -- Task.keeping_renewal_of in bulk: a heartbeat may have renewed the lease since the
+    -- change was computed, without a new version; the later expiry of the same lease stays.
+    lease_expires_at = {_KEEPING_RENEWAL}
+  FROM v
+  -- the id array lets the planner find the rows by primary key; joining on v alone, it
+  -- guesses v's size and may scan the whole table
+  WHERE tasks.id = ANY($2::uuid[]) AND tasks.id = v.id AND tasks.version = v.version - 1
+  RETURNING tasks.id
+),
+closed AS (
+  UPDATE attempts AS a SET
+    finished_at = (v.closing ->> 'finished_at')::timestamptz,
+    outcome = v.closing ->> 'outcome',
+    error = NULLIF(v.closing -> 'error', 'null'::jsonb)
+  FROM v JOIN saved ON saved.id = v.id
+  WHERE a.task_id = v.id AND a.attempt = (v.closing ->> 'attempt')::int
+    AND a.finished_at IS NULL
+)
+SELECT id FROM saved
+"""
+
+
+async def save(conn: AsyncConnection, document: str, ids: list[UUID]) -> set[UUID]:
+    """Write every change of ``document`` whose version still matches; returns the ids written."""
+    return {row[0] for row in await fetch_raw(conn, SAVE_SQL, [document, ids])}
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement compiled once to PostgreSQL text with numbered parameters.
+
+    Building and compiling a statement costs more than running it; this is done once.
+    """
+
+    sql: str
+    names: tuple[str, ...]  # the parameters, in order
+    fixed: dict[str, Any]  # the values compiled into the statement
+
+    @classmethod
+    def of(cls, statement: Select[Any]) -> Compiled:
+        compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+        return cls(compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
+
+    async def fetch(self, conn: AsyncConnection, **values: Any) -> list[Any]:
+        values = {**self.fixed, **values}
+        return await fetch_raw(conn, self.sql, [values[name] for name in self.names])
