@@ -42,7 +42,9 @@ class Client:
     def submit(
         self, type: str, payload: dict[str, Any] | None = None, **options: Any
     ) -> dict[str, Any]:
-        """Submit one task; ``options`` are the optional fields of SPEC §3 (queue, priority, …)."""
+        """Submit one task; ``options`` are a submission's optional fields (queue, priority, …;
+        see docs/api.md, "HTTP API")
+        """
         body = {"type": type, "payload": payload or {}, **options}
         return self._call("POST", "/api/tasks", json=body)
 

@@ -1,4 +1,4 @@
-"""Settings, read from the environment once at start (SPEC §6)."""
+"""Settings, read from the environment once at start (docs/api.md, "Configuration")."""
 
 from __future__ import annotations
 

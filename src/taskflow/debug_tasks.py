@@ -1,4 +1,7 @@
-"""Built-in task types for trying taskflow out (SPEC §4). Off with TASKFLOW_DEBUG_TASKS=false."""
+"""Built-in task types for trying taskflow out; off with TASKFLOW_DEBUG_TASKS=false.
+
+See docs/api.md, "Python API".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""What a task handler sees: its context, and the two ways to steer retries (SPEC §4)."""
+"""What a task handler sees: its context, and the two ways to steer retries.
+
+See docs/api.md, "Python API".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The registry of task types and their handlers (SPEC §4)."""
+"""The registry of task types and their handlers (docs/api.md, "Python API")."""
 
 from __future__ import annotations
 

@@ -168,3 +168,11 @@ def test_the_import_contracts_fail_on_a_wrong_import(tmp_path: Path) -> None:
         check=False,
     )
     assert clean.returncode == 0, clean.stdout
+
+
+MAX_MODULE_LINES = 400
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE_ROOT.rglob("*.py")), ids=module_name)
+def test_no_module_grows_past_a_few_hundred_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= MAX_MODULE_LINES

@@ -1,4 +1,4 @@
-"""Any command on any task either follows the table of SPEC §2 or changes nothing."""
+"""Any command on any task either follows the life cycle's table or changes nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each transition of SPEC §2, one at a time, and the invariants a task refuses to break."""
+"""Each transition of the life cycle, one at a time, and the invariants a task refuses to break."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Properties of the backoff (SPEC §2): d = min(max, base * 2**(n-1)), delay uniform in [d/2, d]."""
+"""Properties of the backoff: d = min(max, base * 2**(n-1)), delay uniform in [d/2, d]."""
 
 from __future__ import annotations
 

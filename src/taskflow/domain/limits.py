@@ -1,4 +1,4 @@
-"""Every limit on what a submission may say (SPEC §1, §3), stated once.
+"""Every limit on what a submission may say, stated once (docs/api.md, "The task").
 
 The HTTP schema, the Registry, the services and the adapters read these constants and call
 these checks; a literal ``9`` or ``25`` anywhere else would be a second copy of a rule.
@@ -27,15 +27,15 @@ DEFAULT_PRIORITY: Final = 5
 MAX_RETRIES_LIMIT: Final = 25
 DEFAULT_MAX_RETRIES: Final = 3
 
-#: The encoded size of ``metadata`` (SPEC §1); the payload's is a setting.
+#: The encoded size of ``metadata`` (docs/api.md, "The task"); the payload's is a setting.
 MAX_METADATA_BYTES: Final = 16 * 1024
-#: Submissions in one batch (SPEC §3).
+#: Submissions in one batch (docs/api.md, "HTTP API").
 MAX_BATCH: Final = 1000
 
 #: The tail of a handler's traceback kept with its failed attempt, in bytes of UTF-8.
 MAX_TRACEBACK_BYTES: Final = 16 * 1024
 
-#: How long an Idempotency-Key is remembered at least (SPEC §3).
+#: How long an Idempotency-Key is remembered at least (docs/api.md, "HTTP API").
 IDEMPOTENCY_KEY_TTL: Final = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
 _PRINTABLE_ASCII: Final = re.compile(r"^[\x20-\x7e]+$")

@@ -1,4 +1,4 @@
-"""The task and its life cycle (SPEC §1, §2).
+"""The task and its life cycle (docs/api.md, "The task" and "Life cycle").
 
 ::
 

@@ -1,4 +1,4 @@
-"""Exponential backoff with equal jitter (SPEC §2)."""
+"""Exponential backoff with equal jitter (docs/api.md, "Life cycle")."""
 
 from __future__ import annotations
 

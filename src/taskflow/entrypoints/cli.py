@@ -1,4 +1,4 @@
-"""The `taskflow` command (SPEC §5)."""
+"""The `taskflow` command (docs/api.md, "Command line")."""
 
 from __future__ import annotations
 

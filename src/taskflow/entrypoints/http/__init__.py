@@ -1,1 +1,1 @@
-"""The HTTP API (SPEC §3)."""
+"""The HTTP API (docs/api.md, "HTTP API")."""

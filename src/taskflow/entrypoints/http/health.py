@@ -1,4 +1,4 @@
-"""Liveness and readiness (SPEC §3)."""
+"""Liveness and readiness (docs/api.md, "HTTP API")."""
 
 from __future__ import annotations
 

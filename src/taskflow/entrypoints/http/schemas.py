@@ -153,7 +153,7 @@ class AttemptsOut(msgspec.Struct):
 
 @functools.lru_cache(maxsize=1024)
 def timestamp(moment: datetime) -> str:
-    """RFC 3339, UTC, always with six fractional digits (SPEC §1).
+    """RFC 3339, UTC, always with six fractional digits (docs/api.md, "The task").
 
     Cached: a new task's three timestamps are one instant, a batch's tasks share it, and
     ``strftime`` took a sixth of the API's CPU under batch submissions."""

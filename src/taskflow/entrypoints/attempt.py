@@ -1,0 +1,234 @@
+"""One attempt: call the handler, keep its traceback if it raises, write its outcome.
+
+The worker decides when attempts start and keeps their slots; an ``AttemptRunner`` carries one
+attempt from the handler's call to its outcome stored (or abandoned with its lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable, UnstorableValue
+from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.services import ExecutionService
+from taskflow.entrypoints.logs import error_facts, task_facts
+from taskflow.entrypoints.sweeper import OUTAGES
+from taskflow.handlers import Fail, Retry, TaskContext
+from taskflow.registry import Registry, TaskDefinition
+
+log = logging.getLogger("taskflow.worker")
+
+
+@dataclass(slots=True)
+class Run:
+    """One attempt as the worker follows it."""
+
+    task: Task
+    job: asyncio.Task[None] | None = None
+    settling: bool = False  # the handler is done; its outcome is being written
+    lost: bool = False  # the lease is gone; nothing of this attempt may be written
+    cancel_requested: bool = False  # a renewal found a cancel request for this attempt
+    failure: BaseException | None = None  # what the handler raised, logged with its traceback
+    started: float = field(default_factory=time.monotonic)
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        service: ExecutionService,
+        registry: Registry,
+        executor: Executor,
+        on_settling: Callable[[Run], None],
+    ) -> None:
+        self._service = service
+        self._registry = registry
+        self._executor = executor
+        self._on_settling = on_settling
+
+    async def run(self, run: Run) -> None:
+        """Run the handler and write the outcome; a cancellation hands the attempt back."""
+        try:
+            result = await self._invoke(run)
+        except asyncio.CancelledError:
+            if not run.lost:
+                # Shutdown: hand the attempt back without counting it (a release).
+                await asyncio.shield(self._settle(run, self._service.release, released=True))
+            return
+        except Fail as exc:
+            await self._settle_failure(run, exc, final=True)
+        except Retry as exc:
+            await self._settle_failure(run, exc, retry_after=exc.after)
+        except _Unrunnable as exc:
+            await self._settle_failure(run, exc, final=exc.final)
+        except Exception as exc:
+            await self._settle_failure(run, exc)
+        else:
+            await self._settle(run, functools.partial(self._succeed, result=result))
+
+    async def _invoke(self, run: Run) -> Any:
+        task = run.task
+        definition = self._registry.get(task.type)
+        if definition is None:
+            raise _Unrunnable(UNKNOWN_TASK_TYPE, f"this worker has no handler for {task.type!r}")
+        try:
+            payload = definition.decode(task.payload)
+        except InvalidPayload as exc:
+            raise _Unrunnable("InvalidPayload", exc.message, final=True) from None
+        assert task.lease is not None
+        ctx = TaskContext(
+            task_id=task.id,
+            type=task.type,
+            queue=task.queue,
+            attempt=task.attempts,
+            token=task.lease.token,
+            sink=functools.partial(self._progress, run),
+            loop=asyncio.get_running_loop(),
+        )
+        if task.timeout_seconds is None:  # a timeout context costs as much as a no-op handler
+            result = await self._call(definition, payload, ctx)
+        else:
+            async with asyncio.timeout(task.timeout_seconds):
+                result = await self._call(definition, payload, ctx)
+        return msgspec.to_builtins(result)
+
+    async def _succeed(self, task: Task, result: Any) -> Task:
+        try:
+            return await self._service.succeed(task, result)
+        except UnstorableValue as exc:  # the store cannot keep the result: the attempt fails
+            return await self._service.fail(task, TaskError("UnstorableResult", exc.message))
+
+    async def _call(self, definition: TaskDefinition, payload: Any, ctx: TaskContext) -> Any:
+        if definition.is_async:
+            return await definition.handler(payload, ctx)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(definition.handler, payload, ctx)
+        )
+
+    async def _progress(self, run: Run, progress: Progress) -> None:
+        if run.lost or run.settling:
+            return
+        with contextlib.suppress(LeaseLost, *OUTAGES):
+            run.task = await self._service.report_progress(run.task, progress)
+
+    async def _settle_failure(
+        self,
+        run: Run,
+        exc: Exception,
+        *,
+        retry_after: float | None = None,
+        final: bool = False,
+    ) -> None:
+        """Record the handler's exception as a failed attempt, its traceback with it."""
+        if isinstance(exc, _Unrunnable):  # not the handler's doing: no traceback to keep
+            error, trace = exc.error, None
+        else:
+            error, trace = _task_error(exc), "".join(traceback.format_exception(exc))
+            run.failure = exc
+        await self._settle(
+            run,
+            functools.partial(
+                self._service.fail,
+                error=error,
+                retry_after=retry_after,
+                final=final,
+                traceback=trace,
+            ),
+        )
+
+    async def _settle(
+        self, run: Run, write: Callable[[Task], Awaitable[Task]], *, released: bool = False
+    ) -> None:
+        """Write the attempt's outcome, waiting out a store outage while the lease lasts."""
+        run.settling = True
+        self._on_settling(run)
+        backoff = Backoff()
+        deadline = time.monotonic() + self._service.lease_seconds
+        while True:
+            try:
+                run.task = await write(run.task)
+            except LeaseLost:
+                log.warning("outcome discarded: lease lost", extra=task_facts(run.task))
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    log.error(
+                        "outcome not recorded", extra={**task_facts(run.task), "error": str(exc)}
+                    )
+                    return
+                await asyncio.sleep(backoff.next())
+                continue
+            except Exception:
+                # A bug, or a value the store refuses: the lease will lapse and the reaper
+                # count the attempt as lost, so the task is retried, not forgotten.
+                log.exception("outcome not recorded", extra=task_facts(run.task))
+                return
+            _log_outcome(run, released=released)
+            return
+
+
+class _Unrunnable(Exception):
+    def __init__(self, kind: str, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.error = TaskError(kind, message)
+        self.final = final
+
+
+class Backoff:
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self._first = first
+        self._cap = cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._cap, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._first
+
+
+def _task_error(exc: BaseException) -> TaskError:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return TaskError("TimeoutError", "the attempt ran past its timeout_seconds")
+    return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
+
+
+def _log_outcome(run: Run, *, released: bool) -> None:
+    task = run.task
+    if task.status is TaskStatus.SUCCESS and not log.isEnabledFor(logging.INFO):
+        return
+    facts = {**task_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
+    if task.status is TaskStatus.SUCCESS:
+        log.info("task succeeded", extra=facts)
+    elif task.status is TaskStatus.FAILED:
+        log.warning(
+            "task failed", exc_info=run.failure, extra={**facts, "error": error_facts(task)}
+        )
+    elif task.status is TaskStatus.CANCELLED:
+        log.info("task cancelled", extra=facts)
+    elif released:
+        log.info("task handed back", extra=facts)
+    else:
+        log.warning(
+            "retry scheduled",
+            exc_info=run.failure,
+            extra={
+                **facts,
+                "retry": task.retry_count,
+                "run_at": task.run_at.isoformat(),
+                "error": error_facts(task),
+            },
+        )
