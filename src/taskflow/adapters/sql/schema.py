@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from taskflow.domain.limits import IDEMPOTENCY_KEY_MAX_LENGTH, QUEUE_MAX_LENGTH, TYPE_MAX_LENGTH
 from taskflow.domain.model import ACTIVE, TaskStatus
 
 
@@ -80,10 +81,10 @@ tasks = Table(
     "tasks",
     metadata,
     Column("id", Uuid, nullable=False),
-    Column("type", String(128), nullable=False),
+    Column("type", String(TYPE_MAX_LENGTH), nullable=False),
     Column("payload", _json(), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("queue", String(64), nullable=False),
+    Column("queue", String(QUEUE_MAX_LENGTH), nullable=False),
     Column("priority", SmallInteger, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("retry_count", Integer, nullable=False),
@@ -99,7 +100,7 @@ tasks = Table(
     Column("result", _json(), nullable=True),
     Column("error", _json(), nullable=True),
     Column("metadata", _json(), nullable=False),
-    Column("idempotency_key", String(255), nullable=True),
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_MAX_LENGTH), nullable=True),
     Column("version", Integer, nullable=False),
     Column("lease_token", Uuid, nullable=True),
     Column("lease_worker_id", String(255), nullable=True),

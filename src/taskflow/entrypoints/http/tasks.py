@@ -14,7 +14,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
-from taskflow.domain.limits import MAX_METADATA_BYTES
+from taskflow.domain.limits import MAX_BATCH, MAX_METADATA_BYTES
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.schemas import (
     AttemptOut,
@@ -109,7 +109,7 @@ class TaskController(Controller):
         "/batch",
         status_code=202,
         before_request=require_json,
-        summary="Submit 1-1000 tasks at once: all are accepted or none",
+        summary=f"Submit 1-{MAX_BATCH} tasks at once: all are accepted or none",
     )
     async def submit_batch(
         self,
