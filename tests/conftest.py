@@ -72,21 +72,52 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+# Every key prefix handed out in this session; at its end none may have keys left.
+_PREFIXES: set[str] = set()
+
+
+def new_redis_prefix() -> str:
+    """A key prefix on the shared Redis for one test or one stack of processes.
+
+    Whoever takes one deletes its keys when done (``delete_redis_keys``), after stopping
+    whatever writes under it; the session fails if any are left.
+    """
+    prefix = f"tftest:{uuid.uuid4().hex[:12]}"
+    _PREFIXES.add(prefix)
+    return prefix
+
+
+def redis_keys(prefix: str, *, delete: bool = False) -> list[bytes]:
+    """The keys under ``prefix`` on the shared Redis; ``delete``: deleted too."""
+    import redis
+
+    with redis.Redis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys and delete:
+            client.delete(*keys)
+    return keys
+
+
+def delete_redis_keys(prefix: str) -> None:
+    redis_keys(prefix, delete=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_redis_key_left_behind() -> Iterator[None]:
+    """Fails the session if a prefix it handed out still has keys on the shared Redis.
+
+    Only this session's prefixes: other runs may be using the same Redis at the same time.
+    """
+    yield
+    # Deleted as they are found, so that the next run starts clean all the same.
+    left = {p: keys for p in sorted(_PREFIXES) if (keys := redis_keys(p, delete=True))}
+    if left:
+        pytest.fail(f"tests left Redis keys behind: {left}")
+
+
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"tftest:{uuid.uuid4().hex[:12]}"
+    prefix = new_redis_prefix()
     yield prefix
-
-    async def cleanup() -> None:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(REDIS_URL)
-        try:
-            keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-    asyncio.run(cleanup())
+    delete_redis_keys(prefix)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -44,23 +44,66 @@ Q = "default"
 class Harness:
     queue: TaskQueue
     clock: FakeClock
+    # Return once a pop of this test's waits inside the queue, or once none does.
+    until_waiting: Callable[[], Awaitable[None]]
+    until_not_waiting: Callable[[], Awaitable[None]]
+
+
+async def turns_of_the_loop() -> None:
+    """In process, a pop waits once its task has run to its first await, and is gone once
+    cancelled: a few turns of the loop do. (Were they too few, the tests using this would only
+    test less, never fail.)"""
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    clock = FakeClock(START)
     if request.param == "memory":
-        yield Harness(InMemoryTaskQueue(clock), clock)
+        clock = FakeClock(START)
+        yield Harness(InMemoryTaskQueue(clock), clock, turns_of_the_loop, turns_of_the_loop)
         return
     # Asked for here, not in the signature, so the memory runs never touch Redis.
-    prefix = request.getfixturevalue("redis_prefix")
-    queue = RedisTaskQueue(
-        connect(request.getfixturevalue("redis_url")), prefix=prefix, clock=clock
-    )
+    redis_url, prefix = (request.getfixturevalue(f) for f in ("redis_url", "redis_prefix"))
+    async with on_redis(redis_url, prefix) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def on_redis(redis_url: str, prefix: str) -> AsyncIterator[Harness]:
+    client = connect(redis_url)
+    # Named, so that the server can tell which of its clients are this test's.
+    client.connection_pool.connection_kwargs["client_name"] = prefix
+    clock = FakeClock(START)
+    queue = RedisTaskQueue(client, prefix=prefix, clock=clock)
+    admin = redis.asyncio.Redis.from_url(redis_url)
+
+    async def blocked() -> bool:
+        clients = await admin.client_list()
+        return any(c.get("name") == prefix and "b" in c.get("flags", "") for c in clients)
+
+    async def released() -> bool:
+        return not await blocked()
+
+    async def until_waiting() -> None:
+        await until(blocked)
+
+    async def until_not_waiting() -> None:
+        await until(released)
+
     try:
-        yield Harness(queue, clock)
+        yield Harness(queue, clock, until_waiting, until_not_waiting)
     finally:
         await queue.close()
+        await admin.aclose()
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    for _ in range(500):  # about five seconds
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("the server never got there")
 
 
 def at(seconds: float) -> datetime:
@@ -272,7 +315,7 @@ async def test_pop_with_timeout_waits_then_returns_nothing(harness: Harness) -> 
 async def test_blocked_pop_wakes_when_an_id_is_pushed(harness: Harness) -> None:
     d = dispatch(queue="b")
     async with background(harness.queue.pop(["a", "b"], limit=10, timeout=30)) as waiting:
-        await asyncio.sleep(0.1)
+        await harness.until_waiting()
         assert not waiting.done()
 
         await harness.queue.push([d])
@@ -283,7 +326,7 @@ async def test_blocked_pop_returns_a_delayed_id_once_due(harness: Harness) -> No
     d = dispatch(run_at=at(0.3))
     await harness.queue.push([d])
     async with background(harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
-        await asyncio.sleep(0.05)
+        await harness.until_waiting()
         assert not waiting.done()
 
         harness.clock.advance(0.3)
@@ -292,10 +335,10 @@ async def test_blocked_pop_returns_a_delayed_id_once_due(harness: Harness) -> No
 
 async def test_cancelled_pop_takes_nothing_pushed_afterwards(harness: Harness) -> None:
     async with background(harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
-        await asyncio.sleep(0.1)
+        await harness.until_waiting()
         assert not waiting.done()
     assert waiting.cancelled()
-    await asyncio.sleep(0.05)  # let a server notice the abandoned wait
+    await harness.until_not_waiting()  # the server has let go of the abandoned wait
 
     d = dispatch()
     await harness.queue.push([d])
@@ -316,12 +359,8 @@ async def raw_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 
 @pytest.fixture
 async def redis_harness(redis_url: str, redis_prefix: str) -> AsyncIterator[Harness]:
-    clock = FakeClock(START)
-    queue = RedisTaskQueue(connect(redis_url), prefix=redis_prefix, clock=clock)
-    try:
-        yield Harness(queue, clock)
-    finally:
-        await queue.close()
+    async with on_redis(redis_url, redis_prefix) as built:
+        yield built
 
 
 async def test_redis_drops_and_logs_members_that_are_not_task_ids(

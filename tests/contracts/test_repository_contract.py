@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -43,7 +42,6 @@ from taskflow.domain.retry import RetryPolicy
 from tests.clocks import FakeClock
 from tests.conftest import PG_ADMIN_URL
 
-BACKENDS = ["memory", "sqlite", "postgres"]
 SQL_BACKENDS = ["sqlite", "postgres"]
 HOUR = timedelta(hours=1)
 # Clocks of the test and of a database on the same host agree closely; this absorbs scheduling.
@@ -57,18 +55,6 @@ class Backend:
     now: Callable[[], datetime]
     elapse: Callable[[float], Awaitable[None]]
     another: Callable[[], TaskRepository]  # a second repository on the same store
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: Callable[[], str]
-) -> str:
-    # Sync on purpose: the factory runs its own event loop.
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/store/tasks.db"
-    if request.param == "postgres":
-        return pg_database_factory()
-    return "memory"
 
 
 @pytest.fixture

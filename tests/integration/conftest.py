@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, delete_redis_keys, new_redis_prefix
 from tests.integration.processes import (
     Process,
     base_env,
@@ -138,7 +137,7 @@ class StackFactory:
     def __call__(self, **settings: str) -> Stack:
         logs = self._logs / f"stack-{len(self._stacks)}"
         logs.mkdir(parents=True, exist_ok=True)
-        prefix = f"tftest:{uuid.uuid4().hex[:12]}"
+        prefix = new_redis_prefix()
         stack = make_stack(self._make_database(), prefix, logs, **settings)
         self._stacks.append(stack)
         return stack
@@ -147,6 +146,8 @@ class StackFactory:
         for stack in self._stacks:
             for process in stack.processes:
                 process.stop()
+            # Only once its processes are gone: a running sweep writes the `intact` marker.
+            delete_redis_keys(stack.env["TASKFLOW_REDIS_PREFIX"])
 
 
 @pytest.fixture

@@ -30,6 +30,11 @@ class LedgerIn(msgspec.Struct, forbid_unknown_fields=True):
     sleeps: tuple[float, ...] = (0.2,)
 
 
+class GateIn(msgspec.Struct, forbid_unknown_fields=True):
+    path: str  # the attempt runs until a file appears here: the test opens the gate
+    seconds: float = 120.0  # and fails if none has by then
+
+
 class BlockIn(msgspec.Struct, forbid_unknown_fields=True):
     # Seconds to block on attempt n: sleeps[n - 1], the last value for every later attempt.
     sleeps: tuple[float, ...]
@@ -77,6 +82,17 @@ def read_ledger(path: Path, task_id: str | None = None) -> list[LedgerEntry]:
 async def sleep(payload: SleepIn, ctx: TaskContext) -> dict[str, object]:
     await asyncio.sleep(payload.seconds)
     return {"slept": payload.seconds, "pid": os.getpid()}
+
+
+@tasks.task("fault.gate")
+async def gate(payload: GateIn, ctx: TaskContext) -> dict[str, object]:
+    """Runs until the test creates the file ``path``: a hold the test ends, not a guess."""
+    deadline = time.monotonic() + payload.seconds
+    while not await asyncio.to_thread(os.path.exists, payload.path):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gate {payload.path} was never opened")
+        await asyncio.sleep(0.05)
+    return {"pid": os.getpid()}
 
 
 @tasks.task("fault.block")

@@ -183,14 +183,20 @@ def test_postgres_stopped_under_load_answers_503_and_loses_no_accepted_task(
     assert httpx.get(f"{stack.base_url}/health/ready", timeout=30).status_code == 200
 
 
+def gated(gate: Path) -> dict[str, Any]:
+    """A task that runs until the test creates ``gate``."""
+    return {"type": "fault.gate", "payload": {"path": str(gate)}}
+
+
 def test_redis_hung_by_sigstop_stalls_workers_and_api_only_while_it_lasts(
-    redis_stack: StartStack, redis_server: RedisServer
+    redis_stack: StartStack, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     stack = redis_stack()
-    running = [stack.submit({"type": "fault.sleep", "payload": {"seconds": 2}})["id"]]
+    gate = tmp_path / "gate"
+    running = [stack.submit(gated(gate))["id"]]  # runs all through the pause
     before = running + [stack.submit(echo(n))["id"] for n in range(10)]
     before += [stack.submit(echo(n, delay_seconds=3))["id"] for n in range(5)]
-    stack.wait_status(running, {"PROCESSING", "SUCCESS"}, timeout=30)
+    stack.wait_status(running, {"PROCESSING"}, timeout=30)
     logged = {p.pid: len(p.output()) for p in workers(stack)}
 
     redis_server.pause()
@@ -206,6 +212,7 @@ def test_redis_hung_by_sigstop_stalls_workers_and_api_only_while_it_lasts(
         assert_alive(stack)
     finally:
         redis_server.resume()
+    gate.touch()
 
     after = [stack.submit(echo(n))["id"] for n in range(10)]
     assert_all_succeed(stack, before + after)
@@ -262,7 +269,7 @@ def test_tasks_submitted_while_redis_is_down_are_accepted_and_run_once_it_return
 
 
 def test_redis_restarted_empty_loses_no_queued_delayed_or_backing_off_task(
-    redis_stack: StartStack, redis_server: RedisServer
+    redis_stack: StartStack, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     stack = redis_stack("--concurrency", "1", workers=1)
     flaky = stack.submit({"type": "fault.flaky", "payload": {"fail_attempts": 1, "retry_after": 8}})
@@ -273,7 +280,8 @@ def test_redis_restarted_empty_loses_no_queued_delayed_or_backing_off_task(
 
     wait_for(backing_off, timeout=30, what="the flaky task to back off")
     # The only slot is busy, so what is submitted next waits in Redis.
-    blocker = stack.submit({"type": "fault.sleep", "payload": {"seconds": 5}})
+    gate = tmp_path / "gate"
+    blocker = stack.submit(gated(gate))
     stack.wait_status([blocker["id"]], {"PROCESSING"}, timeout=30)
     queued = [stack.submit(echo(n))["id"] for n in range(10)]
     delayed = [stack.submit(echo(n, delay_seconds=2))["id"] for n in range(5)]
@@ -284,6 +292,7 @@ def test_redis_restarted_empty_loses_no_queued_delayed_or_backing_off_task(
     client.close()
 
     redis_server.restart()
+    gate.touch()
 
     ids = [flaky["id"], blocker["id"], *queued, *delayed]
     done = assert_all_succeed(stack, ids, timeout=RECOVERY_SECONDS)

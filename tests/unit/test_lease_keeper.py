@@ -23,6 +23,18 @@ async def _claimed(repo: InMemoryTaskRepository, lease_seconds: float) -> Task:
     return claimed
 
 
+class CountingRepository(InMemoryTaskRepository):
+    """Counts the renewals asked of it (from the keeper's thread)."""
+
+    renewals = 0
+
+    async def renew_leases(
+        self, leases: Mapping[uuid.UUID, uuid.UUID], *, lease_seconds: float
+    ) -> Renewal:
+        self.renewals += 1
+        return await super().renew_leases(leases, lease_seconds=lease_seconds)
+
+
 def _keeper(repo: InMemoryTaskRepository) -> LeaseKeeper:
     service = ExecutionService(
         repository=repo,
@@ -56,8 +68,10 @@ async def test_a_tracked_lease_is_renewed_from_the_keepers_thread() -> None:
 
 
 async def test_a_lease_it_cannot_keep_is_reported_on_the_loop_once() -> None:
-    repo = InMemoryTaskRepository(SystemClock())
+    repo = CountingRepository(SystemClock())
     task = await _claimed(repo, lease_seconds=5)
+    kept = await _claimed(repo, lease_seconds=5)  # renewed every round, so rounds go on
+    assert kept.lease is not None
     lost: list[uuid.UUID] = []
     reported = asyncio.Event()
 
@@ -68,10 +82,16 @@ async def test_a_lease_it_cannot_keep_is_reported_on_the_loop_once() -> None:
     keeper = _keeper(repo)
     keeper.start(on_renewal, asyncio.get_running_loop())
     keeper.track(task.id, uuid.uuid4())  # not the task's token: as if another worker held it
+    keeper.track(kept.id, kept.lease.token)
     try:
         async with asyncio.timeout(10):
             await reported.wait()
-        await asyncio.sleep(0.1)  # several more renewal rounds: no second report
+            rounds = repo.renewals
+            # Several more renewal rounds (whose reports would have been scheduled by now):
+            # no second report.
+            while repo.renewals < rounds + 3:  # noqa: ASYNC110 - counted on another thread
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # let a report scheduled meanwhile run
     finally:
         await asyncio.to_thread(keeper.stop)
     assert lost == [task.id]

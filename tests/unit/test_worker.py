@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
 from taskflow.entrypoints.worker import Worker, WorkerOptions
+from taskflow.entrypoints.worker import log as worker_log
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.registry import Registry
 from tests.clocks import FakeClock
@@ -53,6 +54,7 @@ class Probe:
     threads: list[threading.Thread] = field(default_factory=list)
     contexts: list[tuple[UUID, int, UUID, UUID | None, str, str]] = field(default_factory=list)
     cancelled: list[UUID] = field(default_factory=list)
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)  # a handler was cancelled
     started: asyncio.Event = field(default_factory=asyncio.Event)
     ordered: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,14 +86,9 @@ def build_registry(probe: Probe, repo: InMemoryTaskRepository) -> Registry:
             await probe.release.wait()
         except asyncio.CancelledError:
             probe.cancelled.append(ctx.task_id)
+            probe.interrupted.set()
             raise
         return "released"
-
-    @tasks.task("t.sleep")
-    async def sleep(payload: dict[str, Any], ctx: TaskContext) -> str:
-        probe.started.set()
-        await asyncio.sleep(payload["seconds"])
-        return "slept"
 
     @tasks.task("t.context")
     async def context(payload: dict[str, Any], ctx: TaskContext) -> int:
@@ -104,20 +101,6 @@ def build_registry(probe: Probe, repo: InMemoryTaskRepository) -> Registry:
         return ctx.attempt
 
     return tasks
-
-
-class SlowStore(InMemoryTaskRepository):
-    """A store whose writes of a SUCCESS take a while, as a busy database's do."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__(clock)
-        self.writing = asyncio.Event()
-
-    async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
-        if task.status is SUCCESS:
-            self.writing.set()
-            await asyncio.sleep(0.3)
-        await super().save(task, closing=closing)
 
 
 class UnstorableResults(InMemoryTaskRepository):
@@ -172,6 +155,24 @@ class Env:
 @pytest.fixture
 def env() -> Env:
     return Env()
+
+
+@contextlib.contextmanager
+def heard(message: str) -> Iterator[asyncio.Event]:
+    """An event set when the worker logs ``message`` (at a level its logger lets through)."""
+    seen = asyncio.Event()
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == message:
+                seen.set()
+
+    listener = Listener()
+    worker_log.addHandler(listener)
+    try:
+        yield seen
+    finally:
+        worker_log.removeHandler(listener)
 
 
 async def until(event: asyncio.Event) -> None:
@@ -430,15 +431,27 @@ async def test_shutdown_hands_back_an_attempt_unfinished_after_grace(env: Env) -
     assert await env.queue.pop(["default"], limit=5, timeout=0) == [task.id]
 
 
-async def test_shutdown_lets_a_handler_finish_within_the_grace_period(env: Env) -> None:
-    task = await env.submit("t.sleep", {"seconds": 0.3})  # outlasts the reaction to `stop`
+async def test_shutdown_lets_a_handler_finish_within_the_grace_period(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = await env.submit("t.block")
+    caplog.set_level(logging.INFO, logger=worker_log.name)
 
-    async with serving(env.worker(shutdown_grace_seconds=BOUND)) as stop:
-        await until(env.probe.started)
-        stop.set()
+    with heard("finishing running tasks") as shutting_down:
+        async with serving(env.worker(shutdown_grace_seconds=BOUND)) as stop:
+            await until(env.probe.started)
+            stop.set()
+            await until(shutting_down)
+            # A worker that did not wait would cancel the handler within these turns of the
+            # loop; one that waits passes however many there are.
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert env.probe.cancelled == []
+            env.probe.release.set()
 
     done = await env.get(task)
-    assert (done.status, done.result) == (SUCCESS, "slept")
+    assert (done.status, done.result) == (SUCCESS, "released")
+    assert env.probe.cancelled == []
 
 
 async def test_force_cancels_at_once_and_hands_the_attempt_back(env: Env) -> None:
@@ -455,18 +468,27 @@ async def test_force_cancels_at_once_and_hands_the_attempt_back(env: Env) -> Non
 
 
 async def test_force_does_not_abort_the_write_of_a_finished_attempt() -> None:
-    env = Env(SlowStore)
-    assert isinstance(env.repo, SlowStore)
+    env = Env(GatedStore)
+    store = env.repo
+    assert isinstance(store, GatedStore)
     task = await env.submit("t.order", ORDER)
+    blocked = await env.submit("t.block")
     force = asyncio.Event()
 
     async with serving(env.worker(), force) as stop:
-        await until(env.repo.writing)  # the handler is done; its outcome is being written
+        await store.until_waiting(1)  # the handler is done; its outcome's write is held
+        await until(env.probe.started)
         stop.set()
         force.set()
+        # The forced shutdown cancels what runs, in one go: once the blocked handler has
+        # seen its cancellation, a cancellation of the held write would have been delivered.
+        await until(env.probe.interrupted)
+        store.gate.set()
 
     done = await env.get(task)
     assert (done.status, done.lease) == (SUCCESS, None)
+    assert env.probe.cancelled == [blocked.id]
+    assert_released(await env.get(blocked))
 
 
 # -- leases -----------------------------------------------------------------------------------
