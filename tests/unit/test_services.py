@@ -108,12 +108,14 @@ def queue(clock: FakeClock) -> InMemoryTaskQueue:
     return InMemoryTaskQueue(clock)
 
 
-def task_service(repo: InMemoryTaskRepository, queue: TaskQueue, clock: FakeClock) -> TaskService:
+def task_service(
+    repo: InMemoryTaskRepository, queue: TaskQueue, clock: FakeClock, types: FakeTypes = TYPES
+) -> TaskService:
     ids = itertools.count(1)
     return TaskService(
         repository=repo,
         queue=queue,
-        types=TYPES,
+        types=types,
         clock=clock,
         new_id=lambda: UUID(int=next(ids)),
         retry_policy=SERVICE_POLICY,
@@ -885,15 +887,7 @@ async def test_a_type_that_sets_only_one_backoff_bound_takes_the_other_from_the_
     types = FakeTypes(
         FakeType("base.only", backoff_base=4.0), FakeType("max.only", backoff_max=5.0)
     )
-    ids = itertools.count(1000)
-    service = TaskService(
-        repository=repo,
-        queue=queue,
-        types=types,
-        clock=clock,
-        new_id=lambda: UUID(int=next(ids)),
-        retry_policy=SERVICE_POLICY,
-    )
+    service = task_service(repo, queue, clock, types)
     base_only = await service.submit(SubmitTask(type="base.only", payload={}))
     max_only = await service.submit(SubmitTask(type="max.only", payload={}))
     assert base_only.retry_policy == RetryPolicy(base=4.0, max=SERVICE_POLICY.max)
