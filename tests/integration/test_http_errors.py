@@ -12,7 +12,7 @@ from tests.integration.conftest import Stack, StackFactory
 
 @pytest.fixture(scope="module")
 def api(module_stack_factory: StackFactory) -> Stack:
-    built = module_stack_factory(TASKFLOW_MAX_PAYLOAD_BYTES="1024")
+    built = module_stack_factory(TASKFLOW_MAX_PAYLOAD_BYTES="1024", TASKFLOW_MAX_BODY_BYTES="65536")
     built.start_api()
     return built
 
@@ -78,7 +78,9 @@ def test_non_json_content_type_is_415(api: Stack) -> None:
 
 def test_payload_over_the_limit_is_413(api: Stack) -> None:
     big = b'{"type": "debug.echo", "payload": {"blob": "' + b"x" * 2000 + b'"}}'
-    _problem(_post(api, big), 413)
+    body = _problem(_post(api, big), 413)
+    assert "the limit is 1024 bytes (TASKFLOW_MAX_PAYLOAD_BYTES)" in str(body["detail"])
+    assert _fields(body) == {"payload"}
 
 
 def test_unknown_id_is_404(api: Stack) -> None:
@@ -132,3 +134,32 @@ def test_a_backslash_before_u0000_is_ordinary_text(api: Stack) -> None:
     assert response.status_code == 202, response.text
     task = httpx.get(f"{api.base_url}/api/tasks/{response.json()['id']}").json()
     assert task["payload"] == {"s": "\\u0000"}
+
+
+def test_an_empty_body_is_400_on_the_body(api: Stack) -> None:
+    body = _problem(_post(api, b""), 400)
+    assert body["errors"] == [
+        {"field": "body", "message": "the request body is empty; send a JSON object"}
+    ]
+
+
+def test_a_batch_names_each_fault_by_its_dotted_path_in_a_sentence(api: Stack) -> None:
+    tasks = [
+        {"type": "debug.echo", "payload": {}},
+        {"type": "debug.sleep", "payload": {"seconds": "soon"}},
+    ]
+    response = httpx.post(f"{api.base_url}/api/tasks/batch", json={"tasks": tasks})
+    body = _problem(response, 400)
+    assert body["errors"] == [
+        {
+            "field": "tasks[1].payload.seconds",
+            "message": "tasks[1].payload.seconds must be a number, got a string",
+        }
+    ]
+    assert body["detail"] == "tasks[1].payload.seconds must be a number, got a string"
+
+
+def test_a_body_over_the_limit_is_413_stating_it(api: Stack) -> None:
+    content = b'{"type": "debug.echo", "payload": {"a": "' + b"x" * 70_000 + b'"}}'
+    body = _problem(_post(api, content), 413)
+    assert "the limit is 65536 bytes (TASKFLOW_MAX_BODY_BYTES)" in str(body["detail"])
