@@ -51,6 +51,10 @@ class Client:
     def get(self, task_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/tasks/{task_id}")
 
+    def retry(self, task_id: str) -> dict[str, Any]:
+        """Run a FAILED or CANCELLED task again; ApiError 409 for any other status."""
+        return self._call("POST", f"/api/tasks/{task_id}/retry")
+
     def wait(self, task_id: str, *, timeout: float = 60.0, interval: float = 0.1) -> dict[str, Any]:
         """Poll until the task reaches a final state; TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

@@ -379,3 +379,37 @@ def test_a_payload_over_the_limit_is_413_stating_the_limit(client: TestClient) -
     problem = response.json()
     assert "the limit is 512 bytes (TASKFLOW_MAX_PAYLOAD_BYTES)" in problem["detail"]
     assert problem["errors"][0]["field"] == "tasks[0].payload"
+
+
+def test_retry_runs_a_failed_task_again_and_refuses_any_other(
+    client: TestClient,  # type: ignore[type-arg]
+    container: Container,
+) -> None:
+    body = {"type": "debug.echo", "payload": {}, "max_retries": 0}
+    task_id = _post(client, body).json()["id"]
+    conflict = client.post(f"/api/tasks/{task_id}/retry")
+    assert conflict.status_code == 409  # PENDING: nothing to retry
+    assert conflict.headers["content-type"].startswith("application/problem+json")
+    worker = container.execution_service()
+
+    async def fail_it() -> None:
+        [claimed] = await worker.claim(["default"], limit=1, timeout=0)
+        await worker.fail(claimed, TaskError("ValueError", "nope"))
+
+    asyncio.run(fail_it())
+    assert client.get(f"/api/tasks/{task_id}").json()["status"] == "FAILED"
+
+    response = client.post(f"/api/tasks/{task_id}/retry")
+
+    assert response.status_code == 202
+    task = response.json()
+    assert (task["status"], task["retry_count"], task["attempts"]) == ("PENDING", 0, 1)
+    assert task["finished_at"] is None
+    assert task["error"] == {"type": "ValueError", "message": "nope"}  # kept, as the history is
+    assert len(container.queue()) == 1  # dispatched again
+    assert client.post(f"/api/tasks/{task_id}/retry").status_code == 409
+
+
+def test_retry_of_unknown_and_malformed_ids(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert client.post(f"/api/tasks/{uuid.uuid4()}/retry").status_code == 404
+    assert client.post("/api/tasks/nope/retry").status_code == 400

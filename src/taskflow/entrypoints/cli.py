@@ -6,7 +6,7 @@ import argparse
 import importlib.metadata
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import httpx
@@ -132,7 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task")
     status.add_argument("id", help="task id")
     _add_url(status)
-    status.set_defaults(run=_status)
+    status.set_defaults(run=_on_task(Client.get))
+
+    retry = commands.add_parser("retry", help="run a FAILED or CANCELLED task again")
+    retry.add_argument("id", help="task id")
+    _add_url(retry)
+    retry.set_defaults(run=_on_task(Client.retry))
     return parser
 
 
@@ -253,17 +258,22 @@ def _submit(args: argparse.Namespace) -> int:
     return 0 if not args.wait or task["status"] == "SUCCESS" else 1
 
 
-def _status(args: argparse.Namespace) -> int:
-    url = _api_url(args)
-    try:
-        with Client(url) as client:
-            task = client.get(args.id)
-    except ApiError as exc:
-        return _fail(str(exc))
-    except httpx.HTTPError as exc:
-        return _fail(f"cannot reach the API at {url}: {exc}")
-    _print(task)
-    return 0
+def _on_task(act: Callable[[Client, str], dict[str, Any]]) -> Callable[[argparse.Namespace], int]:
+    """A command that does ``act`` to the task ``args.id`` through the API and prints it."""
+
+    def command(args: argparse.Namespace) -> int:
+        url = _api_url(args)
+        try:
+            with Client(url) as client:
+                task = act(client, args.id)
+        except ApiError as exc:
+            return _fail(str(exc))
+        except httpx.HTTPError as exc:
+            return _fail(f"cannot reach the API at {url}: {exc}")
+        _print(task)
+        return 0
+
+    return command
 
 
 def _api_url(args: argparse.Namespace) -> str:

@@ -153,3 +153,16 @@ class TaskController(Controller):
     ) -> AttemptsOut:
         attempts = await service.attempts(parse_task_id(task_id))
         return AttemptsOut([AttemptOut.from_attempt(a) for a in attempts])
+
+    @post(
+        "/{task_id:str}/retry",
+        status_code=202,
+        summary="Run a FAILED or CANCELLED task again (409 for any other status)",
+    )
+    async def retry_task(
+        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+    ) -> TaskOut:
+        task = await service.retry(parse_task_id(task_id))
+        if log.isEnabledFor(logging.INFO):
+            log.info("task retried", extra=task_facts(task))
+        return TaskOut.from_task(task)
