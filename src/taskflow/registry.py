@@ -46,6 +46,11 @@ class TaskDefinition:
     def validate(self, payload: Mapping[str, Any]) -> None:
         self.decode(payload)
 
+    def payload_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the payload: the annotated Struct's, or any JSON object."""
+        schema: dict[str, Any] = msgspec.json.schema(self.payload_type)
+        return schema
+
 
 class Registry:
     """Maps task type names to handlers.

@@ -92,3 +92,19 @@ def test_u0000_in_an_error_message_is_replaced(user_stack: Stack) -> None:
     task = _run(user_stack, {"type": "sample.nul", "payload": {"raise": True}, "max_retries": 0})
     assert task["status"] == "FAILED"
     assert task["error"] == {"type": "RuntimeError", "message": "broken\ufffdhere"}
+
+
+def test_the_api_publishes_the_users_types_and_their_payload_schemas(user_stack: Stack) -> None:
+    response = httpx.get(f"{user_stack.base_url}/api/types", timeout=10)
+    assert response.status_code == 200
+    items = {item["type"]: item for item in response.json()["items"]}
+    invoice = items["billing.send_invoice"]
+    assert (invoice["queue"], invoice["max_retries"], invoice["timeout_seconds"]) == (
+        "billing",
+        5,
+        30,
+    )
+    fields = invoice["payload_schema"]["$defs"]["Invoice"]
+    assert fields["required"] == ["order_id", "amount_cents"]
+    assert fields["properties"]["amount_cents"]["type"] == "integer"
+    assert "debug.echo" in items  # the built-ins too, unless TASKFLOW_DEBUG_TASKS=false

@@ -17,6 +17,7 @@ from taskflow.containers import Container, build_container
 from taskflow.domain.model import TaskError
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.loading import load_registry
+from taskflow.registry import Registry
 
 
 @pytest.fixture
@@ -413,3 +414,42 @@ def test_retry_runs_a_failed_task_again_and_refuses_any_other(
 def test_retry_of_unknown_and_malformed_ids(client: TestClient) -> None:  # type: ignore[type-arg]
     assert client.post(f"/api/tasks/{uuid.uuid4()}/retry").status_code == 404
     assert client.post("/api/tasks/nope/retry").status_code == 400
+
+
+def test_types_lists_each_registered_type_with_its_settings_and_payload_schema(
+    client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    response = client.get("/api/types")
+    assert response.status_code == 200
+    items = {item["type"]: item for item in response.json()["items"]}
+    assert list(items) == sorted(items)
+    sleep = items["debug.sleep"]
+    assert (sleep["queue"], sleep["priority"], sleep["max_retries"]) == ("default", 5, 3)
+    assert (sleep["backoff_base"], sleep["backoff_max"]) == (1.0, 300.0)  # the deployment's
+    schema = sleep["payload_schema"]
+    definition = schema["$defs"]["SleepIn"]
+    assert definition["required"] == ["seconds"]
+    assert definition["properties"]["seconds"]["type"] == "number"
+    assert items["debug.echo"]["payload_schema"] == {"type": "object"}
+
+
+def test_a_types_own_settings_are_shown(container: Container) -> None:
+    tasks = Registry()
+
+    @tasks.task("billing.send", queue="billing", max_retries=7, timeout_seconds=30, backoff_max=60)
+    async def send(payload: dict[str, object], ctx: object) -> None:
+        return None
+
+    container.registry.override(tasks)
+    with TestClient(app=create_app(container)) as own:
+        [item] = own.get("/api/types").json()["items"]
+    assert item == {
+        "type": "billing.send",
+        "queue": "billing",
+        "priority": 5,
+        "max_retries": 7,
+        "timeout_seconds": 30,
+        "backoff_base": 1.0,
+        "backoff_max": 60,
+        "payload_schema": {"type": "object"},
+    }

@@ -15,6 +15,7 @@ from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.tasks import Limits, TaskController
+from taskflow.entrypoints.http.types import describe_types, list_types
 from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
 from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 
@@ -46,7 +47,7 @@ def create_app(container: Container) -> Litestar:
         await close_container(container)
 
     return Litestar(
-        route_handlers=[TaskController, live, ready],
+        route_handlers=[TaskController, list_types, live, ready],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
@@ -56,10 +57,11 @@ def create_app(container: Container) -> Litestar:
         # a single submission's CPU.
         state=State(
             {
+                "types": describe_types(container.registry(), container.retry_policy()),
                 "limits": Limits(
                     max_payload_bytes=settings.max_payload_bytes,
                     max_body_bytes=settings.max_body_bytes,
-                )
+                ),
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

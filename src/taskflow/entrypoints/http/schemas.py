@@ -191,3 +191,20 @@ class CheckOut(msgspec.Struct):
 class ReadinessOut(msgspec.Struct):
     status: str
     checks: dict[str, CheckOut]
+
+
+class TaskTypeOut(msgspec.Struct, kw_only=True):
+    """A registered task type with the settings its tasks get unless a submission says other."""
+
+    type: str
+    queue: str
+    priority: int
+    max_retries: int
+    timeout_seconds: float | None
+    backoff_base: float
+    backoff_max: float
+    payload_schema: dict[str, Any]
+
+
+class TaskTypesOut(msgspec.Struct):
+    items: list[TaskTypeOut]
