@@ -4,9 +4,10 @@
 serves workers and the sweep (claim, outcomes, leases, recovery).
 """
 
+from taskflow.domain.services.building import Submission, SubmitTask, TaskBuilder
 from taskflow.domain.services.dispatching import dispatch
 from taskflow.domain.services.execution import Claim, ExecutionService, Reconciled
-from taskflow.domain.services.submission import Submission, SubmitTask, TaskService
+from taskflow.domain.services.submission import TaskService
 
 __all__ = [
     "Claim",
@@ -14,6 +15,7 @@ __all__ = [
     "Reconciled",
     "Submission",
     "SubmitTask",
+    "TaskBuilder",
     "TaskService",
     "dispatch",
 ]
