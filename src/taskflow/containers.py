@@ -7,6 +7,7 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from uuid import UUID
 
 from dependency_injector import containers, providers
 
@@ -16,6 +17,7 @@ from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
+from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.config import Settings
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, TaskService
@@ -111,3 +113,14 @@ def open_lease_service(
     with the function that closes that repository."""
     repository = container.lease_repository()
     return container.execution_service(repository=repository), repository.close
+
+
+def open_enqueued_listener(
+    container: Container, on_ids: Callable[[list[UUID]], Awaitable[object]]
+) -> EnqueuedListener | None:
+    """A listener for the tasks callers enqueue in their own transactions (``taskflow.enqueue``);
+    None when the store is not PostgreSQL, where that is not offered."""
+    url: str = container.settings().database_url
+    if not url.startswith("postgresql"):
+        return None
+    return EnqueuedListener(url, on_ids)

@@ -892,3 +892,21 @@ async def test_a_type_that_sets_only_one_backoff_bound_takes_the_other_from_the_
     max_only = await service.submit(SubmitTask(type="max.only", payload={}))
     assert base_only.retry_policy == RetryPolicy(base=4.0, max=SERVICE_POLICY.max)
     assert max_only.retry_policy == RetryPolicy(base=SERVICE_POLICY.base, max=5.0)
+
+
+async def test_dispatch_stored_pushes_only_the_pending_of_the_ids_given(
+    repo: InMemoryTaskRepository,
+    service: TaskService,
+    worker: ExecutionService,
+    clock: FakeClock,
+) -> None:
+    await service.submit(PLAIN)
+    running = await claim_one(worker)
+    waiting = await service.submit(PLAIN)
+    unheard = InMemoryTaskQueue(clock)  # as if the submissions' pushes were lost
+    listener = execution_service(repo, unheard, clock, "listener")
+
+    pushed = await listener.dispatch_stored([waiting.id, running.id, UUID(int=0)])
+
+    assert pushed == 1
+    assert await unheard.pop(["default"], limit=10, timeout=0) == [waiting.id]

@@ -17,7 +17,12 @@ import uvicorn
 
 from taskflow.adapters.sql.engine import migrate
 from taskflow.config import Settings
-from taskflow.containers import Container, close_container, open_lease_service
+from taskflow.containers import (
+    Container,
+    close_container,
+    open_enqueued_listener,
+    open_lease_service,
+)
 from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
@@ -123,9 +128,14 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
     stop, force = _stop_on_signals()
     worker = build_worker(container, options)
     tune_gc_for_serving()
+    listener = open_enqueued_listener(container, container.execution_service().dispatch_stored)
+    listening = None if listener is None else asyncio.create_task(listener.run())
     try:
         await worker.run_forever(stop, force)
     finally:
+        if listening is not None:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
         await close_container(container)
     return 0
 

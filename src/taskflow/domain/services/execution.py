@@ -212,6 +212,14 @@ class ExecutionService:
     async def queue_warnings(self) -> list[str]:
         return await self._queue.warnings()
 
+    async def dispatch_stored(self, task_ids: Sequence[UUID]) -> int:
+        """Push those of ``task_ids`` that are PENDING (tasks a caller's transaction added and
+        committed) to the queue; returns how many."""
+        found = await self._repo.get_many(list(task_ids))
+        pending = [task for task in found if task.status is TaskStatus.PENDING]
+        await dispatch(self._queue, pending)
+        return len(pending)
+
     async def redispatch(self, *, batch: int = 1000) -> int:
         """Push every PENDING task to the queue again (idempotent); returns how many."""
         count = 0

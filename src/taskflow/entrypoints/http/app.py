@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from taskflow.containers import Container, close_container
+from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -39,6 +39,9 @@ def create_app(container: Container) -> Litestar:
         service = container.execution_service()
         await log_queue_warnings(service)
         sweeping.append(asyncio.create_task(Sweeper(service).run(settings.sweep_seconds)))
+        listener = open_enqueued_listener(container, service.dispatch_stored)
+        if listener is not None:  # tasks enqueued in callers' transactions, at their commit
+            sweeping.append(asyncio.create_task(listener.run()))
 
     async def shutdown() -> None:
         for job in sweeping:

@@ -1,0 +1,54 @@
+"""Tasks added on a caller's own connection, in the caller's own transaction (PostgreSQL).
+
+The rows go in with the caller's business writes: they exist if and only if that transaction
+commits. ``pg_notify`` in the same transaction is delivered only on commit, so the processes
+listening (``notifications.EnqueuedListener``) dispatch the tasks at once; a notification that
+is lost (no listener, a dropped connection) leaves the task to the sweep's reconciler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from taskflow.adapters.sql import postgres, rows
+from taskflow.domain.errors import DuplicateTask
+from taskflow.domain.model import Task
+
+#: The channel on which enqueued task ids are announced, comma-separated, on commit.
+CHANNEL = "taskflow_enqueued"
+
+# Through SQLAlchemy the statement must take named parameters, and stay inside the transaction
+# SQLAlchemy began (or is about to begin) on that connection.
+_INSERT = text(postgres.INSERT_SQL.replace("$1::jsonb", "CAST(:rows AS jsonb)"))
+_NOTIFY = text("SELECT pg_notify(:channel, :ids)")
+
+Connection: TypeAlias = "asyncpg.Connection[Any] | AsyncConnection"
+
+
+async def add_in_transaction(conn: Connection, tasks: Sequence[Task]) -> None:
+    """Insert ``tasks`` on ``conn`` and announce them on commit; DuplicateTask on a known id.
+
+    A payload or metadata holding U+0000 raises ``UnstorableValue`` before anything is sent.
+    """
+    document = rows.encode([rows.new_row(task) for task in tasks])
+    ids = ",".join(str(task.id) for task in tasks)
+    try:
+        if isinstance(conn, AsyncConnection):
+            await conn.execute(_INSERT, {"rows": document})
+            await conn.execute(_NOTIFY, {"channel": CHANNEL, "ids": ids})
+        else:
+            await conn.execute(postgres.INSERT_SQL, document)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, ids)
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateTask() from exc
+    except Exception as exc:  # SQLAlchemy wraps the driver's error
+        if isinstance(getattr(exc, "orig", None), asyncpg.UniqueViolationError) or (
+            getattr(getattr(exc, "orig", None), "sqlstate", None) == "23505"
+        ):
+            raise DuplicateTask() from exc
+        raise
