@@ -6,7 +6,7 @@ import argparse
 import importlib.metadata
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import httpx
@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("id", help="task id")
     _add_url(status)
     status.set_defaults(run=_status)
+
+    cancel = commands.add_parser("cancel", help="cancel a task through the API")
+    cancel.add_argument("id", help="task id")
+    _add_url(cancel)
+    cancel.set_defaults(run=_cancel)
     return parser
 
 
@@ -254,10 +259,19 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    return _show(args, lambda client: client.get(args.id))
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    return _show(args, lambda client: client.cancel(args.id))
+
+
+def _show(args: argparse.Namespace, call: Callable[[Client], dict[str, Any]]) -> int:
+    """Print the task the API answers ``call`` with."""
     url = _api_url(args)
     try:
         with Client(url) as client:
-            task = client.get(args.id)
+            task = call(client)
     except ApiError as exc:
         return _fail(str(exc))
     except httpx.HTTPError as exc:
