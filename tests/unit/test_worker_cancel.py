@@ -36,10 +36,12 @@ CANCELLED, SUCCESS = TaskStatus.CANCELLED, TaskStatus.SUCCESS
 
 @dataclass
 class Threaded:
-    """What the plain `def` handler saw."""
+    """What the plain `def` handler, and the one that swallows its cancellation, saw."""
 
     started: threading.Event = field(default_factory=threading.Event)
     saw_cancelled: list[bool] = field(default_factory=list)
+    waiting: asyncio.Event = field(default_factory=asyncio.Event)  # the stubborn handler waits
+    swallowed: list[bool] = field(default_factory=list)
 
 
 def threaded_registry(seen: Threaded) -> Registry:
@@ -58,6 +60,16 @@ def threaded_registry(seen: Threaded) -> Registry:
                 return "stopped early"
             stopped.wait(0.005)
         return "ran to the end"
+
+    @tasks.task("t.stubborn")
+    async def stubborn(payload: dict[str, Any], ctx: TaskContext) -> str:
+        seen.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.swallowed.append(ctx.cancelled)
+            return "ignored the cancellation"
+        return "never"
 
     return tasks
 
@@ -133,6 +145,24 @@ async def test_a_def_handler_sees_ctx_cancelled_and_its_attempt_ends_cancelled(
     done = await env.get(task)
     assert (done.status, done.result) == (CANCELLED, None)  # its early return is no success
     assert env.threaded.saw_cancelled == [False, True]
+    assert await env.outcomes(task) == [AttemptOutcome.CANCELLED]
+
+
+async def test_an_async_handler_that_swallows_its_cancellation_still_ends_cancelled(
+    env: CancelEnv,
+) -> None:
+    task = await env.submit("t.stubborn")
+    worker = env.worker()
+    assert await worker.run_once() == 1
+    await until(env.threaded.waiting)
+
+    await env.tasks.cancel(task.id)
+    await worker.heartbeat()
+    await settled(worker)
+
+    done = await env.get(task)
+    assert (done.status, done.result) == (CANCELLED, None)
+    assert env.threaded.swallowed == [True]
     assert await env.outcomes(task) == [AttemptOutcome.CANCELLED]
 
 
