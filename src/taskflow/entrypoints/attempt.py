@@ -65,7 +65,11 @@ class AttemptRunner:
         self._on_settling = on_settling
 
     async def run(self, run: Run) -> None:
-        """Run the handler and write the outcome; a cancellation hands the attempt back."""
+        """Run the handler and write the outcome.
+
+        A cancellation of the job hands the attempt back (shutdown), unless the task's cancel
+        was requested (CANCELLED) or its lease is gone (nothing written).
+        """
         try:
             result = await self._invoke(run)
         except asyncio.CancelledError:

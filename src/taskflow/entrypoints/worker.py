@@ -144,8 +144,8 @@ class Worker:
             self.renewed(leases, await self._service.renew(leases))
 
     def renewed(self, leases: Mapping[UUID, UUID], renewal: Renewal) -> None:
-        """Act on a renewal of ``leases``: abandon the attempts whose lease is gone, and note
-        the cancel requests found."""
+        """Act on a renewal of ``leases``: abandon the attempts whose lease is gone, and stop
+        those whose cancel was requested."""
         for task_id in leases.keys() - renewal.held:
             self.abandon(task_id)
         for task_id in renewal.cancel_requested:
