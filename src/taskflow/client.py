@@ -55,6 +55,11 @@ class Client:
         """Run a FAILED or CANCELLED task again; ApiError 409 for any other status."""
         return self._call("POST", f"/api/tasks/{task_id}/retry")
 
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        """Cancel a task: a PENDING one is CANCELLED at once, a PROCESSING one gets
+        ``cancel_requested`` and its worker stops it. ``ApiError`` 409 if it is final already."""
+        return self._call("POST", f"/api/tasks/{task_id}/cancel")
+
     def wait(self, task_id: str, *, timeout: float = 60.0, interval: float = 0.1) -> dict[str, Any]:
         """Poll until the task reaches a final state; TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

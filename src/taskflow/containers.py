@@ -13,9 +13,10 @@ from dependency_injector import containers, providers
 
 from taskflow.adapters.clock import SystemClock, uuid7
 from taskflow.adapters.faults import with_faulty_queue, with_faulty_repository
-from taskflow.adapters.memory import InMemoryTaskQueue
+from taskflow.adapters.memory import InMemoryCancelNotices, InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
+from taskflow.adapters.redis_cancel import RedisCancelNotices
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.config import Settings
@@ -73,6 +74,14 @@ class Container(containers.DeclarativeContainer):
         settings.provided.faults,
     )
 
+    cancel_notices = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisCancelNotices, redis_client, prefix=settings.provided.redis_prefix
+        ),
+        memory=providers.Singleton(InMemoryCancelNotices),
+    )
+
     task_service = providers.Singleton(
         TaskService,
         repository=repository,
@@ -81,6 +90,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         new_id=providers.Object(uuid7),
         retry_policy=retry_policy,
+        cancel_notices=cancel_notices,
     )
     execution_service = providers.Factory(
         ExecutionService,

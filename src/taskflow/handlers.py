@@ -35,7 +35,7 @@ class TaskContext:
     idempotency key of side effects, since delivery is at-least-once.
     """
 
-    __slots__ = ("_loop", "_sink", "attempt", "queue", "task_id", "token", "type")
+    __slots__ = ("_cancelled", "_loop", "_sink", "attempt", "queue", "task_id", "token", "type")
 
     def __init__(
         self,
@@ -55,6 +55,23 @@ class TaskContext:
         self.token = token
         self._sink = sink
         self._loop = loop
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel of this task was requested and the worker heard of it.
+
+        A plain ``def`` handler polls it and returns (or raises) early: the attempt then ends
+        CANCELLED whatever the handler did. An ``async def`` handler need not poll: it is
+        cancelled (``asyncio.CancelledError``). Safe to read from any thread.
+        """
+        # One attribute written once by the worker's loop and read by the handler's thread:
+        # a single reference store and load, atomic in CPython with or without the GIL.
+        return self._cancelled
+
+    def mark_cancelled(self) -> None:
+        """For the worker: the cancel of this attempt's task was requested."""
+        self._cancelled = True
 
     def progress(self, fraction: float, message: str = "") -> _Reported:
         """Record how far the handler got. Await it in ``async def`` handlers.

@@ -14,7 +14,7 @@ import pytest
 from tests.integration.conftest import Stack
 from tests.integration.processes import base_env, run_cli, wait_for
 
-COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status", "retry"]
+COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status", "cancel", "retry"]
 
 
 def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]

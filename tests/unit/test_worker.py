@@ -20,6 +20,7 @@ from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.domain.attempts import AttemptEnd
 from taskflow.domain.errors import UnstorableValue
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
+from taskflow.domain.ports import CancelNotices
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
 from taskflow.entrypoints.worker import Worker, WorkerOptions
@@ -119,13 +120,17 @@ class Env:
         self.queue = InMemoryTaskQueue(self.clock)
         self.probe = Probe()
         self.registry = build_registry(self.probe, self.repo)
-        self.tasks = TaskService(
+        self.tasks = self.task_service()
+
+    def task_service(self, cancel_notices: CancelNotices | None = None) -> TaskService:
+        return TaskService(
             repository=self.repo,
             queue=self.queue,
             types=self.registry,
             clock=self.clock,
             new_id=uuid.uuid4,
             retry_policy=POLICY,
+            cancel_notices=cancel_notices,
         )
 
     def execution(self, worker_id: str = "w1") -> ExecutionService:

@@ -10,7 +10,7 @@ import contextlib
 import heapq
 import itertools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -233,3 +233,23 @@ class InMemoryTaskQueue:
         if not self._delayed:
             return 3600.0
         return max(0.001, (self._delayed[0][0] - self._clock.now()).total_seconds())
+
+
+class InMemoryCancelNotices:
+    """Cancel notices within one process (`taskflow dev`): each subscriber gets every notice."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[UUID]] = set()
+
+    async def notify_cancel(self, task_id: UUID) -> None:
+        for subscriber in self._subscribers:
+            subscriber.put_nowait(task_id)
+
+    async def cancellations(self) -> AsyncIterator[UUID]:
+        inbox: asyncio.Queue[UUID] = asyncio.Queue()
+        self._subscribers.add(inbox)
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            self._subscribers.discard(inbox)

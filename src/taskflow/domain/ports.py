@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -105,6 +105,16 @@ class TaskQueue(Protocol):
     async def mark_intact(self) -> None: ...  # call before re-pushing everything the store has
     async def warnings(self) -> list[str]: ...  # settings that put queued ids at risk
     async def ping(self) -> None: ...  # QueueUnavailable when unreachable
+
+
+class CancelNotices(Protocol):
+    """Tells workers within moments that a cancel was requested; it may lose a notice, since
+    the next lease renewal carries every request too."""
+
+    async def notify_cancel(self, task_id: UUID) -> None: ...  # QueueUnavailable when down
+    def cancellations(
+        self,
+    ) -> AsyncIterator[UUID]: ...  # ids notified from now until closed; QueueUnavailable when cut
 
 
 class TaskType(Protocol):

@@ -19,7 +19,13 @@ from typing import Any
 
 import msgspec
 
-from taskflow.domain.errors import InvalidPayload, LeaseLost, StoreUnavailable, UnstorableValue
+from taskflow.domain.errors import (
+    InvalidPayload,
+    InvalidTransition,
+    LeaseLost,
+    StoreUnavailable,
+    UnstorableValue,
+)
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.logs import error_facts, task_facts
@@ -38,7 +44,9 @@ class Run:
     job: asyncio.Task[None] | None = None
     settling: bool = False  # the handler is done; its outcome is being written
     lost: bool = False  # the lease is gone; nothing of this attempt may be written
-    cancel_requested: bool = False  # a renewal found a cancel request for this attempt
+    cancel_requested: bool = False  # the handler was told to stop: the attempt ends CANCELLED
+    context: TaskContext | None = None  # once the handler is about to be called
+    threaded: bool = False  # a plain `def` handler, which can only be asked to stop
     failure: BaseException | None = None  # what the handler raised, logged with its traceback
     started: float = field(default_factory=time.monotonic)
 
@@ -57,24 +65,60 @@ class AttemptRunner:
         self._on_settling = on_settling
 
     async def run(self, run: Run) -> None:
-        """Run the handler and write the outcome; a cancellation hands the attempt back."""
+        """Run the handler and write the outcome.
+
+        A cancellation of the job hands the attempt back (shutdown), unless the task's cancel
+        was requested (CANCELLED) or its lease is gone (nothing written).
+        """
         try:
             result = await self._invoke(run)
         except asyncio.CancelledError:
-            if not run.lost:
+            if run.lost:
+                return  # the lease is gone: nothing of this attempt may be written
+            if run.cancel_requested:
+                await asyncio.shield(self._settle(run, self._acknowledge_cancel))
+            else:
                 # Shutdown: hand the attempt back without counting it (a release).
                 await asyncio.shield(self._settle(run, self._service.release, released=True))
             return
-        except Fail as exc:
-            await self._settle_failure(run, exc, final=True)
-        except Retry as exc:
-            await self._settle_failure(run, exc, retry_after=exc.after)
-        except _Unrunnable as exc:
-            await self._settle_failure(run, exc, final=exc.final)
         except Exception as exc:
-            await self._settle_failure(run, exc)
+            if run.cancel_requested:  # told to stop, it raised: the cancel is what happened
+                await self._settle(run, self._acknowledge_cancel)
+            else:
+                await self._settle_exception(run, exc)
         else:
-            await self._settle(run, functools.partial(self._succeed, result=result))
+            if run.cancel_requested:  # told to stop, it returned early: not a success
+                await self._settle(run, self._acknowledge_cancel)
+            else:
+                await self._settle(run, functools.partial(self._succeed, result=result))
+
+    def cancel(self, run: Run) -> None:
+        """A cancel of the run's task was requested: stop its handler, then record CANCELLED.
+
+        An ``async def`` handler's job is cancelled; a plain ``def`` one sees ``ctx.cancelled``
+        and ends when it returns. A handler that is already done keeps its outcome.
+        """
+        if run.cancel_requested or run.settling or run.lost or run.job is None:
+            return
+        run.cancel_requested = True
+        if run.context is not None:
+            run.context.mark_cancelled()
+        if not run.threaded:
+            run.job.cancel()
+        log.info("cancel requested, stopping the handler", extra=task_facts(run.task))
+
+    async def _acknowledge_cancel(self, task: Task) -> Task:
+        try:
+            return await self._service.acknowledge_cancel(task)
+        except InvalidTransition:
+            # No cancel is stored for this attempt (a notice about an earlier one, say): the
+            # handler was stopped all the same, so hand the attempt back uncounted.
+            return await self._service.release(task)
+
+    async def _settle_exception(self, run: Run, exc: Exception) -> None:
+        retry_after = exc.after if isinstance(exc, Retry) else None
+        final = isinstance(exc, Fail) or (isinstance(exc, _Unrunnable) and exc.final)
+        await self._settle_failure(run, exc, retry_after=retry_after, final=final)
 
     async def _invoke(self, run: Run) -> Any:
         task = run.task
@@ -95,6 +139,7 @@ class AttemptRunner:
             sink=functools.partial(self._progress, run),
             loop=asyncio.get_running_loop(),
         )
+        run.context, run.threaded = ctx, not definition.is_async
         if task.timeout_seconds is None:  # a timeout context costs as much as a no-op handler
             result = await self._call(definition, payload, ctx)
         else:

@@ -138,6 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("id", help="task id")
     _add_url(retry)
     retry.set_defaults(run=_on_task(Client.retry))
+
+    cancel = commands.add_parser("cancel", help="cancel a task through the API")
+    cancel.add_argument("id", help="task id")
+    _add_url(cancel)
+    cancel.set_defaults(run=_on_task(Client.cancel))
     return parser
 
 

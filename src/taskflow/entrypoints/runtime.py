@@ -121,7 +121,13 @@ async def serve_api(container: Container, *, host: str, port: int) -> int:
 def build_worker(container: Container, options: WorkerOptions) -> Worker:
     """A worker whose leases a `LeaseKeeper` thread renews on a connection of its own."""
     keeper = LeaseKeeper(lambda: open_lease_service(container), interval=options.heartbeat_seconds)
-    return Worker(container.execution_service(), container.registry(), options, keeper)
+    return Worker(
+        container.execution_service(),
+        container.registry(),
+        options,
+        keeper,
+        cancel_notices=container.cancel_notices(),
+    )
 
 
 async def serve_worker(container: Container, options: WorkerOptions) -> int:
@@ -152,7 +158,12 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
         await _take_back_orphans(container, lock)
         server = _server(container, host, port)
         stop, force = _stop_on_signals(server)
-        worker = Worker(container.execution_service(), container.registry(), options)
+        worker = Worker(
+            container.execution_service(),
+            container.registry(),
+            options,
+            cancel_notices=container.cancel_notices(),
+        )
         working = asyncio.create_task(worker.run_forever(stop, force))
         log.info(
             "taskflow dev is running",

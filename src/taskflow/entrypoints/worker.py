@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from taskflow.domain.model import Task
-from taskflow.domain.ports import Renewal
+from taskflow.domain.ports import CancelNotices, Renewal
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.attempt import AttemptRunner, Backoff, Run
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
@@ -46,9 +46,12 @@ class Worker:
         registry: Registry,
         options: WorkerOptions,
         lease_keeper: LeaseKeeper | None = None,
+        *,
+        cancel_notices: CancelNotices | None = None,
     ) -> None:
         self._service = service
         self._keeper = lease_keeper
+        self._notices = cancel_notices
         self._options = options
         self._running: dict[UUID, Run] = {}
         self._settling = 0  # runs in _running whose handler is done and outcome being written
@@ -103,6 +106,8 @@ class Worker:
             # The first sweep runs at once: it refills a queue that starts empty.
             asyncio.create_task(self._sweeper.run(self._options.sweep_seconds)),
         ]
+        if self._notices is not None:
+            background.append(asyncio.create_task(self._listen(self._notices)))
         if self._keeper is not None:
             self._keeper.start(self.renewed, asyncio.get_running_loop())
         else:
@@ -139,14 +144,19 @@ class Worker:
             self.renewed(leases, await self._service.renew(leases))
 
     def renewed(self, leases: Mapping[UUID, UUID], renewal: Renewal) -> None:
-        """Act on a renewal of ``leases``: abandon the attempts whose lease is gone, and note
-        the cancel requests found."""
+        """Act on a renewal of ``leases``: abandon the attempts whose lease is gone, and stop
+        those whose cancel was requested."""
         for task_id in leases.keys() - renewal.held:
             self.abandon(task_id)
         for task_id in renewal.cancel_requested:
-            run = self._running.get(task_id)
-            if run is not None:
-                run.cancel_requested = True
+            self.cancel(task_id)
+
+    def cancel(self, task_id: UUID) -> None:
+        """A cancel of the task was requested: if this worker runs it, stop its handler and
+        record the attempt CANCELLED. Otherwise nothing: the task is another worker's."""
+        run = self._running.get(task_id)
+        if run is not None:
+            self._attempts.cancel(run)
 
     def abandon(self, task_id: UUID) -> None:
         """The attempt's lease is gone: stop its handler and write nothing of it."""
@@ -213,6 +223,20 @@ class Worker:
             if run.job is not None and not run.settling:
                 run.job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
+
+    async def _listen(self, notices: CancelNotices) -> None:
+        """Act on cancel notices as they come; a lost one waits for the next lease renewal."""
+        backoff = Backoff()
+        while True:
+            try:
+                async for task_id in notices.cancellations():
+                    backoff.reset()
+                    self.cancel(task_id)
+            except OUTAGES as exc:
+                log.warning("cancel notices unavailable, resubscribing", extra={"error": str(exc)})
+            except Exception:
+                log.exception("cancel notices failed unexpectedly, resubscribing")
+            await asyncio.sleep(backoff.next())
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:

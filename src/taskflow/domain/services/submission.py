@@ -9,6 +9,7 @@ from uuid import UUID
 from taskflow.domain.attempts import Attempt
 from taskflow.domain.errors import (
     InvalidSubmission,
+    QueueUnavailable,
     StaleTask,
     UnstorableValue,
 )
@@ -16,7 +17,13 @@ from taskflow.domain.limits import (
     idempotency_key_problem,
 )
 from taskflow.domain.model import Task
-from taskflow.domain.ports import Clock, TaskQueue, TaskRepository, TaskTypes
+from taskflow.domain.ports import (
+    CancelNotices,
+    Clock,
+    TaskQueue,
+    TaskRepository,
+    TaskTypes,
+)
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.building import Submission, TaskBuilder
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
@@ -34,8 +41,10 @@ class TaskService:
         clock: Clock,
         new_id: Callable[[], UUID],
         retry_policy: RetryPolicy,
+        cancel_notices: CancelNotices | None = None,
     ) -> None:
         self._repo = repository
+        self._notices = cancel_notices
         self._queue = queue
         self._clock = clock
         self._builder = TaskBuilder(types=types, new_id=new_id, retry_policy=retry_policy)
@@ -90,7 +99,16 @@ class TaskService:
         return await self._repo.attempts(task_id)
 
     async def cancel(self, task_id: UUID) -> Task:
-        return await self._change(task_id, lambda t: t.cancel(now=self._clock.now()))
+        """PENDING: CANCELLED at once. PROCESSING: ``cancel_requested``, and its worker told.
+
+        The notice only hastens the stop: the worker's next lease renewal finds the request
+        whether or not the notice arrives.
+        """
+        task = await self._change(task_id, lambda t: t.cancel(now=self._clock.now()))
+        if task.cancel_requested and self._notices is not None:
+            with contextlib.suppress(QueueUnavailable):
+                await self._notices.notify_cancel(task.id)
+        return task
 
     async def retry(self, task_id: UUID) -> Task:
         task = await self._change(task_id, lambda t: t.retry(now=self._clock.now()))

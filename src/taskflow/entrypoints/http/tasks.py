@@ -166,3 +166,18 @@ class TaskController(Controller):
         if log.isEnabledFor(logging.INFO):
             log.info("task retried", extra=task_facts(task))
         return TaskOut.from_task(task)
+
+    @post(
+        "/{task_id:str}/cancel",
+        status_code=200,
+        summary="Cancel a task: PENDING at once, PROCESSING by stopping its handler",
+    )
+    async def cancel_task(
+        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+    ) -> TaskOut:
+        task = await service.cancel(parse_task_id(task_id))
+        log.info(
+            "cancel requested" if task.cancel_requested else "task cancelled",
+            extra=task_facts(task),
+        )
+        return TaskOut.from_task(task)

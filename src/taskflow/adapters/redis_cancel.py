@@ -1,0 +1,48 @@
+"""Cancel notices on Redis pub/sub, on the channel ``P:cancel`` under the key prefix P.
+
+Pub/sub keeps nothing: a worker that is not subscribed when a notice is published never sees
+it. That is acceptable here, since the lease renewal carries every cancel request too; the
+notice only makes the stop prompt (see docs/decisions/0014).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import redis.asyncio
+
+from taskflow.adapters.redis import _mapped_errors, _task_id, logger
+
+#: How long one wait for a message lasts; the subscription's health is checked between waits.
+LISTEN_SECONDS = 1.0
+
+
+class RedisCancelNotices:
+    """`CancelNotices` on Redis pub/sub; one subscriber connection per `cancellations` call."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "taskflow") -> None:
+        self._client = client
+        self.channel = f"{prefix}:cancel"
+
+    async def notify_cancel(self, task_id: UUID) -> None:
+        with _mapped_errors():
+            await self._client.publish(self.channel, str(task_id))
+
+    async def cancellations(self) -> AsyncIterator[UUID]:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            with _mapped_errors():
+                await pubsub.subscribe(self.channel)
+            while True:
+                with _mapped_errors():
+                    message = await pubsub.get_message(timeout=LISTEN_SECONDS)
+                if message is None or message.get("type") != "message":
+                    continue
+                task_id = _task_id(message["data"])
+                if task_id is None:
+                    logger.warning("dropped a cancel notice that is not a task id")
+                    continue
+                yield task_id
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
