@@ -200,7 +200,7 @@ class RedisTaskQueue:
 
     async def _push_many(self, batches: Sequence[Sequence[Dispatch]]) -> list[BaseException | None]:
         keys, args = self._push_arguments([d for batch in batches for d in batch])
-        with _mapped_errors():
+        with mapped_errors():
             await self._push_script(keys=keys, args=args)
         return [None] * len(batches)
 
@@ -209,7 +209,7 @@ class RedisTaskQueue:
             raise ValueError("pop needs at least one queue and a limit of at least 1")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        with _mapped_errors():
+        with mapped_errors():
             while True:
                 ids, wait_ms = await self._take(queues, limit)
                 remaining = deadline - loop.time()
@@ -235,7 +235,7 @@ class RedisTaskQueue:
             group = [dispatches[p] for p in positions]
             pipe.zmscore(ready, [str(d.task_id) for d in group])
             pipe.zmscore(delayed, [f"{d.priority}:{d.task_id}" for d in group])
-        with _mapped_errors():
+        with mapped_errors():
             replies = await pipe.execute()
         missing: list[int] = []
         for index, positions in enumerate(by_queue.values()):
@@ -246,18 +246,18 @@ class RedisTaskQueue:
         return [dispatches[p] for p in sorted(missing)]
 
     async def intact(self) -> bool:
-        with _mapped_errors():
+        with mapped_errors():
             return bool(await self._client.exists(self._marker))
 
     async def mark_intact(self) -> None:
         # A restart without persistence or a FLUSHALL takes this key with the queued ids,
         # which is how the reconciler learns it must re-push everything the store holds.
-        with _mapped_errors():
+        with mapped_errors():
             await self._client.set(self._marker, self._clock.now().isoformat())
 
     async def warnings(self) -> list[str]:
         try:
-            with _mapped_errors():
+            with mapped_errors():
                 config = await self._client.config_get("maxmemory-policy")
         except (QueueUnavailable, redis.exceptions.ResponseError):
             return []  # CONFIG may be disabled on managed Redis; nothing to say then
@@ -270,7 +270,7 @@ class RedisTaskQueue:
         return []
 
     async def ping(self) -> None:
-        with _mapped_errors():
+        with mapped_errors():
             await self._client.ping()
 
     async def close(self) -> None:
@@ -336,7 +336,7 @@ class RedisTaskQueue:
 def _task_ids(members: Sequence[bytes | str]) -> list[UUID]:
     ids = []
     for member in members:
-        task_id = _task_id(member)
+        task_id = task_id_of(member)
         if task_id is None:
             # Someone else wrote into our keys; the id, if any, is still in the store.
             text = member[:LOGGED_CHARS]
@@ -346,7 +346,7 @@ def _task_ids(members: Sequence[bytes | str]) -> list[UUID]:
     return ids
 
 
-def _task_id(member: bytes | str) -> UUID | None:
+def task_id_of(member: bytes | str) -> UUID | None:
     if len(member) != 36:  # the length of str(UUID); spares decoding huge garbage
         return None
     try:
@@ -376,7 +376,7 @@ def _ceil_ms(at: datetime) -> int:
 
 
 @contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
+def mapped_errors() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE as exc:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import redis.asyncio
 
-from taskflow.adapters.redis import _mapped_errors, _task_id, logger
+from taskflow.adapters.redis import logger, mapped_errors, task_id_of
 
 #: How long one wait for a message lasts; the subscription's health is checked between waits.
 LISTEN_SECONDS = 1.0
@@ -26,20 +26,20 @@ class RedisCancelNotices:
         self.channel = f"{prefix}:cancel"
 
     async def notify_cancel(self, task_id: UUID) -> None:
-        with _mapped_errors():
+        with mapped_errors():
             await self._client.publish(self.channel, str(task_id))
 
     async def cancellations(self) -> AsyncIterator[UUID]:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
-            with _mapped_errors():
+            with mapped_errors():
                 await pubsub.subscribe(self.channel)
             while True:
-                with _mapped_errors():
+                with mapped_errors():
                     message = await pubsub.get_message(timeout=LISTEN_SECONDS)
                 if message is None or message.get("type") != "message":
                     continue
-                task_id = _task_id(message["data"])
+                task_id = task_id_of(message["data"])
                 if task_id is None:
                     logger.warning("dropped a cancel notice that is not a task id")
                     continue
