@@ -29,6 +29,7 @@ from taskflow.domain.limits import (
 )
 from taskflow.domain.model import Task
 from taskflow.domain.ports import Clock, TaskQueue, TaskRepository, TaskType, TaskTypes
+from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checked_limit
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
 
@@ -228,6 +229,18 @@ class TaskService:
             base=kind.backoff_base, max=kind.backoff_max
         )
         return kind
+
+    async def find(
+        self, query: TaskQuery, *, after: Position | None = None, limit: int | None = None
+    ) -> Page:
+        """A page of the tasks ``query`` picks, newest first, starting after ``after``;
+        ``limit`` (default ``LIST_LIMIT_DEFAULT``) out of range: InvalidQuery."""
+        size = checked_limit(limit)
+        return Page.of(await self._repo.find(query, after=after, limit=size + 1), size)
+
+    async def stats(self) -> list[TaskCount]:
+        """How many tasks there are per queue, type and status."""
+        return await self._repo.stats()
 
 
 @contextlib.contextmanager
