@@ -4,10 +4,10 @@
 
 Creates a database of its own (dropped at the end unless --keep), migrates it, fills it with
 ``--rows`` tasks in one INSERT … SELECT (30 days of history, 20 types on 10 queues, 90 %
-SUCCESS), then runs each listing the API would run through ``SqlTaskRepository.find``: the
-statement is caught as it is sent and run again under ``EXPLAIN (ANALYZE, BUFFERS)``, and the
-call itself is timed (best and median of 7, after one warm-up). Results: docs/performance.md,
-"Listing".
+SUCCESS; one task in 10,000 of type ``bench.rare`` on queue ``rare``), then runs each listing
+the API would run, through ``SqlTaskRepository.find``: the statement is caught as it is sent
+and run again under ``EXPLAIN (ANALYZE, BUFFERS)``, and the call itself is timed (best and
+median of 7, after one warm-up). Results: docs/performance.md, "Listing".
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ INSERT INTO tasks (id, type, payload, status, queue, priority, attempts, retry_c
                    max_retries, run_at, created_at, updated_at, finished_at, cancel_requested,
                    metadata, version, backoff_base, backoff_max, started_at,
                    lease_token, lease_worker_id, lease_expires_at)
-SELECT gen_random_uuid(), 'bench.t' || (i % 20), '{}'::jsonb, s.status, 'q' || (i % 20 % 10),
+SELECT gen_random_uuid(), CASE WHEN i % 10000 = 5 THEN 'bench.rare' ELSE 'bench.t' || (i % 20) END,
+       '{}'::jsonb, s.status, CASE WHEN i % 10000 = 5 THEN 'rare' ELSE 'q' || (i % 20 % 10) END,
        5, 1, 0, 3, c.at, c.at, c.at, CASE WHEN s.status IN ('PENDING', 'PROCESSING') THEN NULL
        ELSE c.at END, false,
        jsonb_build_object('customer', CASE WHEN i % 2 = 0 THEN to_jsonb(i % 10000)
@@ -67,6 +68,9 @@ def cases(now: datetime) -> dict[str, TaskQuery]:
         ),
         "queue=q3 (10 %)": TaskQuery(queue="q3"),
         "type=bench.t7 (5 %)": TaskQuery(type="bench.t7"),
+        "queue=rare (0.01 %)": TaskQuery(queue="rare"),
+        "type=bench.rare (0.01 %)": TaskQuery(type="bench.rare"),
+        "queue=unused (no task)": TaskQuery(queue="unused"),
         "created in one hour, 15 days ago": TaskQuery(
             created_after=window, created_before=window + timedelta(hours=1)
         ),
