@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -81,3 +83,41 @@ class Client:
             raise ApiError(response.status_code, problem)
         result: dict[str, Any] = response.json()
         return result
+
+    def list(
+        self,
+        *,
+        status: Sequence[str] = (),
+        type: str | None = None,
+        queue: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of tasks, newest first: ``{"items": [task, …], "next_cursor": str | None}``.
+
+        Pass ``next_cursor`` back as ``cursor`` (with the same filters) for the next page.
+        Timestamps must carry a time zone; metadata values are compared as docs/api.md says.
+        """
+        params: list[tuple[str, str]] = [("status", s) for s in status]
+        named = {
+            "type": type,
+            "queue": queue,
+            "created_after": _text(created_after),
+            "created_before": _text(created_before),
+            "limit": None if limit is None else str(limit),
+            "cursor": cursor,
+        }
+        params += [(name, value) for name, value in named.items() if value is not None]
+        params += [(f"metadata.{key}", value) for key, value in (metadata or {}).items()]
+        return self._call("GET", "/api/tasks", params=params)
+
+    def stats(self) -> dict[str, Any]:
+        """``{"items": [{queue, type, status, count}, …]}``: tasks per queue, type and status."""
+        return self._call("GET", "/api/tasks/stats")
+
+
+def _text(moment: datetime | str | None) -> str | None:
+    return moment.isoformat() if isinstance(moment, datetime) else moment

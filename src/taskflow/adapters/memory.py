@@ -10,6 +10,7 @@ import contextlib
 import heapq
 import itertools
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -24,6 +25,7 @@ from taskflow.domain.errors import (
 )
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch, Renewal
+from taskflow.domain.queries import Position, TaskCount, TaskQuery
 
 
 class InMemoryTaskRepository:
@@ -146,6 +148,19 @@ class InMemoryTaskRepository:
 
     async def close(self) -> None:
         return None
+
+    async def find(self, query: TaskQuery, *, after: Position | None, limit: int) -> list[Task]:
+        found = [
+            t
+            for t in self._tasks.values()
+            if query.matches(t) and (after is None or Position.of(t) < after)
+        ]
+        found.sort(key=Position.of, reverse=True)
+        return found[:limit]
+
+    async def stats(self) -> list[TaskCount]:
+        counts = Counter((t.queue, t.type, t.status) for t in self._tasks.values())
+        return [TaskCount(*key, count) for key, count in sorted(counts.items())]
 
 
 class InMemoryTaskQueue:

@@ -96,3 +96,10 @@ class QueueUnavailable(TaskflowError):
 
 class IdempotencyKeyReused(TaskflowError):
     """This Idempotency-Key was used before with a different request."""
+
+
+class InvalidQuery(InvalidSubmission):
+    """The query is not valid."""
+
+    # A kind of InvalidSubmission so that it is answered as every other fault in a request is:
+    # a 400 naming ``field``, the parameter at fault.

@@ -98,3 +98,14 @@ def type_options_problem(
         ("timeout_seconds", None if timeout_seconds is None else timeout_problem(timeout_seconds)),
     ]
     return next(((field, problem) for field, problem in found if problem), None)
+
+
+#: Tasks on one page of a listing (docs/api.md, "GET /api/tasks").
+LIST_LIMIT_MAX: Final = 500
+LIST_LIMIT_DEFAULT: Final = 50
+
+
+def list_limit_problem(limit: int) -> str | None:
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        return f"limit must lie in 1-{LIST_LIMIT_MAX}"
+    return None

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.model import Task
+from taskflow.domain.queries import Position, TaskCount, TaskQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,12 @@ class TaskRepository(Protocol):
 
     async def ping(self) -> None: ...  # StoreUnavailable when unreachable
     async def close(self) -> None: ...  # hands back what it holds (connections); idempotent
+
+    async def find(
+        self, query: TaskQuery, *, after: Position | None, limit: int
+    ) -> list[Task]: ...  # matching tasks, (created_at, id) descending, strictly below ``after``
+
+    async def stats(self) -> list[TaskCount]: ...  # tasks per (queue, type, status), in that order
 
 
 class TaskQueue(Protocol):

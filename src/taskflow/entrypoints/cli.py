@@ -22,6 +22,7 @@ from taskflow.domain.limits import (
     MAX_RETRIES_LIMIT,
     MIN_PRIORITY,
 )
+from taskflow.entrypoints import cli_tasks
 from taskflow.entrypoints.errors import CannotStart
 
 PROG = "taskflow"
@@ -143,6 +144,23 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", help="task id")
     _add_url(cancel)
     cancel.set_defaults(run=_on_task(Client.cancel))
+
+    tasks = commands.add_parser("tasks", help="list and count tasks through the API")
+    actions = tasks.add_subparsers(
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        parser_class=_Parser,
+        help="list: a page of tasks; stats: counts per queue, type and status",
+    )
+    listing = actions.add_parser("list", help="list tasks newest first, a page at a time")
+    cli_tasks.add_list_options(listing)
+    _add_url(listing)
+    listing.set_defaults(run=_tasks_list)
+    stats = actions.add_parser("stats", help="count tasks per queue, type and status")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    _add_url(stats)
+    stats.set_defaults(run=_tasks_stats)
     return parser
 
 
@@ -279,6 +297,36 @@ def _on_task(act: Callable[[Client, str], dict[str, Any]]) -> Callable[[argparse
         return 0
 
     return command
+
+
+def _tasks_list(args: argparse.Namespace) -> int:
+    filters = cli_tasks.list_filters(args)
+    page = _ask(args, lambda client: client.list(**filters))
+    if page is not None:
+        cli_tasks.print_page(page, as_json=args.json)
+    return 1 if page is None else 0
+
+
+def _tasks_stats(args: argparse.Namespace) -> int:
+    counts = _ask(args, lambda client: client.stats())
+    if counts is not None:
+        cli_tasks.print_counts(counts, as_json=args.json)
+    return 1 if counts is None else 0
+
+
+def _ask(
+    args: argparse.Namespace, call: Callable[[Client], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """What ``call`` gets from the API; None, once the failure is said, when it fails."""
+    url = _api_url(args)
+    try:
+        with Client(url) as client:
+            return call(client)
+    except ApiError as exc:
+        _fail(str(exc))
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the API at {url}: {exc}")
+    return None
 
 
 def _api_url(args: argparse.Namespace) -> str:

@@ -27,19 +27,23 @@ from sqlalchemy import (
     String,
     Update,
     Uuid,
+    and_,
     any_,
     bindparam,
     case,
+    exists,
     func,
     insert,
     literal,
     null,
+    or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -50,6 +54,7 @@ from taskflow.adapters.sql.schema import UtcDateTime, keeping_renewal, status_in
 from taskflow.domain.attempts import AttemptEnd
 from taskflow.domain.model import CLAIMABLE, TaskStatus
 from taskflow.domain.ports import Clock
+from taskflow.domain.queries import MetadataEquals
 
 #: The writes a store makes over and over: each may keep a connection of its own.
 Write = Literal["insert", "save", "claim"]
@@ -88,6 +93,10 @@ class Dialect(Protocol):
         """``claiming`` the ids, with an attempt opened for each row claimed; the rows."""
 
     async def close(self) -> None: ...  # hands back the connections it holds
+
+    def metadata_equals(self, condition: MetadataEquals) -> ColumnElement[bool]:
+        """The task's top-level metadata ``key`` holds one of ``condition.values()``."""
+        ...
 
 
 def dialect_for(engine: AsyncEngine, clock: Clock) -> Dialect:
@@ -149,6 +158,14 @@ class PostgresDialect:
         for held in self._held.values():
             await held.close()
 
+    def metadata_equals(self, condition: MetadataEquals) -> ColumnElement[bool]:
+        # Containment, which the GIN index (jsonb_path_ops) on metadata serves; for scalars
+        # it is JSON equality (42 @> 42.0, "42" not @> 42).
+        document = type_coerce(tasks.c.metadata, JSONB())
+        return or_(
+            *(document.contains(literal({condition.key: v}, JSONB())) for v in condition.values())
+        )
+
 
 class SqliteDialect:
     refusals: tuple[type[Exception], ...] = ()
@@ -207,6 +224,24 @@ class SqliteDialect:
 
     async def close(self) -> None:
         return None
+
+    def metadata_equals(self, condition: MetadataEquals) -> ColumnElement[bool]:
+        # json_each rather than a JSON path: any key, quotes and dots included, needs no escape.
+        each = func.json_each(tasks.c.metadata).table_valued("key", "value", "type")
+        typed = or_(*(_sqlite_json_is(each.c.type, each.c.value, v) for v in condition.values()))
+        member = select(literal(1)).select_from(each).where(each.c.key == condition.key, typed)
+        return exists(member)
+
+
+def _sqlite_json_is(kind: ColumnElement[Any], value: ColumnElement[Any], want: Any) -> Any:
+    """json_each's ``type`` and ``value`` of a member equal to the JSON scalar ``want``."""
+    if want is None:
+        return kind == "null"
+    if isinstance(want, bool):
+        return kind == ("true" if want else "false")
+    if isinstance(want, str):
+        return and_(kind == "text", value == want)
+    return and_(kind.in_(["integer", "real"]), value == want)
 
 
 def claiming(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
-from taskflow.adapters.sql import history
+from taskflow.adapters.sql import history, listing
 from taskflow.adapters.sql.dialect import Dialect, Write, dialect_for
 from taskflow.adapters.sql.engine import create_engine, store_errors
 from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_task
@@ -33,8 +33,9 @@ from taskflow.domain.errors import (
     TaskNotFound,
     UnstorableValue,
 )
-from taskflow.domain.model import ACTIVE, CLAIMABLE, Task
+from taskflow.domain.model import ACTIVE, CLAIMABLE, Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch, Renewal
+from taskflow.domain.queries import Position, TaskCount, TaskQuery
 
 SaveItem = tuple[Task, AttemptEnd | None]
 Outcomes = list[BaseException | None]
@@ -216,6 +217,17 @@ class SqlTaskRepository:
     async def ping(self) -> None:
         async with self._connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def find(self, query: TaskQuery, *, after: Position | None, limit: int) -> list[Task]:
+        stmt = listing.finding(query, self._dialect, after=after, limit=limit)
+        async with self._connect() as conn:
+            return [to_task(m) for m in (await conn.execute(stmt)).mappings()]
+
+    async def stats(self) -> list[TaskCount]:
+        async with self._connect() as conn:
+            rows = (await conn.execute(listing.counting())).all()
+        # Sorted here: the databases' collations need not agree on the order of names.
+        return sorted(TaskCount(q, t, TaskStatus(s), n) for q, t, s, n in rows)
 
     @classmethod
     def connect(

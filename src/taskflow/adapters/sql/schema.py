@@ -150,6 +150,18 @@ Index(
 )
 # Listing newest first, with (created_at, id) as the keyset cursor.
 Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
+# Listing filtered by one column: its rows in the listing's order, read newest first and
+# stopped at the page's end (adapters/sql/listing.py; docs/performance.md, "Listing").
+Index("ix_tasks_status_created_at_id", tasks.c.status, tasks.c.created_at, tasks.c.id)
+Index("ix_tasks_queue_created_at_id", tasks.c.queue, tasks.c.created_at, tasks.c.id)
+Index("ix_tasks_type_created_at_id", tasks.c.type, tasks.c.created_at, tasks.c.id)
+# metadata @> '{"k": v}' on PostgreSQL; SQLite (taskflow dev) reads the rows instead.
+Index(
+    "ix_tasks_metadata",
+    tasks.c.metadata,
+    postgresql_using="gin",
+    postgresql_ops={"metadata": "jsonb_path_ops"},
+).ddl_if(dialect="postgresql")
 
 # One row per claim, opened with it and closed in the same write as the attempt's outcome.
 attempts = Table(

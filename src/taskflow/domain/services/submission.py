@@ -24,6 +24,7 @@ from taskflow.domain.ports import (
     TaskRepository,
     TaskTypes,
 )
+from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checked_limit
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.building import Submission, TaskBuilder
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
@@ -124,6 +125,18 @@ class TaskService:
                 continue
             return changed
         raise StaleTask(f"task {task_id} kept changing; try again")
+
+    async def find(
+        self, query: TaskQuery, *, after: Position | None = None, limit: int | None = None
+    ) -> Page:
+        """A page of the tasks ``query`` picks, newest first, starting after ``after``;
+        ``limit`` (default ``LIST_LIMIT_DEFAULT``) out of range: InvalidQuery."""
+        size = checked_limit(limit)
+        return Page.of(await self._repo.find(query, after=after, limit=size + 1), size)
+
+    async def stats(self) -> list[TaskCount]:
+        """How many tasks there are per queue, type and status."""
+        return await self._repo.stats()
 
 
 @contextlib.contextmanager

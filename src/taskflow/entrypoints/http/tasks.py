@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_BATCH, MAX_METADATA_BYTES
 from taskflow.domain.services import TaskService
+from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
 from taskflow.entrypoints.http.schemas import (
     AttemptOut,
     AttemptsOut,
@@ -140,6 +141,24 @@ class TaskController(Controller):
         return Response(
             TasksOut([TaskOut.from_task(t) for t in tasks]), status_code=202, headers=headers
         )
+
+    # Before "/{task_id}": "stats" is not an id.
+    @get("/stats", summary="Count tasks per queue, type and status")
+    async def task_stats(self, service: NamedDependency[TaskService]) -> TaskCountsOut:
+        return TaskCountsOut.from_counts(await service.stats())
+
+    @get(
+        "/",
+        summary="List tasks newest first, a page at a time",
+        description="Filters: status (repeatable), type, queue, created_after, created_before, "
+        "metadata.KEY=VALUE; limit; cursor (the next_cursor of the previous page).",
+    )
+    async def list_tasks(
+        self, request: Request[Any, Any, Any], service: NamedDependency[TaskService]
+    ) -> TaskPageOut:
+        asked = parse_list_request(request.query_params)
+        page = await service.find(asked.query, after=asked.after, limit=asked.limit)
+        return TaskPageOut.from_page(page)
 
     @get("/{task_id:str}", summary="Get a task")
     async def get_task(

@@ -1,0 +1,48 @@
+"""A ``TaskQuery`` as SQL: the listing's WHERE, its keyset and the counts of ``stats``.
+
+The metadata filter is the one part each database says its own way (``Dialect.metadata_equals``);
+the rest is the same statement on both. Each filter has an index that leads with its column and
+ends with ``(created_at, id)``, the listing's order (schema.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, Uuid, func, literal, select, tuple_
+from sqlalchemy.sql.elements import ColumnElement
+
+from taskflow.adapters.sql.dialect import Dialect
+from taskflow.adapters.sql.schema import UtcDateTime, status_in, tasks
+from taskflow.domain.queries import Position, TaskQuery
+
+
+def finding(
+    query: TaskQuery, dialect: Dialect, *, after: Position | None, limit: int
+) -> Select[Any]:
+    stmt = select(tasks).where(*_conditions(query, dialect))
+    if after is not None:
+        key = tuple_(literal(after.created_at, UtcDateTime()), literal(after.id, Uuid()))
+        stmt = stmt.where(tuple_(tasks.c.created_at, tasks.c.id) < key)
+    return stmt.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+
+
+def counting() -> Select[Any]:
+    columns = (tasks.c.queue, tasks.c.type, tasks.c.status)
+    return select(*columns, func.count()).group_by(*columns)
+
+
+def _conditions(query: TaskQuery, dialect: Dialect) -> list[ColumnElement[bool]]:
+    found = []
+    if query.statuses:
+        found.append(status_in(query.statuses))
+    if query.type is not None:
+        found.append(tasks.c.type == query.type)
+    if query.queue is not None:
+        found.append(tasks.c.queue == query.queue)
+    if query.created_after is not None:
+        found.append(tasks.c.created_at > literal(query.created_after, UtcDateTime()))
+    if query.created_before is not None:
+        found.append(tasks.c.created_at < literal(query.created_before, UtcDateTime()))
+    found.extend(dialect.metadata_equals(m) for m in query.metadata)
+    return found
