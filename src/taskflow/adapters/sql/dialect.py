@@ -122,7 +122,8 @@ class PostgresDialect:
         # One array parameter: the same SQL text, so one cached plan, for any batch size.
         return tasks.c.id == any_(literal(list(ids), ARRAY(Uuid())))
 
-    def is_unique_violation(self, exc: sa_exc.IntegrityError) -> bool:
+    @staticmethod
+    def is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
         return getattr(exc.orig, "sqlstate", None) == "23505"
 
     def writing(self, write: Write) -> AbstractAsyncContextManager[AsyncConnection]:

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskflow.adapters.sql import postgres, rows
+from taskflow.adapters.sql.dialect import PostgresDialect
 from taskflow.domain.errors import DuplicateTask
 from taskflow.domain.model import Task
 
@@ -46,9 +48,7 @@ async def add_in_transaction(conn: Connection, tasks: Sequence[Task]) -> None:
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, ids)
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateTask() from exc
-    except Exception as exc:  # SQLAlchemy wraps the driver's error
-        if isinstance(getattr(exc, "orig", None), asyncpg.UniqueViolationError) or (
-            getattr(getattr(exc, "orig", None), "sqlstate", None) == "23505"
-        ):
+    except sa_exc.IntegrityError as exc:  # the same, wrapped by SQLAlchemy
+        if PostgresDialect.is_unique_violation(exc):
             raise DuplicateTask() from exc
         raise
