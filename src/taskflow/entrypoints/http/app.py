@@ -13,7 +13,9 @@ from litestar.openapi import OpenAPIConfig
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
+from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
+from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
 from taskflow.entrypoints.http.types import describe_types, list_types
 from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
@@ -50,7 +52,7 @@ def create_app(container: Container) -> Litestar:
         await close_container(container)
 
     return Litestar(
-        route_handlers=[TaskController, list_types, live, ready],
+        route_handlers=[TaskController, list_types, live, ready, assets_router()],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
@@ -73,8 +75,11 @@ def create_app(container: Container) -> Litestar:
             title="taskflow",
             version=API_VERSION,
             description="Submit background tasks and follow them to completion.",
-            path="/schema",
+            path=SCHEMA_PATH,
+            render_plugins=render_plugins(),
         ),
+        # The submission body as one schema per registered type (docs/api.md, "OpenAPI").
+        plugins=[SubmissionSchemaPlugin(container.registry())],
         on_startup=[startup],
         on_shutdown=[shutdown],
         logging_config=None,  # ours (logs.configure) stays in charge

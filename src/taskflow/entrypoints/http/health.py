@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from taskflow.entrypoints.http.problems import RETRY_AFTER_SECONDS
 from taskflow.entrypoints.http.schemas import CheckOut, ReadinessOut
@@ -32,12 +33,24 @@ async def _check(probe: Probe) -> CheckOut:
     return CheckOut("up")
 
 
-@get("/health/live", tags=["health"], summary="The process is up")
+@get("/health/live", tags=["health"], summary="The process is up", operation_id="live")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", tags=["health"], summary="The API can accept work")
+@get(
+    "/health/ready",
+    tags=["health"],
+    summary="The API can accept work",
+    operation_id="ready",
+    responses={
+        503: ResponseSpec(
+            ReadinessOut,
+            description="The database is unreachable; retry after the Retry-After seconds.",
+            generate_examples=False,
+        )
+    },
+)
 async def ready(probes: NamedDependency[Probes]) -> Response[ReadinessOut]:
     store, queue = await asyncio.gather(_check(probes.store), _check(probes.queue))
     checks = {"database": store, "queue": queue}

@@ -17,6 +17,13 @@ from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_BATCH, MAX_METADATA_BYTES
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
+from taskflow.entrypoints.http.openapi import (
+    SUBMIT_PROBLEMS,
+    ListTasksOperation,
+    SubmitOneOperation,
+    SubmitOperation,
+    problem_responses,
+)
 from taskflow.entrypoints.http.schemas import (
     AttemptOut,
     AttemptsOut,
@@ -83,7 +90,15 @@ class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]
 
-    @post("/", status_code=202, before_request=require_json, summary="Submit a task")
+    @post(
+        "/",
+        status_code=202,
+        before_request=require_json,
+        summary="Submit a task",
+        operation_id="submit_task",
+        operation_class=SubmitOneOperation,
+        responses=problem_responses(*SUBMIT_PROBLEMS),
+    )
     async def submit(
         self,
         request: Request[Any, Any, Any],
@@ -111,6 +126,9 @@ class TaskController(Controller):
         status_code=202,
         before_request=require_json,
         summary=f"Submit 1-{MAX_BATCH} tasks at once: all are accepted or none",
+        operation_id="submit_batch",
+        operation_class=SubmitOperation,
+        responses=problem_responses(*SUBMIT_PROBLEMS),
     )
     async def submit_batch(
         self,
@@ -143,7 +161,12 @@ class TaskController(Controller):
         )
 
     # Before "/{task_id}": "stats" is not an id.
-    @get("/stats", summary="Count tasks per queue, type and status")
+    @get(
+        "/stats",
+        summary="Count tasks per queue, type and status",
+        operation_id="task_stats",
+        responses=problem_responses(503),
+    )
     async def task_stats(self, service: NamedDependency[TaskService]) -> TaskCountsOut:
         return TaskCountsOut.from_counts(await service.stats())
 
@@ -152,6 +175,9 @@ class TaskController(Controller):
         summary="List tasks newest first, a page at a time",
         description="Filters: status (repeatable), type, queue, created_after, created_before, "
         "metadata.KEY=VALUE; limit; cursor (the next_cursor of the previous page).",
+        operation_id="list_tasks",
+        operation_class=ListTasksOperation,
+        responses=problem_responses(400, 503),
     )
     async def list_tasks(
         self, request: Request[Any, Any, Any], service: NamedDependency[TaskService]
@@ -160,13 +186,23 @@ class TaskController(Controller):
         page = await service.find(asked.query, after=asked.after, limit=asked.limit)
         return TaskPageOut.from_page(page)
 
-    @get("/{task_id:str}", summary="Get a task")
+    @get(
+        "/{task_id:str}",
+        summary="Get a task",
+        operation_id="get_task",
+        responses=problem_responses(400, 404, 503),
+    )
     async def get_task(
         self, task_id: FromPath[str], service: NamedDependency[TaskService]
     ) -> TaskOut:
         return TaskOut.from_task(await service.get(parse_task_id(task_id)))
 
-    @get("/{task_id:str}/attempts", summary="List a task's attempts, oldest first")
+    @get(
+        "/{task_id:str}/attempts",
+        summary="List a task's attempts, oldest first",
+        operation_id="list_attempts",
+        responses=problem_responses(400, 404, 503),
+    )
     async def list_attempts(
         self, task_id: FromPath[str], service: NamedDependency[TaskService]
     ) -> AttemptsOut:
@@ -177,6 +213,8 @@ class TaskController(Controller):
         "/{task_id:str}/retry",
         status_code=202,
         summary="Run a FAILED or CANCELLED task again (409 for any other status)",
+        operation_id="retry_task",
+        responses=problem_responses(400, 404, 409, 503),
     )
     async def retry_task(
         self, task_id: FromPath[str], service: NamedDependency[TaskService]
@@ -190,6 +228,8 @@ class TaskController(Controller):
         "/{task_id:str}/cancel",
         status_code=200,
         summary="Cancel a task: PENDING at once, PROCESSING by stopping its handler",
+        operation_id="cancel_task",
+        responses=problem_responses(400, 404, 409, 503),
     )
     async def cancel_task(
         self, task_id: FromPath[str], service: NamedDependency[TaskService]

@@ -32,7 +32,12 @@ def describe_types(registry: Registry, policy: RetryPolicy) -> TaskTypesOut:
     return TaskTypesOut(items)
 
 
-@get("/api/types", tags=["types"], summary="The registered task types and their payload schemas")
+@get(
+    "/api/types",
+    tags=["types"],
+    summary="The registered task types and their payload schemas",
+    operation_id="list_types",
+)
 async def list_types(request: Request[Any, Any, Any]) -> TaskTypesOut:
     # Built once at start: the registry does not change while the process runs.
     described: TaskTypesOut = request.app.state.types
