@@ -220,29 +220,34 @@ _LOCATION = OpenAPIHeader(
 )
 
 
+def _add_success_headers(operation: Operation, headers: dict[str, OpenAPIHeader]) -> None:
+    for status, answer in (operation.responses or {}).items():
+        if status.startswith("2") and not isinstance(answer, Reference):
+            answer.headers = {**headers, **(answer.headers or {})}
+
+
 @dataclass
 class ListTasksOperation(Operation):
     """``GET /api/tasks``: its query parameters, parsed by hand (listing.py)."""
 
     def __post_init__(self) -> None:
         self.parameters = [*(self.parameters or []), *LIST_PARAMETERS]
+        self.description = "\n\n".join(filter(None, [self.description, METADATA_FILTERS]))
 
 
 @dataclass
 class SubmitOperation(Operation):
-    """``POST /api/tasks`` and ``/batch``: the Idempotency-Key header and what answers carry."""
+    """``POST /api/tasks/batch``: the Idempotency-Key header, and the header of a replay."""
 
     def __post_init__(self) -> None:
         self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY_HEADER]
-        for status, answer in (self.responses or {}).items():
-            if status.startswith("2") and not isinstance(answer, Reference):
-                answer.headers = {**(answer.headers or {}), "Idempotent-Replayed": _REPLAYED}
+        _add_success_headers(self, {"Idempotent-Replayed": _REPLAYED})
 
 
 @dataclass
-class SubmitOneOperation(SubmitOperation):
+class SubmitOneOperation(Operation):
+    """``POST /api/tasks``: as a batch, and the new task's Location."""
+
     def __post_init__(self) -> None:
-        super().__post_init__()
-        for status, answer in (self.responses or {}).items():
-            if status.startswith("2") and not isinstance(answer, Reference):
-                answer.headers = {"Location": _LOCATION, **(answer.headers or {})}
+        self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY_HEADER]
+        _add_success_headers(self, {"Location": _LOCATION, "Idempotent-Replayed": _REPLAYED})
