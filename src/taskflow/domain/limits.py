@@ -109,3 +109,24 @@ def list_limit_problem(limit: int) -> str | None:
     if not 1 <= limit <= LIST_LIMIT_MAX:
         return f"limit must lie in 1-{LIST_LIMIT_MAX}"
     return None
+
+
+#: Tasks one bulk retry revives at most (docs/api.md, "POST /api/tasks/retry").
+RETRY_MANY_LIMIT_MAX: Final = 1000
+RETRY_MANY_LIMIT_DEFAULT: Final = 100
+
+
+def retry_many_limit_problem(limit: int) -> str | None:
+    if not 1 <= limit <= RETRY_MANY_LIMIT_MAX:
+        return f"limit must lie in 1-{RETRY_MANY_LIMIT_MAX}"
+    return None
+
+
+#: Who made a change to a task, as the change history records it.
+ACTOR_MAX_LENGTH: Final = 200
+
+
+def actor_problem(actor: str) -> str | None:
+    if not 1 <= len(actor) <= ACTOR_MAX_LENGTH or not _PRINTABLE_ASCII.fullmatch(actor):
+        return f"the actor must be 1-{ACTOR_MAX_LENGTH} printable ASCII characters"
+    return None
