@@ -29,6 +29,24 @@ DEFAULT_MAX_RETRIES: Final = 3
 
 #: The encoded size of ``metadata`` (docs/api.md, "The task"); the payload's is a setting.
 MAX_METADATA_BYTES: Final = 16 * 1024
+
+
+def payload_size_problem(size: int, limit: int) -> str | None:
+    """``size``: the payload's bytes, encoded as JSON; ``limit``: TASKFLOW_MAX_PAYLOAD_BYTES."""
+    if size > limit:
+        return (
+            f"payload is {size} bytes encoded; the limit is {limit} bytes "
+            "(TASKFLOW_MAX_PAYLOAD_BYTES)"
+        )
+    return None
+
+
+def metadata_size_problem(size: int) -> str | None:
+    if size > MAX_METADATA_BYTES:
+        return f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded"
+    return None
+
+
 #: Submissions in one batch (docs/api.md, "HTTP API").
 MAX_BATCH: Final = 1000
 

@@ -14,7 +14,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
-from taskflow.domain.limits import MAX_BATCH, MAX_METADATA_BYTES
+from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
 from taskflow.entrypoints.http.retrying import RetriedOut, RetryIn, RetryManyIn, actor
@@ -59,24 +59,18 @@ def parse_task_id(raw: str) -> UUID:
 
 
 def check_payload_size(payload: dict[str, Any], limits: Limits) -> None:
-    encoded = _encode(payload)
-    if len(encoded) > limits.max_payload_bytes:
-        raise PayloadTooLarge(
-            f"payload is {len(encoded)} bytes encoded; the limit is {limits.max_payload_bytes} "
-            "bytes (TASKFLOW_MAX_PAYLOAD_BYTES)",
-            field="payload",
-        )
+    problem = payload_size_problem(len(_encode(payload)), limits.max_payload_bytes)
+    if problem:
+        raise PayloadTooLarge(problem, field="payload")
 
 
 def check_values(data: SubmitTaskIn, limits: Limits) -> None:
     """The payload's and metadata's encoded sizes."""
     check_payload_size(data.payload, limits)
     if data.metadata is not None:
-        encoded = _encode(data.metadata)
-        if len(encoded) > MAX_METADATA_BYTES:
-            raise InvalidSubmission(
-                f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded", field="metadata"
-            )
+        problem = metadata_size_problem(len(_encode(data.metadata)))
+        if problem:
+            raise InvalidSubmission(problem, field="metadata")
 
 
 def request_hash(data: msgspec.Struct) -> str:
