@@ -30,7 +30,8 @@ PROBLEMS = {
     ("get", "/api/tasks/{task_id}"): {"400", "404", "503"},
     ("get", "/api/tasks/{task_id}/attempts"): {"400", "404", "503"},
     ("post", "/api/tasks/{task_id}/cancel"): {"400", "404", "409", "503"},
-    ("post", "/api/tasks/{task_id}/retry"): {"400", "404", "409", "503"},
+    ("post", "/api/tasks/{task_id}/retry"): {"400", "404", "409", "413", "503"},
+    ("post", "/api/tasks/retry"): {"400", "415", "503"},
     ("get", "/api/types"): set(),
     ("get", "/health/live"): set(),
 }

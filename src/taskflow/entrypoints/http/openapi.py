@@ -4,8 +4,9 @@
   ``ValidationException`` schema (which no client of ours ever receives) is replaced.
 - ``SubmissionSchemaPlugin``: a submission body as one schema per registered task type, chosen
   by ``type``; built per app, since the registry is the container's.
-- ``ListTasksOperation`` and ``SubmitOperation``: the query parameters and headers the handlers
-  read by hand, described without making Litestar parse them on each request.
+- ``ListTasksOperation``, ``SubmitOperation`` and ``ActorOperation``: the query parameters and
+  headers the handlers read by hand, described without making Litestar parse them on each
+  request.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
 from taskflow.domain.limits import (
+    ACTOR_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
@@ -41,6 +43,7 @@ from taskflow.domain.limits import (
 )
 from taskflow.domain.model import TaskStatus
 from taskflow.entrypoints.http.problems import PROBLEM_JSON
+from taskflow.entrypoints.http.retrying import ACTOR_HEADER
 from taskflow.entrypoints.http.schemas import ProblemOut, SubmitTaskIn
 from taskflow.registry import Registry
 
@@ -211,6 +214,14 @@ IDEMPOTENCY_KEY_HEADER: Final = Parameter(
     "task(s) again, with Idempotent-Replayed: true.",
 )
 
+ACTOR_PARAMETER: Final = Parameter(
+    name=ACTOR_HEADER,
+    param_in="header",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=ACTOR_MAX_LENGTH),
+    description="Who asks, as recorded in the task's changes (printable ASCII); "
+    "the client's address when absent.",
+)
+
 _REPLAYED = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
     description="Present when the answer replays an earlier request with this Idempotency-Key.",
@@ -251,3 +262,11 @@ class SubmitOneOperation(Operation):
     def __post_init__(self) -> None:
         self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY_HEADER]
         _add_success_headers(self, {"Location": _LOCATION, "Idempotent-Replayed": _REPLAYED})
+
+
+@dataclass
+class ActorOperation(Operation):
+    """The retry routes: the Taskflow-Actor header, read by hand (retrying.py)."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), ACTOR_PARAMETER]
