@@ -141,6 +141,46 @@ def test_the_generated_client_submits_gets_lists_and_cancels(
         assert missing.status == 404
 
 
+def test_the_generated_client_retries_one_task_and_many(
+    stack: Stack, client_package: ModuleType
+) -> None:
+    submit_task = _module("api.tasks.submit_task")
+    get_task = _module("api.tasks.get_task")
+    retry_task = _module("api.tasks.retry_task")
+    retry_tasks = _module("api.tasks.retry_tasks")
+    models = _module("models")
+    label = models.BillingSendInvoiceSubmissionMetadataType0.from_dict({"batch": "retry-gen"})
+
+    def failed(order_id: str) -> str:
+        body = models.BillingSendInvoiceSubmission(
+            type_="billing.send_invoice",
+            payload=models.Invoice(order_id=order_id, amount_cents=-1),  # Fail: no retry
+            metadata=label,
+        )
+        task_id = str(submit_task.sync(client=client, body=body).id)
+        assert _wait(get_task, client, task_id, {"FAILED"}).status == "FAILED"
+        return task_id
+
+    with client_package.Client(base_url=stack.base_url) as client:
+        first, second = failed("R-1"), failed("R-2")
+        fixed = models.RetryIn.from_dict({"payload": {"order_id": "R-1", "amount_cents": 5}})
+        retried = retry_task.sync(first, client=client, body=fixed, taskflow_actor="gen@test")
+        assert isinstance(retried, models.TaskOut), retried
+        assert retried.payload["amount_cents"] == 5
+        assert _wait(get_task, client, first, {"SUCCESS"}).status == "SUCCESS"
+
+        many = models.RetryManyIn.from_dict({"metadata": {"batch": "retry-gen"}, "limit": 10})
+        answer = retry_tasks.sync(client=client, body=many)
+        assert isinstance(answer, models.RetriedOut), answer
+        assert [str(i) for i in answer.ids] == [second]
+        again = _wait(get_task, client, second, {"FAILED"})
+        assert (again.status, again.attempts) == ("FAILED", 2)
+
+        refused = retry_task.sync(first, client=client, body=None)  # SUCCESS is final
+        assert isinstance(refused, models.ProblemOut)
+        assert refused.status == 409
+
+
 def test_a_wrong_payload_is_refused_before_it_is_sent(
     generated: Path, client_package: ModuleType
 ) -> None:
