@@ -1,0 +1,32 @@
+"""Where a client sends its requests, with which key, and how often it tries again."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    base_url: str
+    headers: dict[str, str]
+    retries: int
+
+    @classmethod
+    def of(cls, base_url: str | None, *, api_key: str | None, retries: int) -> Connection:
+        """``base_url`` and ``api_key`` as given, else from ``TASKFLOW_API_URL`` and
+        ``TASKFLOW_API_KEY``; an empty or blank variable counts as unset."""
+        if retries < 0:
+            raise ValueError("retries cannot be negative")
+        url = base_url or _env("TASKFLOW_API_URL") or DEFAULT_API_URL
+        key = api_key or _env("TASKFLOW_API_KEY")
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return cls(url.rstrip("/"), headers, retries)
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
