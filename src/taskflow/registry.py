@@ -63,7 +63,9 @@ class TaskDefinition:
             isinstance(expected, type) and isinstance(payload, expected)
         ):
             wanted = getattr(expected, "__name__", str(expected))
-            raise TypeError(f"{self.name} takes a {wanted} payload, got {type(payload).__name__}")
+            raise TypeError(
+                f"{self.name}: the payload must be {wanted}, got {type(payload).__name__}"
+            )
         raw = msgspec.to_builtins(payload)
         try:
             self.validate(raw)

@@ -172,8 +172,10 @@ def retry(task_id: TaskId, payload: Payload | None) -> Call[Task]:
 
 
 def retry_many(selection: RetrySelection) -> Call[RetriedTasks]:
-    body = {name: _text(value) for name, value in selection.items() if value not in (None, ())}
-    return Call("POST", "/api/tasks/retry", _retried, body=_encode(body))
+    given = {name: _text(value) for name, value in selection.items() if value is not None}
+    if not given.get("status"):  # no statuses named: the API's own choice
+        given.pop("status", None)
+    return Call("POST", "/api/tasks/retry", _retried, body=_encode(given))
 
 
 def list_tasks(filters: TaskFilters, *, limit: int | None, cursor: str | None) -> Call[TaskPage]:
