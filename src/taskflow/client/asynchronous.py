@@ -40,16 +40,10 @@ class AsyncClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        connection = Connection.of(base_url, api_key=api_key, retries=retries)
+        connection = Connection.of(base_url, api_key=api_key, retries=retries, clock=clock)
+        self._http = httpx.AsyncClient(transport=transport, **connection.http_options(timeout))
         self._connection = connection
-        self._http = httpx.AsyncClient(
-            base_url=connection.base_url,
-            headers=connection.headers,
-            timeout=timeout,
-            transport=transport,
-        )
         self._sleep = sleep
-        self._clock = clock
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -67,7 +61,7 @@ class AsyncClient:
         payload: calls.Payload | None = None,
         **options: Unpack[calls.SubmitOptions],
     ) -> Task:
-        """Submit one task (``POST /api/tasks``); returns it, PENDING."""
+        """As ``Client.submit``."""
         return await self._call(calls.submit(type, payload, options))
 
     async def submit_many(
@@ -76,15 +70,15 @@ class AsyncClient:
         *,
         idempotency_key: str | None = None,
     ) -> list[Task]:
-        """Submit 1 to 1000 tasks, all or none (``POST /api/tasks/batch``), in this order."""
+        """As ``Client.submit_many``."""
         return await self._call(calls.submit_many(submissions, idempotency_key))
 
     async def get(self, task_id: calls.TaskId) -> Task:
-        """The task as it is now."""
+        """As ``Client.get``."""
         return await self._call(calls.get(task_id))
 
     async def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
-        """The task's attempts, oldest first."""
+        """As ``Client.attempts``."""
         return await self._call(calls.attempts(task_id))
 
     async def wait(
@@ -95,29 +89,20 @@ class AsyncClient:
         interval: float = 0.1,
         max_interval: float = 2.0,
     ) -> Task:
-        """Poll until the task is SUCCESS, FAILED or CANCELLED, and return it; the pauses grow
-        from ``interval`` to ``max_interval``. ``TimeoutError`` after ``timeout`` seconds."""
-        return await self._run(
-            waiting(
-                task_id,
-                timeout=timeout,
-                interval=interval,
-                max_interval=max_interval,
-                clock=self._clock,
-                retries=self._connection.retries,
-            )
-        )
+        """As ``Client.wait``."""
+        steps = waiting(task_id, self._connection, timeout, (interval, max_interval))
+        return await self._run(steps)
 
     async def cancel(self, task_id: calls.TaskId) -> Task:
-        """Cancel the task: CANCELLED at once if PENDING, else ``cancel_requested``."""
+        """As ``Client.cancel``."""
         return await self._call(calls.cancel(task_id))
 
     async def retry(self, task_id: calls.TaskId, payload: calls.Payload | None = None) -> Task:
-        """Run a FAILED or CANCELLED task again, with a new payload if one is given."""
+        """As ``Client.retry``."""
         return await self._call(calls.retry(task_id, payload))
 
     async def retry_many(self, **selection: Unpack[calls.RetrySelection]) -> RetriedTasks:
-        """Run again the FAILED or CANCELLED tasks that the filters select."""
+        """As ``Client.retry_many``."""
         return await self._call(calls.retry_many(selection))
 
     async def list(
@@ -127,13 +112,13 @@ class AsyncClient:
         cursor: str | None = None,
         **filters: Unpack[calls.TaskFilters],
     ) -> TaskPage:
-        """One page of tasks, newest first; give ``next_cursor`` back as ``cursor``."""
+        """As ``Client.list``."""
         return await self._call(calls.list_tasks(filters, limit=limit, cursor=cursor))
 
     async def pages(
         self, *, limit: int | None = None, **filters: Unpack[calls.TaskFilters]
     ) -> AsyncIterator[TaskPage]:
-        """Every page of tasks that fit the filters, newest first, fetched as you iterate."""
+        """As ``Client.pages``."""
         cursor: str | None = None
         while True:
             page = await self.list(limit=limit, cursor=cursor, **filters)
@@ -145,17 +130,17 @@ class AsyncClient:
     async def iter_tasks(
         self, *, limit: int | None = None, **filters: Unpack[calls.TaskFilters]
     ) -> AsyncIterator[Task]:
-        """Every task that fits the filters, newest first, a page of ``limit`` at a time."""
+        """As ``Client.iter_tasks``."""
         async for page in self.pages(limit=limit, **filters):
             for task in page.items:
                 yield task
 
     async def stats(self) -> builtins.list[TaskCount]:
-        """How many tasks there are per queue, type and status."""
+        """As ``Client.stats``."""
         return await self._call(calls.stats())
 
     async def _call(self, call: calls.Call[T]) -> T:
-        return await self._run(exchange(call, retries=self._connection.retries))
+        return await self._run(exchange(call, self._connection.retries))
 
     async def _run(self, steps: Steps[T]) -> T:
         outcome: Outcome = None

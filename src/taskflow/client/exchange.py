@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ import httpx
 from taskflow.client import calls
 from taskflow.client.answers import Task
 from taskflow.client.errors import error_for
+from taskflow.client.settings import Connection
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ Outcome = httpx.Response | httpx.TransportError | None
 Steps = Generator[Step, Outcome, T]
 
 
-def exchange(call: calls.Call[T], *, retries: int) -> Steps[T]:
+def exchange(call: calls.Call[T], retries: int) -> Steps[T]:
     """Send ``call``; try again up to ``retries`` times after a 503 or a lost connection."""
     tries = 0
     while True:
@@ -62,25 +63,24 @@ def exchange(call: calls.Call[T], *, retries: int) -> Steps[T]:
 
 def waiting(
     task_id: calls.TaskId,
-    *,
+    connection: Connection,
     timeout: float,
-    interval: float,
-    max_interval: float,
-    clock: Callable[[], float],
-    retries: int,
+    pauses: tuple[float, float],
 ) -> Steps[Task]:
-    """Poll the task until it is final; pauses grow from ``interval`` to ``max_interval``."""
+    """Poll the task until it is final; pauses grow from the first of ``pauses`` to the
+    second."""
+    clock = connection.clock
     deadline = clock() + timeout
-    pause = interval
+    pause, max_pause = pauses
     while True:
-        task = yield from exchange(calls.get(task_id), retries=retries)
+        task = yield from exchange(calls.get(task_id), connection.retries)
         if task.done:
             return task
         left = deadline - clock()
         if left <= 0:
             raise TimeoutError(f"task {task_id} is still {task.status} after {timeout}s")
         yield Pause(min(pause, left))
-        pause = min(pause * POLL_GROWTH, max_interval)
+        pause = min(pause * POLL_GROWTH, max_pause)
 
 
 def retry_after(response: httpx.Response) -> float | None:

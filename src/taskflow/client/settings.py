@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
@@ -13,9 +15,17 @@ class Connection:
     base_url: str
     headers: dict[str, str]
     retries: int
+    clock: Callable[[], float]
 
     @classmethod
-    def of(cls, base_url: str | None, *, api_key: str | None, retries: int) -> Connection:
+    def of(
+        cls,
+        base_url: str | None,
+        *,
+        api_key: str | None,
+        retries: int,
+        clock: Callable[[], float],
+    ) -> Connection:
         """``base_url`` and ``api_key`` as given, else from ``TASKFLOW_API_URL`` and
         ``TASKFLOW_API_KEY``; an empty or blank variable counts as unset."""
         if retries < 0:
@@ -25,7 +35,11 @@ class Connection:
         headers = {"Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        return cls(url.rstrip("/"), headers, retries)
+        return cls(url.rstrip("/"), headers, retries, clock)
+
+    def http_options(self, timeout: float) -> dict[str, Any]:
+        """The arguments of ``httpx.Client`` or ``httpx.AsyncClient``, transport apart."""
+        return {"base_url": self.base_url, "headers": self.headers, "timeout": timeout}
 
 
 def _env(name: str) -> str | None:

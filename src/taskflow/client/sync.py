@@ -42,16 +42,10 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        connection = Connection.of(base_url, api_key=api_key, retries=retries)
+        connection = Connection.of(base_url, api_key=api_key, retries=retries, clock=clock)
+        self._http = httpx.Client(transport=transport, **connection.http_options(timeout))
         self._connection = connection
-        self._http = httpx.Client(
-            base_url=connection.base_url,
-            headers=connection.headers,
-            timeout=timeout,
-            transport=transport,
-        )
         self._sleep = sleep
-        self._clock = clock
 
     def __enter__(self) -> Client:
         return self
@@ -99,16 +93,8 @@ class Client:
     ) -> Task:
         """Poll until the task is SUCCESS, FAILED or CANCELLED, and return it; the pauses grow
         from ``interval`` to ``max_interval``. ``TimeoutError`` after ``timeout`` seconds."""
-        return self._run(
-            waiting(
-                task_id,
-                timeout=timeout,
-                interval=interval,
-                max_interval=max_interval,
-                clock=self._clock,
-                retries=self._connection.retries,
-            )
-        )
+        steps = waiting(task_id, self._connection, timeout, (interval, max_interval))
+        return self._run(steps)
 
     def cancel(self, task_id: calls.TaskId) -> Task:
         """Cancel the task: CANCELLED at once if PENDING, else ``cancel_requested``."""
@@ -156,7 +142,7 @@ class Client:
         return self._call(calls.stats())
 
     def _call(self, call: calls.Call[T]) -> T:
-        return self._run(exchange(call, retries=self._connection.retries))
+        return self._run(exchange(call, self._connection.retries))
 
     def _run(self, steps: Steps[T]) -> T:
         outcome: Outcome = None
