@@ -54,7 +54,7 @@ def add_retry_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         choices=sorted(s.value for s in RETRYABLE),
-        help="only tasks in this status; repeat for both (default: the API's, both)",
+        help="only tasks in this status; repeat for both",
     )
     _add_common_filters(parser)
     parser.add_argument(
