@@ -27,8 +27,9 @@ class Client:
     ``base_url`` defaults to ``TASKFLOW_API_URL``, else ``http://127.0.0.1:8000``; ``api_key``
     to ``TASKFLOW_API_KEY`` (sent as ``Authorization: Bearer …``). ``timeout`` is per request.
     A 503, or a connection that broke where sending again is safe, is tried again up to
-    ``retries`` times, after the ``Retry-After`` the API asked for (at most 30 s). ``transport``
-    and ``sleep`` are for tests: an ``httpx.MockTransport``, and a sleep that does not.
+    ``retries`` times, after the ``Retry-After`` the API asked for (at most 30 s).
+    ``transport``, ``sleep`` and ``clock`` are for tests: an ``httpx.MockTransport``, and a
+    sleep and a clock that need not wait for real time.
     """
 
     def __init__(
