@@ -17,11 +17,13 @@ from taskflow import (
     InvalidSubmission,
     NotFound,
     Submission,
+    Unavailable,
     new_idempotency_key,
 )
 from taskflow.client import AttemptOutcome, TaskStatus
 from tests.integration.conftest import Stack, StackFactory
 from tests.integration.sample_tasks import Invoice, build_report, send_invoice
+from tests.integration.servers import PostgresServer
 
 ROOT = str(Path(__file__).resolve().parents[2])
 # Far enough ahead that no worker starts it during a test.
@@ -171,3 +173,34 @@ async def test_the_async_client_does_the_same(stack: Stack) -> None:
             await tf.submit("debug.sleep", {"seconds": -1})
         counts = {(c.type, c.status): c.count for c in await tf.stats()}
         assert counts[("billing.send_invoice", TaskStatus.SUCCESS)] >= 1
+
+
+def test_a_stopped_database_is_waited_out_through_retry_after_and_the_task_stored_once(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    postgres_server.start()
+    factory = StackFactory(postgres_server.create_database, tmp_path)
+    try:
+        stack = factory()
+        stack.start_api()
+        postgres_server.stop()
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            # The client's pause: the database comes back during it, as it would in life.
+            waits.append(seconds)
+            postgres_server.start()
+
+        with Client(stack.base_url, retries=0) as once:
+            with pytest.raises(Unavailable) as down:
+                once.submit("debug.echo", {})
+            assert down.value.retry_after == 5.0
+        key = new_idempotency_key()
+        with Client(stack.base_url, retries=5, sleep=sleep) as patient:
+            task = patient.submit("debug.echo", {"after": "outage"}, idempotency_key=key)
+            assert waits[0] == 5.0  # the API's Retry-After, not the client's own backoff
+            stored = [t for t in patient.iter_tasks() if t.idempotency_key == key]
+        assert [t.id for t in stored] == [task.id]
+    finally:
+        postgres_server.start()
+        factory.close()
