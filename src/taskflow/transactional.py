@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from taskflow.adapters.clock import SystemClock, uuid7
 from taskflow.adapters.sql.transactional import Connection, add_in_transaction
 from taskflow.config import Settings
+from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
+from taskflow.domain.limits import metadata_size_problem, payload_size_problem
 from taskflow.domain.model import Task
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import SubmitTask, TaskBuilder
@@ -55,13 +60,35 @@ async def enqueue(
         run_at=run_at,
         metadata=metadata,
     )
-    builder = TaskBuilder(types=registry, new_id=uuid7, retry_policy=_deployment_policy())
+    _check_sizes(command)
+    builder = TaskBuilder(types=registry, new_id=uuid7, retry_policy=_deployment().policy)
     task = builder.build(command, SystemClock().now(), None)
     await add_in_transaction(conn, [task])
     return task
 
 
+@dataclass(frozen=True, slots=True)
+class _Deployment:
+    policy: RetryPolicy
+    max_payload_bytes: int
+
+
 @functools.cache
-def _deployment_policy() -> RetryPolicy:
+def _deployment() -> _Deployment:
+    """What the deployment's settings (TASKFLOW_*) say of a new task, read once."""
     settings = Settings.from_env()
-    return RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max)
+    policy = RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max)
+    return _Deployment(policy, settings.max_payload_bytes)
+
+
+def _check_sizes(command: SubmitTask) -> None:
+    """The limits the API puts on an encoded payload and metadata, put here too."""
+    problem = payload_size_problem(
+        len(msgspec.json.encode(command.payload)), _deployment().max_payload_bytes
+    )
+    if problem:
+        raise PayloadTooLarge(problem, field="payload")
+    if command.metadata is not None:
+        problem = metadata_size_problem(len(msgspec.json.encode(command.metadata)))
+        if problem:
+            raise InvalidSubmission(problem, field="metadata")

@@ -18,8 +18,15 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import taskflow
+from taskflow.config import Settings
 from taskflow.debug_tasks import tasks as debug_tasks
-from taskflow.domain.errors import InvalidPayload, UnknownTaskType
+from taskflow.domain.errors import (
+    InvalidPayload,
+    InvalidSubmission,
+    PayloadTooLarge,
+    UnknownTaskType,
+)
+from taskflow.domain.limits import MAX_METADATA_BYTES
 from taskflow.domain.model import Task
 from tests.conftest import REDIS_URL
 from tests.integration.conftest import Stack, StackFactory
@@ -134,6 +141,23 @@ async def test_a_submission_the_registry_refuses_writes_nothing(conn: asyncpg.Co
             await taskflow.enqueue(conn, "debug.sleep", {"seconds": "x"}, registry=debug_tasks)
         assert refused.value.field == "payload.seconds"
         assert await conn.fetchval("SELECT count(*) FROM tasks WHERE type = 'no.such'") == 0
+
+
+async def test_a_payload_or_metadata_over_the_api_limits_is_refused_and_writes_nothing(
+    conn: asyncpg.Connection,
+) -> None:
+    limit = Settings.from_env().max_payload_bytes
+    big = {"blob": "x" * limit}
+    before = await conn.fetchval("SELECT count(*) FROM tasks")
+    async with conn.transaction():
+        with pytest.raises(PayloadTooLarge, match="TASKFLOW_MAX_PAYLOAD_BYTES") as refused:
+            await taskflow.enqueue(conn, "debug.echo", big, registry=debug_tasks)
+        assert refused.value.field == "payload"
+        wide = {"note": "y" * MAX_METADATA_BYTES}
+        with pytest.raises(InvalidSubmission) as refused:
+            await taskflow.enqueue(conn, "debug.echo", {}, registry=debug_tasks, metadata=wide)
+        assert refused.value.field == "metadata"
+        assert await conn.fetchval("SELECT count(*) FROM tasks") == before
 
 
 def test_a_commit_nobody_heard_is_dispatched_by_the_next_sweep(

@@ -215,7 +215,7 @@ def test_attempts_lists_each_attempt_oldest_first(
     container: Container,
 ) -> None:
     task_id = _post(client, {"type": "debug.echo", "payload": {}}).json()["id"]
-    assert client.get(f"/api/tasks/{task_id}/attempts").json() == {"items": []}
+    assert client.get(f"/api/tasks/{task_id}/attempts").json() == {"items": [], "changes": []}
     worker = container.execution_service()
 
     async def run_twice() -> None:

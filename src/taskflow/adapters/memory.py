@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt, AttemptEnd
+from taskflow.domain.changes import TaskChange
 from taskflow.domain.errors import (
     DuplicateTask,
     IdempotencyKeyReused,
@@ -33,6 +34,7 @@ class InMemoryTaskRepository:
         self._clock = clock
         self._tasks: dict[UUID, Task] = {}
         self._attempts: dict[UUID, list[Attempt]] = {}
+        self._changes: dict[UUID, list[TaskChange]] = {}
         # key → (request hash, task ids, when stored)
         self._keys: dict[str, tuple[str, list[UUID], datetime]] = {}
 
@@ -161,6 +163,21 @@ class InMemoryTaskRepository:
     async def stats(self) -> list[TaskCount]:
         counts = Counter((t.queue, t.type, t.status) for t in self._tasks.values())
         return [TaskCount(*key, count) for key, count in sorted(counts.items())]
+
+    async def save_changed(self, items: Sequence[tuple[Task, TaskChange]]) -> set[UUID]:
+        written = set()
+        for task, change in items:
+            stored = self._tasks.get(task.id)
+            if stored is None or stored.version != task.version - 1:
+                continue
+            self._tasks[task.id] = task
+            self._changes.setdefault(task.id, []).append(change)
+            written.add(task.id)
+        return written
+
+    async def changes(self, task_id: UUID) -> list[TaskChange]:
+        await self.get(task_id)
+        return list(self._changes.get(task_id, []))
 
 
 class InMemoryTaskQueue:

@@ -29,6 +29,24 @@ DEFAULT_MAX_RETRIES: Final = 3
 
 #: The encoded size of ``metadata`` (docs/api.md, "The task"); the payload's is a setting.
 MAX_METADATA_BYTES: Final = 16 * 1024
+
+
+def payload_size_problem(size: int, limit: int) -> str | None:
+    """``size``: the payload's bytes, encoded as JSON; ``limit``: TASKFLOW_MAX_PAYLOAD_BYTES."""
+    if size > limit:
+        return (
+            f"payload is {size} bytes encoded; the limit is {limit} bytes "
+            "(TASKFLOW_MAX_PAYLOAD_BYTES)"
+        )
+    return None
+
+
+def metadata_size_problem(size: int) -> str | None:
+    if size > MAX_METADATA_BYTES:
+        return f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded"
+    return None
+
+
 #: Submissions in one batch (docs/api.md, "HTTP API").
 MAX_BATCH: Final = 1000
 
@@ -108,4 +126,25 @@ LIST_LIMIT_DEFAULT: Final = 50
 def list_limit_problem(limit: int) -> str | None:
     if not 1 <= limit <= LIST_LIMIT_MAX:
         return f"limit must lie in 1-{LIST_LIMIT_MAX}"
+    return None
+
+
+#: Tasks one bulk retry revives at most (docs/api.md, "POST /api/tasks/retry").
+RETRY_MANY_LIMIT_MAX: Final = 1000
+RETRY_MANY_LIMIT_DEFAULT: Final = 100
+
+
+def retry_many_limit_problem(limit: int) -> str | None:
+    if not 1 <= limit <= RETRY_MANY_LIMIT_MAX:
+        return f"limit must lie in 1-{RETRY_MANY_LIMIT_MAX}"
+    return None
+
+
+#: Who made a change to a task, as the change history records it.
+ACTOR_MAX_LENGTH: Final = 200
+
+
+def actor_problem(actor: str) -> str | None:
+    if not 1 <= len(actor) <= ACTOR_MAX_LENGTH or not _PRINTABLE_ASCII.fullmatch(actor):
+        return f"the actor must be 1-{ACTOR_MAX_LENGTH} printable ASCII characters"
     return None

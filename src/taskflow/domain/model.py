@@ -296,7 +296,9 @@ class Task:
             raise InvalidTransition(f"task {self.id}: no cancel was requested")
         return self._to(TaskStatus.CANCELLED, now=now, **self._closed(now))
 
-    def retry(self, *, now: datetime) -> Task:
+    def retry(self, *, now: datetime, payload: Mapping[str, Any] | None = None) -> Task:
+        """Run a FAILED or CANCELLED task again, with a fresh count of retries; ``payload``
+        (already checked against the task's type) replaces the one it ran with."""
         if self.status not in RETRYABLE:
             raise InvalidTransition(
                 f"task {self.id} is {self.status}; only FAILED or CANCELLED tasks can be retried"
@@ -308,6 +310,7 @@ class Task:
             run_at=now,
             finished_at=None,
             cancel_requested=False,
+            payload=self.payload if payload is None else payload,
         )
 
     # -- internals ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt, AttemptEnd
+from taskflow.domain.changes import TaskChange
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 
@@ -96,6 +97,17 @@ class TaskRepository(Protocol):
     ) -> list[Task]: ...  # matching tasks, (created_at, id) descending, strictly below ``after``
 
     async def stats(self) -> list[TaskCount]: ...  # tasks per (queue, type, status), in that order
+
+    async def save_changed(
+        self, items: Sequence[tuple[Task, TaskChange]]
+    ) -> set[UUID]: ...  # each task (payload too) where the stored version is version - 1, with
+
+    # its change recorded, all in one transaction; returns the ids written, the rest changed
+    # meanwhile or are gone
+
+    async def changes(
+        self, task_id: UUID
+    ) -> list[TaskChange]: ...  # oldest first; TaskNotFound for an unknown task
 
 
 class TaskQueue(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,11 +140,17 @@ class TaskCount:
     count: int
 
 
-def checked_limit(limit: int | None) -> int:
-    """The page size asked for, or the default; InvalidQuery (field ``limit``) when out of range."""
+def checked_limit(
+    limit: int | None,
+    *,
+    default: int = LIST_LIMIT_DEFAULT,
+    problem_of: Callable[[int], str | None] = list_limit_problem,
+) -> int:
+    """The number of tasks asked for (a page's by default), or ``default``; InvalidQuery (field
+    ``limit``) when ``problem_of`` finds it out of range."""
     if limit is None:
-        return LIST_LIMIT_DEFAULT
-    problem = list_limit_problem(limit)
+        return default
+    problem = problem_of(limit)
     if problem:
         raise InvalidQuery(problem, field="limit")
     return limit

@@ -19,13 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
-from taskflow.adapters.sql import history, listing
+from taskflow.adapters.sql import changelog, history, listing
 from taskflow.adapters.sql.dialect import Dialect, Write, dialect_for
 from taskflow.adapters.sql.engine import create_engine, store_errors
 from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_task
 from taskflow.adapters.sql.schema import status_in
 from taskflow.adapters.sql.schema import tasks as table
 from taskflow.domain.attempts import Attempt, AttemptEnd
+from taskflow.domain.changes import TaskChange
 from taskflow.domain.errors import (
     DuplicateTask,
     IdempotencyKeyReused,
@@ -228,6 +229,20 @@ class SqlTaskRepository:
             rows = (await conn.execute(listing.counting())).all()
         # Sorted here: the databases' collations need not agree on the order of names.
         return sorted(TaskCount(q, t, TaskStatus(s), n) for q, t, s, n in rows)
+
+    async def save_changed(self, items: Sequence[tuple[Task, TaskChange]]) -> set[UUID]:
+        if not items:
+            return set()
+        values = changelog.checked(items)
+        async with self._connect(transaction=True) as conn:
+            return await changelog.save_changed(conn, items, values)
+
+    async def changes(self, task_id: UUID) -> list[TaskChange]:
+        async with self._connect() as conn:
+            found = await changelog.changes_of(conn, task_id)
+        if found is None:
+            raise _not_found(task_id)
+        return found
 
     @classmethod
     def connect(

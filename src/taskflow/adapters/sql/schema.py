@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -35,7 +36,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from taskflow.domain.limits import IDEMPOTENCY_KEY_MAX_LENGTH, QUEUE_MAX_LENGTH, TYPE_MAX_LENGTH
+from taskflow.domain.limits import (
+    ACTOR_MAX_LENGTH,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    QUEUE_MAX_LENGTH,
+    TYPE_MAX_LENGTH,
+)
 from taskflow.domain.model import ACTIVE, RETRYABLE, TaskStatus
 
 
@@ -195,3 +201,25 @@ idempotency_keys = Table(
     PrimaryKeyConstraint("key", name="pk_idempotency_keys"),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
+
+# What people did to a task besides running it (a retry, with the payload it replaced), in the
+# order they did it; written in the same transaction as the task's new version.
+task_changes = Table(
+    "task_changes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), autoincrement=True),
+    Column(
+        "task_id",
+        Uuid,
+        ForeignKey("tasks.id", ondelete="CASCADE", name="fk_task_changes_task_id"),
+        nullable=False,
+    ),
+    Column("action", String(16), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("by", String(ACTOR_MAX_LENGTH), nullable=False),
+    Column("after_attempt", Integer, nullable=False),
+    Column("payload_before", _json(), nullable=True),
+    Column("payload_after", _json(), nullable=True),
+    PrimaryKeyConstraint("id", name="pk_task_changes"),
+)
+Index("ix_task_changes_task_id", task_changes.c.task_id, task_changes.c.id)

@@ -129,6 +129,17 @@ class TaskBuilder:
             retry_policy=self._policies[kind.name],
         )
 
+    def check_payload(self, type_name: str, payload: Mapping[str, Any]) -> None:
+        """``payload`` as a submission of ``type_name`` would be checked: InvalidPayload."""
+        kind = self._types.get(type_name)
+        if kind is None:
+            raise UnknownTaskType(
+                f"task type {type_name!r} is not registered here, so a new payload for it "
+                "cannot be checked",
+                field="payload",
+            )
+        kind.validate(payload)
+
     def _known_type(self, name: str) -> TaskType:
         kind = self._checked_types.get(name)
         if kind is not None:

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt
+from taskflow.domain.changes import ChangeAction, TaskChange
 from taskflow.domain.errors import (
+    InvalidQuery,
     InvalidSubmission,
     QueueUnavailable,
     StaleTask,
     UnstorableValue,
 )
 from taskflow.domain.limits import (
+    RETRY_MANY_LIMIT_DEFAULT,
+    actor_problem,
     idempotency_key_problem,
+    retry_many_limit_problem,
 )
-from taskflow.domain.model import Task
+from taskflow.domain.model import RETRYABLE, Task
 from taskflow.domain.ports import (
     CancelNotices,
     Clock,
@@ -28,6 +35,9 @@ from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checke
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.building import Submission, TaskBuilder
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+
+#: Who made a change, when the caller does not say (a Python caller of the service).
+UNKNOWN_ACTOR = "unknown"
 
 
 class TaskService:
@@ -111,10 +121,56 @@ class TaskService:
                 await self._notices.notify_cancel(task.id)
         return task
 
-    async def retry(self, task_id: UUID) -> Task:
-        task = await self._change(task_id, lambda t: t.retry(now=self._clock.now()))
-        await dispatch(self._queue, [task])
-        return task
+    async def retry(
+        self, task_id: UUID, *, payload: Mapping[str, Any] | None = None, by: str = UNKNOWN_ACTOR
+    ) -> Task:
+        """A FAILED or CANCELLED task PENDING again; ``payload``, checked like a submission's,
+        replaces its own. The change is recorded, with ``by``, in the task's history."""
+        _check_actor(by)
+        for _ in range(CAS_ATTEMPTS):
+            task = await self._repo.get(task_id)
+            if payload is not None:
+                self._builder.check_payload(task.type, payload)
+            again = task.retry(now=self._clock.now(), payload=payload)
+            change = TaskChange.between(task, again, ChangeAction.RETRY, by=by)
+            if await self._repo.save_changed([(again, change)]):
+                await dispatch(self._queue, [again])
+                return again
+        raise StaleTask(f"task {task_id} kept changing; try again")
+
+    async def retry_many(
+        self, query: TaskQuery, *, limit: int | None = None, by: str = UNKNOWN_ACTOR
+    ) -> list[Task]:
+        """Retry up to ``limit`` of the FAILED or CANCELLED tasks ``query`` picks, newest first.
+
+        Each is revived only if no one changed it since it was read, so two bulk retries at
+        once never revive a task twice; repeating one revives the next ``limit`` still there.
+        """
+        _check_actor(by)
+        size = checked_limit(
+            limit, default=RETRY_MANY_LIMIT_DEFAULT, problem_of=retry_many_limit_problem
+        )
+        statuses = query.statuses or RETRYABLE
+        if not statuses <= RETRYABLE:
+            wrong = ", ".join(sorted(statuses - RETRYABLE))
+            raise InvalidQuery(
+                f"status: only FAILED or CANCELLED tasks can be retried, not {wrong}",
+                field="status",
+            )
+        found = await self._repo.find(replace(query, statuses=statuses), after=None, limit=size)
+        now = self._clock.now()
+        changes = []
+        for task in found:
+            again = task.retry(now=now)
+            changes.append((again, TaskChange.between(task, again, ChangeAction.RETRY, by=by)))
+        written = await self._repo.save_changed(changes) if changes else set()
+        revived = [task for task, _ in changes if task.id in written]
+        await dispatch(self._queue, revived)
+        return revived
+
+    async def history(self, task_id: UUID) -> tuple[list[Attempt], list[TaskChange]]:
+        """The task's attempts and the changes people made to it, each oldest first."""
+        return await self._repo.attempts(task_id), await self._repo.changes(task_id)
 
     async def _change(self, task_id: UUID, change: Callable[[Task], Task]) -> Task:
         for _ in range(CAS_ATTEMPTS):
@@ -137,6 +193,12 @@ class TaskService:
     async def stats(self) -> list[TaskCount]:
         """How many tasks there are per queue, type and status."""
         return await self._repo.stats()
+
+
+def _check_actor(by: str) -> None:
+    problem = actor_problem(by)
+    if problem:
+        raise InvalidSubmission(problem, field="actor")
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,6 +11,7 @@ from uuid import UUID
 import msgspec
 
 from taskflow.domain.attempts import Attempt
+from taskflow.domain.changes import TaskChange
 from taskflow.domain.limits import (
     MAX_BATCH,
     MAX_PRIORITY,
@@ -147,8 +149,35 @@ class AttemptOut(msgspec.Struct, kw_only=True):
         )
 
 
+class ChangeOut(msgspec.Struct, kw_only=True):
+    """A change a person made to the task: who, when, after which attempt, and what."""
+
+    action: str  # RETRY
+    at: str
+    by: str
+    after_attempt: int
+    payload_before: dict[str, Any] | None  # both set only when the change replaced the payload
+    payload_after: dict[str, Any] | None
+
+    @classmethod
+    def from_change(cls, change: TaskChange) -> ChangeOut:
+        return cls(
+            action=change.action.value,
+            at=timestamp(change.at),
+            by=change.by,
+            after_attempt=change.after_attempt,
+            payload_before=_dict(change.payload_before),
+            payload_after=_dict(change.payload_after),
+        )
+
+
 class AttemptsOut(msgspec.Struct):
     items: list[AttemptOut]
+    changes: list[ChangeOut]
+
+
+def _dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -14,12 +14,14 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
-from taskflow.domain.limits import MAX_BATCH, MAX_METADATA_BYTES
+from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
+from taskflow.entrypoints.http.retrying import RetriedOut, RetryIn, RetryManyIn, actor
 from taskflow.entrypoints.http.schemas import (
     AttemptOut,
     AttemptsOut,
+    ChangeOut,
     SubmitBatchIn,
     SubmitTaskIn,
     TaskOut,
@@ -56,21 +58,19 @@ def parse_task_id(raw: str) -> UUID:
         raise InvalidSubmission(f"task id must be a UUID, got {raw[:64]!r}", field="id") from None
 
 
+def check_payload_size(payload: dict[str, Any], limits: Limits) -> None:
+    problem = payload_size_problem(len(_encode(payload)), limits.max_payload_bytes)
+    if problem:
+        raise PayloadTooLarge(problem, field="payload")
+
+
 def check_values(data: SubmitTaskIn, limits: Limits) -> None:
     """The payload's and metadata's encoded sizes."""
-    encoded = _encode(data.payload)
-    if len(encoded) > limits.max_payload_bytes:
-        raise PayloadTooLarge(
-            f"payload is {len(encoded)} bytes encoded; the limit is {limits.max_payload_bytes} "
-            "bytes (TASKFLOW_MAX_PAYLOAD_BYTES)",
-            field="payload",
-        )
+    check_payload_size(data.payload, limits)
     if data.metadata is not None:
-        encoded = _encode(data.metadata)
-        if len(encoded) > MAX_METADATA_BYTES:
-            raise InvalidSubmission(
-                f"metadata must be at most {MAX_METADATA_BYTES} bytes encoded", field="metadata"
-            )
+        problem = metadata_size_problem(len(_encode(data.metadata)))
+        if problem:
+            raise InvalidSubmission(problem, field="metadata")
 
 
 def request_hash(data: msgspec.Struct) -> str:
@@ -166,25 +166,57 @@ class TaskController(Controller):
     ) -> TaskOut:
         return TaskOut.from_task(await service.get(parse_task_id(task_id)))
 
-    @get("/{task_id:str}/attempts", summary="List a task's attempts, oldest first")
+    @get(
+        "/{task_id:str}/attempts",
+        summary="A task's history: its attempts and the changes people made, oldest first",
+    )
     async def list_attempts(
         self, task_id: FromPath[str], service: NamedDependency[TaskService]
     ) -> AttemptsOut:
-        attempts = await service.attempts(parse_task_id(task_id))
-        return AttemptsOut([AttemptOut.from_attempt(a) for a in attempts])
+        attempts, changes = await service.history(parse_task_id(task_id))
+        return AttemptsOut(
+            [AttemptOut.from_attempt(a) for a in attempts],
+            [ChangeOut.from_change(c) for c in changes],
+        )
 
     @post(
         "/{task_id:str}/retry",
         status_code=202,
         summary="Run a FAILED or CANCELLED task again (409 for any other status)",
+        description='An optional body {"payload": {...}} replaces the task\'s payload; it is '
+        "checked like a submission's, and the change is kept in the task's history.",
     )
     async def retry_task(
-        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        service: NamedDependency[TaskService],
+        data: JSONBody[RetryIn | None] = None,
     ) -> TaskOut:
-        task = await service.retry(parse_task_id(task_id))
-        if log.isEnabledFor(logging.INFO):
-            log.info("task retried", extra=task_facts(task))
+        payload = None if data is None else data.payload
+        if payload is not None:
+            check_payload_size(payload, request.app.state.limits)
+        task = await service.retry(parse_task_id(task_id), payload=payload, by=actor(request))
+        log.info("task retried", extra=task_facts(task))
         return TaskOut.from_task(task)
+
+    @post(
+        "/retry",
+        status_code=200,
+        before_request=require_json,
+        summary="Run again up to `limit` FAILED or CANCELLED tasks that match the filters",
+        description="Safe to repeat: a task is revived once, by one request, however many "
+        "run at once; the answer says how many this one revived.",
+    )
+    async def retry_tasks(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RetryManyIn],
+        service: NamedDependency[TaskService],
+    ) -> RetriedOut:
+        tasks = await service.retry_many(data.query(), limit=data.limit, by=actor(request))
+        log.info("tasks retried", extra={"tasks": len(tasks)})
+        return RetriedOut.of(tasks)
 
     @post(
         "/{task_id:str}/cancel",
