@@ -3,9 +3,11 @@ PostgreSQL and Redis, with the sample task types (tests/integration/sample_tasks
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +22,9 @@ from taskflow import (
     Unavailable,
     new_idempotency_key,
 )
-from taskflow.client import AttemptOutcome, TaskStatus
+from taskflow.client import AttemptOutcome, ChangeAction, Task, TaskStatus
 from tests.integration.conftest import Stack, StackFactory
+from tests.integration.processes import run_cli
 from tests.integration.sample_tasks import Invoice, build_report, send_invoice
 from tests.integration.servers import PostgresServer
 
@@ -204,3 +207,71 @@ def test_a_stopped_database_is_waited_out_through_retry_after_and_the_task_store
     finally:
         postgres_server.start()
         factory.close()
+
+
+def failed_task(client: Client, **options: Any) -> Task:
+    task = client.submit("debug.fail", {"fail_attempts": 9}, max_retries=0, **options)
+    done = client.wait(task.id, timeout=60)
+    assert done.status is TaskStatus.FAILED
+    return done
+
+
+def test_retry_with_a_new_payload_runs_it_and_records_who_asked(stack: Stack) -> None:
+    with Client(stack.base_url, actor="ana@support") as client:
+        task = failed_task(client)
+        with pytest.raises(InvalidSubmission) as refused:
+            client.retry(task.id, {"fail_attempts": -1})
+        assert [e.field for e in refused.value.errors] == ["payload.fail_attempts"]
+
+        client.retry(task.id, {"fail_attempts": 0})
+        done = client.wait(task.id, timeout=60)
+
+        assert (done.status, done.payload) == (TaskStatus.SUCCESS, {"fail_attempts": 0})
+        [change] = client.history(task.id).changes
+    assert (change.action, change.by, change.after_attempt) == (
+        ChangeAction.RETRY,
+        "ana@support",
+        1,
+    )
+    assert (change.payload_before, change.payload_after) == (
+        {"fail_attempts": 9},
+        {"fail_attempts": 0},
+    )
+
+
+def test_retry_many_retries_the_failed_tasks_the_filters_select(client: Client) -> None:
+    run = {"run": str(uuid.uuid4())}
+    failed = [failed_task(client, metadata=run) for _ in range(3)]
+    failed_task(client)  # another run's: left alone
+
+    first = client.retry_many(metadata=run, limit=2)
+    rest = client.retry_many(metadata=run, status=["FAILED"])
+
+    assert (first.retried, rest.retried) == (2, 1)
+    assert sorted(first.ids + rest.ids) == sorted(t.id for t in failed)
+    again = [client.wait(t.id, timeout=60) for t in failed]  # each ran again, and failed again
+    assert [(t.status, t.attempts) for t in again] == [(TaskStatus.FAILED, 2)] * 3
+    changes = [client.history(t.id).changes for t in failed]
+    assert all(len(c) == 1 and c[0].by.startswith("http:") for c in changes)
+
+
+def test_the_cli_retries_with_a_payload_and_in_bulk(stack: Stack, client: Client) -> None:
+    run = {"run": str(uuid.uuid4())}
+    task = failed_task(client, metadata=run)
+    url = ["--url", stack.base_url]
+
+    one = run_cli(["retry", str(task.id), "--payload", '{"fail_attempts": 0}', *url], stack.env)
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["payload"] == {"fail_attempts": 0}
+    assert client.wait(task.id, timeout=60).status is TaskStatus.SUCCESS
+    [change] = client.history(task.id).changes
+    assert change.by.startswith("cli:")
+
+    second = failed_task(client, metadata=run)
+    bulk = run_cli(["tasks", "retry", "--metadata", f"run={run['run']}", *url], stack.env)
+    assert bulk.returncode == 0, bulk.stderr
+    assert bulk.stdout == "retried 1 task\n"
+    assert client.wait(second.id, timeout=60).attempts == 2
+    refused = run_cli(["tasks", "retry", "--limit", "0", *url], stack.env)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("taskflow: error: HTTP 400")

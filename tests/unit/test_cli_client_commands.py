@@ -1,10 +1,12 @@
-"""`taskflow retry ID --payload` and `taskflow tasks retry`, against a scripted API: the API
-side of both is not served yet, so these stand in for an end-to-end test."""
+"""`taskflow retry ID --payload`, `taskflow tasks retry` and the CLI's URL and actor, against a
+scripted API: what each sends and prints (tests/integration/test_client.py runs them for real)."""
 
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import socket
 
 import pytest
 
@@ -28,6 +30,8 @@ def test_retry_with_a_payload_sends_it_and_prints_the_task(
     code = cli.main(["retry", TASK_ID, "--payload", '{"n": 2}', "--url", "http://api.test"])
     assert code == 0
     assert api.bodies() == [{"payload": {"n": 2}}]
+    actor = api.requests[0].headers["Taskflow-Actor"]
+    assert actor == f"cli:{getpass.getuser()}@{socket.gethostname()}"
     assert json.loads(capsys.readouterr().out) == task_json(payload={"n": 2})
 
 
@@ -42,6 +46,7 @@ def test_tasks_retry_sends_the_filters_and_prints_the_count(
 ) -> None:
     api.answers.append(answer(200, {"retried": 2, "ids": [TASK_ID, TASK_ID]}))
     args = ["tasks", "retry", "--status", "FAILED", "--queue", "billing", "--limit", "5"]
+    args += ["--metadata", "customer=42"]
     code = cli.main([*args, "--created-after", "2026-11-30T00:00:00Z", "--url", "http://x.test"])
     assert code == 0
     assert api.bodies() == [
@@ -49,6 +54,7 @@ def test_tasks_retry_sends_the_filters_and_prints_the_count(
             "status": ["FAILED"],
             "queue": "billing",
             "created_after": "2026-11-30T00:00:00Z",
+            "metadata": {"customer": "42"},
             "limit": 5,
         }
     ]

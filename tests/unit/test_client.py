@@ -20,6 +20,7 @@ from taskflow.client import (
     AsyncClient,
     Attempt,
     AttemptOutcome,
+    ChangeAction,
     Client,
     Conflict,
     IdempotencyKeyReused,
@@ -156,6 +157,29 @@ def test_attempts_are_decoded_with_their_outcomes(kind: str, time: FakeTime) -> 
     assert api.requests[0].url.path == f"/api/tasks/{TASK_ID}/attempts"
 
 
+def test_history_gives_the_attempts_and_the_changes_people_made(kind: str, time: FakeTime) -> None:
+    change = {
+        "action": "RETRY",
+        "at": "2026-11-30T21:14:02.511093Z",
+        "by": "ana@support",
+        "after_attempt": 3,
+        "payload_before": {"n": 1},
+        "payload_after": {"n": 2},
+    }
+    tf, _ = driven(kind, time, answer(200, {"items": [], "changes": [change]}))
+    history = tf.history(TASK_ID)
+    assert history.items == []
+    [made] = history.changes
+    assert (made.action, made.by, made.after_attempt) == (ChangeAction.RETRY, "ana@support", 3)
+    assert (made.payload_before, made.payload_after) == ({"n": 1}, {"n": 2})
+
+
+def test_the_actor_is_sent_with_every_request(kind: str, time: FakeTime) -> None:
+    tf, api = driven(kind, time, answer(202, task_json()), actor="ana@support")
+    tf.retry(TASK_ID)
+    assert api.requests[0].headers["Taskflow-Actor"] == "ana@support"
+
+
 def test_retry_sends_a_body_only_when_a_payload_is_given(kind: str, time: FakeTime) -> None:
     tf, api = driven(kind, time, answer(202, task_json()))
     tf.retry(TASK_ID)
@@ -171,6 +195,7 @@ def test_retry_many_sends_the_filters_given_and_reads_the_count(kind: str, time:
         status=["FAILED"],
         queue="billing",
         created_after=datetime(2026, 11, 30, tzinfo=UTC),
+        metadata={"customer": "42"},
         limit=10,
     )
     assert retried == RetriedTasks(2, [UUID(TASK_ID)] * 2)
@@ -180,6 +205,7 @@ def test_retry_many_sends_the_filters_given_and_reads_the_count(kind: str, time:
             "status": ["FAILED"],
             "queue": "billing",
             "created_after": "2026-11-30T00:00:00+00:00",
+            "metadata": {"customer": "42"},
             "limit": 10,
         }
     ]

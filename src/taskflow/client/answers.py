@@ -14,15 +14,19 @@ from uuid import UUID
 import msgspec
 
 from taskflow.domain.attempts import AttemptOutcome
+from taskflow.domain.changes import ChangeAction
 from taskflow.domain.model import FINAL, TaskStatus
 
 __all__ = [
     "Attempt",
     "AttemptError",
     "AttemptOutcome",
+    "ChangeAction",
+    "History",
     "Progress",
     "RetriedTasks",
     "Task",
+    "TaskChange",
     "TaskCount",
     "TaskError",
     "TaskPage",
@@ -94,6 +98,25 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     error: AttemptError | None
 
 
+class TaskChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A change a person made to a task (a retry): who, when, after which attempt, and the
+    payload before and after when the change replaced it."""
+
+    action: ChangeAction
+    at: datetime
+    by: str
+    after_attempt: int
+    payload_before: dict[str, Any] | None = None
+    payload_after: dict[str, Any] | None = None
+
+
+class History(msgspec.Struct, frozen=True):
+    """A task's history: its attempts and the changes people made, each oldest first."""
+
+    items: list[Attempt]
+    changes: list[TaskChange] = msgspec.field(default_factory=list)
+
+
 class TaskPage(msgspec.Struct, frozen=True):
     """One page of a listing, newest first; ``next_cursor`` is None on the last page."""
 
@@ -120,10 +143,6 @@ class RetriedTasks(msgspec.Struct, frozen=True):
 # The envelopes some answers come in; the client unwraps them.
 class TaskList(msgspec.Struct, frozen=True):
     tasks: list[Task]
-
-
-class AttemptList(msgspec.Struct, frozen=True):
-    items: list[Attempt]
 
 
 class CountList(msgspec.Struct, frozen=True):

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskflow.client import calls
-from taskflow.client.answers import Attempt, RetriedTasks, Task, TaskCount, TaskPage
+from taskflow.client.answers import Attempt, History, RetriedTasks, Task, TaskCount, TaskPage
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
 from taskflow.client.settings import Connection
 
@@ -34,13 +34,16 @@ class AsyncClient:
         base_url: str | None = None,
         *,
         api_key: str | None = None,
+        actor: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        connection = Connection.of(base_url, api_key=api_key, retries=retries, clock=clock)
+        connection = Connection.of(
+            base_url, api_key=api_key, actor=actor, retries=retries, clock=clock
+        )
         self._http = httpx.AsyncClient(transport=transport, **connection.http_options(timeout))
         self._connection = connection
         self._sleep = sleep
@@ -80,6 +83,10 @@ class AsyncClient:
     async def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
         """As ``Client.attempts``."""
         return await self._call(calls.attempts(task_id))
+
+    async def history(self, task_id: calls.TaskId) -> History:
+        """As ``Client.history``."""
+        return await self._call(calls.history(task_id))
 
     async def wait(
         self,

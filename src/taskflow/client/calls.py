@@ -17,8 +17,8 @@ import msgspec
 
 from taskflow.client.answers import (
     Attempt,
-    AttemptList,
     CountList,
+    History,
     RetriedTasks,
     Task,
     TaskCount,
@@ -71,6 +71,7 @@ class RetrySelection(TypedDict, total=False):
     queue: str
     created_after: datetime | str
     created_before: datetime | str
+    metadata: Mapping[str, str]
     limit: int
 
 
@@ -121,7 +122,7 @@ def _reader(answer: type[T]) -> Callable[[bytes], T]:
 
 _task = _reader(Task)
 _tasks = _reader(TaskList)
-_attempts = _reader(AttemptList)
+_history = _reader(History)
 _counts = _reader(CountList)
 _page = _reader(TaskPage)
 _retried = _reader(RetriedTasks)
@@ -158,8 +159,12 @@ def get(task_id: TaskId) -> Call[Task]:
     return Call("GET", f"/api/tasks/{task_id}", _task)
 
 
+def history(task_id: TaskId) -> Call[History]:
+    return Call("GET", f"/api/tasks/{task_id}/attempts", _history)
+
+
 def attempts(task_id: TaskId) -> Call[list[Attempt]]:
-    return Call("GET", f"/api/tasks/{task_id}/attempts", lambda raw: _attempts(raw).items)
+    return Call("GET", f"/api/tasks/{task_id}/attempts", lambda raw: _history(raw).items)
 
 
 def cancel(task_id: TaskId) -> Call[Task]:
@@ -172,9 +177,8 @@ def retry(task_id: TaskId, payload: Payload | None) -> Call[Task]:
 
 
 def retry_many(selection: RetrySelection) -> Call[RetriedTasks]:
-    given = {name: _text(value) for name, value in selection.items() if value is not None}
-    if not given.get("status"):  # no statuses named: the API's own choice
-        given.pop("status", None)
+    # Only the filters given: no statuses named is the API's default (both), no metadata none.
+    given = {name: _text(value) for name, value in selection.items() if _given(value)}
     return Call("POST", "/api/tasks/retry", _retried, body=_encode(given))
 
 
@@ -196,6 +200,12 @@ def list_tasks(filters: TaskFilters, *, limit: int | None, cursor: str | None) -
 
 def stats() -> Call[list[TaskCount]]:
     return Call("GET", "/api/tasks/stats", lambda raw: _counts(raw).items)
+
+
+def _given(value: object) -> bool:
+    if isinstance(value, Mapping | list | tuple):
+        return bool(value)
+    return value is not None
 
 
 def _object(payload: Payload | None) -> Any:

@@ -23,11 +23,13 @@ class Connection:
         base_url: str | None,
         *,
         api_key: str | None,
+        actor: str | None,
         retries: int,
         clock: Callable[[], float],
     ) -> Connection:
         """``base_url`` and ``api_key`` as given, else from ``TASKFLOW_API_URL`` and
-        ``TASKFLOW_API_KEY``; an empty or blank variable counts as unset."""
+        ``TASKFLOW_API_KEY``; an empty or blank variable counts as unset. ``actor`` names who
+        makes the changes (sent as ``Taskflow-Actor``, recorded with each retry)."""
         if retries < 0:
             raise ValueError("retries cannot be negative")
         url = base_url or _env("TASKFLOW_API_URL") or DEFAULT_API_URL
@@ -35,6 +37,8 @@ class Connection:
         headers = {"Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        if actor:
+            headers["Taskflow-Actor"] = actor
         return cls(url.rstrip("/"), headers, retries, clock)
 
     def http_options(self, timeout: float) -> dict[str, Any]:

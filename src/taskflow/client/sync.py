@@ -10,7 +10,7 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskflow.client import calls
-from taskflow.client.answers import Attempt, RetriedTasks, Task, TaskCount, TaskPage
+from taskflow.client.answers import Attempt, History, RetriedTasks, Task, TaskCount, TaskPage
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
 from taskflow.client.settings import Connection
 
@@ -25,7 +25,8 @@ class Client:
     ...     done = tf.wait(task.id)
 
     ``base_url`` defaults to ``TASKFLOW_API_URL``, else ``http://127.0.0.1:8000``; ``api_key``
-    to ``TASKFLOW_API_KEY`` (sent as ``Authorization: Bearer …``). ``timeout`` is per request.
+    to ``TASKFLOW_API_KEY`` (sent as ``Authorization: Bearer …``). ``actor`` names who asks
+    (``Taskflow-Actor``), recorded with each retry. ``timeout`` is per request.
     A 503, or a connection that broke where sending again is safe, is tried again up to
     ``retries`` times, after the ``Retry-After`` the API asked for (at most 30 s).
     ``transport``, ``sleep`` and ``clock`` are for tests: an ``httpx.MockTransport``, and a
@@ -37,13 +38,16 @@ class Client:
         base_url: str | None = None,
         *,
         api_key: str | None = None,
+        actor: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        connection = Connection.of(base_url, api_key=api_key, retries=retries, clock=clock)
+        connection = Connection.of(
+            base_url, api_key=api_key, actor=actor, retries=retries, clock=clock
+        )
         self._http = httpx.Client(transport=transport, **connection.http_options(timeout))
         self._connection = connection
         self._sleep = sleep
@@ -83,6 +87,10 @@ class Client:
     def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
         """The task's attempts, oldest first."""
         return self._call(calls.attempts(task_id))
+
+    def history(self, task_id: calls.TaskId) -> History:
+        """The task's attempts and the changes people made to it (its retries)."""
+        return self._call(calls.history(task_id))
 
     def wait(
         self,

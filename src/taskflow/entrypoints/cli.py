@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib.metadata
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -16,6 +18,7 @@ from taskflow.client import ApiError, Client, Task
 from taskflow.config import ConfigError, Settings
 from taskflow.domain.errors import StoreUnavailable
 from taskflow.domain.limits import (
+    ACTOR_MAX_LENGTH,
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
@@ -292,7 +295,7 @@ def _submit(args: argparse.Namespace) -> int:
     }
     url = _api_url(args)
     try:
-        with Client(url) as client:
+        with Client(url, actor=_actor()) as client:
             task = client.submit(args.type, args.payload, **options)
             if args.wait:
                 task = client.wait(task.id, timeout=args.timeout)
@@ -345,7 +348,7 @@ def _ask(args: argparse.Namespace, call: Callable[[Client], T]) -> T | None:
     """What ``call`` gets from the API; None, once the failure is said, when it fails."""
     url = _api_url(args)
     try:
-        with Client(url) as client:
+        with Client(url, actor=_actor()) as client:
             return call(client)
     except ApiError as exc:
         _fail(str(exc))
@@ -361,6 +364,16 @@ def _api_url(args: argparse.Namespace) -> str:
         return os.environ["TASKFLOW_API_URL"].strip()
     settings = Settings.from_env()
     return f"http://{settings.host}:{settings.port}"
+
+
+def _actor() -> str:
+    """Who makes the changes, as the API records them: ``cli:USER@HOST``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment or the password database
+        user = "unknown"
+    named = f"cli:{user}@{socket.gethostname()}"
+    return "".join(c if " " <= c <= "~" else "?" for c in named)[:ACTOR_MAX_LENGTH]
 
 
 def _all_queues(container: Any) -> list[str]:

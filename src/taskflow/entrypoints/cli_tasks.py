@@ -31,14 +31,6 @@ def add_list_options(parser: argparse.ArgumentParser) -> None:
     )
     _add_common_filters(parser)
     parser.add_argument(
-        "--metadata",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="only tasks whose metadata KEY equals VALUE (see docs/api.md); repeatable",
-    )
-    parser.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -75,6 +67,14 @@ def _add_common_filters(parser: argparse.ArgumentParser) -> None:
             metavar="TIMESTAMP",
             help=f"only tasks created {edge} this RFC 3339 instant (with a time zone)",
         )
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="only tasks whose metadata KEY equals VALUE (see docs/api.md); repeatable",
+    )
 
 
 def list_filters(args: argparse.Namespace) -> TaskFilters:
@@ -97,6 +97,7 @@ def retry_selection(args: argparse.Namespace) -> RetrySelection:
         queue=args.queue,
         created_after=args.created_after,
         created_before=args.created_before,
+        metadata=dict(args.metadata),
         limit=args.limit,
     )
 
