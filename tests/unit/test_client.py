@@ -257,6 +257,13 @@ def test_the_api_key_and_url_come_from_the_environment(
     assert api.requests[0].headers["Authorization"] == "Bearer secret"
 
 
+def test_a_task_id_stays_one_path_segment(kind: str, time: FakeTime) -> None:
+    tf, api = driven(kind, time, answer(404, problem(404, "no such task")))
+    with pytest.raises(NotFound):
+        tf.get("../types")
+    assert api.requests[0].url.raw_path == b"/api/tasks/..%2Ftypes"
+
+
 def test_new_idempotency_keys_differ() -> None:
     keys = {new_idempotency_key() for _ in range(100)}
     assert len(keys) == 100

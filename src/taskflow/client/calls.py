@@ -6,6 +6,7 @@ a body or an answer's type is written once (docs/api.md, "HTTP API").
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,24 +157,26 @@ def submit_many(
 
 
 def get(task_id: TaskId) -> Call[Task]:
-    return Call("GET", f"/api/tasks/{task_id}", _task)
+    return Call("GET", f"/api/tasks/{_segment(task_id)}", _task)
 
 
 def history(task_id: TaskId) -> Call[History]:
-    return Call("GET", f"/api/tasks/{task_id}/attempts", _history)
+    return Call("GET", f"/api/tasks/{_segment(task_id)}/attempts", _history)
 
 
 def attempts(task_id: TaskId) -> Call[list[Attempt]]:
-    return Call("GET", f"/api/tasks/{task_id}/attempts", lambda raw: _history(raw).items)
+    return Call("GET", f"/api/tasks/{_segment(task_id)}/attempts", lambda raw: _history(raw).items)
 
 
 def cancel(task_id: TaskId) -> Call[Task]:
-    return Call("POST", f"/api/tasks/{task_id}/cancel", _task)
+    return Call("POST", f"/api/tasks/{_segment(task_id)}/cancel", _task)
 
 
 def retry(task_id: TaskId, payload: Payload | None) -> Call[Task]:
     body = None if payload is None else _encode({"payload": _object(payload)})
-    return Call("POST", f"/api/tasks/{task_id}/retry", _task, body=body, refused=InvalidSubmission)
+    return Call(
+        "POST", f"/api/tasks/{_segment(task_id)}/retry", _task, body=body, refused=InvalidSubmission
+    )
 
 
 def retry_many(selection: RetrySelection) -> Call[RetriedTasks]:
@@ -200,6 +203,11 @@ def list_tasks(filters: TaskFilters, *, limit: int | None, cursor: str | None) -
 
 def stats() -> Call[list[TaskCount]]:
     return Call("GET", "/api/tasks/stats", lambda raw: _counts(raw).items)
+
+
+def _segment(task_id: TaskId) -> str:
+    # An id is one path segment: text such as "../types" must not reach another route.
+    return urllib.parse.quote(str(task_id), safe="")
 
 
 def _given(value: object) -> bool:
