@@ -239,19 +239,25 @@ def test_retry_with_a_new_payload_runs_it_and_records_who_asked(stack: Stack) ->
     )
 
 
-def test_retry_many_retries_the_failed_tasks_the_filters_select(client: Client) -> None:
+def test_retry_many_retries_the_tasks_the_filters_select_once_each(client: Client) -> None:
+    # CANCELLED ones: revived, they succeed, so none can be selected a second time.
     run = {"run": str(uuid.uuid4())}
-    failed = [failed_task(client, metadata=run) for _ in range(3)]
-    failed_task(client)  # another run's: left alone
+    cancelled = [client.submit("debug.echo", {}, metadata=run, **LATER) for _ in range(3)]
+    for task in cancelled:
+        client.cancel(task.id)
+    other = client.submit("debug.echo", {}, **LATER)
+    client.cancel(other.id)  # another run's: left alone
 
+    none = client.retry_many(metadata=run, status=["FAILED"])
     first = client.retry_many(metadata=run, limit=2)
-    rest = client.retry_many(metadata=run, status=["FAILED"])
+    rest = client.retry_many(metadata=run, status=["CANCELLED"])
 
-    assert (first.retried, rest.retried) == (2, 1)
-    assert sorted(first.ids + rest.ids) == sorted(t.id for t in failed)
-    again = [client.wait(t.id, timeout=60) for t in failed]  # each ran again, and failed again
-    assert [(t.status, t.attempts) for t in again] == [(TaskStatus.FAILED, 2)] * 3
-    changes = [client.history(t.id).changes for t in failed]
+    assert (none.retried, first.retried, rest.retried) == (0, 2, 1)
+    assert sorted(first.ids + rest.ids) == sorted(t.id for t in cancelled)
+    done = [client.wait(t.id, timeout=60) for t in cancelled]
+    assert {t.status for t in done} == {TaskStatus.SUCCESS}
+    assert client.get(other.id).status is TaskStatus.CANCELLED
+    changes = [client.history(t.id).changes for t in cancelled]
     assert all(len(c) == 1 and c[0].by.startswith("http:") for c in changes)
 
 
