@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, Unpack
 
 import msgspec
 
+from taskflow.client import AsyncClient, Client, Payload, SubmitOptions, Task
+from taskflow.client.errors import refused_locally
 from taskflow.domain.errors import InvalidPayload
 from taskflow.domain.limits import type_name_problem, type_options_problem
+from taskflow.handlers import TaskContext
 from taskflow.validation_errors import describe
 
 Handler = Callable[..., Any]
+PayloadT = TypeVar("PayloadT")
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +52,70 @@ class TaskDefinition:
     def validate(self, payload: Mapping[str, Any]) -> None:
         self.decode(payload)
 
+    def outgoing(self, payload: object) -> dict[str, Any]:
+        """``payload`` as a submission will carry it, once it is known to fit this type.
+
+        ``TypeError`` for a value of another kind; the client's ``InvalidSubmission``, as the
+        API would answer, for one that does not fit the schema.
+        """
+        expected = self.payload_type
+        if not isinstance(payload, Mapping) and not (
+            isinstance(expected, type) and isinstance(payload, expected)
+        ):
+            wanted = getattr(expected, "__name__", str(expected))
+            raise TypeError(
+                f"{self.name}: the payload must be {wanted}, got {type(payload).__name__}"
+            )
+        raw = msgspec.to_builtins(payload)
+        try:
+            self.validate(raw)
+        except InvalidPayload as exc:
+            raise refused_locally(exc.field or "payload", exc.message) from None
+        return dict(raw)
+
     def payload_schema(self) -> dict[str, Any]:
         """The JSON Schema of the payload: the annotated Struct's, or any JSON object."""
         schema: dict[str, Any] = msgspec.json.schema(self.payload_type)
         return schema
+
+
+class DeclaredTask(Generic[PayloadT, ResultT]):
+    """A registered task type, as ``@tasks.task(...)`` returns it.
+
+    Calling it calls the handler, as before it was registered. ``enqueue`` submits a task of
+    this type through a client; its payload has the handler's payload type, so mypy refuses
+    a wrong one, and it is checked against that type before it is sent.
+    """
+
+    def __init__(
+        self, definition: TaskDefinition, handler: Callable[[PayloadT, TaskContext], ResultT]
+    ) -> None:
+        self.definition = definition
+        self._handler = handler
+        functools.update_wrapper(self, handler)
+
+    @property
+    def name(self) -> str:
+        """The task type."""
+        return self.definition.name
+
+    def __call__(self, payload: PayloadT, ctx: TaskContext) -> ResultT:
+        return self._handler(payload, ctx)
+
+    def enqueue(
+        self, payload: PayloadT, *, client: Client, **options: Unpack[SubmitOptions]
+    ) -> Task:
+        """Submit a task of this type with ``client``; the options are those of ``submit``."""
+        return client.submit(self.name, self._outgoing(payload), **options)
+
+    async def enqueue_async(
+        self, payload: PayloadT, *, client: AsyncClient, **options: Unpack[SubmitOptions]
+    ) -> Task:
+        """``enqueue`` with an :class:`~taskflow.client.AsyncClient`."""
+        return await client.submit(self.name, self._outgoing(payload), **options)
+
+    def _outgoing(self, payload: PayloadT) -> Payload:
+        return self.definition.outgoing(payload)
 
 
 class Registry:
@@ -73,27 +139,31 @@ class Registry:
         timeout_seconds: float | None = None,
         backoff_base: float | None = None,
         backoff_max: float | None = None,
-    ) -> Callable[[Handler], Handler]:
-        """Register the decorated function as the handler of task type ``name``."""
+    ) -> Callable[[Callable[[PayloadT, TaskContext], ResultT]], DeclaredTask[PayloadT, ResultT]]:
+        """Register the decorated function as the handler of task type ``name``; it becomes a
+        :class:`DeclaredTask`, still callable as the function was."""
         _check_options(name, queue, priority, max_retries, timeout_seconds)
         _check_backoff(name, backoff_base, backoff_max)
 
-        def register(handler: Handler) -> Handler:
-            self.add(
-                TaskDefinition(
-                    name=name,
-                    handler=handler,
-                    payload_type=_payload_type(handler),
-                    queue=queue,
-                    priority=priority,
-                    max_retries=max_retries,
-                    timeout_seconds=timeout_seconds,
-                    backoff_base=backoff_base,
-                    backoff_max=backoff_max,
-                    is_async=inspect.iscoroutinefunction(handler),
-                )
+        def register(
+            handler: Callable[[PayloadT, TaskContext], ResultT],
+        ) -> DeclaredTask[PayloadT, ResultT]:
+            if isinstance(handler, DeclaredTask):  # one function, declared in two registries
+                handler = handler.definition.handler
+            definition = TaskDefinition(
+                name=name,
+                handler=handler,
+                payload_type=_payload_type(handler),
+                queue=queue,
+                priority=priority,
+                max_retries=max_retries,
+                timeout_seconds=timeout_seconds,
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                is_async=inspect.iscoroutinefunction(handler),
             )
-            return handler
+            self.add(definition)
+            return DeclaredTask(definition, handler)
 
         return register
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from taskflow.client import ApiError, Client
+from taskflow.client import Client, InvalidRequest, TaskCount, TaskStatus
 from tests.integration.conftest import Stack, StackFactory
 from tests.integration.processes import base_env, run_cli
 
@@ -41,15 +41,15 @@ def test_the_api_pages_through_a_filtered_list(api: Stack, submitted: list[Any])
     with Client(api.base_url) as client:
         while True:
             page = client.list(queue="listing", status=["PENDING"], limit=2, cursor=cursor)
-            seen += [t["id"] for t in page["items"]]
-            cursor = page["next_cursor"]
+            seen += [str(t.id) for t in page.items]
+            cursor = page.next_cursor
             if cursor is None:
                 break
             # A task submitted between pages is newer than every page to come.
             api.submit({"type": "debug.echo", "payload": {}, "queue": "listing"})
         customer = client.list(queue="listing", metadata={"customer": "42"}, limit=500)
     assert seen == wanted
-    assert [t["id"] for t in customer["items"]] == [submitted[2]["id"], submitted[0]["id"]]
+    assert [str(t.id) for t in customer.items] == [submitted[2]["id"], submitted[0]["id"]]
 
 
 def test_a_bad_parameter_is_a_400_problem_naming_it(api: Stack) -> None:
@@ -57,16 +57,16 @@ def test_a_bad_parameter_is_a_400_problem_naming_it(api: Stack) -> None:
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert [e["field"] for e in response.json()["errors"]] == ["status"]
-    with Client(api.base_url) as client, pytest.raises(ApiError) as refused:
+    with Client(api.base_url) as client, pytest.raises(InvalidRequest) as refused:
         client.list(cursor="garbage")
     assert refused.value.status == 400
-    assert refused.value.problem["errors"][0]["field"] == "cursor"
+    assert [e.field for e in refused.value.errors] == ["cursor"]
 
 
 def test_stats_counts_what_was_submitted(api: Stack, submitted: list[Any]) -> None:
     with Client(api.base_url) as client:
-        items = client.stats()["items"]
-    assert {"queue": "other", "type": "debug.echo", "status": "PENDING", "count": 1} in items
+        counts = client.stats()
+    assert TaskCount("other", "debug.echo", TaskStatus.PENDING, 1) in counts
 
 
 def test_cli_tasks_list_prints_a_table_and_the_next_cursor(

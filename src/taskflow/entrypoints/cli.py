@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib.metadata
 import json
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
-from taskflow.client import ApiError, Client
+from taskflow.client import ApiError, Client, Task
 from taskflow.config import ConfigError, Settings
 from taskflow.domain.errors import StoreUnavailable
 from taskflow.domain.limits import (
+    ACTOR_MAX_LENGTH,
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
@@ -26,6 +30,7 @@ from taskflow.entrypoints import cli_tasks
 from taskflow.entrypoints.errors import CannotStart
 
 PROG = "taskflow"
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,25 +138,39 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task")
     status.add_argument("id", help="task id")
     _add_url(status)
-    status.set_defaults(run=_on_task(Client.get))
+    status.set_defaults(run=_on_task(lambda client, args: client.get(args.id)))
 
     retry = commands.add_parser("retry", help="run a FAILED or CANCELLED task again")
     retry.add_argument("id", help="task id")
+    retry.add_argument(
+        "--payload",
+        type=_json_object,
+        default=None,
+        help="a JSON object to run it with instead of its payload (default: keep it)",
+    )
     _add_url(retry)
-    retry.set_defaults(run=_on_task(Client.retry))
+    retry.set_defaults(run=_on_task(lambda client, args: client.retry(args.id, args.payload)))
 
     cancel = commands.add_parser("cancel", help="cancel a task through the API")
     cancel.add_argument("id", help="task id")
     _add_url(cancel)
-    cancel.set_defaults(run=_on_task(Client.cancel))
+    cancel.set_defaults(run=_on_task(lambda client, args: client.cancel(args.id)))
 
+    _add_tasks_commands(commands)
+    return parser
+
+
+def _add_tasks_commands(
+    commands: argparse._SubParsersAction[_Parser],
+) -> None:
     tasks = commands.add_parser("tasks", help="list and count tasks through the API")
     actions = tasks.add_subparsers(
         dest="action",
         required=True,
         metavar="ACTION",
         parser_class=_Parser,
-        help="list: a page of tasks; stats: counts per queue, type and status",
+        help="list: a page of tasks; stats: counts per queue, type and status; "
+        "retry: run FAILED or CANCELLED tasks again",
     )
     listing = actions.add_parser("list", help="list tasks newest first, a page at a time")
     cli_tasks.add_list_options(listing)
@@ -161,7 +180,12 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the counts as JSON")
     _add_url(stats)
     stats.set_defaults(run=_tasks_stats)
-    return parser
+    retrying = actions.add_parser(
+        "retry", help="run again the FAILED or CANCELLED tasks the filters select"
+    )
+    cli_tasks.add_retry_options(retrying)
+    _add_url(retrying)
+    retrying.set_defaults(run=_tasks_retry)
 
 
 def _add_listen(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +195,9 @@ def _add_listen(parser: argparse.ArgumentParser) -> None:
 
 def _add_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", default=None, help="API base URL (default: http://TASKFLOW_HOST:TASKFLOW_PORT)"
+        "--url",
+        default=None,
+        help="API base URL (default: TASKFLOW_API_URL, else http://TASKFLOW_HOST:TASKFLOW_PORT)",
     )
 
 
@@ -269,58 +295,60 @@ def _submit(args: argparse.Namespace) -> int:
     }
     url = _api_url(args)
     try:
-        with Client(url) as client:
+        with Client(url, actor=_actor()) as client:
             task = client.submit(args.type, args.payload, **options)
             if args.wait:
-                task = client.wait(task["id"], timeout=args.timeout)
+                task = client.wait(task.id, timeout=args.timeout)
     except (ApiError, TimeoutError) as exc:
         return _fail(str(exc))
     except httpx.HTTPError as exc:
         return _fail(f"cannot reach the API at {url}: {exc}")
     _print(task)
-    return 0 if not args.wait or task["status"] == "SUCCESS" else 1
+    return 0 if not args.wait or task.status == "SUCCESS" else 1
 
 
-def _on_task(act: Callable[[Client, str], dict[str, Any]]) -> Callable[[argparse.Namespace], int]:
+def _on_task(
+    act: Callable[[Client, argparse.Namespace], Task],
+) -> Callable[[argparse.Namespace], int]:
     """A command that does ``act`` to the task ``args.id`` through the API and prints it."""
 
     def command(args: argparse.Namespace) -> int:
-        url = _api_url(args)
-        try:
-            with Client(url) as client:
-                task = act(client, args.id)
-        except ApiError as exc:
-            return _fail(str(exc))
-        except httpx.HTTPError as exc:
-            return _fail(f"cannot reach the API at {url}: {exc}")
-        _print(task)
-        return 0
+        task = _ask(args, lambda client: act(client, args))
+        if task is not None:
+            _print(task)
+        return 1 if task is None else 0
 
     return command
 
 
 def _tasks_list(args: argparse.Namespace) -> int:
     filters = cli_tasks.list_filters(args)
-    page = _ask(args, lambda client: client.list(**filters))
+    page = _ask(args, lambda client: client.list(limit=args.limit, cursor=args.cursor, **filters))
     if page is not None:
-        cli_tasks.print_page(page, as_json=args.json)
+        cli_tasks.print_page(page, as_json_text=args.json)
     return 1 if page is None else 0
 
 
 def _tasks_stats(args: argparse.Namespace) -> int:
     counts = _ask(args, lambda client: client.stats())
     if counts is not None:
-        cli_tasks.print_counts(counts, as_json=args.json)
+        cli_tasks.print_counts(counts, as_json_text=args.json)
     return 1 if counts is None else 0
 
 
-def _ask(
-    args: argparse.Namespace, call: Callable[[Client], dict[str, Any]]
-) -> dict[str, Any] | None:
+def _tasks_retry(args: argparse.Namespace) -> int:
+    selection = cli_tasks.retry_selection(args)
+    retried = _ask(args, lambda client: client.retry_many(**selection))
+    if retried is not None:
+        cli_tasks.print_retried(retried, as_json_text=args.json)
+    return 1 if retried is None else 0
+
+
+def _ask(args: argparse.Namespace, call: Callable[[Client], T]) -> T | None:
     """What ``call`` gets from the API; None, once the failure is said, when it fails."""
     url = _api_url(args)
     try:
-        with Client(url) as client:
+        with Client(url, actor=_actor()) as client:
             return call(client)
     except ApiError as exc:
         _fail(str(exc))
@@ -332,8 +360,20 @@ def _ask(
 def _api_url(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url)
+    if os.environ.get("TASKFLOW_API_URL", "").strip():
+        return os.environ["TASKFLOW_API_URL"].strip()
     settings = Settings.from_env()
     return f"http://{settings.host}:{settings.port}"
+
+
+def _actor() -> str:
+    """Who makes the changes, as the API records them: ``cli:USER@HOST``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment or the password database
+        user = "unknown"
+    named = f"cli:{user}@{socket.gethostname()}"
+    return "".join(c if " " <= c <= "~" else "?" for c in named)[:ACTOR_MAX_LENGTH]
 
 
 def _all_queues(container: Any) -> list[str]:
@@ -342,8 +382,8 @@ def _all_queues(container: Any) -> list[str]:
     return ["default", *sorted(named - {"default"})]
 
 
-def _print(task: dict[str, Any]) -> None:
-    print(json.dumps(task, indent=2))
+def _print(task: Task) -> None:
+    print(json.dumps(cli_tasks.as_json(task), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover
