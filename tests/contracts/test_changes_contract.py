@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from taskflow.domain.changes import ChangeAction, TaskChange
-from taskflow.domain.errors import TaskNotFound, UnstorableValue
+from taskflow.domain.errors import TaskNotFound
 from taskflow.domain.model import Task, TaskError, TaskStatus
 from tests.contracts import test_repository_contract as repository_contract
 from tests.contracts.test_repository_contract import Backend, assert_same, token
@@ -106,18 +106,6 @@ async def test_racing_changes_of_one_task_write_one(backend: Backend) -> None:
     )
     assert sorted(len(r) for r in results) == [0, 1]
     assert len(await backend.repo.changes(task.id)) == 1
-
-
-async def test_a_payload_the_store_cannot_keep_is_refused_and_nothing_is_written(
-    backend: Backend,
-) -> None:
-    if backend.name == "memory":
-        pytest.skip("only SQL stores refuse U+0000; the fake keeps any Python value")
-    task = await failed(backend)
-    with pytest.raises(UnstorableValue):
-        await backend.repo.save_changed([retried(task, backend.now(), payload={"s": "a\x00"})])
-    assert (await backend.repo.get(task.id)).status is TaskStatus.FAILED
-    assert await backend.repo.changes(task.id) == []
 
 
 async def test_changes_of_an_unknown_task_is_not_found(backend: Backend) -> None:

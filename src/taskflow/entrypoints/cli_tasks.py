@@ -91,15 +91,7 @@ def list_filters(args: argparse.Namespace) -> TaskFilters:
 
 def retry_selection(args: argparse.Namespace) -> RetrySelection:
     """The options of ``tasks retry`` as the selection of ``Client.retry_many``."""
-    return RetrySelection(
-        status=args.status,
-        type=args.type,
-        queue=args.queue,
-        created_after=args.created_after,
-        created_before=args.created_before,
-        metadata=dict(args.metadata),
-        limit=args.limit,
-    )
+    return RetrySelection(**list_filters(args), limit=args.limit)
 
 
 def as_json(value: Any) -> Any:
