@@ -32,6 +32,7 @@ class Settings:
     port: int = 8000
     api_processes: int = 1
     worker_concurrency: int = 16
+    worker_prefetch: int = 240
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
     sweep_seconds: float = 5.0
@@ -64,6 +65,7 @@ class Settings:
             worker_concurrency=env.number(
                 "TASKFLOW_WORKER_CONCURRENCY", 16, int, low=1, high=10_000
             ),
+            worker_prefetch=env.number("TASKFLOW_WORKER_PREFETCH", 240, int, low=0, high=10_000),
             lease_seconds=env.number("TASKFLOW_LEASE_SECONDS", 30.0, float, low=0.1),
             heartbeat_seconds=env.number("TASKFLOW_HEARTBEAT_SECONDS", 10.0, float, low=0.05),
             sweep_seconds=env.number("TASKFLOW_SWEEP_SECONDS", 5.0, float, low=0.05),

@@ -390,7 +390,7 @@ async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_written() 
     store = env.repo
     assert isinstance(store, GatedStore)
     tasks = [await env.submit("t.order", ORDER) for _ in range(7)]
-    worker = env.worker(concurrency=2)
+    worker = env.worker(concurrency=2, prefetch=0)  # waiting writes: at most one claim's worth
 
     assert await worker.run_once() == 2
     await store.until_waiting(2)
@@ -398,7 +398,7 @@ async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_written() 
     assert worker.free_slots == 2
     assert await worker.run_once() == 2
     await store.until_waiting(4)
-    # But no more than `concurrency` outcomes wait to be written.
+    # But no more outcomes wait to be written than one claim may bring.
     assert worker.free_slots == 0
     assert await worker.run_once() == 0
     assert len(worker.running) == 4

@@ -48,6 +48,7 @@ class Run:
     context: TaskContext | None = None  # once the handler is about to be called
     threaded: bool = False  # a plain `def` handler, which can only be asked to stop
     failure: BaseException | None = None  # what the handler raised, logged with its traceback
+    hand_back: bool = False  # claimed ahead and never started: release it (shutdown)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -68,8 +69,15 @@ class AttemptRunner:
         """Run the handler and write the outcome.
 
         A cancellation of the job hands the attempt back (shutdown), unless the task's cancel
-        was requested (CANCELLED) or its lease is gone (nothing written).
+        was requested (CANCELLED) or its lease is gone (nothing written). A run whose cancel
+        was requested or that is to be handed back before it started calls no handler.
         """
+        if run.cancel_requested:
+            await self._settle(run, self._acknowledge_cancel)
+            return
+        if run.hand_back:
+            await self._settle(run, self._service.release, released=True)
+            return
         try:
             result = await self._invoke(run)
         except asyncio.CancelledError:

@@ -47,6 +47,7 @@ def worker_options(
     return WorkerOptions(
         queues=tuple(queues),
         concurrency=concurrency or settings.worker_concurrency,
+        prefetch=settings.worker_prefetch,
         heartbeat_seconds=settings.heartbeat_seconds,
         sweep_seconds=settings.sweep_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,

@@ -20,6 +20,7 @@ from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.attempt import AttemptRunner, Backoff, Run
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import task_facts
+from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
 
@@ -37,6 +38,7 @@ class WorkerOptions:
     sweep_seconds: float = 5.0
     shutdown_grace_seconds: float = 30.0
     poll_seconds: float = 1.0
+    prefetch: int = 240  # at most this many tasks claimed ahead of free slots (see prefetch)
 
 
 class Worker:
@@ -48,6 +50,7 @@ class Worker:
         lease_keeper: LeaseKeeper | None = None,
         *,
         cancel_notices: CancelNotices | None = None,
+        prefetch: Prefetch | None = None,
     ) -> None:
         self._service = service
         self._keeper = lease_keeper
@@ -57,6 +60,10 @@ class Worker:
         self._settling = 0  # runs in _running whose handler is done and outcome being written
         self._sweeper = Sweeper(service)
         self._slot_freed = asyncio.Event()
+        self._prefetch = Prefetch(options.prefetch) if prefetch is None else prefetch
+        # Outcomes written at once: as many as one claim brings, so that they share a commit.
+        self._settle_bound = max(options.concurrency, self._prefetch.cap)
+        self._stopping = False  # shutting down: nothing more is started
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
@@ -71,32 +78,43 @@ class Worker:
         return [run.task for run in self._running.values()]
 
     @property
+    def prefetched(self) -> list[Task]:
+        """Tasks claimed ahead of free slots, in the order they will start."""
+        return list(self._prefetch)
+
+    @property
     def free_slots(self) -> int:
         """How many more tasks to claim now.
 
         ``concurrency`` bounds the handlers running at once. A run whose handler is done no
         longer holds a slot while its outcome is written, so the next claim overlaps that write
-        (the claim and the group-committed save each wait on a commit); at most ``concurrency``
-        such writes are outstanding, which bounds the attempts held to twice ``concurrency``.
+        (the claim and the group-committed save each wait on a commit). At most as many such
+        writes are outstanding as one claim may bring (the larger of ``concurrency`` and the
+        prefetch's cap), so that a claim's worth of outcomes can share one commit.
         """
         limit = self._options.concurrency
         handling = len(self._running) - self._settling
-        return min(limit - handling, 2 * limit - len(self._running))
+        return min(limit - handling, limit + self._settle_bound - len(self._running))
 
     async def run_once(self, timeout: float = 0.0) -> int:
-        """Claim up to the free slots' worth of tasks and start them; returns how many."""
-        free = self.free_slots
-        if free <= 0:
+        """Claim up to the free slots' worth of tasks and what the prefetch has room for,
+        start as many as slots are free and keep the rest; returns how many were claimed."""
+        wanted = max(0, self.free_slots) + self._prefetch.room()
+        if wanted <= 0:
             return 0
-        claim = await self._service.claim_batch(self._options.queues, limit=free, timeout=timeout)
+        claim = await self._service.claim_batch(self._options.queues, limit=wanted, timeout=timeout)
         if claim.unknown:
             log.warning(
                 "dropped queued ids that no task has (is another deployment using this Redis "
                 "prefix?)",
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
-        for task in claim.tasks:
-            self._start(task)
+        if self._keeper is not None:
+            for task in claim.tasks:
+                if task.lease is not None:
+                    self._keeper.track(task.id, task.lease.token)
+        self._prefetch.put(claim.tasks)
+        self._start_prefetched()
         return len(claim.tasks)
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
@@ -135,10 +153,9 @@ class Worker:
 
         Used when no `LeaseKeeper` thread does it (tests, and the embedded `taskflow dev`).
         """
+        held = [run.task for run in self._running.values() if not run.settling]
         leases = {
-            run.task.id: run.task.lease.token
-            for run in self._running.values()
-            if not run.settling and run.task.lease is not None
+            task.id: task.lease.token for task in [*held, *self._prefetch] if task.lease is not None
         }
         if leases:
             self.renewed(leases, await self._service.renew(leases))
@@ -157,9 +174,19 @@ class Worker:
         run = self._running.get(task_id)
         if run is not None:
             self._attempts.cancel(run)
+            return
+        task = self._prefetch.remove(task_id)
+        if task is not None:  # claimed ahead, not started: acknowledge without running it
+            self._begin(Run(task, cancel_requested=True))
 
     def abandon(self, task_id: UUID) -> None:
         """The attempt's lease is gone: stop its handler and write nothing of it."""
+        task = self._prefetch.remove(task_id)
+        if task is not None:
+            if self._keeper is not None:
+                self._keeper.forget(task_id)
+            log.warning("lease lost, attempt abandoned", extra=task_facts(task))
+            return
         run = self._running.get(task_id)
         if run is None or run.settling or run.job is None:
             return
@@ -191,7 +218,7 @@ class Worker:
 
     async def _claim_loop(self, stop: asyncio.Event, backoff: Backoff) -> None:
         while not stop.is_set():
-            if self.free_slots <= 0:
+            if self.free_slots <= 0 and self._prefetch.room() <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
@@ -211,6 +238,9 @@ class Worker:
                 backoff.reset()
 
     async def _shutdown(self, force: asyncio.Event) -> None:
+        self._stopping = True
+        for task in self._prefetch.drain():  # claimed ahead, never started: hand them back
+            self._begin(Run(task, hand_back=True))
         jobs = [run.job for run in self._running.values() if run.job is not None]
         if jobs:
             log.info("finishing running tasks", extra={"tasks": len(jobs)})
@@ -245,14 +275,18 @@ class Worker:
 
     # -- one attempt ----------------------------------------------------------------------
 
-    def _start(self, task: Task) -> None:
-        run = Run(task)
-        self._running[task.id] = run
-        if self._keeper is not None and task.lease is not None:
-            self._keeper.track(task.id, task.lease.token)
-        run.job = asyncio.create_task(self._execute(run), name=f"task-{task.id}")
-        if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
-            log.info("task claimed", extra=task_facts(task))
+    def _start_prefetched(self) -> None:
+        while not self._stopping and self.free_slots > 0:
+            task = self._prefetch.take()
+            if task is None:
+                return
+            self._begin(Run(task))
+            if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
+                log.info("task claimed", extra=task_facts(task))
+
+    def _begin(self, run: Run) -> None:
+        self._running[run.task.id] = run
+        run.job = asyncio.create_task(self._execute(run), name=f"task-{run.task.id}")
 
     async def _execute(self, run: Run) -> None:
         try:
@@ -263,11 +297,14 @@ class Worker:
                 self._settling -= 1
             if self._keeper is not None:
                 self._keeper.forget(run.task.id)
+            self._start_prefetched()
             self._slot_freed.set()
 
     def _settling_started(self, run: Run) -> None:
         # The handler is done: its slot can take the next task while the outcome is written.
         self._settling += 1
+        self._prefetch.finished()
+        self._start_prefetched()
         self._slot_freed.set()
 
 
