@@ -53,7 +53,7 @@ async def test_a_tracked_lease_is_renewed_from_the_keepers_thread() -> None:
     assert task.lease is not None
     keeper = _keeper(repo)
     keeper.start(lambda *_: None, asyncio.get_running_loop())
-    keeper.track(task.id, task.lease.token)
+    keeper.track({task.id: task.lease.token})
     try:
         for _ in range(1000):  # up to 10 s
             current = (await repo.get(task.id)).lease
@@ -81,8 +81,8 @@ async def test_a_lease_it_cannot_keep_is_reported_on_the_loop_once() -> None:
 
     keeper = _keeper(repo)
     keeper.start(on_renewal, asyncio.get_running_loop())
-    keeper.track(task.id, uuid.uuid4())  # not the task's token: as if another worker held it
-    keeper.track(kept.id, kept.lease.token)
+    keeper.track({task.id: uuid.uuid4()})  # not the task's token: as if another worker held it
+    keeper.track({kept.id: kept.lease.token})
     try:
         async with asyncio.timeout(10):
             await reported.wait()

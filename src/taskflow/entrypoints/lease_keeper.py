@@ -50,9 +50,10 @@ class LeaseKeeper:
         )
         self._thread.start()
 
-    def track(self, task_id: UUID, token: UUID) -> None:
+    def track(self, leases: Mapping[UUID, UUID]) -> None:
+        """Renew these leases (task id → token) from now on."""
         with self._lock:
-            self._leases[task_id] = token
+            self._leases.update(leases)
 
     def forget(self, task_id: UUID) -> None:
         with self._lock:

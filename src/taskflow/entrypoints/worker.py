@@ -110,9 +110,7 @@ class Worker:
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
         if self._keeper is not None:
-            for task in claim.tasks:
-                if task.lease is not None:
-                    self._keeper.track(task.id, task.lease.token)
+            self._keeper.track({t.id: t.lease.token for t in claim.tasks if t.lease is not None})
         self._prefetch.put(claim.tasks)
         self._start_prefetched()
         return len(claim.tasks)
