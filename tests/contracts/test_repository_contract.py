@@ -18,13 +18,14 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.memory import InMemoryTaskRepository
 from taskflow.adapters.sql import SqlTaskRepository
 from taskflow.adapters.sql.engine import create_engine, migrate
-from taskflow.adapters.sql.schema import metadata
+from taskflow.adapters.sql.schema import attempts, metadata
 from taskflow.domain.attempts import Attempt, AttemptEnd, AttemptOutcome
 from taskflow.domain.errors import (
     DuplicateTask,
@@ -731,8 +732,10 @@ async def test_saved_transitions_round_trip(backend: Backend, steps: list[Step])
 # -- attempts ---------------------------------------------------------------------------------
 
 
-def ending(task: Task, outcome: AttemptOutcome, error: TaskError | None = None) -> AttemptEnd:
-    return AttemptEnd(task.attempts, outcome, task.updated_at, error)
+def ending(
+    before: Task, after: Task, outcome: AttemptOutcome, error: TaskError | None = None
+) -> AttemptEnd:
+    return AttemptEnd.of(before, after, {after.status: outcome}, error)
 
 
 async def test_attempts_of_an_unknown_task_raise_task_not_found(backend: Backend) -> None:
@@ -779,7 +782,7 @@ async def test_a_save_with_closing_ends_the_attempt_with_the_change(backend: Bac
     error = TaskError("ValueError", "bad input ✗")
     failed = claimed.fail(token(claimed), error, now=backend.now(), rand=0.5, final=True)
 
-    await backend.repo.save(failed, closing=ending(failed, AttemptOutcome.FAILED, error))
+    await backend.repo.save(failed, closing=ending(claimed, failed, AttemptOutcome.FAILED, error))
 
     assert await backend.repo.get(claimed.id) == failed
     [attempt] = await backend.repo.attempts(claimed.id)
@@ -805,19 +808,42 @@ async def test_a_stale_save_closes_nothing(backend: Backend) -> None:
     done = claimed.succeed(token(claimed), "late", now=backend.now())  # from the older copy
 
     with pytest.raises(StaleTask):
-        await backend.repo.save(done, closing=ending(done, AttemptOutcome.SUCCESS))
+        await backend.repo.save(done, closing=ending(claimed, done, AttemptOutcome.SUCCESS))
 
     [attempt] = await backend.repo.attempts(claimed.id)
     assert (attempt.finished_at, attempt.outcome) == (None, None)
 
 
-async def test_closing_touches_only_the_named_open_attempt(backend: Backend) -> None:
+async def test_an_ended_attempt_is_never_written_over(backend: Backend) -> None:
     claimed = await claim_one(backend, new_task(backend.now() - HOUR))
     progressed = claimed.report_progress(token(claimed), Progress(0.1, ""), now=backend.now())
-    wrong = AttemptEnd(claimed.attempts + 1, AttemptOutcome.SUCCESS, backend.now())
-    await backend.repo.save(progressed, closing=wrong)
-    [attempt] = await backend.repo.attempts(claimed.id)
-    assert (attempt.finished_at, attempt.outcome) == (None, None)
+    first = ending(claimed, progressed, AttemptOutcome.RETRY, TaskError("KeyError", "k"))
+    await backend.repo.save(progressed, closing=first)
+    again = progressed.report_progress(token(claimed), Progress(0.2, ""), now=backend.now())
+    await backend.repo.save(again, closing=ending(progressed, again, AttemptOutcome.SUCCESS))
+    assert await backend.repo.attempts(claimed.id) == [Attempt.ended(claimed.id, first)]
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+async def test_an_attempt_row_a_claim_opened_before_decision_18_is_closed_by_its_end(
+    backend: Backend, store_url: str
+) -> None:
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))
+    engine = create_engine(store_url)
+    try:
+        async with engine.begin() as conn:  # what a claim wrote before the upgrade
+            opened = {"task_id": claimed.id, "attempt": 1, "worker_id": "w-1"}
+            await conn.execute(insert(attempts).values(**opened, started_at=claimed.started_at))
+    finally:
+        await engine.dispose()
+    [running] = await backend.repo.attempts(claimed.id)
+    assert running.finished_at is None
+
+    done = claimed.succeed(token(claimed), 1, now=backend.now())
+    closing = ending(claimed, done, AttemptOutcome.SUCCESS)
+    await backend.repo.save(done, closing=closing)
+
+    assert await backend.repo.attempts(claimed.id) == [Attempt.ended(claimed.id, closing)]
 
 
 async def test_the_history_lists_every_attempt_oldest_first(backend: Backend) -> None:
@@ -840,7 +866,7 @@ async def test_the_history_lists_every_attempt_oldest_first(backend: Backend) ->
             changed = claimed.release(token(claimed), now=now)
         else:
             changed = claimed.succeed(token(claimed), 1, now=now)
-        closing = ending(changed, outcome, error)
+        closing = ending(claimed, changed, outcome, error)
         await backend.repo.save(changed, closing=closing)
         opened = Attempt(
             task_id=task.id,
@@ -908,7 +934,7 @@ async def test_a_result_holding_u0000_is_refused_and_the_task_stays(backend: Bac
     claimed = await claim_one(backend, new_task(backend.now() - HOUR))
     done = claimed.succeed(token(claimed), {"rows": ["fine", "not\x00fine"]}, now=backend.now())
     with pytest.raises(UnstorableValue) as refused:
-        await backend.repo.save(done, closing=ending(done, AttemptOutcome.SUCCESS))
+        await backend.repo.save(done, closing=ending(claimed, done, AttemptOutcome.SUCCESS))
     assert (refused.value.field, refused.value.task_id) == ("result.rows[1]", done.id)
     assert await backend.repo.get(claimed.id) == claimed
     [attempt] = await backend.repo.attempts(claimed.id)
@@ -925,7 +951,9 @@ async def test_u0000_in_messages_is_replaced(backend: Backend) -> None:
 
     error = TaskError("Runtime\x00Error", "broken\x00here")
     failed = progressed.fail(token(progressed), error, now=now, rand=0.0, final=True)
-    await backend.repo.save(failed, closing=ending(failed, AttemptOutcome.FAILED, error))
+    await backend.repo.save(
+        failed, closing=ending(progressed, failed, AttemptOutcome.FAILED, error)
+    )
 
     cleaned = TaskError("Runtime\ufffdError", "broken\ufffdhere")
     assert (await backend.repo.get(claimed.id)).error == cleaned
@@ -1026,7 +1054,13 @@ async def test_unreachable_postgres_raises_store_unavailable() -> None:
         lambda: repo.attempts(uuid.uuid4()),
         lambda: repo.save(
             running_task(SystemClock().now()),
-            closing=AttemptEnd(1, AttemptOutcome.SUCCESS, SystemClock().now()),
+            closing=AttemptEnd(
+                attempt=1,
+                worker_id="w",
+                started_at=SystemClock().now(),
+                outcome=AttemptOutcome.SUCCESS,
+                finished_at=SystemClock().now(),
+            ),
         ),
         lambda: migrate(UNREACHABLE_PG),
     ]

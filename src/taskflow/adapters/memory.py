@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from taskflow.domain.attempts import Attempt, AttemptEnd
+from taskflow.domain.attempts import Attempt, AttemptEnd, with_running
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.errors import (
     DuplicateTask,
@@ -67,8 +67,8 @@ class InMemoryTaskRepository:
         return len(old)
 
     async def attempts(self, task_id: UUID) -> list[Attempt]:
-        await self.get(task_id)
-        return list(self._attempts.get(task_id, []))
+        task = await self.get(task_id)
+        return with_running(task, list(self._attempts.get(task_id, [])))
 
     async def get(self, task_id: UUID) -> Task:
         try:
@@ -85,10 +85,11 @@ class InMemoryTaskRepository:
             raise StaleTask()
         self._tasks[task.id] = task.keeping_renewal_of(stored)
         if closing is not None:
-            history = self._attempts.get(task.id, [])
-            for i, attempt in enumerate(history):
-                if attempt.number == closing.attempt and attempt.finished_at is None:
-                    history[i] = attempt.close(closing)
+            history = self._attempts.setdefault(task.id, [])
+            numbers = [attempt.number for attempt in history]
+            if closing.attempt not in numbers:
+                history.append(Attempt.ended(task.id, closing))
+                history.sort(key=lambda attempt: attempt.number)
 
     async def claim(
         self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float
@@ -101,10 +102,6 @@ class InMemoryTaskRepository:
                 continue
             lease = Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds))
             self._tasks[task_id] = running = task.claim(lease, now=now)
-            opened = Attempt(
-                task_id=task_id, number=running.attempts, worker_id=worker_id, started_at=now
-            )
-            self._attempts.setdefault(task_id, []).append(opened)
             claimed.append(running)
         return claimed
 

@@ -1,4 +1,4 @@
-"""Attempts: one execution of a task each, opened by a claim and closed by its outcome."""
+"""Attempts: one execution of a task each, from its claim to its outcome."""
 
 from __future__ import annotations
 
@@ -23,11 +23,17 @@ class AttemptOutcome(StrEnum):
     WORKER_LOST = "WORKER_LOST"  # the lease expired
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEnd:
-    """How the attempt numbered ``attempt`` ended; saved together with the task's change."""
+    """The attempt numbered ``attempt``, as it ended; saved together with the task's change.
+
+    It carries the whole attempt: its row is written once, when it ends (decision 18). While
+    it runs, the task itself (PROCESSING, its lease and ``started_at``) says as much.
+    """
 
     attempt: int
+    worker_id: str
+    started_at: datetime
     outcome: AttemptOutcome
     finished_at: datetime
     error: TaskError | None = None
@@ -35,20 +41,30 @@ class AttemptEnd:
     @classmethod
     def of(
         cls,
-        task: Task,
+        before: Task,
+        after: Task,
         outcomes: Mapping[TaskStatus, AttemptOutcome],
         error: TaskError | None = None,
     ) -> AttemptEnd:
-        """The end of ``task``'s latest attempt, as the transition that ended it left the task.
+        """The end of the attempt ``before`` was running, as the transition to ``after`` left it.
 
         ``outcomes`` names the outcome for each status that transition can lead to.
         """
-        return cls(task.attempts, outcomes[task.status], task.updated_at, error)
+        if before.lease is None or before.started_at is None:
+            raise ValueError(f"task {before.id} runs no attempt to end")
+        return cls(
+            attempt=after.attempts,
+            worker_id=before.lease.worker_id,
+            started_at=before.started_at,
+            outcome=outcomes[after.status],
+            finished_at=after.updated_at,
+            error=error,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
-    """One execution of a task: opened by a claim, closed by the attempt's end."""
+    """One execution of a task: running from its claim (``finished_at`` None), or ended."""
 
     task_id: UUID
     number: int
@@ -60,6 +76,42 @@ class Attempt:
 
     def close(self, end: AttemptEnd) -> Attempt:
         return replace(self, finished_at=end.finished_at, outcome=end.outcome, error=end.error)
+
+    @classmethod
+    def ended(cls, task_id: UUID, end: AttemptEnd) -> Attempt:
+        return cls(
+            task_id=task_id,
+            number=end.attempt,
+            worker_id=end.worker_id,
+            started_at=end.started_at,
+            finished_at=end.finished_at,
+            outcome=end.outcome,
+            error=end.error,
+        )
+
+    @classmethod
+    def running(cls, task: Task) -> Attempt | None:
+        """The attempt ``task`` runs now, as the task row tells it; None when it runs none."""
+        if task.status is not TaskStatus.PROCESSING or task.lease is None:
+            return None
+        assert task.started_at is not None  # the claim sets it
+        return cls(
+            task_id=task.id,
+            number=task.attempts,
+            worker_id=task.lease.worker_id,
+            started_at=task.started_at,
+        )
+
+
+def with_running(task: Task, stored: list[Attempt]) -> list[Attempt]:
+    """``stored`` (ended attempts, oldest first) and the one ``task`` runs now, if any.
+
+    A row opened by a claim before decision 18 stands for the running attempt itself.
+    """
+    running = Attempt.running(task)
+    if running is None or (stored and stored[-1].number >= running.number):
+        return stored
+    return [*stored, running]
 
 
 _TRUNCATED = "... (the start of this traceback was cut)\n"

@@ -153,7 +153,7 @@ class PostgresDialect:
             func.gen_random_uuid(),
             bindparam("worker_id", "", type_=String()),
         )
-        return postgres.Compiled.of(history.logged_claim(claim))
+        return postgres.Compiled.of(claim)
 
     async def close(self) -> None:
         for held in self._held.values():
@@ -211,7 +211,7 @@ class SqliteDialect:
                 continue
             written.add(row.id)
             if isinstance(row.closing, AttemptEnd):
-                await history.close_attempt(conn, row.id, row.closing)
+                await history.end_attempt(conn, row.id, row.closing)
         return written
 
     async def claim(
@@ -221,7 +221,7 @@ class SqliteDialect:
         # No UUID generator in SQLite: a token per candidate row, picked in the same statement.
         tokens = case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=tasks.c.id)
         stmt = claiming(tasks.c.id.in_(ids), now, expires_at, tokens, literal(worker_id))
-        return await history.claim_logged(conn, stmt)
+        return await history.claimed(conn, stmt)
 
     async def close(self) -> None:
         return None

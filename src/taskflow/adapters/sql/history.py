@@ -10,72 +10,60 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Table, Update, delete, insert, select, update
+from sqlalchemy import Table, Update, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from taskflow.adapters.sql.rows import Row, columns, task_error
+from taskflow.adapters.sql.rows import Row, columns, task_error, to_task
 from taskflow.adapters.sql.schema import attempts, idempotency_keys, tasks
-from taskflow.domain.attempts import Attempt, AttemptEnd, AttemptOutcome
+from taskflow.domain.attempts import Attempt, AttemptEnd, AttemptOutcome, with_running
 from taskflow.domain.errors import StaleTask
 
 # A replay can only lose its key row to the prune of keys a day old; then the key is new again.
 _KEY_TRIES = 3
 
 
-def logged_claim(claiming: Update) -> Select[Any]:
-    """PostgreSQL: ``claiming`` (an UPDATE … RETURNING every task column) that also opens an
-    attempt per claimed row, in the same statement. Build it once and reuse it: constructing
-    the statement costs more than running it."""
-    claimed = claiming.cte("claimed")
-    logged = insert(attempts).from_select(
-        ["task_id", "attempt", "worker_id", "started_at"],
-        select(claimed.c.id, claimed.c.attempts, claimed.c.lease_worker_id, claimed.c.started_at),
+async def claimed(conn: AsyncConnection, claiming: Update) -> Sequence[RowMapping]:
+    """SQLite: run ``claiming``. No attempt row is written before the attempt ends
+    (decision 18): while it runs, the task row tells it."""
+    return (await conn.execute(claiming)).mappings().all()
+
+
+async def end_attempt(conn: AsyncConnection, task_id: UUID, end: AttemptEnd) -> None:
+    """SQLite: write the attempt ``end`` describes, after its task's change was written in the
+    caller's transaction. An attempt written already stays as it is, unless a claim before
+    decision 18 left it open: then it is closed."""
+    stmt = sqlite.insert(attempts).values(
+        task_id=task_id,
+        attempt=end.attempt,
+        worker_id=end.worker_id,
+        started_at=end.started_at,
+        finished_at=end.finished_at,
+        outcome=end.outcome,
+        error=end.error,
     )
-    return select(claimed).add_cte(logged.cte("logged"))
-
-
-async def claim_logged(conn: AsyncConnection, claiming: Update) -> Sequence[RowMapping]:
-    """SQLite: run ``claiming`` and open an attempt per row, in the caller's transaction."""
-    rows = (await conn.execute(claiming)).mappings().all()
-    if rows:
-        opened = [
-            {
-                "task_id": r["id"],
-                "attempt": r["attempts"],
-                "worker_id": r["lease_worker_id"],
-                "started_at": r["started_at"],
-            }
-            for r in rows
-        ]
-        await conn.execute(insert(attempts), opened)
-    return rows
-
-
-async def close_attempt(conn: AsyncConnection, task_id: UUID, end: AttemptEnd) -> None:
-    """SQLite: close the attempt ``end`` names, after its task's change was written in the
-    caller's transaction. An attempt already closed, or never opened, stays as it is."""
-    stmt = update(attempts).where(
-        attempts.c.task_id == task_id,
-        attempts.c.attempt == end.attempt,
-        attempts.c.finished_at.is_(None),
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[attempts.c.task_id, attempts.c.attempt],
+            set_={"finished_at": end.finished_at, "outcome": end.outcome, "error": end.error},
+            where=attempts.c.finished_at.is_(None),
+        )
     )
-    closed = stmt.values(finished_at=end.finished_at, outcome=end.outcome, error=end.error)
-    await conn.execute(closed)
 
 
 async def attempts_of(conn: AsyncConnection, task_id: UUID) -> list[Attempt] | None:
-    """The task's attempts, oldest first; None when there is no such task."""
+    """The task's attempts, oldest first, the running one included; None when there is no
+    such task."""
+    task = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+    if task is None:
+        return None
     stmt = select(attempts).where(attempts.c.task_id == task_id).order_by(attempts.c.attempt)
     rows = (await conn.execute(stmt)).mappings().all()
-    if not rows and await conn.scalar(select(tasks.c.id).where(tasks.c.id == task_id)) is None:
-        return None
-    return [_to_attempt(r) for r in rows]
+    return with_running(to_task(task), [_to_attempt(r) for r in rows])
 
 
 #: ``postgresql.insert`` or ``sqlite.insert``: an INSERT that takes ``on_conflict_do_nothing``.

@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Column, Select, literal_column
+from sqlalchemy import Column, Select, Update, literal_column
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -83,7 +83,7 @@ _KEEPING_RENEWAL = keeping_renewal(
 
 # $1: the rows (``rows.encode`` of ``changed_row``s); $2: their ids. Each row is written only
 # where the stored version is still the one the change was computed from, exactly like a
-# single save, and its attempt is closed in the same statement.
+# single save, and the attempt it ends is written in the same statement.
 SAVE_SQL = f"""
 WITH v AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS v({_record(_CHANGING)}, closing jsonb)
@@ -99,14 +99,18 @@ saved AS (
   WHERE tasks.id = ANY($2::uuid[]) AND tasks.id = v.id AND tasks.version = v.version - 1
   RETURNING tasks.id
 ),
-closed AS (
-  UPDATE attempts AS a SET
-    finished_at = (v.closing ->> 'finished_at')::timestamptz,
-    outcome = v.closing ->> 'outcome',
-    error = NULLIF(v.closing -> 'error', 'null'::jsonb)
+ended AS (
+  -- The attempt's one row, written when it ends (decision 18); a row a claim opened before
+  -- that decision is closed instead.
+  INSERT INTO attempts AS a (task_id, attempt, worker_id, started_at, finished_at, outcome, error)
+  SELECT v.id, (v.closing ->> 'attempt')::int, v.closing ->> 'worker_id',
+    (v.closing ->> 'started_at')::timestamptz, (v.closing ->> 'finished_at')::timestamptz,
+    v.closing ->> 'outcome', NULLIF(v.closing -> 'error', 'null'::jsonb)
   FROM v JOIN saved ON saved.id = v.id
-  WHERE a.task_id = v.id AND a.attempt = (v.closing ->> 'attempt')::int
-    AND a.finished_at IS NULL
+  WHERE jsonb_typeof(v.closing) = 'object'
+  ON CONFLICT (task_id, attempt) DO UPDATE SET
+    finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
+  WHERE a.finished_at IS NULL
 )
 SELECT id FROM saved
 """
@@ -129,7 +133,7 @@ class Compiled:
     fixed: dict[str, Any]  # the values compiled into the statement
 
     @classmethod
-    def of(cls, statement: Select[Any]) -> Compiled:
+    def of(cls, statement: Select[Any] | Update) -> Compiled:
         compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
         return cls(compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
 

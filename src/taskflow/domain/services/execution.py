@@ -180,7 +180,8 @@ class ExecutionService:
                 continue  # our clock is behind the store's; the next sweep takes it
             changed = task.expire_lease(now=now, rand=self._rand(), holder_gone=holder_gone)
             try:
-                await self._repo.save(changed, closing=AttemptEnd.of(changed, _LOST, changed.error))
+                ending = AttemptEnd.of(task, changed, _LOST, changed.error)
+                await self._repo.save(changed, closing=ending)
             except StaleTask:
                 continue  # renewed, finished or reaped by someone else meanwhile
             reaped.append(changed)
@@ -244,11 +245,12 @@ class ExecutionService:
         self,
         task: Task,
         change: Callable[[Task], Task],
-        ending: Callable[[Task], AttemptEnd] | None = None,
+        ending: Callable[[Task, Task], AttemptEnd] | None = None,
     ) -> Task:
         """Apply ``change`` while this worker's lease holds; re-read when another writer won.
 
-        ``ending``, given the changed task, says how the attempt ended; it is saved with it.
+        ``ending``, given the task before and after the change, says how the attempt ended;
+        it is saved with the change.
         """
         token = _token(task)
         current = task
@@ -263,7 +265,8 @@ class ExecutionService:
                 current = await self._held(task.id, token)
                 changed = change(current)
             try:
-                await self._repo.save(changed, closing=ending(changed) if ending else None)
+                closing = ending(current, changed) if ending else None
+                await self._repo.save(changed, closing=closing)
             except StaleTask:
                 current = await self._held(task.id, token)
                 continue
@@ -279,8 +282,8 @@ class ExecutionService:
 
 def _ending(
     outcomes: Mapping[TaskStatus, AttemptOutcome], error: TaskError | None = None
-) -> Callable[[Task], AttemptEnd]:
-    return lambda task: AttemptEnd.of(task, outcomes, error)
+) -> Callable[[Task, Task], AttemptEnd]:
+    return lambda before, after: AttemptEnd.of(before, after, outcomes, error)
 
 
 def _token(task: Task) -> UUID:
