@@ -27,9 +27,11 @@ test: $(STAMP)
 chaos: $(STAMP)
 	$(VENV)/bin/pytest -p no:cacheprovider -m chaos -s -q tests/integration/test_chaos.py
 
-## The benchmark against the configured PostgreSQL and Redis (see docs/performance.md).
+## The benchmark against the configured PostgreSQL and Redis (see docs/performance.md), with the
+## floors of ../shared/probes beside it when that directory exists.
+PROBES := ../shared/probes
 bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.run
+	$(VENV)/bin/python -m benchmarks.run $(if $(wildcard $(PROBES)/.),--floors $(PROBES))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -20,8 +20,9 @@ def task_body(**fields: Any) -> dict[str, Any]:
     return {"type": "debug.echo", "payload": {}, **fields}
 
 
-def single_body() -> bytes:
-    return json.dumps(task_body()).encode()
+def single_body(**fields: Any) -> bytes:
+    """One submission: the no-op of `task_body`, with ``fields`` set over it."""
+    return json.dumps(task_body(**fields)).encode()
 
 
 def batch_body(size: int) -> bytes:

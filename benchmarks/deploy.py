@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -133,7 +134,6 @@ class Deployment:
             TASKFLOW_REDIS_URL=self.redis_url,
             TASKFLOW_REDIS_PREFIX=self.prefix,
             TASKFLOW_HOST=HOST,
-            TASKFLOW_LOG_LEVEL="WARNING",
         )
         env.update(self.settings)
         return env
@@ -204,8 +204,12 @@ class Deployment:
             await wait_until_up(HOST, proc.port, "/health/live", timeout=60, alive=proc.check_alive)
         return apis
 
-    def start_workers(self, count: int = 1) -> list[Proc]:
-        return [self._spawn("worker", ["worker"], self.env()) for _ in range(count)]
+    def start_workers(
+        self, count: int = 1, settings: Mapping[str, str] | None = None
+    ) -> list[Proc]:
+        """``settings``: TASKFLOW_* of these processes only, over the deployment's."""
+        env = {**self.env(), **(settings or {})}
+        return [self._spawn("worker", ["worker"], env) for _ in range(count)]
 
     def running(self, role: str) -> list[Proc]:
         return [p for p in self.processes if p.role == role and p.popen.poll() is None]
@@ -226,6 +230,14 @@ class Deployment:
                 proc.popen.kill()
                 proc.popen.wait(10)
             self.processes.remove(proc)
+
+    async def hand_back(self, proc: Proc) -> None:
+        """Stop a worker the quick way: a second SIGTERM makes it release its running tasks at
+        once instead of letting them finish."""
+        with contextlib.suppress(ProcessLookupError):
+            proc.popen.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)  # two signals in a row could arrive as one
+        await self.stop([proc])
 
     async def reset(self, store: Store) -> None:
         """Stop every process, empty the tables and the Redis keys: a fresh start."""

@@ -229,34 +229,39 @@ class SteadyResult:
     late: int = 0  # sends more than 5 ms behind schedule (every connection was busy)
     statuses: Counter[int] = field(default_factory=Counter)
 
+    def check(self) -> None:
+        """Fail unless every request was accepted."""
+        if self.statuses or not self.ids:
+            raise RuntimeError(f"answers other than 202: {dict(self.statuses)}")
+
 
 async def steady(
     host: str,
     port: int,
     path: str,
-    body: bytes,
+    bodies: Sequence[bytes],
     *,
     rate: float,
-    duration: float,
     connections: int = 4,
 ) -> SteadyResult:
-    """Send ``rate`` requests a second for ``duration`` seconds, open loop: each request goes
-    out on schedule on an idle keep-alive connection of a small pool, whatever the answer
-    times of the others."""
+    """Send each of ``bodies`` in turn, ``rate`` a second, open loop: each request goes out on
+    schedule on an idle keep-alive connection of a small pool, whatever the answer times of
+    the others."""
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
         connection = Connection(host, port)
         await connection.open()
         idle.put_nowait(connection)
     result = SteadyResult()
-    raw = build_request("POST", path, host, port, body)
 
-    async def send(due: float) -> None:
+    async def send(due: float, body: bytes) -> None:
         connection = await idle.get()
         if time.monotonic() - due > 0.005:
             result.late += 1
         try:
-            status, answer = await connection.exchange(raw)
+            status, answer = await connection.exchange(
+                build_request("POST", path, host, port, body)
+            )
         finally:
             idle.put_nowait(connection)
         if status == 202:
@@ -267,12 +272,12 @@ async def steady(
     start = time.monotonic() + 0.05
     sends = []
     try:
-        for i in range(round(rate * duration)):
+        for i, body in enumerate(bodies):
             due = start + i / rate
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            sends.append(asyncio.create_task(send(due)))
+            sends.append(asyncio.create_task(send(due, body)))
         await asyncio.gather(*sends)
     finally:
         for task in sends:

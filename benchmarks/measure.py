@@ -112,6 +112,44 @@ class Store:
         )
         return [float(r["pickup"]) for r in rows], [float(r["total"]) for r in rows]
 
+    async def lateness_ms(self, ids: Sequence[str], attempt: int) -> list[float]:
+        """Per task now at its ``attempt``-th attempt: started_at - run_at in milliseconds,
+        how long after it was due that attempt started."""
+        rows = await self._db.fetch(
+            """
+            SELECT EXTRACT(EPOCH FROM started_at - run_at) * 1000 AS late
+            FROM tasks WHERE id = ANY($1::uuid[]) AND attempts = $2 AND started_at IS NOT NULL
+            """,
+            [uuid.UUID(i) for i in ids],
+            attempt,
+        )
+        return [float(r["late"]) for r in rows]
+
+    async def retry_waits(self, ids: Sequence[str]) -> list[float]:
+        """Per task: seconds from the end of its first attempt to the run_at of the next."""
+        rows = await self._db.fetch(
+            """
+            SELECT EXTRACT(EPOCH FROM t.run_at - a.finished_at) AS wait
+            FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.attempt = 1
+            WHERE t.id = ANY($1::uuid[]) AND t.attempts > 1
+            """,
+            [uuid.UUID(i) for i in ids],
+        )
+        return [float(r["wait"]) for r in rows]
+
+    async def count_outcome(self, ids: Sequence[str], outcome: str) -> int:
+        """How many of these tasks have an attempt that ended with ``outcome``."""
+        where = "task_id = ANY($1::uuid[]) AND outcome = $2"
+        return await self._count(f"SELECT count(*) FROM attempts WHERE {where}", ids, outcome)
+
+    async def count_started(self, ids: Sequence[str], attempt: int) -> int:
+        """How many of these tasks have started their ``attempt``-th attempt."""
+        where = "id = ANY($1::uuid[]) AND attempts >= $2"
+        return await self._count(f"SELECT count(*) FROM tasks WHERE {where}", ids, attempt)
+
+    async def _count(self, query: str, ids: Sequence[str], value: object) -> int:
+        return int(await self._db.fetchval(query, [uuid.UUID(i) for i in ids], value))
+
     async def truncate_all(self) -> None:
         """Empty every table of the schema but Alembic's version."""
         tables = await self._db.fetch(

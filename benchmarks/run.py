@@ -9,25 +9,20 @@ import argparse
 import asyncio
 import atexit
 import json
-import os
-import platform
-import shlex
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from benchmarks.deploy import Deployment, is_local, safe_url
+from benchmarks.bench import Bench, Params, Result
+from benchmarks.deploy import Deployment, safe_url
+from benchmarks.floors import FLOOR_ROWS, Floors
 from benchmarks.measure import KIB_PER_MIB, Store, median, redis_version
-from benchmarks.phases import OPTIONAL_PHASES, PEAK_ROWS, PHASES, Bench, Params, Result, layouts
+from benchmarks.phases import OPTIONAL_PHASES, PEAK_ROWS, PHASES
+from benchmarks.report import Report, Row, build_header, render
 
-ROOT = Path(__file__).resolve().parent.parent
 PHASE_NAMES = [name for name, *_ in PHASES]
 DEFAULT_PHASES = [name for name in PHASE_NAMES if name not in OPTIONAL_PHASES]
 STARTED = time.monotonic()
@@ -37,42 +32,12 @@ def progress(message: str) -> None:
     print(f"[bench {time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass
-class Row:
-    key: str
-    name: str
-    unit: str
-    value: float | str | None = None  # None: failed (see error)
-    notes: str = ""
-    error: str | None = None
-    runs: list[float] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Report:
-    header: dict[str, Any]
-    params: Params
-    rows: list[Row]
-
-    def row(self, key: str) -> Row:
-        return next(r for r in self.rows if r.key == key)
-
-    def failed(self) -> bool:
-        return any(r.error is not None for r in self.rows)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "header": self.header,
-            "params": asdict(self.params),
-            "measurements": [asdict(r) for r in self.rows],
-        }
-
-
 # -- the runs -------------------------------------------------------------------------------
 
 
-async def run_phases(deploy: Deployment, report: Report, phases: list[str], repeat: int) -> None:
+async def run_phases(
+    deploy: Deployment, report: Report, phases: list[str], repeat: int, floors: Floors | None
+) -> None:
     progress(f"creating database {deploy.name} and migrating")
     try:
         await deploy.create()
@@ -84,6 +49,9 @@ async def run_phases(deploy: Deployment, report: Report, phases: list[str], repe
     try:
         report.header["postgresql"]["server"] = await store.server_facts()
         report.header["redis"]["version"] = await redis_version(deploy.redis_url)
+        if floors is not None:
+            progress(f"floors: the probes in {floors.directory}, before the phases")
+            await floors.measure("before")
         bench = Bench(deploy, store, report.params)
         for name, rows, function, repeatable in PHASES:
             if name not in phases:
@@ -102,6 +70,9 @@ async def run_phases(deploy: Deployment, report: Report, phases: list[str], repe
                 _record(report.row(key), [o[key] for o in outcomes if key in o], errors, runs)
         await deploy.stop(list(deploy.processes))
         _record_peaks(deploy, report)
+        if floors is not None:
+            progress("floors: the probes again, after the phases")
+            await floors.measure("after")
     finally:
         await store.close()
 
@@ -143,116 +114,19 @@ def _record_peaks(deploy: Deployment, report: Report) -> None:
 # -- the header and the table -----------------------------------------------------------------
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "--no-optional-locks", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def _commit() -> str:
-    commit = _git("rev-parse", "--short", "HEAD")
-    if commit is None:
-        return "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return f"{commit} (with uncommitted changes)" if dirty else commit
-
-
-def command_line(argv: Sequence[str]) -> str:
-    exe = os.path.relpath(sys.executable)
-    if exe.startswith(".."):
-        exe = sys.executable
-    return shlex.join([exe, "-m", "benchmarks.run", *argv])
-
-
-def _where(address: str) -> str:
-    return f"{address} (this host)" if is_local(address) else f"{address} (another host)"
-
-
-def build_header(
-    deploy: Deployment, params: Params, phases: Sequence[str], argv: Sequence[str]
-) -> dict[str, Any]:
-    place = deploy.describe()
-    concurrency = deploy.settings.get("TASKFLOW_WORKER_CONCURRENCY", "16")
-    host = socket.gethostname()
-    return {
-        "command": command_line(argv),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "host": {
-            "name": host,
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
-        "postgresql": {"address": place["database"], "database": deploy.name},
-        "redis": {"address": place["redis"], "prefix": deploy.prefix},
-        "processes": [
-            f"all taskflow processes and the load generator run on {host}; "
-            f"PostgreSQL on {_where(deploy.database_host)}, "
-            f"Redis on {_where(deploy.redis_host)}; worker concurrency {concurrency}",
-            *(f"{name}: {text}" for name, text in layouts(params).items() if name in phases),
-            "every phase: this process polls PostgreSQL (every 50 ms while waiting)",
-        ],
-        "settings": {"TASKFLOW_LOG_LEVEL": "WARNING", **deploy.settings},
-        "logs": place["logs"],
-    }
-
-
-def _value(row: Row) -> str:
-    if row.error is not None:
-        return "error"
-    if isinstance(row.value, str):
-        return row.value
-    assert row.value is not None
-    if row.unit == "tasks/s":
-        return f"{row.value:,.0f}"
-    if row.unit == "ms":
-        return f"{row.value:.2f}"
-    return f"{row.value:,.1f}"
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def render(report: Report) -> str:
-    h = report.header
-    pg = h["postgresql"]
-    server = pg.get("server", {})
-    lines = [
-        "# taskflow benchmark",
-        "",
-        f"- command: `{h['command']}`",
-        f"- date: {h['date']}; commit: {h['commit']}",
-        f"- host: {h['host']['name']}, {h['host']['cpus']} CPUs, {h['host']['platform']}, "
-        f"Python {h['host']['python']}; load average at start "
-        f"{' '.join(map(str, h['host']['load_average_at_start']))}",
-        f"- PostgreSQL: {pg['address']} (version {server.get('server_version', '?')}, "
-        f"fsync {server.get('fsync', '?')}, synchronous_commit "
-        f"{server.get('synchronous_commit', '?')}); a database of its own, dropped at the end",
-        f"- Redis: {h['redis']['address']} (version {h['redis'].get('version', '?')}), key "
-        f"prefix `{h['redis']['prefix']}:`, deleted at the end",
-        "- processes:",
-        *(f"  - {line}" for line in h["processes"]),
-        f"- settings: {' '.join(f'{k}={v}' for k, v in h['settings'].items())}",
-        "",
-        "| measurement | value | unit | notes |",
-        "|---|---:|---|---|",
-    ]
+def _record_floors(report: Report, floors: Floors | None) -> None:
+    """The floor rows (the mean of the probes' runs), then every row's ratio and target."""
+    measured = {}
     for row in report.rows:
-        notes = f"ERROR: {row.error}" if row.error is not None else row.notes
-        lines.append(f"| {row.name} | {_value(row)} | {row.unit} | {_cell(notes)} |")
-    return "\n".join(lines)
+        if floors is None or not row.key.startswith("floor_") or row.error is not None:
+            continue
+        floor = floors.floor(row.key)
+        if floor is None:
+            row.error = floors.notes(row.key)
+            continue
+        row.value, row.runs, row.notes = floor, floors.values[row.key], floors.notes(row.key)
+        measured[row.key] = floor
+    report.judge(measured)
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -302,6 +176,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="TASKFLOW_X=V",
         help="a setting for the taskflow processes, e.g. TASKFLOW_WORKER_CONCURRENCY=64",
     )
+    parser.add_argument(
+        "--floors",
+        type=Path,
+        metavar="DIR",
+        help="run the probes drain_floor.py and pickup_floor.py of DIR before and after the "
+        "phases, and show each figure as a ratio to its floor",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = parser.parse_args(argv)
     if args.repeat < 1 or (args.apis is not None and args.apis < 1):
@@ -323,8 +204,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     atexit.register(deploy.close)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    floors = None
+    if args.floors is not None:
+        floors = Floors(
+            args.floors,
+            deploy.dsn,
+            deploy.redis_url,
+            params.floor_drain_tasks,
+            params.floor_pickup_tasks,
+        )
     labels = params.labels()
     rows = [
+        Row(key, label.format(**labels), unit, required=False)
+        for key, label, unit in (FLOOR_ROWS if floors else [])
+    ]
+    rows += [
         Row(key, label.format(**labels), unit)
         for name, phase_rows, *_ in PHASES
         if name in args.phases
@@ -335,14 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress(f"database {safe_url(deploy.describe()['database'])}, logs in {deploy.logs}")
     code = 0
     try:
-        asyncio.run(run_phases(deploy, report, args.phases, args.repeat))
+        asyncio.run(run_phases(deploy, report, args.phases, args.repeat, floors))
     except KeyboardInterrupt:
         progress("interrupted; cleaning up")
-        for row in report.rows:
-            if row.value is None and row.error is None:
-                row.error = "interrupted"
         code = 130
     finally:
+        _record_floors(report, floors)
+        for row in report.rows:
+            if code == 130 and row.value is None and row.error is None:
+                row.error = "interrupted"
         keep_logs = args.keep_logs or report.failed()
         problems = deploy.close(keep_logs=keep_logs)
         report.header["logs"] = str(deploy.logs) if keep_logs else "deleted at the end"

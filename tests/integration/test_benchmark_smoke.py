@@ -12,27 +12,38 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+from benchmarks.targets import FLOOR_OF
 
 from tests.conftest import PG_ADMIN_URL, REDIS_URL
 from tests.integration.processes import base_env
 
 ROOT = Path(__file__).resolve().parents[2]
+PROBES = ROOT.parent / "shared" / "probes"  # the floors' probes, beside the repository
+FLOORS = {"floor_drain", "floor_pickup_p50", "floor_pickup_p99"}
+LATENESS = {
+    f"lateness_{kind}_p{q}" for kind in ("delayed", "retried", "released") for q in (50, 99)
+}
 MEASUREMENTS = {
+    *FLOORS,
     "submit_single",
     "submit_batch",  # "n/a" while the API has no batch endpoint
     "drain_1_wall",
     "drain_1_db",
     "drain_2_wall",
     "drain_2_db",
+    "drain_2_quiet_db",
     "pickup_p50",
     "pickup_p99",
     "e2e_p50",
     "e2e_p99",
+    *LATENESS,
     "worker_rss_small",
     "worker_rss_large",
     "api_peak_rss",
     "worker_peak_rss",
 }
+# Compared with a floor, and so given a ratio, in every smoke run.
+WITH_RATIO = {"submit_single", "drain_1_db", "drain_2_db", "drain_2_quiet_db", "pickup_p50"}
 
 
 def _run(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -63,8 +74,11 @@ async def _database_exists(name: str) -> bool:
 @pytest.mark.timeout(400)
 def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = _run("benchmarks.run", "--smoke", "--out", str(out), timeout=300)
-    assert "| measurement | value | unit | notes |" in done.stdout
+    done = _run(
+        "benchmarks.run", "--smoke", "--floors", str(PROBES), "--out", str(out), timeout=300
+    )
+    assert "| measurement | value | unit | floor | ratio | target | notes |" in done.stdout
+    assert "(the shipped defaults)" in done.stdout
 
     report = json.loads(out.read_text())
     rows = {row["key"]: row for row in report["measurements"]}
@@ -75,10 +89,17 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
             continue
         assert isinstance(row["value"], int | float), row
         assert row["value"] > 0, row
+    for key in WITH_RATIO:
+        assert rows[key]["ratio"] > 0, rows[key]
+        assert rows[key]["floor"] == rows[FLOOR_OF[key]]["value"], rows[key]
+    for key in LATENESS | {"drain_2_db", "pickup_p99"}:
+        assert rows[key]["target"], rows[key]
+        assert rows[key]["met"] in (True, False), rows[key]  # which one is not for a test
+    assert len(rows["floor_drain"]["runs"]) == 2, rows["floor_drain"]  # before and after
 
     header = report["header"]
     assert header["commit"]
-    assert "-m benchmarks.run --smoke --out" in header["command"]
+    assert "-m benchmarks.run --smoke --floors" in header["command"]
     database, prefix = header["postgresql"]["database"], header["redis"]["prefix"]
     assert database.startswith("taskflow_bench_")
     assert not asyncio.run(_database_exists(database)), "the benchmark's database was not dropped"
