@@ -1,7 +1,7 @@
 """Task rows: the one encoding of a domain Task to the columns of ``tasks``, and back.
 
 A ``Row`` holds a task's columns by name; every write starts from one. PostgreSQL gets a batch
-of rows as one JSON document (``encode``), which ``jsonb_to_recordset`` unpacks by column
+of rows as one JSON document (``encode``), which ``json_to_recordset`` unpacks by column
 name; SQLite gets each row's columns (``columns``) through SQLAlchemy. Nested values (progress,
 error, an attempt's end) are the domain's own dataclasses, which msgspec encodes as the JSON
 objects the columns hold, and ``to_task`` reads back.
@@ -126,7 +126,7 @@ def _mapping_to_dict(value: object) -> object:
 
 
 #: JSON as the store writes it: UUIDs and instants as RFC 4122 and RFC 3339 text, which
-#: PostgreSQL reads back exactly; None as null, which ``jsonb_to_recordset`` makes SQL NULL.
+#: PostgreSQL reads back exactly; None as null, which ``json_to_recordset`` makes SQL NULL.
 encode_json = msgspec.json.Encoder(enc_hook=_mapping_to_dict).encode
 
 
