@@ -142,12 +142,16 @@ class RedisTaskQueue:
                 now = loop.time()
                 if ids or now >= deadline:
                     return ids
+                if due_at is not None and due_at <= now:
+                    continue  # a delayed id is due already: promote it at once
                 until = min(deadline, now + MAX_BLOCK)
-                if due_at is None or due_at >= until:
+                if due_at is None:
                     ids = await self._block_pop(queues, limit, until - now)
-                elif due_at > now:
-                    ids = await self._block_pop(queues, limit, due_at - now, alarm_at=due_at)
-                # else a delayed id is due already: promote it at once instead of blocking
+                else:
+                    # Also when the pop's own end comes first: the next pop, which finds the
+                    # id due, must not wait for a server timeout that may be late.
+                    alarm_at = min(due_at, until)
+                    ids = await self._block_pop(queues, limit, alarm_at - now, alarm_at=alarm_at)
                 if ids:
                     return ids
 
