@@ -94,7 +94,9 @@ def connect(url: str, *, socket_timeout: float | None = 5.0) -> redis.asyncio.Re
 class RedisTaskQueue:
     """`TaskQueue` on Redis ≥ 7. Due ids come out by priority, then run_at (to the millisecond),
     then task id. Pushing an id that is queued already changes nothing unless its run_at is
-    earlier. Any connection failure or timeout is raised as `QueueUnavailable`.
+    earlier. A blocked pop returns within a few milliseconds of the earliest run_at among the
+    ids delayed in its queues, including ids pushed while it waits. Any connection failure or
+    timeout is raised as `QueueUnavailable`.
     """
 
     def __init__(
@@ -247,12 +249,13 @@ class RedisTaskQueue:
     async def _block_pop(
         self, queues: Sequence[str], limit: int, seconds: float, *, alarm_at: float | None = None
     ) -> list[UUID]:
-        ready = [self._keys(queue)[0] for queue in queues]
-        keys = ready + [self._keys(queue)[2] for queue in queues]
+        per_queue = [self._keys(queue) for queue in queues]
+        ready = [keys[0] for keys in per_queue]
+        keys = ready + [keys[2] for keys in per_queue]
         alarm = None
         if alarm_at is not None:
-            alarm = f"{self._prefix}:alarm:{uuid.uuid4().hex}"
-            keys.append(alarm)
+            alarm = (f"{self._prefix}:alarm:{uuid.uuid4().hex}", alarm_at)
+            keys.append(alarm[0])
             seconds += MAX_BLOCK  # the server's timeout is only a backstop for the alarm
         block = max(MIN_BLOCK, math.ceil(seconds * 1000) / 1000)
         # The client's socket timeout would cut a healthy block short (Redis may even answer
@@ -265,7 +268,7 @@ class RedisTaskQueue:
             await conn.send_command("BZMPOP", block, len(keys), *keys, "MIN", "COUNT", limit)
             budget = None if self._socket_timeout is None else block + self._socket_timeout
             async with asyncio.timeout(budget):
-                reply: Any = await self._reply(conn, alarm, alarm_at)
+                reply: Any = await self._reply(conn, alarm)
         finally:
             await pool.release(conn)
         if not reply:
@@ -275,15 +278,17 @@ class RedisTaskQueue:
             return []  # woken (a sooner due time, or the alarm): the caller looks again
         return _task_ids([pair[0] for pair in pairs])
 
-    async def _reply(self, conn: Any, alarm: str | None, alarm_at: float | None) -> Any:
-        if alarm is None or alarm_at is None:
+    async def _reply(self, conn: Any, alarm: tuple[str, float] | None) -> Any:
+        """The blocked command's reply; with an alarm (key, loop time), rung at that time."""
+        if alarm is None:
             return await conn.read_response(timeout=math.inf)
+        key, at = alarm
         reading = asyncio.ensure_future(conn.read_response(timeout=math.inf))
         try:
-            delay = alarm_at - asyncio.get_running_loop().time()
+            delay = at - asyncio.get_running_loop().time()
             done, _ = await asyncio.wait([reading], timeout=max(0.0, delay))
             if not done:
-                await self._ring(alarm)
+                await self._ring(key)
             return await reading
         finally:
             if not reading.done():  # cancelled, or the alarm failed: the read must not linger
