@@ -11,7 +11,8 @@ What it promises:
 - pushing an id that is queued already changes nothing unless the new run_at is earlier, in
   which case the earlier one wins; it is delivered once either way;
 - ``pop`` returns at most ``limit`` ids and waits up to ``timeout`` for the first, waking as
-  soon as one is pushed or becomes due.
+  soon as one is pushed or becomes due, including an id pushed while it waits with a run_at
+  sooner than any it knew of when it began to wait.
 
 Both adapters read time from the same fake clock, so delays are tested without sleeping.
 """
@@ -30,6 +31,8 @@ from uuid import UUID
 import pytest
 import redis.asyncio
 
+import taskflow.adapters.redis as redis_adapter
+from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue, connect
 from taskflow.domain.errors import QueueUnavailable
@@ -345,6 +348,81 @@ async def test_cancelled_pop_takes_nothing_pushed_afterwards(harness: Harness) -
     assert await take(harness.queue) == [d.task_id]
 
 
+# -- due times learnt while waiting ------------------------------------------------------------
+
+
+@pytest.fixture
+def only_wakes_bring_news(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blocked Redis pop also looks again every MAX_BLOCK (one second); made longer than the
+    tests' bounds, it cannot be what brings a sooner due time to a pop in time."""
+    monkeypatch.setattr(redis_adapter, "MAX_BLOCK", 60.0)
+
+
+async def still_waiting_after_a_look(waiting: asyncio.Task[list[UUID]]) -> bool:
+    """Longer than the 0.2 s the waiting pop sleeps before it looks again at an id it knows."""
+    await asyncio.sleep(0.4)
+    return not waiting.done()
+
+
+@pytest.mark.usefixtures("only_wakes_bring_news")
+async def test_blocked_pop_learns_of_a_delayed_id_pushed_while_it_waits(harness: Harness) -> None:
+    d = dispatch(run_at=at(0.2))
+    async with background(harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
+        await harness.until_waiting()
+
+        await harness.queue.push([d])
+        assert await still_waiting_after_a_look(waiting)  # not before it is due
+        harness.clock.advance(0.2)
+        assert await asyncio.wait_for(waiting, timeout=10) == [d.task_id]
+
+
+@pytest.mark.usefixtures("only_wakes_bring_news")
+async def test_blocked_pop_learns_of_a_delayed_id_due_sooner_than_the_one_it_waits_for(
+    harness: Harness,
+) -> None:
+    later, sooner = dispatch(run_at=at(20)), dispatch(run_at=at(0.2))
+    await harness.queue.push([later])
+    async with background(harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
+        await harness.until_waiting()
+
+        await harness.queue.push([sooner])
+        assert await still_waiting_after_a_look(waiting)
+        harness.clock.advance(0.2)
+        assert await asyncio.wait_for(waiting, timeout=10) == [sooner.task_id]
+    assert await take(harness.queue) == []
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def live_queue(request: pytest.FixtureRequest) -> AsyncIterator[TaskQueue]:
+    """A queue on the host's clock: due times are kept in real time, with no fake to move."""
+    if request.param == "memory":
+        yield InMemoryTaskQueue(SystemClock())
+        return
+    redis_url, prefix = (request.getfixturevalue(f) for f in ("redis_url", "redis_prefix"))
+    queue = RedisTaskQueue(connect(redis_url), prefix=prefix, clock=SystemClock())
+    try:
+        yield queue
+    finally:
+        await queue.close()
+
+
+@pytest.mark.usefixtures("only_wakes_bring_news")
+@pytest.mark.parametrize("known", [None, 20.0], ids=["none-known", "a-later-one-known"])
+async def test_on_the_real_clock_an_id_pushed_while_a_pop_waits_comes_out_once_due(
+    live_queue: TaskQueue, known: float | None
+) -> None:
+    if known is not None:
+        await live_queue.push([dispatch(run_at=datetime.now(UTC) + timedelta(seconds=known))])
+    async with background(live_queue.pop([Q], limit=10, timeout=30)) as waiting:
+        await asyncio.sleep(0.05)  # under way; were it not yet, the push would only come first
+        run_at = datetime.now(UTC) + timedelta(seconds=0.2)
+        d = dispatch(run_at=run_at)
+        await live_queue.push([d])
+
+        assert await asyncio.wait_for(waiting, timeout=10) == [d.task_id]
+        assert datetime.now(UTC) >= run_at
+
+
 # Redis only: what a real server adds (foreign data in our keys, outages, socket timeouts).
 
 
@@ -385,6 +463,48 @@ async def test_redis_drops_and_logs_members_that_are_not_task_ids(
     assert all(r.levelno == logging.WARNING for r in warnings)
     assert all(len(r.getMessage()) < 300 for r in warnings)
     assert await raw_redis.exists(ready, delayed) == 0
+
+
+async def test_redis_wake_members_never_pile_up_nor_pass_for_task_ids(
+    redis_harness: Harness,
+    raw_redis: redis.asyncio.Redis,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="taskflow.queue")
+    wake = f"{redis_prefix}:q:{Q}:wake"
+    # Each one due sooner than all before it, with nobody waiting to be woken.
+    for n in range(50):
+        await redis_harness.queue.push([dispatch(run_at=at(100 - n))])
+    assert await raw_redis.zcard(wake) == 1
+
+    # A pop that may block takes the news for itself; the wake member is not an id.
+    assert await redis_harness.queue.pop([Q], limit=10, timeout=0.05) == []
+    assert await raw_redis.exists(wake) == 0
+    await redis_harness.queue.push([dispatch(run_at=at(1))])
+    async with background(redis_harness.queue.pop([Q], limit=10, timeout=30)) as waiting:
+        await redis_harness.until_waiting()
+        assert await raw_redis.exists(wake) == 0  # taken by the waiting pop, or dropped by it
+        await redis_harness.queue.push([dispatch(run_at=at(60))])  # later: no wake member
+        assert await raw_redis.exists(wake) == 0
+        assert not waiting.done()
+    assert [r.getMessage() for r in caplog.records if r.name == "taskflow.queue"] == []
+
+
+async def test_redis_alarms_left_behind_expire(
+    redis_url: str, redis_prefix: str, raw_redis: redis.asyncio.Redis
+) -> None:
+    queue = RedisTaskQueue(connect(redis_url), prefix=redis_prefix)
+    try:
+        for _ in range(10):  # a pop that waits on its alarm, ten times over
+            await queue.push([dispatch(run_at=datetime.now(UTC) + timedelta(seconds=0.02))])
+            assert len(await queue.pop([Q], limit=10, timeout=5)) == 1
+    finally:
+        await queue.close()
+    # Taken by the pop that rang it, as a rule; one rung just after its pop returned remains.
+    alarms = [k async for k in raw_redis.scan_iter(match=f"{redis_prefix}:alarm:*")]
+    expiries = [await raw_redis.pttl(k) for k in alarms]
+    assert all(0 < ms <= redis_adapter.ALARM_EXPIRY_MS for ms in expiries)
 
 
 async def test_redis_unreachable_raises_queue_unavailable() -> None:

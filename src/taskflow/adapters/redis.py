@@ -5,7 +5,13 @@ Per queue Q, under the key prefix P:
 - ``P:q:Q:ready`` holds due task ids, scored ``(MAX_PRIORITY - priority) * 10**13 + run_at_ms``
   so that ZPOPMIN yields the highest priority first, then the earliest run_at, then the lowest id
   (ties in score come out in member order, and ids are canonical UUID strings);
-- ``P:q:Q:delayed`` holds ``"<priority>:<task id>"`` scored ``run_at_ms`` until it is due.
+- ``P:q:Q:delayed`` holds ``"<priority>:<task id>"`` scored ``run_at_ms`` until it is due;
+- ``P:q:Q:wake`` holds one member, or none: a push of a delayed id due sooner than any other
+  puts it there, so that a pop blocked on it learns of the sooner due time (it never holds ids);
+- ``P:alarm:<random>`` is a pop's own alarm: it blocks on it as well, and rings it itself when
+  the earliest delayed id falls due (Redis checks its blocked clients' timeouts only 1/hz apart,
+  so a timeout of its own would come back up to 100 ms late). A rung alarm that nobody took
+  expires.
 
 PostgreSQL is the truth; these sets only carry ids and may lose them. A due member is moved
 from ``delayed`` to ``ready`` by the pop script itself, so no separate scheduler is needed.
@@ -20,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +41,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
+from taskflow.adapters.redis_scripts import POP, PUSH
 from taskflow.domain.errors import QueueUnavailable
 from taskflow.domain.limits import MAX_PRIORITY, priority_problem
 from taskflow.domain.ports import Clock, Dispatch
@@ -42,8 +50,11 @@ logger = logging.getLogger("taskflow.queue")
 
 PRIORITY_SPAN = 10**13  # > any epoch-ms run_at before the year 2286, so priority dominates
 PROMOTE_BATCH = 1000  # delayed members moved per queue per pop: keeps each script call short
-MAX_BLOCK = 1.0  # a blocked pop looks again this often, for ids that became due meanwhile
+# A blocked pop looks again this often. Wake members and alarms tell it all it needs; this
+# only bounds what a lost one (a pop cancelled after taking a wake member) costs.
+MAX_BLOCK = 1.0
 MIN_BLOCK = 0.001  # BZMPOP treats 0 as "for ever"
+ALARM_EXPIRY_MS = 10_000
 LOGGED_CHARS = 100
 CONNECT_TIMEOUT = 5.0
 
@@ -58,90 +69,6 @@ _UNAVAILABLE = (
     OSError,
     RuntimeError,
 )
-
-# KEYS: the ready and delayed set of each queue. ARGV: per queue, one JSON array of
-# [id, priority, run_at ms, ready score or ""] (one string decoded by cjson costs far less to
-# send than four arguments per id). A due id goes to ``ready`` and leaves ``delayed`` so it is
-# not delivered twice; a future one is not delayed while the same id is ready, since the ready
-# entry is earlier. LT lets an earlier run_at win. Due ids are added and removed in bulk,
-# at most CHUNK values per command (Lua's unpack has a limit).
-_PUSH = """
-local CHUNK = 1000
-local function bulk(command, key, values, lt)
-  for s = 1, #values, CHUNK do
-    local last = math.min(s + CHUNK - 1, #values)
-    if lt then
-      redis.call(command, key, 'LT', unpack(values, s, last))
-    else
-      redis.call(command, key, unpack(values, s, last))
-    end
-  end
-end
-for q = 1, #ARGV do
-  local ready, delayed = KEYS[2 * q - 1], KEYS[2 * q]
-  local adds, gone = {}, {}
-  for _, item in ipairs(cjson.decode(ARGV[q])) do
-    local id, delayed_member = item[1], item[2] .. ':' .. item[1]
-    if item[4] ~= '' then
-      adds[#adds + 1] = item[4]
-      adds[#adds + 1] = id
-      gone[#gone + 1] = delayed_member
-    elseif not redis.call('ZSCORE', ready, id) then
-      redis.call('ZADD', delayed, 'LT', item[3], delayed_member)
-    end
-  end
-  bulk('ZADD', ready, adds, true)
-  bulk('ZREM', delayed, gone, false)
-end
-"""
-
-# KEYS as for _PUSH. ARGV: now (epoch ms), limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY.
-# Returns {popped ids, ms until the next delayed member is due or -1, malformed members}.
-# The wait is only computed when nothing was popped: only a caller about to block needs it.
-_POP = """
-local now, limit, batch, span = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local top = tonumber(ARGV[5])
-local malformed = {}
-for i = 1, #KEYS, 2 do
-  local due = redis.call('ZRANGE', KEYS[i + 1], '-inf', now, 'BYSCORE', 'LIMIT', 0, batch,
-    'WITHSCORES')
-  if #due > 0 then
-    local ready, gone = {}, {}
-    for j = 1, #due, 2 do
-      gone[#gone + 1] = due[j]
-      local priority, id = string.match(due[j], '^(%d+):(.+)$')
-      if priority then
-        local score = (top - tonumber(priority)) * span + tonumber(due[j + 1])
-        ready[#ready + 1] = string.format('%.0f', score)
-        ready[#ready + 1] = id
-      else
-        malformed[#malformed + 1] = string.sub(due[j], 1, 100)
-      end
-    end
-    if #ready > 0 then
-      redis.call('ZADD', KEYS[i], 'LT', unpack(ready))
-    end
-    redis.call('ZREM', KEYS[i + 1], unpack(gone))
-  end
-end
-local ids = {}
-for i = 1, #KEYS, 2 do
-  if #ids >= limit then break end
-  local popped = redis.call('ZPOPMIN', KEYS[i], limit - #ids)
-  for j = 1, #popped, 2 do ids[#ids + 1] = popped[j] end
-end
-local wait = -1
-if #ids == 0 then
-  for i = 2, #KEYS, 2 do
-    local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    if first[2] then
-      local ms = math.max(0, tonumber(first[2]) - now)
-      if wait < 0 or ms < wait then wait = ms end
-    end
-  end
-end
-return {ids, wait, malformed}
-"""
 
 
 def connect(url: str, *, socket_timeout: float | None = 5.0) -> redis.asyncio.Redis:
@@ -167,7 +94,9 @@ def connect(url: str, *, socket_timeout: float | None = 5.0) -> redis.asyncio.Re
 class RedisTaskQueue:
     """`TaskQueue` on Redis ≥ 7. Due ids come out by priority, then run_at (to the millisecond),
     then task id. Pushing an id that is queued already changes nothing unless its run_at is
-    earlier. Any connection failure or timeout is raised as `QueueUnavailable`.
+    earlier. A blocked pop returns within a few milliseconds of the earliest run_at among the
+    ids delayed in its queues, including ids pushed while it waits. Any connection failure or
+    timeout is raised as `QueueUnavailable`.
     """
 
     def __init__(
@@ -181,9 +110,9 @@ class RedisTaskQueue:
         self._prefix = prefix
         self._clock: Clock = clock or SystemClock()
         self._marker = f"{prefix}:intact"
-        self._push_script = client.register_script(_PUSH)
+        self._push_script = client.register_script(PUSH)
         self._pushes: Coalescer[Sequence[Dispatch]] = Coalescer(self._push_many)
-        self._pop_script = client.register_script(_POP)
+        self._pop_script = client.register_script(POP)
         self._socket_timeout: float | None = client.connection_pool.connection_kwargs.get(
             "socket_timeout"
         )
@@ -211,15 +140,22 @@ class RedisTaskQueue:
         deadline = loop.time() + timeout
         with mapped_errors():
             while True:
-                ids, wait_ms = await self._take(queues, limit)
-                remaining = deadline - loop.time()
-                if ids or remaining <= 0:
+                ids, due_at = await self._take(queues, limit, blocking=loop.time() < deadline)
+                now = loop.time()
+                if ids or now >= deadline:
                     return ids
-                block = self._block_seconds(remaining, wait_ms)
-                if block > 0:
-                    ids = await self._block_pop(queues, limit, block)
-                    if ids:
-                        return ids
+                if due_at is not None and due_at <= now:
+                    continue  # a delayed id is due already: promote it at once
+                until = min(deadline, now + MAX_BLOCK)
+                if due_at is None:
+                    ids = await self._block_pop(queues, limit, until - now)
+                else:
+                    # Also when the pop's own end comes first: the next pop, which finds the
+                    # id due, must not wait for a server timeout that may be late.
+                    alarm_at = min(due_at, until)
+                    ids = await self._block_pop(queues, limit, alarm_at - now, alarm_at=alarm_at)
+                if ids:
+                    return ids
 
     async def absent(self, dispatches: Sequence[Dispatch]) -> list[Dispatch]:
         if not dispatches:
@@ -231,7 +167,7 @@ class RedisTaskQueue:
         # thousands of ids costs a handful of commands, not two per id.
         pipe = self._client.pipeline(transaction=False)
         for queue, positions in by_queue.items():
-            ready, delayed = self._keys(queue)
+            ready, delayed, _wake = self._keys(queue)
             group = [dispatches[p] for p in positions]
             pipe.zmscore(ready, [str(d.task_id) for d in group])
             pipe.zmscore(delayed, [f"{d.priority}:{d.task_id}" for d in group])
@@ -277,7 +213,7 @@ class RedisTaskQueue:
         await self._client.aclose()
 
     def _keys(self, queue: str) -> list[str]:
-        return [f"{self._prefix}:q:{queue}:ready", f"{self._prefix}:q:{queue}:delayed"]
+        return [f"{self._prefix}:q:{queue}:{name}" for name in ("ready", "delayed", "wake")]
 
     def _push_arguments(self, dispatches: Sequence[Dispatch]) -> tuple[list[str], list[Any]]:
         now = self._clock.now()
@@ -293,27 +229,35 @@ class RedisTaskQueue:
             args.append(_encode(items))
         return keys, args
 
-    async def _take(self, queues: Sequence[str], limit: int) -> tuple[list[UUID], int]:
+    async def _take(
+        self, queues: Sequence[str], limit: int, *, blocking: bool
+    ) -> tuple[list[UUID], float | None]:
+        """The ids popped, and when nothing was: the loop time the next delayed id is due."""
         keys = [key for queue in queues for key in self._keys(queue)]
-        now = _floor_ms(self._clock.now())
-        raw, wait_ms, malformed = await self._pop_script(
-            keys=keys, args=[now, limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY]
-        )
+        now = self._clock.now()
+        taken_at = asyncio.get_running_loop().time()
+        args = [_floor_ms(now), limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY, int(blocking)]
+        raw, wait_ms, malformed = await self._pop_script(keys=keys, args=args)
         for member in malformed:
             logger.warning("dropped a malformed delayed member: %r", member)
-        return _task_ids(raw), int(wait_ms)
+        if wait_ms < 0:
+            return _task_ids(raw), None
+        # The script counted from now rounded down to the millisecond.
+        since_ms = ((now - _EPOCH) % _MS).total_seconds()
+        return _task_ids(raw), taken_at + int(wait_ms) / 1000 - since_ms
 
-    @staticmethod
-    def _block_seconds(remaining: float, wait_ms: int) -> float:
-        block = min(remaining, MAX_BLOCK)
-        if wait_ms >= 0:
-            block = min(block, wait_ms / 1000)
-        if block <= 0:
-            return 0.0  # a delayed id is due now: promote it at once instead of blocking
-        return max(MIN_BLOCK, math.ceil(block * 1000) / 1000)
-
-    async def _block_pop(self, queues: Sequence[str], limit: int, block: float) -> list[UUID]:
-        ready = [f"{self._prefix}:q:{queue}:ready" for queue in queues]
+    async def _block_pop(
+        self, queues: Sequence[str], limit: int, seconds: float, *, alarm_at: float | None = None
+    ) -> list[UUID]:
+        per_queue = [self._keys(queue) for queue in queues]
+        ready = [keys[0] for keys in per_queue]
+        keys = ready + [keys[2] for keys in per_queue]
+        alarm = None
+        if alarm_at is not None:
+            alarm = (f"{self._prefix}:alarm:{uuid.uuid4().hex}", alarm_at)
+            keys.append(alarm[0])
+            seconds += MAX_BLOCK  # the server's timeout is only a backstop for the alarm
+        block = max(MIN_BLOCK, math.ceil(seconds * 1000) / 1000)
         # The client's socket timeout would cut a healthy block short (Redis may even answer
         # up to 1/hz late), so this one read gets block + socket timeout instead. Any read
         # error, cancellation included, makes redis-py drop the connection, so a late reply
@@ -321,16 +265,43 @@ class RedisTaskQueue:
         pool: Any = self._client.connection_pool  # get_connection is untyped in redis-py
         conn = await pool.get_connection()
         try:
-            await conn.send_command("BZMPOP", block, len(ready), *ready, "MIN", "COUNT", limit)
+            await conn.send_command("BZMPOP", block, len(keys), *keys, "MIN", "COUNT", limit)
             budget = None if self._socket_timeout is None else block + self._socket_timeout
             async with asyncio.timeout(budget):
-                reply: Any = await conn.read_response(timeout=math.inf)
+                reply: Any = await self._reply(conn, alarm)
         finally:
             await pool.release(conn)
         if not reply:
             return []
-        _key, pairs = reply  # [key, [[member, score], ...]]
+        key, pairs = reply  # [key, [[member, score], ...]]
+        if _text(key) not in ready:
+            return []  # woken (a sooner due time, or the alarm): the caller looks again
         return _task_ids([pair[0] for pair in pairs])
+
+    async def _reply(self, conn: Any, alarm: tuple[str, float] | None) -> Any:
+        """The blocked command's reply; with an alarm (key, loop time), rung at that time."""
+        if alarm is None:
+            return await conn.read_response(timeout=math.inf)
+        key, at = alarm
+        reading = asyncio.ensure_future(conn.read_response(timeout=math.inf))
+        try:
+            delay = at - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait([reading], timeout=max(0.0, delay))
+            if not done:
+                await self._ring(key)
+            return await reading
+        finally:
+            if not reading.done():  # cancelled, or the alarm failed: the read must not linger
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+
+    async def _ring(self, alarm: str) -> None:
+        # Taken by the pop blocked on it; left alone when that pop has returned already, it
+        # expires instead of lying there for ever.
+        pipe = self._client.pipeline(transaction=True)
+        pipe.zadd(alarm, {"ring": 0})
+        pipe.pexpire(alarm, ALARM_EXPIRY_MS)
+        await pipe.execute()
 
 
 def _task_ids(members: Sequence[bytes | str]) -> list[UUID]:
