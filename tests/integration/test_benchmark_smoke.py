@@ -129,3 +129,14 @@ def test_the_drain_profiler_drains_and_cleans_up() -> None:
     assert "CPU per task: this process" in done.stdout
     assert "Ordered by: internal time" in done.stdout  # the cProfile listing
     assert asyncio.run(_bench_databases()) <= before, "the profiler's database was not dropped"
+
+
+@pytest.mark.timeout(200)
+def test_the_rss_soak_reports_each_round_and_cleans_up() -> None:
+    before = asyncio.run(_bench_databases())
+    done = _run("benchmarks.rss_soak", "--rounds", "2", "--chunk", "500", timeout=150)
+    rounds = [line for line in done.stdout.splitlines() if "VmRSS" in line]
+    counts = [line.split(":")[0].split()[1] for line in rounds]
+    assert counts == ["500", "1,000"]
+    assert all(float(line.split()[-2]) > 0 for line in rounds)
+    assert asyncio.run(_bench_databases()) <= before, "the soak's database was not dropped"
