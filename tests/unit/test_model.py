@@ -12,7 +12,15 @@ import pytest
 
 from taskflow.domain.errors import InvalidTransition, InvariantViolated, NotDue
 from taskflow.domain.limits import type_name_problem
-from taskflow.domain.model import WORKER_LOST, Lease, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.model import (
+    WORKER_LOST,
+    Lease,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+    assemble,
+)
 from taskflow.domain.retry import RetryPolicy
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -381,3 +389,13 @@ def test_a_tasks_error_never_carries_a_traceback() -> None:
     assert failed.error == TaskError("ValueError", "bad")
     with pytest.raises(InvariantViolated):
         replace(failed, error=traced)
+
+
+def test_assemble_builds_the_same_task_as_the_constructor_and_checks_it_alike() -> None:
+    task = running(max_retries=3)
+    values = {name: getattr(task, name) for name in Task.__dataclass_fields__}
+    assert assemble(values) == Task(**values) == task
+    with pytest.raises(InvariantViolated, match="retry_count"):
+        assemble({**values, "retry_count": 4})
+    with pytest.raises(KeyError):
+        assemble({k: v for k, v in values.items() if k != "lease"})

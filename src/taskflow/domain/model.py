@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
@@ -31,75 +30,38 @@ from taskflow.domain.limits import (
     priority_problem,
 )
 from taskflow.domain.retry import RetryPolicy
+from taskflow.domain.values import (
+    ACTIVE,
+    ALLOWED,
+    CANCELLABLE,
+    CLAIMABLE,
+    FINAL,
+    RETRYABLE,
+    UNKNOWN_TASK_TYPE,
+    WORKER_LOST,
+    Lease,
+    Progress,
+    TaskError,
+    TaskStatus,
+)
 
-
-class TaskStatus(StrEnum):
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    SUCCESS = "SUCCESS"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-ALLOWED: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
-    # PROCESSING → PROCESSING: a cancel request, a progress report or a lease renewal.
-    TaskStatus.PROCESSING: frozenset(
-        {
-            TaskStatus.PROCESSING,
-            TaskStatus.SUCCESS,
-            TaskStatus.PENDING,
-            TaskStatus.FAILED,
-            TaskStatus.CANCELLED,
-        }
-    ),
-    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
-    TaskStatus.CANCELLED: frozenset({TaskStatus.PENDING}),
-    TaskStatus.SUCCESS: frozenset(),
-}
-
-CLAIMABLE: Final = frozenset({TaskStatus.PENDING})
-ACTIVE: Final = frozenset({TaskStatus.PROCESSING})
-FINAL: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
-RETRYABLE: Final = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
-CANCELLABLE: Final = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
-
-#: error.type recorded when a lease runs out before the worker reported back.
-WORKER_LOST: Final = "WorkerLost"
-#: error.type recorded when a worker meets a type it has no handler for.
-UNKNOWN_TASK_TYPE: Final = "UnknownTaskType"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskError:
-    """What went wrong in an attempt. ``traceback`` (bounded) is kept in the attempt history
-    only: a task's own ``error`` never carries one."""
-
-    type: str
-    message: str
-    traceback: str | None = None
-
-    def without_traceback(self) -> TaskError:
-        return self if self.traceback is None else TaskError(self.type, self.message)
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    fraction: float
-    message: str = ""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError("progress fraction must lie in [0, 1]")
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """Proof that one worker runs the current attempt; only its holder may finish it."""
-
-    token: UUID
-    worker_id: str
-    expires_at: datetime
+# The values live in their own module; they are part of this one's interface too.
+__all__ = [
+    "ACTIVE",
+    "ALLOWED",
+    "CANCELLABLE",
+    "CLAIMABLE",
+    "FINAL",
+    "RETRYABLE",
+    "UNKNOWN_TASK_TYPE",
+    "WORKER_LOST",
+    "Lease",
+    "Progress",
+    "Task",
+    "TaskError",
+    "TaskStatus",
+    "assemble",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,31 +116,33 @@ class Task:
         idempotency_key: str | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> Task:
-        return cls(
-            id=id,
-            type=type,
-            payload=payload,
-            status=TaskStatus.PENDING,
-            queue=queue,
-            priority=priority,
-            attempts=0,
-            retry_count=0,
-            max_retries=max_retries,
-            timeout_seconds=timeout_seconds,
-            run_at=run_at if run_at is not None else now,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
-            updated_at=now,
-            cancel_requested=False,
-            progress=None,
-            result=None,
-            error=None,
-            metadata=metadata if metadata is not None else {},
-            idempotency_key=idempotency_key,
-            version=1,
-            lease=None,
-            retry_policy=retry_policy or RetryPolicy(),
+        return assemble(
+            {
+                "id": id,
+                "type": type,
+                "payload": payload,
+                "status": TaskStatus.PENDING,
+                "queue": queue,
+                "priority": priority,
+                "attempts": 0,
+                "retry_count": 0,
+                "max_retries": max_retries,
+                "timeout_seconds": timeout_seconds,
+                "run_at": run_at if run_at is not None else now,
+                "created_at": now,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": now,
+                "cancel_requested": False,
+                "progress": None,
+                "result": None,
+                "error": None,
+                "metadata": metadata if metadata is not None else {},
+                "idempotency_key": idempotency_key,
+                "version": 1,
+                "lease": None,
+                "retry_policy": retry_policy or RetryPolicy(),
+            }
         )
 
     # -- queries --------------------------------------------------------------------------
@@ -364,10 +328,23 @@ class Task:
         # dataclasses.replace, without its per-call walk over the fields' definitions.
         values = {name: getattr(self, name) for name in _FIELDS}
         values.update(changes, status=status, updated_at=now, version=self.version + 1)
-        return Task(**values)
+        return assemble(values)
 
 
 _FIELDS: Final = tuple(f.name for f in fields(Task))
+# Each slot's own setter. The generated __init__ of a frozen dataclass sets every field through
+# object.__setattr__; going straight to the slots builds a Task in about a quarter of the time.
+_SETTERS: Final = tuple((name, getattr(Task, name).__set__) for name in _FIELDS)
+
+
+def assemble(values: Mapping[str, Any]) -> Task:
+    """``Task(**values)``, every field named and the same invariants checked, only cheaper:
+    one is built per claim and per transition of every task."""
+    task: Task = object.__new__(Task)
+    for name, set_field in _SETTERS:
+        set_field(task, values[name])
+    task.__post_init__()
+    return task
 
 
 def _invariant_problem(task: Task) -> str | None:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import RowMapping
 
 from taskflow.adapters.sql import unstorable
 from taskflow.domain.attempts import AttemptEnd
-from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus
+from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus, assemble
 from taskflow.domain.retry import RetryPolicy
 
 
@@ -180,31 +180,35 @@ def _clean_error(error: TaskError | None) -> TaskError | None:
 
 def to_task(row: RowMapping) -> Task:
     progress = row["progress"]
-    return Task(
-        id=row["id"],
-        type=row["type"],
-        payload=row["payload"],
-        status=TaskStatus(row["status"]),
-        queue=row["queue"],
-        priority=row["priority"],
-        attempts=row["attempts"],
-        retry_count=row["retry_count"],
-        max_retries=row["max_retries"],
-        timeout_seconds=_float_or_none(row["timeout_seconds"]),
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        updated_at=row["updated_at"],
-        cancel_requested=row["cancel_requested"],
-        progress=None if progress is None else Progress(progress["fraction"], progress["message"]),
-        result=row["result"],
-        error=task_error(row["error"]),
-        metadata=row["metadata"],
-        idempotency_key=row["idempotency_key"],
-        version=row["version"],
-        lease=_lease(row),
-        retry_policy=RetryPolicy(float(row["backoff_base"]), float(row["backoff_max"])),
+    return assemble(
+        {
+            "id": row["id"],
+            "type": row["type"],
+            "payload": row["payload"],
+            "status": TaskStatus(row["status"]),
+            "queue": row["queue"],
+            "priority": row["priority"],
+            "attempts": row["attempts"],
+            "retry_count": row["retry_count"],
+            "max_retries": row["max_retries"],
+            "timeout_seconds": _float_or_none(row["timeout_seconds"]),
+            "run_at": row["run_at"],
+            "created_at": row["created_at"],
+            "started_at": row["started_at"],
+            "finished_at": row["finished_at"],
+            "updated_at": row["updated_at"],
+            "cancel_requested": row["cancel_requested"],
+            "progress": None
+            if progress is None
+            else Progress(progress["fraction"], progress["message"]),
+            "result": row["result"],
+            "error": task_error(row["error"]),
+            "metadata": row["metadata"],
+            "idempotency_key": row["idempotency_key"],
+            "version": row["version"],
+            "lease": _lease(row),
+            "retry_policy": RetryPolicy(float(row["backoff_base"]), float(row["backoff_max"])),
+        }
     )
 
 
