@@ -219,7 +219,7 @@ class AttemptRunner:
                 # count the attempt as lost, so the task is retried, not forgotten.
                 log.exception("outcome not recorded", extra=task_facts(run.task))
                 return
-            _log_outcome(run, released=released)
+            _log_outcome(run, released=released, worker_id=self._service.worker_id)
             return
 
 
@@ -251,11 +251,14 @@ def _task_error(exc: BaseException) -> TaskError:
     return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
 
 
-def _log_outcome(run: Run, *, released: bool) -> None:
+def _log_outcome(run: Run, *, released: bool, worker_id: str) -> None:
     task = run.task
     if task.status is TaskStatus.SUCCESS and not log.isEnabledFor(logging.INFO):
         return
-    facts = {**task_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
+    facts = {
+        **task_facts(task, worker_id=worker_id),
+        "duration_ms": round((time.monotonic() - run.started) * 1000, 3),
+    }
     if task.status is TaskStatus.SUCCESS:
         log.info("task succeeded", extra=facts)
     elif task.status is TaskStatus.FAILED:

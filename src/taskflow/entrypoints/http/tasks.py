@@ -152,6 +152,9 @@ class TaskController(Controller):
                 data.tasks, key=key, request_hash=request_hash(data)
             )
         if log.isEnabledFor(logging.INFO):
+            event = "task replayed" if replayed else "task submitted"
+            for task in tasks:
+                log.info(event, extra=task_facts(task))
             log.info(
                 "batch replayed" if replayed else "batch submitted",
                 extra={"tasks": len(tasks)},
