@@ -18,7 +18,7 @@ import pytest
 from taskflow.domain.model import Lease, Task
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.log_writer import CHUNK_BYTES, LineWriter
-from taskflow.entrypoints.logs import JsonFormatter, task_facts
+from taskflow.entrypoints.logs import EventLog, JsonFormatter, task_facts
 
 
 class Writes(io.RawIOBase):
@@ -51,7 +51,7 @@ def stream() -> Writes:
 
 @pytest.fixture
 def writer(stream: Writes) -> Iterator[LineWriter]:
-    handler = LineWriter(stream, JsonFormatter().line)
+    handler = LineWriter(stream, JsonFormatter())
     yield handler
     handler.close()
 
@@ -182,7 +182,7 @@ def test_close_writes_what_waits_and_later_lines_are_written_at_once(
 
 def test_logging_shutdown_writes_every_waiting_line() -> None:
     stream = Writes()
-    handler = LineWriter(stream, JsonFormatter().line)
+    handler = LineWriter(stream, JsonFormatter())
     log = logging.getLogger(f"taskflow.test.{uuid.uuid4().hex}")
     log.propagate = False
     log.addHandler(handler)
@@ -198,7 +198,7 @@ def test_logging_shutdown_writes_every_waiting_line() -> None:
 def test_a_forked_child_writes_its_own_lines_without_a_writer_thread(tmp_path: Any) -> None:
     path = tmp_path / "child.log"
     with path.open("wb", buffering=0) as out:
-        handler = LineWriter(out, JsonFormatter().line)
+        handler = LineWriter(out, JsonFormatter())
         log = logging.getLogger(f"taskflow.test.{uuid.uuid4().hex}")
         log.propagate = False
         log.addHandler(handler)
@@ -245,3 +245,55 @@ def test_task_facts_name_the_task_its_queue_and_the_worker_holding_it() -> None:
     held = task.claim(Lease(uuid.uuid4(), "host:1:a", now + timedelta(seconds=30)), now=now)
     assert task_facts(held)["worker_id"] == "host:1:a"
     assert task_facts(task, worker_id="host:2:b")["worker_id"] == "host:2:b"
+
+
+def test_an_event_line_says_what_the_record_of_the_same_event_would(
+    test_log: logging.Logger, writer: LineWriter, stream: Writes
+) -> None:
+    facts = {"task_id": "t1", "type": "t.echo", "attempt": 1, "queue": "default"}
+    EventLog(test_log).info("task claimed", facts)  # no record: only the writer listens
+    test_log.info("task claimed", extra=facts)
+    writer.flush()
+    direct, recorded = stream.lines()
+    assert direct.pop("ts")[:19] == recorded.pop("ts")[:19]
+    assert direct == recorded
+
+
+def test_an_event_is_a_record_for_anyone_else_listening(
+    test_log: logging.Logger, writer: LineWriter, stream: Writes, caplog: pytest.LogCaptureFixture
+) -> None:
+    test_log.propagate = True  # caplog listens at the root
+    with caplog.at_level(logging.INFO):
+        EventLog(test_log).info("task succeeded", {"task_id": "t2"})
+    record = caplog.records[0]
+    assert (record.getMessage(), record.task_id) == ("task succeeded", "t2")  # type: ignore[attr-defined]
+    assert record.funcName == "test_an_event_is_a_record_for_anyone_else_listening"
+    writer.flush()
+    assert [e["task_id"] for e in stream.lines()] == ["t2"]
+
+
+def test_an_event_with_a_traceback_is_formatted_from_a_record(
+    test_log: logging.Logger, writer: LineWriter, stream: Writes
+) -> None:
+    try:
+        raise RuntimeError("handler broke")
+    except RuntimeError as exc:
+        failure = exc
+    EventLog(test_log).warning("task failed", {"task_id": "t3"}, exc_info=failure)
+    writer.flush()
+    [entry] = stream.lines()
+    assert (entry["level"], entry["task_id"]) == ("WARNING", "t3")
+    assert entry["exception"].endswith("RuntimeError: handler broke")
+
+
+def test_an_event_below_the_level_or_filtered_out_is_not_written(
+    test_log: logging.Logger, writer: LineWriter, stream: Writes
+) -> None:
+    test_log.setLevel(logging.WARNING)
+    EventLog(test_log).info("task claimed", {"task_id": "below"})
+    test_log.setLevel(logging.INFO)
+    test_log.addFilter(lambda record: getattr(record, "task_id", "") != "filtered")
+    EventLog(test_log).info("task claimed", {"task_id": "filtered"})
+    EventLog(test_log).info("task claimed", {"task_id": "kept"})
+    writer.flush()
+    assert [e["task_id"] for e in stream.lines()] == ["kept"]

@@ -21,8 +21,8 @@ import select
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import IO
+from collections.abc import Callable, Mapping
+from typing import IO, Any, Protocol
 
 #: The largest write a pipe keeps whole when several processes write to it (4096 on Linux).
 CHUNK_BYTES = select.PIPE_BUF
@@ -33,15 +33,23 @@ BACKLOG = 20_000
 #: How long the writer lets lines gather after a write; the most a line waits behind a busy one.
 GATHER_SECONDS = 0.02
 
-Line = Callable[[logging.LogRecord], bytes]
+
+class LineFormat(Protocol):
+    """How a record, or an event logged without one, becomes a line (newline included)."""
+
+    def line(self, record: logging.LogRecord) -> bytes: ...
+
+    def event_line(
+        self, logger: str, level: int, event: str, facts: Mapping[str, Any]
+    ) -> bytes: ...
 
 
 class LineWriter(logging.Handler):
-    """Writes each record as the bytes ``line(record)`` makes of it (newline included)."""
+    """Writes each record as the line ``lines`` makes of it."""
 
-    def __init__(self, stream: IO[str] | IO[bytes], line: Line) -> None:
+    def __init__(self, stream: IO[str] | IO[bytes], lines: LineFormat) -> None:
         super().__init__()
-        self._line = line
+        self.lines = lines
         self._write = _writer_of(stream)
         self._queue: deque[bytes | threading.Event] = deque()
         self._wake = threading.Event()
@@ -62,10 +70,17 @@ class LineWriter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self._line(record)
+            line = self.lines.line(record)
         except Exception:
             self.handleError(record)
             return
+        self._put(line)
+
+    def write_event(self, logger: str, level: int, event: str, facts: Mapping[str, Any]) -> None:
+        """Write what a record of ``event`` with ``facts`` would say, without making one."""
+        self._put(self.lines.event_line(logger, level, event, facts))
+
+    def _put(self, line: bytes) -> None:
         self._queue.append(line)
         if self._inline:
             self._drain_inline()

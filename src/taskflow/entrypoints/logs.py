@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +61,17 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = record.stack_info
         return _encoder.encode(entry) + b"\n"
 
+    def event_line(self, logger: str, level: int, event: str, facts: Mapping[str, Any]) -> bytes:
+        """The line ``line`` makes of a record of ``event`` with ``facts``, now."""
+        entry = {
+            "ts": self._timestamp(time.time()),
+            "level": logging.getLevelName(level),
+            "logger": logger,
+            "event": event,
+            **facts,
+        }
+        return _encoder.encode(entry) + b"\n"
+
     def format(self, record: logging.LogRecord) -> str:
         return self.line(record)[:-1].decode()
 
@@ -84,10 +97,15 @@ class ConsoleFormatter(logging.Formatter):
     def line(self, record: logging.LogRecord) -> bytes:
         return (self.format(record) + "\n").encode(errors="backslashreplace")
 
+    def event_line(self, logger: str, level: int, event: str, facts: Mapping[str, Any]) -> bytes:
+        levelname = logging.getLevelName(level)
+        fields = {"name": logger, "levelno": level, "levelname": levelname, "msg": event}
+        return self.line(logging.makeLogRecord({**facts, **fields}))
+
 
 def configure(level: str, fmt: str) -> None:
     formatter = JsonFormatter() if fmt == "json" else ConsoleFormatter()
-    handler = LineWriter(sys.stderr, formatter.line)
+    handler = LineWriter(sys.stderr, formatter)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in root.handlers:
@@ -110,6 +128,64 @@ def finish() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, LineWriter):
             handler.close()
+
+
+class EventLog:
+    """Life-cycle lines (a task claimed, succeeded, failed…): one or two per task at least,
+    so they must cost the worker little.
+
+    When nothing but the `LineWriter` of `configure` would see the record, the line is
+    encoded and queued without making a LogRecord, at a fraction of the cost; a test's
+    caplog, a handler or a filter someone added, or a traceback to format, gets a record
+    through `logging` as usual. The line written is the same either way.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def info(self, event: str, facts: Mapping[str, Any]) -> None:
+        self._log(logging.INFO, event, facts)
+
+    def warning(
+        self, event: str, facts: Mapping[str, Any], *, exc_info: BaseException | None = None
+    ) -> None:
+        self._log(logging.WARNING, event, facts, exc_info)
+
+    def _log(
+        self,
+        level: int,
+        event: str,
+        facts: Mapping[str, Any],
+        exc_info: BaseException | None = None,
+    ) -> None:
+        if self.logger.disabled or not self.logger.isEnabledFor(level):
+            return
+        writer = None if exc_info is not None else _sole_writer(self.logger, level)
+        if writer is None:
+            # stacklevel: the record names the caller of info() or warning(), not this line.
+            self.logger.log(level, event, exc_info=exc_info, extra=facts, stacklevel=3)
+        else:
+            writer.write_event(self.logger.name, level, event, facts)
+
+
+def _sole_writer(logger: logging.Logger, level: int) -> LineWriter | None:
+    """The one handler a record of ``logger`` at ``level`` would reach, if it is ours and
+    no filter is on the way; otherwise None."""
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if not isinstance(handler, LineWriter) or handler.filters or level < handler.level:
+                return None
+            if found is not None:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
 
 
 def task_facts(task: Task, *, worker_id: str | None = None) -> dict[str, Any]:
