@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,19 @@ def test_lines_come_out_in_order_whole_and_in_writes_a_pipe_keeps_whole(
         assert write.endswith(b"\n")
         assert len(write) <= CHUNK_BYTES or write.count(b"\n") == 1
     assert len(stream.writes) < 2000 // 4  # many lines per write, not one each
+
+
+def test_lines_logged_one_by_one_are_written_many_at_a_time(
+    test_log: logging.Logger, writer: LineWriter, stream: Writes
+) -> None:
+    # As a worker logs: a line now and then, the loop busy in between. The writer must not
+    # wake up and write for each of them.
+    for n in range(100):
+        test_log.info("task claimed", extra={"n": n})
+        time.sleep(0.001)
+    writer.flush()
+    assert [entry["n"] for entry in stream.lines()] == list(range(100))
+    assert len(stream.writes) < 50
 
 
 def test_a_line_longer_than_a_chunk_is_written_whole(

@@ -127,6 +127,9 @@ class LineWriter(logging.Handler):
                     return
                 self._wake.wait()
             self._idle = False
+            # Whatever set ``_wake`` has its lines (or its flush mark) queued: the drain takes
+            # them. Cleared, ``_wake`` ends the pause below only for a flush or close.
+            self._wake.clear()
             self._drain()
             # Lines come in bursts: let the next ones gather, so that a busy process pays one
             # wake-up of this thread and one write per many lines, not per line.
