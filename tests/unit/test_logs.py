@@ -251,7 +251,7 @@ def test_task_facts_name_the_task_its_queue_and_the_worker_holding_it() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     task = Task.new(id=uuid.uuid4(), type="t.echo", payload={}, queue="mail", now=now)
     assert task_facts(task) == {
-        "task_id": str(task.id),
+        "task_id": task.id,
         "type": "t.echo",
         "attempt": 0,
         "queue": "mail",
