@@ -164,3 +164,17 @@ def succeeded(stack: Stack) -> int:
     response = httpx.get(f"{stack.base_url}/api/tasks/stats", timeout=30)
     assert response.status_code == 200, response.text
     return sum(c["count"] for c in response.json()["items"] if c["status"] == "SUCCESS")
+
+
+def test_api_processes_ended_by_uvicorn_lose_no_line(stack_factory: StackFactory) -> None:
+    # uvicorn ends each of several API processes by raising SIGTERM again once the app has shut
+    # down: no exit handler runs, so the app's shutdown must have written every line.
+    stack = stack_factory(**FAULT_SETTINGS)
+    api = stack.start_api(env={"TASKFLOW_API_PROCESSES": "2"})
+    ids = [stack.submit({"type": "debug.echo", "payload": {"n": n}})["id"] for n in range(200)]
+
+    served = stop(api)
+    submitted = [e["task_id"] for e in served if e["event"] == "task submitted"]
+    assert sorted(submitted) == sorted(ids)
+    finished = [e for e in served if e["event"].startswith("Finished server process")]
+    assert len(finished) == 2, served[-10:]
