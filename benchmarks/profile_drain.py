@@ -1,13 +1,16 @@
 """One worker draining queued no-op tasks in this process, for profiling the worker's hot path.
 
-    .venv/bin/python -m benchmarks.profile_drain [--tasks N] [--concurrency C] [--cprofile]
+    .venv/bin/python -m benchmarks.profile_drain [--tasks N] [--concurrency C]
+        [--log-level LEVEL] [--cprofile] 2>/tmp/drain.log
 
 Like `benchmarks.run`, it works in a database and Redis prefix of its own on the configured
 servers and removes them at the end. It submits the tasks through `TaskService`, then runs a
 real `Worker` (with its lease keeper and sweeps) on this process's event loop until all are
 SUCCESS, and prints the CPU time per task of this process and, when they run on this host, of
-PostgreSQL and Redis. `--cprofile` prints the functions that took the most time as well; the
-profiler slows the worker several times, so read its figures as shares, not as speed.
+PostgreSQL and Redis. The worker logs at `--log-level` (INFO, the default of a real worker) to
+this process's stderr, the way `taskflow worker` does: redirect it to a file or /dev/null.
+`--cprofile` prints the functions that took the most time as well; the profiler slows the
+worker several times, so read its figures as shares, not as speed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import uvloop
 
 from benchmarks.deploy import Deployment
 from benchmarks.measure import CpuWindow, Store
+from taskflow.config import LOG_LEVELS
 from taskflow.containers import close_container
 from taskflow.domain.services import SubmitTask
 from taskflow.entrypoints.runtime import build_worker, worker_options
@@ -32,8 +36,10 @@ from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
 POLL_SECONDS = 0.5  # how often the store is asked how many tasks are done: rarely, it costs
 
 
-async def drain(deploy: Deployment, tasks: int, concurrency: int, profile: bool) -> str:
-    container = prepare("worker", deploy.env())
+async def drain(
+    deploy: Deployment, tasks: int, concurrency: int, profile: bool, log_level: str
+) -> str:
+    container = prepare("worker", {**deploy.env(), "TASKFLOW_LOG_LEVEL": log_level})
     service = container.task_service()
     for start in range(0, tasks, 500):
         count = min(500, tasks - start)
@@ -66,7 +72,8 @@ async def drain(deploy: Deployment, tasks: int, concurrency: int, profile: bool)
         await store.close()
         await close_container(container)
     lines = [
-        f"{tasks:,} tasks in {wall:.2f} s: {tasks / wall:,.0f}/s at concurrency {concurrency}",
+        f"{tasks:,} tasks in {wall:.2f} s: {tasks / wall:,.0f}/s at concurrency {concurrency}, "
+        f"logging at {log_level}",
         f"CPU per task: this process {cpu['procs_seconds'] / tasks * 1e6:.1f} µs"
         + "".join(
             f", {name} {cpu[name] / tasks * 1e6:.1f} µs"
@@ -85,12 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_drain", description=__doc__)
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks to drain (20000)")
     parser.add_argument("--concurrency", type=int, default=16, help="worker concurrency (16)")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        help="the worker's TASKFLOW_LOG_LEVEL (INFO); the logs go to stderr",
+    )
     parser.add_argument("--cprofile", action="store_true", help="print a cProfile of the drain")
     args = parser.parse_args(argv)
     deploy = Deployment()
     try:
         asyncio.run(deploy.create())
-        print(uvloop.run(drain(deploy, args.tasks, args.concurrency, args.cprofile)))
+        print(
+            uvloop.run(drain(deploy, args.tasks, args.concurrency, args.cprofile, args.log_level))
+        )
     finally:
         for problem in deploy.close():
             print(problem)

@@ -28,12 +28,13 @@ from taskflow.domain.errors import (
 )
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
-from taskflow.entrypoints.logs import error_facts, task_facts
+from taskflow.entrypoints.logs import EventLog, error_facts, task_facts
 from taskflow.entrypoints.sweeper import OUTAGES
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.registry import Registry, TaskDefinition
 
 log = logging.getLogger("taskflow.worker")
+events = EventLog(log)
 
 
 @dataclass(slots=True)
@@ -227,7 +228,7 @@ class AttemptRunner:
                 # count the attempt as lost, so the task is retried, not forgotten.
                 log.exception("outcome not recorded", extra=task_facts(run.task))
                 return
-            _log_outcome(run, released=released)
+            _log_outcome(run, released=released, worker_id=self._service.worker_id)
             return
 
 
@@ -259,26 +260,27 @@ def _task_error(exc: BaseException) -> TaskError:
     return TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
 
 
-def _log_outcome(run: Run, *, released: bool) -> None:
+def _log_outcome(run: Run, *, released: bool, worker_id: str) -> None:
     task = run.task
     if task.status is TaskStatus.SUCCESS and not log.isEnabledFor(logging.INFO):
         return
-    facts = {**task_facts(task), "duration_ms": round((time.monotonic() - run.started) * 1000, 3)}
+    facts = {
+        **task_facts(task, worker_id=worker_id),
+        "duration_ms": round((time.monotonic() - run.started) * 1000, 3),
+    }
     if task.status is TaskStatus.SUCCESS:
-        log.info("task succeeded", extra=facts)
+        events.info("task succeeded", facts)
     elif task.status is TaskStatus.FAILED:
-        log.warning(
-            "task failed", exc_info=run.failure, extra={**facts, "error": error_facts(task)}
-        )
+        events.warning("task failed", {**facts, "error": error_facts(task)}, exc_info=run.failure)
     elif task.status is TaskStatus.CANCELLED:
-        log.info("task cancelled", extra=facts)
+        events.info("task cancelled", facts)
     elif released:
-        log.info("task handed back", extra=facts)
+        events.info("task handed back", facts)
     else:
-        log.warning(
+        events.warning(
             "retry scheduled",
             exc_info=run.failure,
-            extra={
+            facts={
                 **facts,
                 "retry": task.retry_count,
                 "run_at": task.run_at.isoformat(),

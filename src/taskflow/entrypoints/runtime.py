@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from litestar import Litestar
 
 from taskflow.adapters.sql.engine import migrate
 from taskflow.config import Settings
@@ -23,9 +24,11 @@ from taskflow.containers import (
     open_enqueued_listener,
     open_lease_service,
 )
+from taskflow.entrypoints import logs
 from taskflow.entrypoints.errors import CannotStart
-from taskflow.entrypoints.http.app import create_app
+from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
+from taskflow.entrypoints.logs import error_facts, task_facts
 from taskflow.entrypoints.startup import tune_gc_for_serving
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
@@ -34,11 +37,15 @@ log = logging.getLogger("taskflow")
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a process's main coroutine; every log line it left waiting is written on return."""
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is not built for every platform
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is not built for every platform
+            return asyncio.run(coro)
+        return uvloop.run(coro)
+    finally:
+        logs.finish()
 
 
 def worker_options(
@@ -99,7 +106,7 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
     listen(host, port).close()
     log.info("api listening", extra={"url": f"http://{host}:{port}", "processes": processes})
     uvicorn.run(
-        "taskflow.entrypoints.http.app:app_from_environment",
+        "taskflow.entrypoints.runtime:api_process_app",
         factory=True,
         host=host,
         port=port,
@@ -107,6 +114,18 @@ def serve_api_processes(*, host: str, port: int, processes: int) -> int:
         **_SERVING,
     )
     return 0
+
+
+def api_process_app() -> Litestar:
+    """The app of one of several API processes, built in it.
+
+    uvicorn ends such a process by raising the signal it caught again, once the app has shut
+    down: no exit handler runs then, so the app's shutdown writes the waiting log lines and
+    has later ones written as they come.
+    """
+    app = app_from_environment()
+    app.on_shutdown.append(logs.finish)
+    return app
 
 
 async def serve_api(container: Container, *, host: str, port: int) -> int:
@@ -188,6 +207,11 @@ async def _take_back_orphans(container: Container, lock: Path | None) -> None:
         )
         return
     taken = await container.execution_service().take_back_orphans()
+    for task in taken:
+        log.warning(
+            "attempt of a dead process failed",
+            extra={**task_facts(task), "status": task.status.value, "error": error_facts(task)},
+        )
     log.info("took back tasks left running by a process that died", extra={"tasks": len(taken)})
 
 

@@ -13,9 +13,10 @@ from uuid import UUID
 
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
 from taskflow.domain.services import ExecutionService
-from taskflow.entrypoints.logs import error_facts, task_facts
+from taskflow.entrypoints.logs import EventLog, error_facts, task_facts
 
 log = logging.getLogger("taskflow.sweeper")
+events = EventLog(log)
 
 #: Failures of the store or queue that a sweep waits out instead of dying.
 OUTAGES = (StoreUnavailable, QueueUnavailable)
@@ -34,9 +35,9 @@ class Sweeper:
 
     async def reap(self) -> None:
         for task in await self._service.reap():
-            log.warning(
+            events.warning(
                 "lease expired, attempt failed",
-                extra={**task_facts(task), "status": task.status.value, "error": error_facts(task)},
+                {**task_facts(task), "status": task.status.value, "error": error_facts(task)},
             )
 
     async def prune(self) -> None:

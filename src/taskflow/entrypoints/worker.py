@@ -19,12 +19,13 @@ from taskflow.domain.ports import CancelNotices, Renewal
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.attempt import AttemptRunner, Backoff, Run
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.logs import task_facts
+from taskflow.entrypoints.logs import EventLog, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
 
 log = logging.getLogger("taskflow.worker")
+events = EventLog(log)
 
 #: Name prefix of the threads that run plain `def` handlers.
 HANDLER_THREAD = "taskflow-handler"
@@ -280,7 +281,7 @@ class Worker:
                 return
             self._begin(Run(task))
             if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
-                log.info("task claimed", extra=task_facts(task))
+                events.info("task claimed", task_facts(task))
 
     def _begin(self, run: Run) -> None:
         self._running[run.task.id] = run

@@ -35,9 +35,10 @@ from taskflow.entrypoints.http.schemas import (
     TaskOut,
     TasksOut,
 )
-from taskflow.entrypoints.logs import task_facts
+from taskflow.entrypoints.logs import EventLog, task_facts
 
 log = logging.getLogger("taskflow.api")
+events = EventLog(log)
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _encode = msgspec.json.Encoder().encode
@@ -116,7 +117,7 @@ class TaskController(Controller):
                 [data], key=key, request_hash=request_hash(data), batch=False
             )
         if log.isEnabledFor(logging.INFO):  # spare building the facts when nobody reads them
-            log.info("task replayed" if replayed else "task submitted", extra=task_facts(task))
+            events.info("task replayed" if replayed else "task submitted", task_facts(task))
         headers = {"Location": f"/api/tasks/{task.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -152,6 +153,9 @@ class TaskController(Controller):
                 data.tasks, key=key, request_hash=request_hash(data)
             )
         if log.isEnabledFor(logging.INFO):
+            event = "task replayed" if replayed else "task submitted"
+            for task in tasks:
+                events.info(event, task_facts(task))
             log.info(
                 "batch replayed" if replayed else "batch submitted",
                 extra={"tasks": len(tasks)},
@@ -269,8 +273,7 @@ class TaskController(Controller):
         self, task_id: FromPath[str], service: NamedDependency[TaskService]
     ) -> TaskOut:
         task = await service.cancel(parse_task_id(task_id))
-        log.info(
-            "cancel requested" if task.cancel_requested else "task cancelled",
-            extra=task_facts(task),
+        events.info(
+            "cancel requested" if task.cancel_requested else "task cancelled", task_facts(task)
         )
         return TaskOut.from_task(task)
