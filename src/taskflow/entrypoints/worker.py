@@ -112,6 +112,9 @@ class Worker:
             )
         if self._keeper is not None:
             self._keeper.track({t.id: t.lease.token for t in claim.tasks if t.lease is not None})
+        if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
+            for task in claim.tasks:
+                events.info("task claimed", task_facts(task))
         self._prefetch.put(claim.tasks)
         self._start_prefetched()
         return len(claim.tasks)
@@ -280,8 +283,6 @@ class Worker:
             if task is None:
                 return
             self._begin(Run(task))
-            if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
-                events.info("task claimed", task_facts(task))
 
     def _begin(self, run: Run) -> None:
         self._running[run.task.id] = run
