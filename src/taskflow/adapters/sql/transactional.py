@@ -26,7 +26,9 @@ CHANNEL = "taskflow_enqueued"
 
 # Through SQLAlchemy the statement must take named parameters, and stay inside the transaction
 # SQLAlchemy began (or is about to begin) on that connection.
-_INSERT = text(postgres.INSERT_SQL.replace("$1::jsonb", "CAST(:rows AS jsonb)"))
+_INSERT = text(postgres.INSERT_SQL.replace("$1::json)", "CAST(:rows AS json))"))
+if ":rows" not in str(_INSERT):  # the hot statement's text changed: say so at import, not later
+    raise RuntimeError("postgres.INSERT_SQL no longer reads its rows from $1::json")
 _NOTIFY = text("SELECT pg_notify(:channel, :ids)")
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | AsyncConnection"
