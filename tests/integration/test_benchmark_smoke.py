@@ -140,3 +140,9 @@ def test_the_rss_soak_reports_each_round_and_cleans_up() -> None:
     assert counts == ["500", "1,000"]
     assert all(float(line.split()[-2]) > 0 for line in rounds)
     assert asyncio.run(_bench_databases()) <= before, "the soak's database was not dropped"
+
+
+@pytest.mark.timeout(120)
+def test_the_queue_lateness_script_measures_every_id() -> None:
+    done = _run("benchmarks.due_lateness", "--ids", "20", "--redis", REDIS_URL, timeout=90)
+    assert "20 delayed ids, 1 idle popper(s): lateness after run_at p50" in done.stdout

@@ -1,6 +1,6 @@
-"""How late delayed ids come out of an idle Redis queue: run by hand, not collected by pytest.
+"""How late delayed ids come out of an idle Redis queue, at the level of the queue alone.
 
-    .venv/bin/python -m tests.integration.due_lateness [--redis URL] [--ids 200] [--poppers 1]
+    .venv/bin/python -m benchmarks.due_lateness [--redis URL] [--ids 200] [--poppers 1]
 
 Idle poppers wait in ``pop`` as a worker does (a timeout of one second, again and again)
 while ids are pushed, a few every 50 ms, each due 0.3 to 0.8 s after its push: many arrive
