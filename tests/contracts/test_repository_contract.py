@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert
+from sqlalchemy import insert, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskflow.adapters.clock import SystemClock
@@ -878,6 +878,28 @@ async def test_the_history_lists_every_attempt_oldest_first(backend: Backend) ->
 
     assert await backend.repo.attempts(task.id) == expected
     assert [a.number for a in expected] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_warm_opens_the_hot_paths_connections_ahead_and_writes_nothing(
+    backend: Backend, store_url: str
+) -> None:
+    fresh = backend.another()  # an engine of its own, no connection opened yet
+    assert isinstance(fresh, SqlTaskRepository)
+    database = make_url(store_url).database
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        count = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+        before = await admin.fetchval(count, database)
+        await fresh.warm("insert", "save", "claim")
+        assert await admin.fetchval(count, database) == before + 3
+    finally:
+        await admin.close()
+    assert await fresh.pending(after=None, limit=10) == []
+    claimed = await claim_one(backend, new_task(backend.now() - HOUR))  # and they work
+    done = claimed.succeed(token(claimed), 1, now=backend.now())
+    await fresh.save(done, closing=ending(claimed, done, AttemptOutcome.SUCCESS))
+    assert (await backend.repo.get(done.id)).status is TaskStatus.SUCCESS
 
 
 async def test_ping_answers(backend: Backend) -> None:

@@ -29,7 +29,7 @@ from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import error_facts, task_facts
-from taskflow.entrypoints.startup import tune_gc_for_serving
+from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 
@@ -156,6 +156,7 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
     tune_gc_for_serving()
     listener = open_enqueued_listener(container, container.execution_service().dispatch_stored)
     listening = None if listener is None else asyncio.create_task(listener.run())
+    await warm_store(container, "claim", "save")
     try:
         await worker.run_forever(stop, force)
     finally:

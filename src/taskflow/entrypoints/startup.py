@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gc
+import logging
 
+from taskflow.adapters.sql import SqlTaskRepository
+from taskflow.adapters.sql.dialect import Write
 from taskflow.config import ConfigError, Mode, Settings
 from taskflow.containers import Container, build_container
+from taskflow.domain.errors import StoreUnavailable
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.loading import load_registry
+
+log = logging.getLogger("taskflow")
 
 _GC_GEN0_THRESHOLD = 10_000  # allocations between young collections; CPython's default is 700
 
@@ -32,3 +38,15 @@ def tune_gc_for_serving() -> None:
     """
     gc.freeze()
     gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+
+
+async def warm_store(container: Container, *writes: Write) -> None:
+    """Open the store connections this process's hot path writes on, and prepare their
+    statements, before its first task; an unreachable store is left to the first task."""
+    repository = container.repository()
+    if not isinstance(repository, SqlTaskRepository):
+        return  # in memory, or wrapped for fault tests: nothing worth opening ahead
+    try:
+        await repository.warm(*writes)
+    except StoreUnavailable as exc:
+        log.warning("could not open the store's connections ahead", extra={"error": str(exc)})

@@ -251,6 +251,12 @@ class SqlTaskRepository:
         """A repository on an engine of its own, which ``close`` disposes of."""
         return cls(create_engine(url, pool_size=pool_size), clock=clock, owns_engine=True)
 
+    async def warm(self, *writes: Write) -> None:
+        """Open the connections of ``writes`` and prepare their statements now, at start, rather
+        than on the first task."""
+        with store_errors():
+            await self._dialect.warm(writes)
+
     async def close(self) -> None:
         """Hand back the connections this repository keeps; call before disposing the engine
         (which it does itself when it made the engine)."""

@@ -18,7 +18,7 @@ from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
 from taskflow.entrypoints.http.types import describe_types, list_types
-from taskflow.entrypoints.startup import prepare, tune_gc_for_serving
+from taskflow.entrypoints.startup import prepare, tune_gc_for_serving, warm_store
 from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 
 API_VERSION = importlib.metadata.version("taskflow")
@@ -39,6 +39,7 @@ def create_app(container: Container) -> Litestar:
         # The API sweeps too, so a task it accepted but could not dispatch (Redis down, a
         # crash after the insert) is dispatched even before any worker looks for it.
         service = container.execution_service()
+        await warm_store(container, "insert")
         await log_queue_warnings(service)
         sweeping.append(asyncio.create_task(Sweeper(service).run(settings.sweep_seconds)))
         listener = open_enqueued_listener(container, service.dispatch_stored)
