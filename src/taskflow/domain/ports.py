@@ -52,7 +52,7 @@ class TaskRepository(Protocol):
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]: ...  # unknown ids skipped
     async def save(
         self, task: Task, *, closing: AttemptEnd | None = None
-    ) -> None: ...  # StaleTask unless stored version == version - 1; closes that open attempt
+    ) -> None: ...  # StaleTask unless stored version == version - 1; writes the attempt it ends
 
     async def add_idempotent(
         self, tasks: Sequence[Task], *, key: str, request_hash: str
@@ -67,7 +67,7 @@ class TaskRepository(Protocol):
 
     async def attempts(
         self, task_id: UUID
-    ) -> list[Attempt]: ...  # oldest first; TaskNotFound for an unknown task
+    ) -> list[Attempt]: ...  # oldest first, the running one last; TaskNotFound
 
     async def claim(
         self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: float

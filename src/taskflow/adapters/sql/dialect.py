@@ -85,7 +85,7 @@ class Dialect(Protocol):
         """Store the rows, all or none (``document``: ``rows.encode`` of them)."""
 
     async def save(self, conn: AsyncConnection, rows: Sequence[Row], document: str) -> set[UUID]:
-        """Write each change whose version still matches, closing its attempt; the ids written."""
+        """Write each change whose version still matches, with the attempt it ends; the ids."""
 
     async def claim(
         self, conn: AsyncConnection, ids: Sequence[UUID], *, worker_id: str, lease_seconds: float

@@ -3,7 +3,7 @@
 Each function runs on a connection the repository opened, so a history row is written in the
 same transaction (on PostgreSQL: the same statement) as the task change it belongs to. SQLite
 has no data-modifying CTEs; there the write is a transaction and the history row a second
-statement (the group-committed save closes attempts in ``postgres.SAVE_SQL``).
+statement (the group-committed save writes the ended attempts in ``postgres.SAVE_SQL``).
 """
 
 from __future__ import annotations

@@ -170,7 +170,8 @@ Index(
     sqlite_where=_needs_a_person,
 )
 
-# One row per claim, opened with it and closed in the same write as the attempt's outcome.
+# One row per attempt, written with the outcome that ends it (decision 18); a running attempt
+# is read from its task row.
 attempts = Table(
     "attempts",
     metadata,
