@@ -19,17 +19,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
+import uvloop
 from sqlalchemy.engine import URL, make_url
 
 from benchmarks.client import wait_until_up
 from benchmarks.measure import Store, proc_status_kib
+
+T = TypeVar("T")
 
 TASKFLOW = str(Path(sys.executable).with_name("taskflow"))
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskflow"
@@ -275,3 +279,15 @@ class Deployment:
         if not keep_logs:
             shutil.rmtree(self.logs, ignore_errors=True)
         return problems
+
+
+def in_own_database(job: Callable[[Deployment], Coroutine[Any, Any, T]]) -> T:
+    """Run ``job`` on uvloop in a database and Redis prefix of its own, removed at the end
+    (the in-process tools: profile_drain, rss_soak)."""
+    deploy = Deployment()
+    try:
+        asyncio.run(deploy.create())
+        return uvloop.run(job(deploy))
+    finally:
+        for problem in deploy.close():
+            print(problem)

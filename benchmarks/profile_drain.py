@@ -23,9 +23,7 @@ import pstats
 import time
 from collections.abc import Sequence
 
-import uvloop
-
-from benchmarks.deploy import Deployment
+from benchmarks.deploy import Deployment, in_own_database
 from benchmarks.measure import CpuWindow, Store
 from taskflow.config import LOG_LEVELS
 from taskflow.containers import close_container
@@ -39,7 +37,7 @@ POLL_SECONDS = 0.5  # how often the store is asked how many tasks are done: rare
 async def drain(
     deploy: Deployment, tasks: int, concurrency: int, profile: bool, log_level: str
 ) -> str:
-    container = prepare("worker", {**deploy.env(), "TASKFLOW_LOG_LEVEL": log_level})
+    container = prepare("server", {**deploy.env(), "TASKFLOW_LOG_LEVEL": log_level})
     service = container.task_service()
     for start in range(0, tasks, 500):
         count = min(500, tasks - start)
@@ -101,15 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cprofile", action="store_true", help="print a cProfile of the drain")
     args = parser.parse_args(argv)
-    deploy = Deployment()
-    try:
-        asyncio.run(deploy.create())
-        print(
-            uvloop.run(drain(deploy, args.tasks, args.concurrency, args.cprofile, args.log_level))
+    print(
+        in_own_database(
+            lambda deploy: drain(
+                deploy, args.tasks, args.concurrency, args.cprofile, args.log_level
+            )
         )
-    finally:
-        for problem in deploy.close():
-            print(problem)
+    )
     return 0
 
 

@@ -15,9 +15,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 
-import uvloop
-
-from benchmarks.deploy import Deployment
+from benchmarks.deploy import Deployment, in_own_database
 from benchmarks.measure import Store
 from taskflow.containers import close_container
 from taskflow.domain.services import SubmitTask
@@ -36,7 +34,7 @@ def rss_mib() -> float:
 
 
 async def soak(deploy: Deployment, rounds: int, chunk: int, settings: dict[str, str]) -> None:
-    container = prepare("worker", {**deploy.env(), "TASKFLOW_LOG_LEVEL": "WARNING", **settings})
+    container = prepare("server", {**deploy.env(), "TASKFLOW_LOG_LEVEL": "WARNING", **settings})
     service = container.task_service()
     await container.queue().mark_intact()
     options = worker_options(container.settings(), queues=["default"], concurrency=None)
@@ -66,13 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="TASKFLOW_X=V")
     args = parser.parse_args(argv)
     settings = dict(item.split("=", 1) for item in args.env)
-    deploy = Deployment()
-    try:
-        asyncio.run(deploy.create())
-        uvloop.run(soak(deploy, args.rounds, args.chunk, settings))
-    finally:
-        for problem in deploy.close():
-            print(problem)
+    in_own_database(lambda deploy: soak(deploy, args.rounds, args.chunk, settings))
     return 0
 
 
