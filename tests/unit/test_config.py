@@ -55,6 +55,8 @@ def test_values_are_read_and_converted() -> None:
         ("TASKFLOW_PORT", "70000"),
         ("TASKFLOW_API_PROCESSES", "0"),
         ("TASKFLOW_WORKER_CONCURRENCY", "0"),
+        ("TASKFLOW_WORKER_PREFETCH", "-1"),
+        ("TASKFLOW_WORKER_PREFETCH", "many"),
         ("TASKFLOW_LEASE_SECONDS", "nan"),
         ("TASKFLOW_SWEEP_SECONDS", "-1"),
         ("TASKFLOW_RETRY_BACKOFF_BASE", "inf"),
