@@ -44,6 +44,7 @@ class Settings:
     debug_tasks: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    schedule_catchup_seconds: float = 3600.0  # missed periodic ticks younger than this run
     faults: frozenset[str] = frozenset()  # crash points, for fault tests only
 
     @classmethod
@@ -85,6 +86,9 @@ class Settings:
             log_format=env.choice(
                 "TASKFLOW_LOG_FORMAT", "console" if dev else "json", ("json", "console")
             ),  # type: ignore[arg-type]
+            schedule_catchup_seconds=env.number(
+                "TASKFLOW_SCHEDULE_CATCHUP_SECONDS", 3600.0, float, low=0
+            ),
             faults=env.faults("TASKFLOW_FAULTS"),
         )
         settings._check()

@@ -7,6 +7,7 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from uuid import UUID
 
 from dependency_injector import containers, providers
@@ -19,9 +20,10 @@ from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.redis_cancel import RedisCancelNotices
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
+from taskflow.adapters.sql.schedules import SqlScheduleStore
 from taskflow.config import Settings
 from taskflow.domain.retry import RetryPolicy
-from taskflow.domain.services import ExecutionService, TaskService
+from taskflow.domain.services import ExecutionService, ScheduleService, TaskService
 from taskflow.registry import Registry
 
 
@@ -31,6 +33,10 @@ def new_worker_id() -> str:
 
 def _queue_backend(settings: Settings) -> str:
     return "redis" if settings.redis_url else "memory"
+
+
+def _catchup(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.schedule_catchup_seconds)
 
 
 class Container(containers.DeclarativeContainer):
@@ -100,6 +106,19 @@ class Container(containers.DeclarativeContainer):
         rand=providers.Object(random.random),
         worker_id=providers.Callable(new_worker_id),
         lease_seconds=settings.provided.lease_seconds,
+    )
+
+    schedule_store = providers.Singleton(SqlScheduleStore, engine)
+    schedule_service = providers.Singleton(
+        ScheduleService,
+        store=schedule_store,
+        queue=queue,
+        types=registry,
+        clock=clock,
+        new_id=providers.Object(uuid7),
+        retry_policy=retry_policy,
+        timetables=registry.provided.schedules,
+        catchup=providers.Callable(_catchup, settings),
     )
 
 

@@ -8,6 +8,7 @@ import math
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar, Unpack
 
 import msgspec
@@ -17,6 +18,7 @@ from taskflow.client.errors import refused_locally
 from taskflow.domain.errors import InvalidPayload
 from taskflow.domain.limits import type_name_problem, type_options_problem
 from taskflow.handlers import TaskContext
+from taskflow.schedules import Schedule
 from taskflow.validation_errors import describe
 
 Handler = Callable[..., Any]
@@ -128,6 +130,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._definitions: dict[str, TaskDefinition] = {}
+        self._schedules: dict[str, Schedule] = {}
 
     def task(
         self,
@@ -167,6 +170,48 @@ class Registry:
 
         return register
 
+    def periodic(
+        self,
+        name: str,
+        *,
+        type: str,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        payload: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        catchup: timedelta | None = None,
+    ) -> Schedule:
+        """Submit a task of ``type`` at each tick of ``cron`` (read in ``timezone``) or of
+        ``every``: exactly one task per tick, however many workers run. ``catchup``: how old
+        a tick missed during downtime may be and still be enqueued (default: the setting
+        ``TASKFLOW_SCHEDULE_CATCHUP_SECONDS``). ``ValueError`` names a bad option; a type no
+        registry knows is refused when a process starts."""
+        schedule = Schedule(
+            name=name,
+            type=type,
+            payload=dict(payload or {}),
+            cron=cron,
+            every=every,
+            timezone=timezone,
+            queue=queue,
+            priority=priority,
+            catchup=catchup,
+        )
+        self.add_schedule(schedule)
+        return schedule
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        if schedule.name in self._schedules:
+            raise ValueError(f"schedule {schedule.name!r} is registered twice")
+        self._schedules[schedule.name] = schedule
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The periodic tasks, in the order they were registered."""
+        return list(self._schedules.values())
+
     def add(self, definition: TaskDefinition) -> None:
         if definition.name in self._definitions:
             raise ValueError(f"task type {definition.name!r} is registered twice")
@@ -176,6 +221,8 @@ class Registry:
         """Register every type of ``other`` here too."""
         for definition in other:
             self.add(definition)
+        for schedule in other.schedules:
+            self.add_schedule(schedule)
 
     def get(self, name: str) -> TaskDefinition | None:
         return self._definitions.get(name)

@@ -33,6 +33,9 @@ PROBLEMS = {
     ("post", "/api/tasks/{task_id}/retry"): {"400", "404", "409", "413", "503"},
     ("post", "/api/tasks/retry"): {"400", "415", "503"},
     ("get", "/api/types"): set(),
+    ("get", "/api/schedules"): {"503"},
+    ("post", "/api/schedules/{name}/pause"): {"400", "404", "503"},
+    ("post", "/api/schedules/{name}/resume"): {"400", "404", "503"},
     ("get", "/health/live"): set(),
 }
 # OpenAPI 3.1, "Components Object": the keys of components.

@@ -12,6 +12,7 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from taskflow.domain.errors import (
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.schedules import ScheduleState
 
 
 class InMemoryTaskRepository:
@@ -282,3 +284,38 @@ class InMemoryCancelNotices:
                 yield await inbox.get()
         finally:
             self._subscribers.discard(inbox)
+
+
+class InMemoryScheduleStore:
+    """The ``ScheduleStore`` port in memory, writing its ticks' tasks to ``tasks``."""
+
+    def __init__(self, tasks: InMemoryTaskRepository) -> None:
+        self._tasks = tasks
+        self._states: dict[str, ScheduleState] = {}
+        self._ticks: set[tuple[str, datetime]] = set()
+
+    async def states(self, names: Sequence[str]) -> dict[str, ScheduleState]:
+        return {name: self._states[name] for name in names if name in self._states}
+
+    async def ensure(self, names: Sequence[str], *, since: datetime) -> None:
+        for name in names:
+            self._states.setdefault(name, ScheduleState(name, False, since))
+
+    async def add_tick(self, name: str, tick: datetime, task: Task) -> bool:
+        # No await before the writes: a racing pass sees the tick or does not run yet.
+        state = self._states.get(name)
+        if state is None or state.paused or (name, tick) in self._ticks:
+            return False
+        await self._tasks.add(task)
+        self._ticks.add((name, tick))
+        last = tick if state.last_tick_at is None else max(state.last_tick_at, tick)
+        self._states[name] = replace(state, last_tick_at=last)
+        return True
+
+    async def set_paused(self, name: str, paused: bool, *, now: datetime) -> ScheduleState | None:
+        state = self._states.get(name)
+        if state is None:
+            return None
+        since = now if state.paused and not paused else state.since
+        self._states[name] = replace(state, paused=paused, since=since)
+        return self._states[name]

@@ -32,6 +32,10 @@ class TaskNotFound(TaskflowError):
     """No task has this id."""
 
 
+class ScheduleNotFound(TaskflowError):
+    """No periodic schedule has this name."""
+
+
 class DuplicateTask(TaskflowError):
     """A task with this id exists already."""
 

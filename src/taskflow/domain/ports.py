@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -12,6 +12,7 @@ from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.schedules import ScheduleState
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,45 @@ class CancelNotices(Protocol):
     def cancellations(
         self,
     ) -> AsyncIterator[UUID]: ...  # ids notified from now until closed; QueueUnavailable when cut
+
+
+class ScheduleStore(Protocol):
+    """The state of the periodic schedules, and the ticks enqueued, shared by every process."""
+
+    async def states(
+        self, names: Sequence[str]
+    ) -> dict[str, ScheduleState]: ...  # the stored ones among ``names``
+    async def ensure(
+        self, names: Sequence[str], *, since: datetime
+    ) -> None: ...  # stores those not stored yet, unpaused, with ``since``; others unchanged
+    async def add_tick(
+        self, name: str, tick: datetime, task: Task
+    ) -> bool: ...  # tick and task in one transaction; False, and nothing written, when the
+
+    # (name, tick) pair exists (another process enqueued it), or the schedule is paused or unknown
+
+    async def set_paused(
+        self, name: str, paused: bool, *, now: datetime
+    ) -> ScheduleState | None: ...  # None when unknown; a resume sets ``since`` = ``now``
+
+
+class Timetable(Protocol):
+    """A periodic schedule as the domain sees it: what to submit, and when."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+    @property
+    def queue(self) -> str | None: ...  # None: the type's
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def catchup(self) -> timedelta | None: ...  # None: the deployment's
+
+    def next_after(self, instant: datetime) -> datetime: ...  # the first tick after, in UTC
 
 
 class TaskType(Protocol):

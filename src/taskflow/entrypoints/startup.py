@@ -9,7 +9,8 @@ from taskflow.adapters.sql import SqlTaskRepository
 from taskflow.adapters.sql.dialect import Write
 from taskflow.config import ConfigError, Mode, Settings
 from taskflow.containers import Container, build_container
-from taskflow.domain.errors import StoreUnavailable
+from taskflow.domain.errors import InvalidSubmission, StoreUnavailable
+from taskflow.domain.services.scheduling import check_timetables
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.loading import load_registry
 
@@ -26,7 +27,14 @@ def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
         registry = load_registry(settings.tasks, debug_tasks=settings.debug_tasks)
     except (LookupError, TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-    return build_container(settings, registry)
+    container = build_container(settings, registry)
+    try:
+        check_timetables(
+            registry.schedules, registry, container.retry_policy(), container.clock().now()
+        )
+    except InvalidSubmission as exc:
+        raise ConfigError(f"TASKFLOW_TASKS: {exc.message}") from None
+    return container
 
 
 def tune_gc_for_serving() -> None:

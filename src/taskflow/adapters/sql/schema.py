@@ -43,6 +43,7 @@ from taskflow.domain.limits import (
     TYPE_MAX_LENGTH,
 )
 from taskflow.domain.model import ACTIVE, RETRYABLE, TaskStatus
+from taskflow.domain.schedules import SCHEDULE_NAME_MAX_LENGTH
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -224,3 +225,34 @@ task_changes = Table(
     PrimaryKeyConstraint("id", name="pk_task_changes"),
 )
 Index("ix_task_changes_task_id", task_changes.c.task_id, task_changes.c.id)
+
+# Periodic schedules (decision 22): one row per schedule of the Registry, written when a process
+# first sees it, and shared by every process: paused or not, since when ticks count, the latest
+# tick enqueued.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(SCHEDULE_NAME_MAX_LENGTH), nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("last_tick_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("name", name="pk_schedules"),
+)
+
+# One row per tick enqueued, written with its task in one transaction: the primary key is what
+# makes a tick enqueued once, however many processes try. Deleted with the task (retention).
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    Column("schedule", String(SCHEDULE_NAME_MAX_LENGTH), nullable=False),
+    Column("tick", UtcDateTime, nullable=False),
+    Column(
+        "task_id",
+        Uuid,
+        ForeignKey("tasks.id", ondelete="CASCADE", name="fk_schedule_ticks_task_id"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("schedule", "tick", name="pk_schedule_ticks"),
+)
+Index("ix_schedule_ticks_task_id", schedule_ticks.c.task_id)

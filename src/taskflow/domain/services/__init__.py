@@ -7,12 +7,16 @@ serves workers and the sweep (claim, outcomes, leases, recovery).
 from taskflow.domain.services.building import Submission, SubmitTask, TaskBuilder
 from taskflow.domain.services.dispatching import dispatch
 from taskflow.domain.services.execution import Claim, ExecutionService, Reconciled
+from taskflow.domain.services.scheduling import SchedulePass, ScheduleService, ScheduleView
 from taskflow.domain.services.submission import TaskService
 
 __all__ = [
     "Claim",
     "ExecutionService",
     "Reconciled",
+    "SchedulePass",
+    "ScheduleService",
+    "ScheduleView",
     "Submission",
     "SubmitTask",
     "TaskBuilder",

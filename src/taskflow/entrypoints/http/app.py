@@ -11,10 +11,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from taskflow.containers import Container, close_container, open_enqueued_listener
-from taskflow.domain.services import TaskService
+from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
+from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
 from taskflow.entrypoints.http.types import describe_types, list_types
@@ -29,6 +30,9 @@ def create_app(container: Container) -> Litestar:
 
     def task_service() -> TaskService:
         return container.task_service()
+
+    def schedule_service() -> ScheduleService:
+        return container.schedule_service()
 
     def probes() -> Probes:
         return Probes(store=container.repository().ping, queue=container.queue().ping)
@@ -53,10 +57,18 @@ def create_app(container: Container) -> Litestar:
         await close_container(container)
 
     return Litestar(
-        route_handlers=[TaskController, list_types, live, ready, assets_router()],
+        route_handlers=[
+            TaskController,
+            ScheduleController,
+            list_types,
+            live,
+            ready,
+            assets_router(),
+        ],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
+            "schedules": Provide(schedule_service, sync_to_thread=False),
         },
         # Read by the submit handlers from the app's state rather than injected: Litestar
         # resolves two dependencies of one handler in an anyio task group, which cost 15 % of

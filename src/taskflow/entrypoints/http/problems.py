@@ -15,6 +15,7 @@ from taskflow.domain.errors import (
     InvalidSubmission,
     InvalidTransition,
     PayloadTooLarge,
+    ScheduleNotFound,
     StaleTask,
     StoreUnavailable,
     TaskflowError,
@@ -32,6 +33,7 @@ _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
     (PayloadTooLarge, 413),  # before InvalidSubmission, of which it is a kind
     (InvalidSubmission, 400),
     (TaskNotFound, 404),
+    (ScheduleNotFound, 404),
     (InvalidTransition, 409),
     (StaleTask, 409),
     (DuplicateTask, 409),
