@@ -126,6 +126,8 @@ class ScheduleService:
 
     async def _states(self, now: datetime) -> dict[str, ScheduleState]:
         names = list(self._timetables)
+        if not names:
+            return {}
         if not self._stored.issuperset(names):
             await self._store.ensure(names, since=now)
             self._stored.update(names)
