@@ -92,9 +92,9 @@ def due_ticks(
     every-second schedule would be millions): only the first of them and the window's start
     are reported.
     """
-    first = next_after(state.after)
     if state.paused:
         return DueTicks([], None, next_after(max(state.after, now)))
+    first = next_after(state.after)
     window = now - catchup
     skipped = None
     start = state.after
