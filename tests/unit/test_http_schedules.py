@@ -58,6 +58,8 @@ def test_the_listing_shows_each_schedule_by_name(client: TestClient) -> None:  #
     assert nightly["every"] is None
     assert nightly["timezone"] == "Europe/Paris"
     assert nightly["queue"] == "default"
+    assert nightly["next_run_at"].endswith("Z")
+    assert len(nightly["next_run_at"]) == len("2026-01-01T00:00:00.000000Z")
     next_run = datetime.fromisoformat(nightly["next_run_at"])
     assert next_run.minute == 0
     assert next_run.utcoffset() == timedelta(0)

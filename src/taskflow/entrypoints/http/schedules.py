@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -12,6 +10,7 @@ from litestar.params import FromPath
 from taskflow.domain.limits import DEFAULT_QUEUE
 from taskflow.domain.services import ScheduleService, ScheduleView
 from taskflow.entrypoints.http.openapi import problem_responses
+from taskflow.entrypoints.http.schemas import timestamp
 from taskflow.schedules import Schedule, every_seconds
 
 
@@ -26,8 +25,8 @@ class ScheduleOut(msgspec.Struct, kw_only=True):
     timezone: str
     queue: str
     paused: bool
-    last_run_at: datetime | None
-    next_run_at: datetime | None
+    last_run_at: str | None
+    next_run_at: str | None
 
     @classmethod
     def of(cls, view: ScheduleView) -> ScheduleOut:
@@ -41,8 +40,8 @@ class ScheduleOut(msgspec.Struct, kw_only=True):
             timezone=schedule.timezone,
             queue=schedule.queue or DEFAULT_QUEUE,
             paused=view.paused,
-            last_run_at=view.last_run_at,
-            next_run_at=view.next_run_at,
+            last_run_at=None if view.last_run_at is None else timestamp(view.last_run_at),
+            next_run_at=None if view.next_run_at is None else timestamp(view.next_run_at),
         )
 
 
