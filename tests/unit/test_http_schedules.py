@@ -18,6 +18,15 @@ from taskflow.config import Settings
 from taskflow.containers import Container, build_container
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.loading import load_registry
+from taskflow.registry import Registry
+
+
+def _in_memory(registry: Registry) -> Container:
+    built = build_container(Settings(), registry)
+    built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
+    built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))
+    built.schedule_store.override(providers.Singleton(InMemoryScheduleStore, built.repository))
+    return built
 
 
 @pytest.fixture
@@ -27,11 +36,7 @@ def container() -> Container:
         "nightly-report", type="debug.echo", cron="0 2 * * *", timezone="Europe/Paris"
     )
     registry.periodic("heartbeat", type="debug.echo", every=timedelta(minutes=5), queue="ops")
-    built = build_container(Settings(), registry)
-    built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
-    built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))
-    built.schedule_store.override(providers.Singleton(InMemoryScheduleStore, built.repository))
-    return built
+    return _in_memory(registry)
 
 
 @pytest.fixture
@@ -88,9 +93,5 @@ def test_an_unknown_schedule_is_a_404_problem(client: TestClient, action: str) -
 
 
 def test_a_registry_without_schedules_lists_none() -> None:
-    built = build_container(Settings(), load_registry(None, debug_tasks=True))
-    built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
-    built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))
-    built.schedule_store.override(providers.Singleton(InMemoryScheduleStore, built.repository))
-    with TestClient(app=create_app(built)) as client:
+    with TestClient(app=create_app(_in_memory(load_registry(None, debug_tasks=True)))) as client:
         assert client.get("/api/schedules").json() == {"items": []}
