@@ -5,6 +5,7 @@ also after one of them is killed with SIGKILL; `taskflow dev` runs them on SQLit
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,14 @@ import httpx
 
 from tests.integration.conftest import ROOT, Stack, StackFactory
 from tests.integration.periodic_tasks import SCHEDULE
-from tests.integration.processes import Process, base_env, free_port, wait_for, wait_http_ok
+from tests.integration.processes import (
+    Process,
+    base_env,
+    free_port,
+    run_cli,
+    wait_for,
+    wait_http_ok,
+)
 
 SETTINGS = {"TASKFLOW_TASKS": "tests.integration.periodic_tasks:tasks", "PYTHONPATH": ROOT}
 
@@ -81,6 +89,16 @@ def test_a_paused_schedule_is_paused_for_every_worker(stack_factory: StackFactor
     _wait_for_ticks(stack, 2)
     paused = httpx.post(f"{stack.base_url}/api/schedules/{SCHEDULE}/pause", timeout=30)
     assert paused.status_code == 200
+    shown = run_cli(["schedules", "--url", stack.base_url, "--json"], stack.env)
+    assert shown.returncode == 0, shown.stderr
+    assert [(s["name"], s["paused"]) for s in json.loads(shown.stdout)["items"]] == [
+        (SCHEDULE, True)
+    ]
+    table = run_cli(["schedules", "--url", stack.base_url], stack.env)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "TYPE", "WHEN"]
+    assert row.split()[:6] == [SCHEDULE, "periodic.tick", "every", "1s", "UTC", "yes"]
     # The store checks the pause in each tick's own transaction: from now on, none is written.
     paused_at = datetime.fromisoformat(
         httpx.get(f"{stack.base_url}/api/schedules", timeout=30).json()["items"][0]["last_run_at"]

@@ -25,6 +25,7 @@ __all__ = [
     "History",
     "Progress",
     "RetriedTasks",
+    "Schedule",
     "Task",
     "TaskChange",
     "TaskCount",
@@ -140,6 +141,21 @@ class RetriedTasks(msgspec.Struct, frozen=True):
     ids: list[UUID] = msgspec.field(default_factory=list)
 
 
+class Schedule(msgspec.Struct, frozen=True):
+    """A periodic task of the API's Registry: ``cron`` (read in ``timezone``) or ``every``
+    (seconds) is set; ``next_run_at`` is None while paused (docs/api.md, "Periodic tasks")."""
+
+    name: str
+    type: str
+    cron: str | None
+    every: float | None
+    timezone: str
+    queue: str
+    paused: bool
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+
+
 # The envelopes some answers come in; the client unwraps them.
 class TaskList(msgspec.Struct, frozen=True):
     tasks: list[Task]
@@ -147,3 +163,7 @@ class TaskList(msgspec.Struct, frozen=True):
 
 class CountList(msgspec.Struct, frozen=True):
     items: list[TaskCount]
+
+
+class ScheduleList(msgspec.Struct, frozen=True):
+    items: list[Schedule]

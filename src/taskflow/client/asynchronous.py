@@ -11,7 +11,15 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskflow.client import calls
-from taskflow.client.answers import Attempt, History, RetriedTasks, Task, TaskCount, TaskPage
+from taskflow.client.answers import (
+    Attempt,
+    History,
+    RetriedTasks,
+    Schedule,
+    Task,
+    TaskCount,
+    TaskPage,
+)
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
 from taskflow.client.settings import Connection
 
@@ -145,6 +153,18 @@ class AsyncClient:
     async def stats(self) -> builtins.list[TaskCount]:
         """As ``Client.stats``."""
         return await self._call(calls.stats())
+
+    async def schedules(self) -> builtins.list[Schedule]:
+        """As ``Client.schedules``."""
+        return await self._call(calls.schedules())
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """As ``Client.pause_schedule``."""
+        return await self._call(calls.pause_schedule(name, paused=True))
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """As ``Client.resume_schedule``."""
+        return await self._call(calls.pause_schedule(name, paused=False))
 
     async def _call(self, call: calls.Call[T]) -> T:
         return await self._run(exchange(call, self._connection.retries))

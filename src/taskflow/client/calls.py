@@ -21,6 +21,8 @@ from taskflow.client.answers import (
     CountList,
     History,
     RetriedTasks,
+    Schedule,
+    ScheduleList,
     Task,
     TaskCount,
     TaskList,
@@ -125,6 +127,8 @@ _task = _reader(Task)
 _tasks = _reader(TaskList)
 _history = _reader(History)
 _counts = _reader(CountList)
+_schedule = _reader(Schedule)
+_schedules = _reader(ScheduleList)
 _page = _reader(TaskPage)
 _retried = _reader(RetriedTasks)
 _encode = msgspec.json.Encoder().encode
@@ -203,6 +207,15 @@ def list_tasks(filters: TaskFilters, *, limit: int | None, cursor: str | None) -
 
 def stats() -> Call[list[TaskCount]]:
     return Call("GET", "/api/tasks/stats", lambda raw: _counts(raw).items)
+
+
+def schedules() -> Call[list[Schedule]]:
+    return Call("GET", "/api/schedules", lambda raw: _schedules(raw).items)
+
+
+def pause_schedule(name: str, *, paused: bool) -> Call[Schedule]:
+    action = "pause" if paused else "resume"
+    return Call("POST", f"/api/schedules/{_segment(name)}/{action}", _schedule)
 
 
 def _segment(task_id: TaskId) -> str:

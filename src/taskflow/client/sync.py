@@ -10,7 +10,15 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskflow.client import calls
-from taskflow.client.answers import Attempt, History, RetriedTasks, Task, TaskCount, TaskPage
+from taskflow.client.answers import (
+    Attempt,
+    History,
+    RetriedTasks,
+    Schedule,
+    Task,
+    TaskCount,
+    TaskPage,
+)
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
 from taskflow.client.settings import Connection
 
@@ -149,6 +157,18 @@ class Client:
     def stats(self) -> builtins.list[TaskCount]:
         """How many tasks there are per queue, type and status."""
         return self._call(calls.stats())
+
+    def schedules(self) -> builtins.list[Schedule]:
+        """The periodic tasks of the API's Registry, by name, with their last and next tick."""
+        return self._call(calls.schedules())
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Enqueue no tick of schedule ``name`` until it is resumed (``NotFound`` if unknown)."""
+        return self._call(calls.pause_schedule(name, paused=True))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Enqueue schedule ``name``'s ticks again from now; those missed are not caught up."""
+        return self._call(calls.pause_schedule(name, paused=False))
 
     def _call(self, call: calls.Call[T]) -> T:
         return self._run(exchange(call, self._connection.retries))

@@ -27,6 +27,7 @@ from taskflow.domain.limits import (
     MIN_PRIORITY,
 )
 from taskflow.entrypoints import cli_tasks
+from taskflow.entrypoints.cli_schedules import add_schedules_command
 from taskflow.entrypoints.errors import CannotStart
 
 PROG = "taskflow"
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     cancel.set_defaults(run=_on_task(lambda client, args: client.cancel(args.id)))
 
     _add_tasks_commands(commands)
+    add_schedules_command(commands, ask=_ask, add_url=_add_url)
     return parser
 
 

@@ -104,7 +104,7 @@ def print_page(page: TaskPage, *, as_json_text: bool) -> None:
     if as_json_text:
         print(json.dumps(shown, indent=2))
         return
-    _table(LISTED, [[str(task[c]) for c in LISTED] for task in shown["items"]])
+    print_table(LISTED, [[str(task[c]) for c in LISTED] for task in shown["items"]])
     if page.next_cursor:
         print(f"next cursor: {page.next_cursor}")
 
@@ -114,7 +114,7 @@ def print_counts(counts: Sequence[TaskCount], *, as_json_text: bool) -> None:
     if as_json_text:
         print(json.dumps(shown, indent=2))
         return
-    _table(COUNTED, [[str(item[c]) for c in COUNTED] for item in shown["items"]])
+    print_table(COUNTED, [[str(item[c]) for c in COUNTED] for item in shown["items"]])
 
 
 def print_retried(retried: RetriedTasks, *, as_json_text: bool) -> None:
@@ -135,7 +135,7 @@ def _timestamps_as_text(value: Any) -> Any:
     return value
 
 
-def _table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     for row in [[c.upper() for c in columns], *rows]:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
