@@ -42,8 +42,6 @@ class Schedule:
     def __post_init__(self) -> None:
         _check(self)
         object.__setattr__(self, "_zone", _zone(self.name, self.timezone))
-        if self.cron is not None:
-            self._cron_after(datetime.now(UTC))  # an expression that never matches fails here
 
     def next_after(self, instant: datetime) -> datetime:
         """The first tick strictly after ``instant``, in UTC."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,12 +14,14 @@ from taskflow.adapters.memory import (
     InMemoryTaskQueue,
     InMemoryTaskRepository,
 )
-from taskflow.domain.errors import InvalidSubmission, ScheduleNotFound
+from taskflow.domain.errors import InvalidSubmission, ScheduleNotFound, StoreUnavailable
+from taskflow.domain.model import Task
 from taskflow.domain.queries import TaskQuery
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ScheduleService
 from taskflow.domain.services.scheduling import check_timetables
 from taskflow.entrypoints.loading import load_registry
+from taskflow.entrypoints.scheduler import Scheduler
 from taskflow.registry import Registry
 from tests.clocks import FakeClock
 
@@ -175,3 +179,52 @@ def test_a_schedule_of_an_unknown_type_or_a_wrong_payload_is_refused_at_start() 
     with pytest.raises(InvalidSubmission, match=r"ghost.*unknown task type"):
         check_timetables(other.schedules, other, RetryPolicy(), T0)
     check_timetables(_registry().schedules, _registry(), RetryPolicy(), T0)
+
+
+class FailingOn(InMemoryScheduleStore):
+    """The in-memory store, unreachable when asked to write one given tick."""
+
+    def __init__(self, repo: InMemoryTaskRepository, tick: datetime) -> None:
+        super().__init__(repo)
+        self.failing_tick = tick
+
+    async def add_tick(self, name: str, tick: datetime, task: Task) -> bool:
+        if tick == self.failing_tick:
+            raise StoreUnavailable("down")
+        return await super().add_tick(name, tick, task)
+
+
+async def test_ticks_stored_before_an_outage_are_dispatched_at_once(world: World) -> None:
+    world.store = FailingOn(world.repo, datetime(2026, 6, 1, 12, 2, tzinfo=UTC))
+    service = world.service()
+    await service.run_due()
+    world.clock.advance(150)
+    with pytest.raises(StoreUnavailable):
+        await service.run_due()
+    assert len(world.queue) == 1  # 12:01, stored before 12:02 failed, is in the queue
+
+
+async def test_the_scheduler_logs_what_it_enqueued_and_skipped(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = Scheduler(world.service(), world.clock)
+    await scheduler.run_once()
+    world.clock.advance(2 * 3600)
+    with caplog.at_level(logging.INFO, logger="taskflow.scheduler"):
+        done = await scheduler.run_once()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("periodic task enqueued") == len(done.enqueued) == 60  # 13:01 to 14:00
+    assert "periodic ticks older than the catch-up window skipped" in messages
+
+
+async def test_the_scheduler_loop_waits_out_an_outage_and_stops_when_told(world: World) -> None:
+    world.store = FailingOn(world.repo, datetime(2026, 6, 1, 12, 1, tzinfo=UTC))
+    service = world.service()
+    await service.run_due()
+    world.clock.advance(60)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(Scheduler(service, world.clock).run(stop))
+    await asyncio.sleep(0)  # one failed pass, then a wait
+    assert not loop.done()
+    stop.set()
+    await asyncio.wait_for(loop, timeout=10)

@@ -86,18 +86,21 @@ class ScheduleService:
         """Enqueue every due tick that no other process enqueued yet."""
         now = self._clock.now()
         states = await self._states(now)
-        enqueued, skipped, upcoming = [], [], []
-        for name, timetable in self._timetables.items():
-            catchup = timetable.catchup if timetable.catchup is not None else self._catchup
-            ticks = due_ticks(timetable.next_after, states[name], now=now, catchup=catchup)
-            if ticks.skipped is not None:
-                skipped.append(Skipped(name, *ticks.skipped))
-            for tick in ticks.due:
-                task = _build(self._builder, timetable, tick, now)
-                if await self._store.add_tick(name, tick, task):
-                    enqueued.append((name, tick, task))
-            upcoming.append(ticks.next_at)
-        await dispatch(self._queue, [task for _, _, task in enqueued])
+        enqueued: list[tuple[str, datetime, Task]] = []
+        skipped, upcoming = [], []
+        try:
+            for name, timetable in self._timetables.items():
+                catchup = timetable.catchup if timetable.catchup is not None else self._catchup
+                ticks = due_ticks(timetable.next_after, states[name], now=now, catchup=catchup)
+                if ticks.skipped is not None:
+                    skipped.append(Skipped(name, *ticks.skipped))
+                for tick in ticks.due:
+                    task = _build(self._builder, timetable, tick, now)
+                    if await self._store.add_tick(name, tick, task):
+                        enqueued.append((name, tick, task))
+                upcoming.append(ticks.next_at)
+        finally:  # what was stored goes to the queue now, even if a later tick failed
+            await dispatch(self._queue, [task for _, _, task in enqueued])
         return SchedulePass(enqueued, skipped, min(upcoming, default=None))
 
     async def list(self) -> list[ScheduleView]:
