@@ -121,7 +121,7 @@ class ScheduleService:
         if timetable is None:
             raise ScheduleNotFound(f"no schedule is named {name!r}")
         now = self._clock.now()
-        await self._states(now)
+        await self._ensure(now)
         state = await self._store.set_paused(name, paused, now=now)
         if state is None:  # pragma: no cover - rows are never deleted
             raise ScheduleNotFound(f"no schedule is named {name!r}")
@@ -131,14 +131,18 @@ class ScheduleService:
         names = list(self._timetables)
         if not names:
             return {}
-        if not self._stored.issuperset(names):
-            await self._store.ensure(names, since=now)
-            self._stored.update(names)
+        await self._ensure(now)
         states = await self._store.states(names)
         missing = [name for name in names if name not in states]
         if missing:  # pragma: no cover - rows are never deleted
             raise ScheduleNotFound(f"schedules not stored: {', '.join(missing)}")
         return states
+
+    async def _ensure(self, now: datetime) -> None:
+        """Store the schedules this process has not seen stored yet (first seen: now)."""
+        if not self._stored.issuperset(self._timetables):
+            await self._store.ensure(list(self._timetables), since=now)
+            self._stored.update(self._timetables)
 
     def _view(self, timetable: Timetable, state: ScheduleState) -> ScheduleView:
         after = max(state.after, self._clock.now())
