@@ -191,7 +191,7 @@ class Registry:
         schedule = Schedule(
             name=name,
             type=type,
-            payload=dict(payload or {}),
+            payload={} if payload is None else payload,
             cron=cron,
             every=every,
             timezone=timezone,

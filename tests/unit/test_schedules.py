@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from taskflow.config import ConfigError
 from taskflow.domain.schedules import (
     TICKS_PER_PASS,
     ScheduleState,
@@ -16,6 +18,8 @@ from taskflow.domain.schedules import (
     every_tick_after,
     schedule_name_problem,
 )
+from taskflow.entrypoints import logs
+from taskflow.entrypoints.startup import prepare
 from taskflow.registry import Registry
 from taskflow.schedules import Schedule, every_seconds
 
@@ -261,3 +265,23 @@ def test_due_ticks_are_after_the_last_within_the_window_in_order_and_none_left_o
     assert ticks.due == expected[:TICKS_PER_PASS]
     assert (ticks.skipped is not None) == (next_after(state.after) < window)
     assert ticks.next_at > T0 or len(expected) > TICKS_PER_PASS
+
+
+def test_a_payload_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(ValueError, match="payload must be a JSON object"):
+        Registry().periodic("x", type="a.b", cron="* * * * *", payload=[1, 2])  # type: ignore[arg-type]
+
+
+def test_a_process_does_not_start_with_a_schedule_of_an_unknown_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ghostly_tasks.py").write_text(
+        "from taskflow import Registry\n"
+        "tasks = Registry()\n"
+        "tasks.periodic('ghost', type='nobody.home', cron='0 2 * * *')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(logs, "configure", lambda level, fmt: None)  # keep pytest's logging
+    environ = {"TASKFLOW_TASKS": "ghostly_tasks:tasks"}
+    with pytest.raises(ConfigError, match=r"TASKFLOW_TASKS: schedule 'ghost': unknown task type"):
+        prepare("server", environ)
