@@ -20,8 +20,9 @@ from taskflow.adapters.redis_cancel import RedisCancelNotices
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.config import Settings
+from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
-from taskflow.domain.services import ExecutionService, TaskService
+from taskflow.domain.services import ExecutionService, RetentionService, TaskService
 from taskflow.registry import Registry
 
 
@@ -100,6 +101,17 @@ class Container(containers.DeclarativeContainer):
         rand=providers.Object(random.random),
         worker_id=providers.Callable(new_worker_id),
         lease_seconds=settings.provided.lease_seconds,
+    )
+
+    retention_service = providers.Factory(
+        RetentionService,
+        repository=repository,
+        clock=clock,
+        retention=providers.Factory(
+            Retention,
+            days=settings.provided.retention_days,
+            days_by_queue=settings.provided.retention_days_by_queue,
+        ),
     )
 
 

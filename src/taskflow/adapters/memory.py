@@ -24,9 +24,10 @@ from taskflow.domain.errors import (
     StaleTask,
     TaskNotFound,
 )
-from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
+from taskflow.domain.model import ACTIVE, CLAIMABLE, FINAL, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.retention import Cutoffs
 
 
 class InMemoryTaskRepository:
@@ -65,6 +66,21 @@ class InMemoryTaskRepository:
         for key in old:
             del self._keys[key]
         return len(old)
+
+    async def prune_finished(self, cutoffs: Cutoffs, *, limit: int) -> int:
+        expired = sorted(
+            (task.finished_at, task.id)
+            for task in self._tasks.values()
+            if task.status in FINAL
+            and task.finished_at is not None
+            and (cutoff := cutoffs.of(task.queue)) is not None
+            and task.finished_at < cutoff
+        )[:limit]
+        for _, task_id in expired:
+            del self._tasks[task_id]
+            self._attempts.pop(task_id, None)
+            self._changes.pop(task_id, None)
+        return len(expired)
 
     async def attempts(self, task_id: UUID) -> list[Attempt]:
         task = await self.get(task_id)

@@ -12,6 +12,7 @@ from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.retention import Cutoffs
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,13 @@ class TaskRepository(Protocol):
     async def prune_idempotency_keys(
         self, older_than: datetime
     ) -> int: ...  # forgets keys stored before ``older_than``; returns how many
+
+    async def prune_finished(
+        self, cutoffs: Cutoffs, *, limit: int
+    ) -> int: ...  # deletes up to ``limit`` final tasks that finished before their queue's
+
+    # cutoff, oldest first, with their attempts, changes and every row that refers to them;
+    # returns how many; concurrent calls delete disjoint tasks and never wait on each other
 
     async def attempts(
         self, task_id: UUID

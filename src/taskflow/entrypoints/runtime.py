@@ -29,6 +29,7 @@ from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import error_facts, task_facts
+from taskflow.entrypoints.retention import start_pruning, stop_pruning
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
@@ -157,9 +158,11 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
     listener = open_enqueued_listener(container, container.execution_service().dispatch_stored)
     listening = None if listener is None else asyncio.create_task(listener.run())
     await warm_store(container, "claim", "save")
+    pruning = start_pruning(container.retention_service())
     try:
         await worker.run_forever(stop, force)
     finally:
+        await stop_pruning(pruning)
         if listening is not None:
             listening.cancel()
             await asyncio.gather(listening, return_exceptions=True)
@@ -186,6 +189,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             cancel_notices=container.cancel_notices(),
         )
         working = asyncio.create_task(worker.run_forever(stop, force))
+        pruning = start_pruning(container.retention_service())
         log.info(
             "taskflow dev is running",
             extra={"url": f"http://{host}:{port}", "database": _safe_url(settings.database_url)},
@@ -195,6 +199,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
         finally:
             stop.set()
             await working
+            await stop_pruning(pruning)
     return 0
 
 
