@@ -1,7 +1,7 @@
 """The retention job: every worker process deletes the finished tasks kept long enough.
 
 Decision 24. A pass takes the cutoffs once, then deletes a batch at a time (each batch one
-short statement of its own) until a batch comes back short, yielding between batches. Passes
+short statement of its own) until a batch comes back short, resting between batches. Passes
 of several workers at once take disjoint batches (``SKIP LOCKED``), so they share the work.
 """
 
@@ -22,12 +22,16 @@ log = logging.getLogger("taskflow.retention")
 PRUNE_INTERVAL = 60.0
 #: A long pass reports how far it got at least this often, in seconds.
 PROGRESS_EVERY = 10.0
+#: The share of a pass's time spent deleting: after a batch that took t seconds, the pass
+#: rests t * (1 - DUTY) / DUTY, so that it leaves the database to the hot path most of the time
+#: (docs/performance.md, "Issue 11 — retention").
+DUTY = 0.25
 
 
 class Pruner:
-    def __init__(self, service: RetentionService, *, pause: float = 0.0) -> None:
+    def __init__(self, service: RetentionService, *, duty: float = DUTY) -> None:
         self._service = service
-        self._pause = pause  # seconds between batches; 0 still yields to the event loop
+        self._rest = (1 - duty) / duty  # seconds of rest per second of deleting
 
     async def prune(self) -> int:
         """One pass: delete what the cutoffs of now let go; returns how many tasks."""
@@ -35,6 +39,7 @@ class Pruner:
         started = reported = time.monotonic()
         deleted = batches = 0
         while True:
+            batch_started = time.monotonic()
             count = await self._service.prune_batch(cutoffs)
             deleted, batches = deleted + count, batches + 1
             if count < self._service.batch:
@@ -42,7 +47,7 @@ class Pruner:
             if time.monotonic() - reported >= PROGRESS_EVERY:
                 reported = time.monotonic()
                 log.info("retention pruning", extra=_facts(cutoffs, deleted, batches, started))
-            await asyncio.sleep(self._pause)
+            await asyncio.sleep((time.monotonic() - batch_started) * self._rest)
         if deleted:
             log.info("retention pruned", extra=_facts(cutoffs, deleted, batches, started))
         return deleted
