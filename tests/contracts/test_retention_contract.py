@@ -173,3 +173,14 @@ async def _rows_left(store_url: str) -> dict[str, int]:
     finally:
         await engine.dispose()
 
+
+async def test_a_job_is_held_by_one_caller_at_a_time(backend: Backend) -> None:
+    other = backend.another()
+    async with (
+        backend.repo.exclusively("job") as first,
+        other.exclusively("job") as second,
+        other.exclusively("other job") as third,
+    ):
+        assert (first, second, third) == (True, False, True)
+    async with other.exclusively("job") as after:
+        assert after

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from taskflow.adapters.turns import LocalTurns
 from taskflow.domain.attempts import Attempt, AttemptEnd, with_running
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.errors import (
@@ -32,6 +33,7 @@ from taskflow.domain.retention import Cutoffs
 
 class InMemoryTaskRepository:
     def __init__(self, clock: Clock) -> None:
+        self._turns = LocalTurns()
         self._clock = clock
         self._tasks: dict[UUID, Task] = {}
         self._attempts: dict[UUID, list[Attempt]] = {}
@@ -81,6 +83,9 @@ class InMemoryTaskRepository:
             self._attempts.pop(task_id, None)
             self._changes.pop(task_id, None)
         return len(expired)
+
+    def exclusively(self, job: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        return self._turns.exclusively(job)
 
     async def attempts(self, task_id: UUID) -> list[Attempt]:
         task = await self.get(task_id)

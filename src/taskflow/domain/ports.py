@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -72,6 +73,12 @@ class TaskRepository(Protocol):
 
     # cutoff, oldest first, with their attempts, changes and every row that refers to them;
     # returns how many; concurrent calls delete disjoint tasks and never wait on each other
+
+    def exclusively(
+        self, job: str
+    ) -> AbstractAsyncContextManager[bool]: ...  # True: no other holder of ``job`` in any
+
+    # process on this store until exit; False at once when another holds it (nothing is held)
 
     async def attempts(
         self, task_id: UUID

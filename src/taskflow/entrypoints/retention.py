@@ -1,8 +1,10 @@
 """The retention job: every worker process deletes the finished tasks kept long enough.
 
 Decision 24. A pass takes the cutoffs once, then deletes a batch at a time (each batch one
-short statement of its own) until a batch comes back short, resting between batches. Passes
-of several workers at once take disjoint batches (``SKIP LOCKED``), so they share the work.
+short statement of its own) until a batch comes back short, resting between batches. One
+process passes at a time across the deployment (``RetentionService.alone``): the load on the
+database does not grow with the number of workers. Should two passes overlap all the same (a
+lock lost with its connection), their batches are disjoint (``SKIP LOCKED``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ class Pruner:
         self._rest = (1 - duty) / duty  # seconds of rest per second of deleting
 
     async def prune(self) -> int:
-        """One pass: delete what the cutoffs of now let go; returns how many tasks."""
+        """One pass, unless another process is making one: delete what the cutoffs of now let
+        go; returns how many tasks."""
+        async with self._service.alone() as alone:
+            return await self._pass() if alone else 0
+
+    async def _pass(self) -> int:
         cutoffs = self._service.cutoffs()
         started = reported = time.monotonic()
         deleted = batches = 0

@@ -64,6 +64,7 @@ class SqlTaskRepository:
         self._own_add_errors: tuple[type[Exception], ...] = (DuplicateTask, *refused)
         self._adds: Coalescer[Task] = Coalescer(self._add_each)
         self._saves: Coalescer[SaveItem] = Coalescer(self._save_many)
+        self._turns = retention.turns_for(self._autocommit)
 
     async def add(self, task: Task) -> None:
         await self._adds.submit(task)
@@ -120,6 +121,9 @@ class SqlTaskRepository:
             return 0
         async with self._connect() as conn:  # one statement: its own short transaction
             return (await conn.execute(stmt)).rowcount
+
+    def exclusively(self, job: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        return self._turns.exclusively(job)
 
     async def attempts(self, task_id: UUID) -> list[Attempt]:
         async with self._connect() as conn:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+from typing import Final
+
 from taskflow.domain.ports import Clock, TaskRepository
 from taskflow.domain.retention import PRUNE_BATCH, Cutoffs, Retention
+
+#: The name the retention job's turns are taken under.
+JOB: Final = "taskflow.retention"
 
 
 class RetentionService:
@@ -21,6 +27,10 @@ class RetentionService:
         self._clock = clock
         self.retention = retention
         self.batch = batch
+
+    def alone(self) -> AbstractAsyncContextManager[bool]:
+        """A pass's turn: True when no other process on the store is pruning until exit."""
+        return self._repo.exclusively(JOB)
 
     def cutoffs(self) -> Cutoffs:
         """The cutoffs as of now; a pass keeps them, so that it ends."""
