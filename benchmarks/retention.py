@@ -1,6 +1,7 @@
 """Issue 11, retention: on a table holding 1,000,000 finished tasks a month old, how fast the
-workers' retention job deletes them, and how fast 2 workers drain no-op tasks with and without
-that job running at the same time (docs/performance.md, "Issue 11 — retention").
+workers' retention job deletes them, and how fast 2 workers drain no-op tasks with that job
+running at the same time, without it, and without it nor its index (docs/performance.md,
+"Issue 11 — retention").
 
     python -m benchmarks.retention [--rows 1000000] [--drain 20000] [--runs 2]
 
@@ -25,6 +26,7 @@ import asyncpg
 from benchmarks.bench import Bench, Params, alive, ports_of
 from benchmarks.deploy import Deployment, Proc, in_own_database
 from benchmarks.measure import Store
+from taskflow.entrypoints.retention import DUTY
 
 OLD_TYPE = "bench.old"
 #: Finished tasks written per statement while seeding.
@@ -32,6 +34,14 @@ SEED_CHUNK = 100_000
 WORKERS = 2
 RETENTION_ON = {"TASKFLOW_RETENTION_DAYS": "7"}
 RETENTION_OFF = {"TASKFLOW_RETENTION_DAYS": "0"}
+#: The drains, alternated run after run: retention off without its index (what a task cost
+#: before retention), off with it (the index's cost alone), on (the job running meanwhile).
+MODES = {"noindex": RETENTION_OFF, "off": RETENTION_OFF, "on": RETENTION_ON}
+INDEX = "ix_tasks_finished_at"
+INDEX_DDL = (
+    f"CREATE INDEX {INDEX} ON tasks (finished_at) "
+    "WHERE status IN ('CANCELLED', 'FAILED', 'SUCCESS')"
+)
 
 # Tasks that succeeded between 30 days and 30 days + $2 seconds ago, each with its attempt.
 SEED_SQL = f"""
@@ -59,7 +69,7 @@ class Figures:
     seed_seconds: float = 0.0
     prune_rate: float = 0.0  # tasks deleted per second, the job alone
     prune_seconds: float = 0.0
-    drains: dict[str, list[float]] = field(default_factory=lambda: {"off": [], "on": []})
+    drains: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
     pruned_during_drain: list[int] = field(default_factory=list)
     prune_lines: list[dict[str, Any]] = field(default_factory=list)
 
@@ -158,14 +168,18 @@ async def measure(deploy: Deployment, args: argparse.Namespace) -> Figures:
         figures.prune_lines = lines
         print(f"retention alone: {figures.prune_rate:,.0f} tasks/s", flush=True)
         for run in range(args.runs):
-            for mode, settings in (("off", RETENTION_OFF), ("on", RETENTION_ON)):
+            for mode, settings in MODES.items():
                 deploy.phase = f"drain-{mode}-{run}"
                 await seed(db, args.rows)
+                if mode == "noindex":
+                    await db.execute(f"DROP INDEX {INDEX}")
                 rate, pruned = await drain(bench, db, settings)
+                if mode == "noindex":
+                    await db.execute(INDEX_DDL)
                 figures.drains[mode].append(rate)
                 if mode == "on":
                     figures.pruned_during_drain.append(pruned)
-                print(f"drain, retention {mode}: {rate:,.0f} tasks/s ({pruned:,} old tasks went)")
+                print(f"drain, {mode}: {rate:,.0f} tasks/s ({pruned:,} old tasks went)", flush=True)
     finally:
         await db.close()
         await store.close()
@@ -173,17 +187,22 @@ async def measure(deploy: Deployment, args: argparse.Namespace) -> Figures:
 
 
 def report(f: Figures) -> dict[str, object]:
-    off, on = statistics.median(f.drains["off"]), statistics.median(f.drains["on"])
+    median = {mode: statistics.median(rates) for mode, rates in f.drains.items()}
+    passes = [(e["duration_s"], e["batches"]) for e in f.prune_lines]
     return {
         "old_tasks": f.rows,
         "seed_seconds": round(f.seed_seconds, 1),
         "retention_alone_tasks_per_s": round(f.prune_rate),
         "retention_alone_seconds_from_worker_start": round(f.prune_seconds, 1),
+        "retention_mean_batch_ms": [round(d * DUTY / b * 1000, 1) for d, b in passes],
         "retention_pruned_lines": f.prune_lines,
-        "drain_retention_off_tasks_per_s": [round(r) for r in f.drains["off"]],
-        "drain_retention_on_tasks_per_s": [round(r) for r in f.drains["on"]],
+        **{
+            f"drain_{mode}_tasks_per_s": [round(r) for r in rates]
+            for mode, rates in f.drains.items()
+        },
         "old_tasks_deleted_during_each_drain": f.pruned_during_drain,
-        "median_ratio_on_to_off": round(on / off, 3),
+        "median_ratio_on_to_off": round(median["on"] / median["off"], 3),
+        "median_ratio_off_to_noindex": round(median["off"] / median["noindex"], 3),
     }
 
 

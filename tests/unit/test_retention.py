@@ -16,6 +16,7 @@ from taskflow.containers import build_container
 from taskflow.domain.model import Task
 from taskflow.domain.retention import MAX_RETENTION_DAYS, Cutoffs, Retention
 from taskflow.domain.services import RetentionService
+from taskflow.domain.services.retention import JOB
 from taskflow.entrypoints.retention import Pruner
 from taskflow.registry import Registry
 from tests.clocks import FakeClock
@@ -174,3 +175,16 @@ async def test_the_job_does_nothing_when_everything_is_kept(
 
     assert await store.count() == 2
     assert "kept for ever" in caplog.text
+
+
+async def test_a_pass_is_skipped_while_another_process_makes_one() -> None:
+    store = Store()
+    await store.finished(3, days_ago=30)
+    service = RetentionService(repository=store.repo, clock=store.clock, retention=Retention())
+
+    async with store.repo.exclusively(JOB) as first:
+        assert first
+        assert await Pruner(service).prune() == 0
+        assert await store.count() == 3
+
+    assert await Pruner(service).prune() == 3
