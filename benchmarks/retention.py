@@ -17,7 +17,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,16 +89,25 @@ async def seed(db: asyncpg.Connection, rows: int) -> float:
     return time.monotonic() - started
 
 
-async def wait_old_gone(db: asyncpg.Connection, procs: list[Proc], *, stall: float = 120) -> None:
-    """Poll until no old task is left."""
+async def until(
+    figure: Callable[[], Awaitable[int]],
+    done: Callable[[int], bool],
+    procs: list[Proc],
+    *,
+    what: str,
+    stall: float,
+    interval: float,
+) -> None:
+    """Poll ``figure`` until ``done`` says so; fail when a process exits or the figure has not
+    moved for ``stall`` seconds."""
     last, moved = -1, time.monotonic()
-    while left := await old_left(db):
-        if left != last:
-            last, moved = left, time.monotonic()
+    while not done(value := await figure()):
+        if value != last:
+            last, moved = value, time.monotonic()
         elif time.monotonic() - moved > stall:
-            raise TimeoutError(f"retention stalled at {left} old tasks left")
+            raise TimeoutError(f"{what} stalled at {value}")
         alive(procs)()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(interval)
 
 
 def pruned_lines(procs: list[Proc]) -> list[dict[str, Any]]:
@@ -109,18 +118,6 @@ def pruned_lines(procs: list[Proc]) -> list[dict[str, Any]]:
             if '"retention pruned"' in line:
                 lines.append(json.loads(line))
     return lines
-
-
-async def drained(db: asyncpg.Connection, n: int, procs: list[Proc], stall: float = 60) -> None:
-    count = "SELECT count(*) FROM tasks WHERE type <> $1 AND status = 'SUCCESS'"
-    last, moved = -1, time.monotonic()
-    while (done := int(await db.fetchval(count, OLD_TYPE))) < n:
-        if done != last:
-            last, moved = done, time.monotonic()
-        elif time.monotonic() - moved > stall:
-            raise TimeoutError(f"drain stalled at {done} of {n}")
-        alive(procs)()
-        await asyncio.sleep(0.05)
 
 
 async def drain(
@@ -138,7 +135,15 @@ async def drain(
     await bench.deploy.stop(apis)
     before = await old_left(db)
     procs = bench.deploy.start_workers(WORKERS, settings)
-    await drained(db, n, procs)
+    succeeded = "SELECT count(*) FROM tasks WHERE type <> $1 AND status = 'SUCCESS'"
+    await until(
+        lambda: db.fetchval(succeeded, OLD_TYPE),
+        lambda done: done >= n,
+        procs,
+        what="the drain",
+        stall=60,
+        interval=0.05,
+    )
     pruned = before - await old_left(db)
     span = await db.fetchval(
         "SELECT EXTRACT(EPOCH FROM max(finished_at) - min(started_at)) FROM tasks WHERE type <> $1",
@@ -159,7 +164,14 @@ async def measure(deploy: Deployment, args: argparse.Namespace) -> Figures:
         print(f"seeded {args.rows:,} old tasks in {figures.seed_seconds:.1f} s", flush=True)
         started = time.monotonic()
         procs = deploy.start_workers(WORKERS, RETENTION_ON)
-        await wait_old_gone(db, procs)
+        await until(
+            lambda: old_left(db),
+            lambda left: left == 0,
+            procs,
+            what="retention",
+            stall=120,
+            interval=0.2,
+        )
         figures.prune_seconds = time.monotonic() - started
         await deploy.stop(procs)
         # The workers' passes ran side by side: every task they deleted, over the longest pass.
