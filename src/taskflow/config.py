@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+
+from taskflow.domain.limits import QUEUE_MAX_LENGTH, QUEUE_PATTERN
+from taskflow.domain.retention import MAX_RETENTION_DAYS
 
 T = TypeVar("T")
 
@@ -45,6 +48,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     schedule_catchup_seconds: float = 3600.0  # missed periodic ticks younger than this run
+    retention_days: int = 7  # 0: finished tasks are kept for ever
+    retention_days_by_queue: Mapping[str, int] = field(default_factory=dict)
     faults: frozenset[str] = frozenset()  # crash points, for fault tests only
 
     @classmethod
@@ -89,6 +94,10 @@ class Settings:
             schedule_catchup_seconds=env.number(
                 "TASKFLOW_SCHEDULE_CATCHUP_SECONDS", 3600.0, float, low=0
             ),
+            retention_days=env.number(
+                "TASKFLOW_RETENTION_DAYS", 7, int, low=0, high=MAX_RETENTION_DAYS
+            ),
+            retention_days_by_queue=env.days_by_queue("TASKFLOW_RETENTION_DAYS_BY_QUEUE"),
             faults=env.faults("TASKFLOW_FAULTS"),
         )
         settings._check()
@@ -145,8 +154,9 @@ class _Env:
         *,
         low: float | None = None,
         high: float | None = None,
+        raw: str | None = None,
     ) -> T:
-        raw = self._raw(name)
+        raw = self._raw(name) if raw is None else raw
         if raw is None:
             return default
         try:
@@ -172,6 +182,22 @@ class _Env:
                 f"{name}: unknown crash point {unknown[0]!r}; known: {', '.join(POINTS)}"
             )
         return points
+
+    def days_by_queue(self, name: str) -> dict[str, int]:
+        """``queue=days`` pairs, comma-separated: ``audit=90,mail=1``."""
+        found: dict[str, int] = {}
+        for item in (self._raw(name) or "").split(","):
+            if not item.strip():
+                continue
+            queue, sep, days = (part.strip() for part in item.partition("="))
+            if not sep or not QUEUE_PATTERN.match(queue) or len(queue) > QUEUE_MAX_LENGTH:
+                raise ConfigError(f"{name} must look like queue=days,queue=days, got {item!r}")
+            if queue in found:
+                raise ConfigError(f"{name} names the queue {queue!r} twice")
+            found[queue] = self.number(
+                f"{name} ({queue})", 0, int, low=0, high=MAX_RETENTION_DAYS, raw=days
+            )
+        return found
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._raw(name)

@@ -22,8 +22,14 @@ from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.adapters.sql.schedules import SqlScheduleStore
 from taskflow.config import Settings
+from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
-from taskflow.domain.services import ExecutionService, ScheduleService, TaskService
+from taskflow.domain.services import (
+    ExecutionService,
+    RetentionService,
+    ScheduleService,
+    TaskService,
+)
 from taskflow.registry import Registry
 
 
@@ -119,6 +125,16 @@ class Container(containers.DeclarativeContainer):
         retry_policy=retry_policy,
         timetables=registry.provided.schedules,
         catchup=providers.Callable(_catchup, settings),
+    )
+    retention_service = providers.Factory(
+        RetentionService,
+        repository=repository,
+        clock=clock,
+        retention=providers.Factory(
+            Retention,
+            days=settings.provided.retention_days,
+            days_by_queue=settings.provided.retention_days_by_queue,
+        ),
     )
 
 

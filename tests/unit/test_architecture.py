@@ -18,8 +18,9 @@ import pytest
 import taskflow
 
 PACKAGE_ROOT = Path(taskflow.__file__).parent
-# The host clock and time-ordered ids, and group commit: any adapter may use them.
-SHARED_TECHNOLOGIES = frozenset({"clock", "batching"})
+# The host clock and time-ordered ids, group commit, and a job's turn within one process:
+# any adapter may use them.
+SHARED_TECHNOLOGIES = frozenset({"clock", "batching", "turns"})
 
 
 def module_name(path: Path) -> str:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from taskflow.adapters.turns import LocalTurns
 from taskflow.domain.attempts import Attempt, AttemptEnd, with_running
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.errors import (
@@ -25,14 +26,16 @@ from taskflow.domain.errors import (
     StaleTask,
     TaskNotFound,
 )
-from taskflow.domain.model import ACTIVE, CLAIMABLE, Lease, Task
+from taskflow.domain.model import ACTIVE, CLAIMABLE, FINAL, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.retention import Cutoffs
 from taskflow.domain.schedules import ScheduleState
 
 
 class InMemoryTaskRepository:
     def __init__(self, clock: Clock) -> None:
+        self._turns = LocalTurns()
         self._clock = clock
         self._tasks: dict[UUID, Task] = {}
         self._attempts: dict[UUID, list[Attempt]] = {}
@@ -67,6 +70,24 @@ class InMemoryTaskRepository:
         for key in old:
             del self._keys[key]
         return len(old)
+
+    async def prune_finished(self, cutoffs: Cutoffs, *, limit: int) -> int:
+        expired = sorted(
+            (task.finished_at, task.id)
+            for task in self._tasks.values()
+            if task.status in FINAL
+            and task.finished_at is not None
+            and (cutoff := cutoffs.of(task.queue)) is not None
+            and task.finished_at < cutoff
+        )[:limit]
+        for _, task_id in expired:
+            del self._tasks[task_id]
+            self._attempts.pop(task_id, None)
+            self._changes.pop(task_id, None)
+        return len(expired)
+
+    def exclusively(self, job: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        return self._turns.exclusively(job)
 
     async def attempts(self, task_id: UUID) -> list[Attempt]:
         task = await self.get(task_id)

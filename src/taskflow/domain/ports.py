@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.retention import Cutoffs
 from taskflow.domain.schedules import ScheduleState
 
 
@@ -65,6 +67,19 @@ class TaskRepository(Protocol):
     async def prune_idempotency_keys(
         self, older_than: datetime
     ) -> int: ...  # forgets keys stored before ``older_than``; returns how many
+
+    async def prune_finished(
+        self, cutoffs: Cutoffs, *, limit: int
+    ) -> int: ...  # deletes up to ``limit`` final tasks that finished before their queue's
+
+    # cutoff, oldest first, with their attempts, changes and every row that refers to them;
+    # returns how many; concurrent calls delete disjoint tasks and never wait on each other
+
+    def exclusively(
+        self, job: str
+    ) -> AbstractAsyncContextManager[bool]: ...  # True: no other holder of ``job`` in any
+
+    # process on this store until exit; False at once when another holds it (nothing is held)
 
     async def attempts(
         self, task_id: UUID

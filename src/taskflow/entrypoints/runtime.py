@@ -29,6 +29,7 @@ from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import error_facts, task_facts
+from taskflow.entrypoints.retention import start_pruning, stop_pruning
 from taskflow.entrypoints.scheduler import start_scheduler
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
@@ -159,9 +160,11 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
     listening = None if listener is None else asyncio.create_task(listener.run())
     await warm_store(container, "claim", "save")
     scheduling = start_scheduler(container, stop)
+    pruning = start_pruning(container.retention_service())
     try:
         await worker.run_forever(stop, force)
     finally:
+        await stop_pruning(pruning)
         background = [job for job in (listening, scheduling) if job is not None]
         for job in background:
             job.cancel()
@@ -190,6 +193,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
         )
         working = asyncio.create_task(worker.run_forever(stop, force))
         scheduling = start_scheduler(container, stop)
+        pruning = start_pruning(container.retention_service())
         log.info(
             "taskflow dev is running",
             extra={"url": f"http://{host}:{port}", "database": _safe_url(settings.database_url)},
@@ -201,6 +205,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             await working
             if scheduling is not None:
                 await scheduling
+            await stop_pruning(pruning)
     return 0
 
 

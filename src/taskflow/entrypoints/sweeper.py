@@ -61,7 +61,7 @@ class Sweeper:
             await asyncio.sleep(interval)
 
 
-async def run_step(step: Callable[[], Awaitable[None]]) -> None:
+async def run_step(step: Callable[[], Awaitable[object]]) -> None:
     """Run one step of a periodic loop: an outage is waited out, a bug logged with its
     traceback; neither stops the loop."""
     try:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
-from taskflow.adapters.sql import changelog, history, listing
+from taskflow.adapters.sql import changelog, history, listing, retention
 from taskflow.adapters.sql.dialect import Dialect, Write, dialect_for
 from taskflow.adapters.sql.engine import create_engine, store_errors
 from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_task
@@ -37,6 +37,7 @@ from taskflow.domain.errors import (
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.retention import Cutoffs
 
 SaveItem = tuple[Task, AttemptEnd | None]
 Outcomes = list[BaseException | None]
@@ -63,6 +64,7 @@ class SqlTaskRepository:
         self._own_add_errors: tuple[type[Exception], ...] = (DuplicateTask, *refused)
         self._adds: Coalescer[Task] = Coalescer(self._add_each)
         self._saves: Coalescer[SaveItem] = Coalescer(self._save_many)
+        self._turns = retention.turns_for(self._autocommit)
 
     async def add(self, task: Task) -> None:
         await self._adds.submit(task)
@@ -112,6 +114,16 @@ class SqlTaskRepository:
     async def prune_idempotency_keys(self, older_than: datetime) -> int:
         async with self._connect() as conn:
             return await history.prune_keys(conn, older_than)
+
+    async def prune_finished(self, cutoffs: Cutoffs, *, limit: int) -> int:
+        stmt = retention.pruning(cutoffs, limit=limit)
+        if stmt is None:
+            return 0
+        async with self._connect() as conn:  # one statement: its own short transaction
+            return (await conn.execute(stmt)).rowcount
+
+    def exclusively(self, job: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        return self._turns.exclusively(job)
 
     async def attempts(self, task_id: UUID) -> list[Attempt]:
         async with self._connect() as conn:

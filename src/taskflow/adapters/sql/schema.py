@@ -42,7 +42,7 @@ from taskflow.domain.limits import (
     QUEUE_MAX_LENGTH,
     TYPE_MAX_LENGTH,
 )
-from taskflow.domain.model import ACTIVE, RETRYABLE, TaskStatus
+from taskflow.domain.model import ACTIVE, FINAL, RETRYABLE, TaskStatus
 from taskflow.domain.schedules import SCHEDULE_NAME_MAX_LENGTH
 
 
@@ -169,6 +169,15 @@ Index(
     tasks.c.id,
     postgresql_where=_needs_a_person,
     sqlite_where=_needs_a_person,
+)
+# The retention job's oldest finished tasks first (decision 24). Partial: a task gets an entry
+# once, when it reaches a final state; claims and heartbeats never write to it.
+_final = tasks.c.status.in_(sorted(s.value for s in FINAL))
+Index(
+    "ix_tasks_finished_at",
+    tasks.c.finished_at,
+    postgresql_where=_final,
+    sqlite_where=_final,
 )
 
 # One row per attempt, written with the outcome that ends it (decision 18); a running attempt

@@ -1,12 +1,14 @@
 """Use cases, written against the ports only.
 
 ``TaskService`` serves producers and operators (submit, get, cancel, retry); ``ExecutionService``
-serves workers and the sweep (claim, outcomes, leases, recovery).
+serves workers and the sweep (claim, outcomes, leases, recovery); ``RetentionService`` deletes
+the finished tasks kept long enough.
 """
 
 from taskflow.domain.services.building import Submission, SubmitTask, TaskBuilder
 from taskflow.domain.services.dispatching import dispatch
 from taskflow.domain.services.execution import Claim, ExecutionService, Reconciled
+from taskflow.domain.services.retention import RetentionService
 from taskflow.domain.services.scheduling import SchedulePass, ScheduleService, ScheduleView
 from taskflow.domain.services.submission import TaskService
 
@@ -14,6 +16,7 @@ __all__ = [
     "Claim",
     "ExecutionService",
     "Reconciled",
+    "RetentionService",
     "SchedulePass",
     "ScheduleService",
     "ScheduleView",
