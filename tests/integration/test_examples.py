@@ -1,0 +1,224 @@
+"""The examples/ task modules, run by real `taskflow api` and `taskflow worker` processes.
+
+The processes find the `examples` package through PYTHONPATH (the repository root), as a
+user's own project would be found; `taskflow` does not package the examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import email
+import gzip
+import hashlib
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import date
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.integration.conftest import FAULT_SETTINGS, ROOT, Stack, StackFactory
+from tests.integration.processes import free_port, wait_for
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it accepts.
+
+    With ``hold_quit``, its answer to the first QUIT waits until ``release`` is set: the
+    client then sits between the server's acceptance of the message and the end of the
+    conversation, where a test can kill it.
+    """
+
+    def __init__(self, *, hold_quit: bool = False) -> None:
+        self.messages: list[Message] = []
+        self.quit_arrived = threading.Event()
+        self.release = threading.Event()
+        if not hold_quit:
+            self.release.set()
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server: object, session: object, envelope: object) -> str:
+        self.quit_arrived.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
+        self.release.set()  # only the first QUIT is held
+        return "221 Bye"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox(hold_quit=True)
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    inbox.release.set()
+    controller.stop()
+
+
+def _examples_env(name: str, **settings: str) -> dict[str, str]:
+    return {"TASKFLOW_TASKS": f"examples.{name}.tasks:tasks", "PYTHONPATH": ROOT, **settings}
+
+
+def _stack(factory: StackFactory, name: str, **settings: str) -> Stack:
+    stack = factory(**_examples_env(name, **settings))
+    stack.start_api()
+    return stack
+
+
+def _attempt_outcomes(stack: Stack, task_id: str) -> list[str | None]:
+    response = httpx.get(f"{stack.base_url}/api/tasks/{task_id}/attempts", timeout=10)
+    assert response.status_code == 200, response.text
+    return [a["outcome"] for a in response.json()["items"]]
+
+
+def test_mailer_sends_one_message_with_the_task_id_as_message_id(
+    stack_factory: StackFactory, smtp: tuple[Inbox, int], tmp_path: Path
+) -> None:
+    inbox, port = smtp
+    inbox.release.set()
+    stack = _stack(
+        stack_factory,
+        "mailer",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        MAIL_FROM="noreply@shop.example",
+        MAILER_LEDGER=str(tmp_path / "ledger.sqlite3"),
+    )
+    stack.start_worker()
+    body = {"to": "ana@example.com", "subject": "Welcome", "body": "Hello Ana"}
+    task = stack.submit({"type": "mail.send", "payload": body})
+
+    [done] = stack.wait_status([task["id"]])
+    assert done["status"] == "SUCCESS", done
+    message_id = f"<{task['id']}@shop.example>"
+    assert done["result"] == {"message_id": message_id, "sent_now": True, "resent": False}
+    [message] = inbox.messages
+    assert message["Message-ID"] == message_id
+    assert (message["From"], message["To"], message["Subject"]) == (
+        "noreply@shop.example",
+        "ana@example.com",
+        "Welcome",
+    )
+    assert message.get_payload().strip() == "Hello Ana"
+
+
+def test_mailer_rerun_after_worker_sigkill_once_the_server_accepted_sends_nothing_more(
+    stack_factory: StackFactory, smtp: tuple[Inbox, int], tmp_path: Path
+) -> None:
+    inbox, port = smtp
+    stack = _stack(
+        stack_factory,
+        "mailer",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        MAILER_LEDGER=str(tmp_path / "ledger.sqlite3"),
+        **{k: v for k, v in FAULT_SETTINGS.items() if k not in ("TASKFLOW_TASKS", "PYTHONPATH")},
+    )
+    doomed = stack.start_worker()
+    body = {"to": "bo@example.com", "subject": "Your invoice", "body": "Attached."}
+    task = stack.submit({"type": "mail.send", "payload": body})
+
+    # The server has the message and holds its goodbye: the task is still running.
+    wait_for(inbox.quit_arrived.is_set, timeout=60, what="the worker to send and say QUIT")
+    assert len(inbox.messages) == 1
+    assert stack.task(task["id"])["status"] == "PROCESSING"
+    doomed.signal(signal.SIGKILL)
+    doomed.popen.wait(30)
+    inbox.release.set()
+
+    stack.start_worker()  # takes the task over once the dead worker's lease has expired
+    [done] = stack.wait_status([task["id"]], timeout=90)
+    assert done["status"] == "SUCCESS", done
+    assert done["attempts"] == 2
+    assert done["result"] == {"message_id": f"<{task['id']}@localhost>", "sent_now": False}
+    assert _attempt_outcomes(stack, task["id"]) == ["WORKER_LOST", "SUCCESS"]
+    assert len(inbox.messages) == 1
+
+
+def test_reports_writes_the_csv_and_reports_progress(
+    stack_factory: StackFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    stack = _stack(stack_factory, "reports", REPORTS_DIR=str(out))
+    stack.start_worker()
+    payload = {"customer_id": "c-42", "day": "2026-11-30", "rows": 12_345}
+    task = stack.submit({"type": "reports.sales_csv", "payload": payload})
+
+    [done] = stack.wait_status([task["id"]])
+    assert done["status"] == "SUCCESS", done
+    path = out / "sales-c-42-2026-11-30.csv"
+    assert done["result"] == {"path": str(path), "rows": 12_345}
+    assert done["progress"] == {"fraction": 1.0, "message": "12345 rows written"}
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 12_345
+    assert {r["customer_id"] for r in rows} == {"c-42"}
+    assert rows[-1]["order_id"] == "20261130-0012344"
+    assert [p.name for p in out.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_reports_refuses_a_customer_id_that_is_not_a_file_name(
+    stack_factory: StackFactory, tmp_path: Path
+) -> None:
+    stack = _stack(stack_factory, "reports", REPORTS_DIR=str(tmp_path))
+    payload = {"customer_id": "../etc", "day": str(date(2026, 11, 30)), "rows": 1}
+    response = httpx.post(
+        f"{stack.base_url}/api/tasks", json={"type": "reports.sales_csv", "payload": payload}
+    )
+    assert response.status_code == 400, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["payload.customer_id"]
+
+
+def test_uploads_checksums_and_compresses_the_same_way_on_every_run(
+    stack_factory: StackFactory, tmp_path: Path
+) -> None:
+    inbox, outbox = tmp_path / "uploads", tmp_path / "processed"
+    (inbox / "2026").mkdir(parents=True)
+    original = b"".join(b"line %d of the upload\n" % n for n in range(200_000))  # about 4.6 MB
+    (inbox / "2026" / "invoice-17.txt").write_bytes(original)
+    stack = _stack(stack_factory, "uploads", UPLOADS_DIR=str(inbox), UPLOADS_OUTPUT_DIR=str(outbox))
+    stack.start_worker()
+
+    submission = {"type": "uploads.process", "payload": {"path": "2026/invoice-17.txt"}}
+    first = stack.submit(submission)
+    [done] = stack.wait_status([first["id"]])
+    assert done["status"] == "SUCCESS", done
+    artefact = outbox / "2026" / "invoice-17.txt.gz"
+    compressed = artefact.read_bytes()
+    assert done["result"] == {
+        "sha256": hashlib.sha256(original).hexdigest(),
+        "bytes": len(original),
+        "artefact": str(artefact),
+        "artefact_bytes": len(compressed),
+    }
+    assert gzip.decompress(compressed) == original
+
+    again = stack.submit(submission)
+    [redone] = stack.wait_status([again["id"]])
+    assert redone["result"] == done["result"]
+    assert artefact.read_bytes() == compressed
+    assert [p.name for p in artefact.parent.iterdir()] == [artefact.name]
+
+
+def test_uploads_fails_at_once_for_a_path_that_is_not_an_upload(
+    stack_factory: StackFactory, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "uploads"
+    (inbox / "processed").mkdir(parents=True)
+    (inbox / "processed" / "x.txt").write_text("an artefact, not an upload")
+    (tmp_path / "secret.txt").write_text("not for the task")
+    stack = _stack(stack_factory, "uploads", UPLOADS_DIR=str(inbox))
+    stack.start_worker()
+    paths = ["../secret.txt", "missing.txt", "processed/x.txt"]
+    ids = [stack.submit({"type": "uploads.process", "payload": {"path": p}})["id"] for p in paths]
+    for done in stack.wait_status(ids):
+        assert (done["status"], done["attempts"], done["error"]["type"]) == ("FAILED", 1, "Fail")
