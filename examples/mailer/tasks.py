@@ -1,7 +1,7 @@
 """Send an e-mail over SMTP.
 
     SMTP_HOST=mail.internal SMTP_PORT=25 MAIL_FROM=noreply@example.com \\
-    TASKFLOW_TASKS=examples.mailer.tasks:tasks PYTHONPATH=. taskflow dev
+    TASKFLOW_TASKS=examples.mailer.tasks:tasks taskflow dev
 
     taskflow submit mail.send --wait \\
         --payload '{"to": "ana@example.com", "subject": "Welcome", "body": "Hello Ana"}'

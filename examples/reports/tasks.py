@@ -1,6 +1,6 @@
 """Build a CSV report, reporting progress as it goes.
 
-    REPORTS_DIR=/srv/reports TASKFLOW_TASKS=examples.reports.tasks:tasks PYTHONPATH=. taskflow dev
+    REPORTS_DIR=/srv/reports TASKFLOW_TASKS=examples.reports.tasks:tasks taskflow dev
 
     taskflow submit reports.sales_csv --wait \\
         --payload '{"customer_id": "c-42", "day": "2026-11-30", "rows": 50000}'

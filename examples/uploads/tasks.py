@@ -1,7 +1,7 @@
 """Process an uploaded file: its SHA-256, and a gzip-compressed copy written atomically.
 
     UPLOADS_DIR=/srv/uploads UPLOADS_OUTPUT_DIR=/srv/processed \\
-    TASKFLOW_TASKS=examples.uploads.tasks:tasks PYTHONPATH=. taskflow dev
+    TASKFLOW_TASKS=examples.uploads.tasks:tasks taskflow dev
 
     taskflow submit uploads.process --wait --payload '{"path": "2026/invoice-17.pdf"}'
 

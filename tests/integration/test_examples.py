@@ -18,13 +18,17 @@ from datetime import date
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.integration.conftest import FAULT_SETTINGS, ROOT, Stack, StackFactory
-from tests.integration.processes import free_port, wait_for
+from examples.mailer.ledger import SentLedger
+from examples.mailer.tasks import Mail, send
+from taskflow import TaskContext
+from tests.integration.conftest import FAULT_SETTINGS, FINAL, ROOT, Stack, StackFactory
+from tests.integration.processes import Process, base_env, free_port, wait_for, wait_http_ok
 
 
 class Inbox:
@@ -108,7 +112,7 @@ def test_mailer_sends_one_message_with_the_task_id_as_message_id(
         "ana@example.com",
         "Welcome",
     )
-    assert message.get_payload().strip() == "Hello Ana"
+    assert str(message.get_payload()).strip() == "Hello Ana"
 
 
 def test_mailer_rerun_after_worker_sigkill_once_the_server_accepted_sends_nothing_more(
@@ -142,6 +146,48 @@ def test_mailer_rerun_after_worker_sigkill_once_the_server_accepted_sends_nothin
     assert done["result"] == {"message_id": f"<{task['id']}@localhost>", "sent_now": False}
     assert _attempt_outcomes(stack, task["id"]) == ["WORKER_LOST", "SUCCESS"]
     assert len(inbox.messages) == 1
+
+
+def _context(task_id: UUID, attempt: int, loop: asyncio.AbstractEventLoop) -> TaskContext:
+    async def ignore(progress: object) -> None:
+        return None
+
+    return TaskContext(
+        task_id=task_id,
+        type="mail.send",
+        queue="default",
+        attempt=attempt,
+        token=uuid4(),
+        sink=ignore,
+        loop=loop,
+    )
+
+
+def test_mailer_resends_with_the_same_message_id_when_the_last_send_is_unknown(
+    smtp: tuple[Inbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt that died between 'sending' and 'sent' left no way to know: send again."""
+    inbox, port = smtp
+    inbox.release.set()
+    ledger_path = tmp_path / "ledger.sqlite3"
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(port))
+    monkeypatch.setenv("MAILER_LEDGER", str(ledger_path))
+    task_id = uuid4()
+    message_id = f"<{task_id}@localhost>"
+    SentLedger(ledger_path).mark_sending(str(task_id), message_id)
+    mail = Mail(to="cy@example.com", subject="Hi", body="Hello")
+    loop = asyncio.new_event_loop()
+    try:
+        resent = send(mail, _context(task_id, 2, loop))
+        again = send(mail, _context(task_id, 3, loop))
+    finally:
+        loop.close()
+
+    assert resent == {"message_id": message_id, "sent_now": True, "resent": True}
+    assert again == {"message_id": message_id, "sent_now": False}
+    assert [m["Message-ID"] for m in inbox.messages] == [message_id]
+    assert SentLedger(ledger_path).state(str(task_id)) == "sent"
 
 
 def test_reports_writes_the_csv_and_reports_progress(
@@ -222,3 +268,32 @@ def test_uploads_fails_at_once_for_a_path_that_is_not_an_upload(
     ids = [stack.submit({"type": "uploads.process", "payload": {"path": p}})["id"] for p in paths]
     for done in stack.wait_status(ids):
         assert (done["status"], done["attempts"], done["error"]["type"]) == ("FAILED", 1, "Fail")
+
+
+def test_the_report_example_runs_in_taskflow_dev_too(tmp_path: Path) -> None:
+    """SQLite and the in-process queue: the report's progress goes to SQLite."""
+    port = free_port()
+    env = base_env(**_examples_env("reports", REPORTS_DIR=str(tmp_path / "reports")))
+    dev = Process(["dev", "--port", str(port)], env, tmp_path / "dev.log", cwd=tmp_path)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{base_url}/health/ready", timeout=60, process=dev)
+        payload = {"customer_id": "c-7", "day": "2026-12-01", "rows": 6_000}
+        response = httpx.post(
+            f"{base_url}/api/tasks", json={"type": "reports.sales_csv", "payload": payload}
+        )
+        assert response.status_code == 202, response.text
+
+        def finished() -> dict[str, Any] | None:
+            task: dict[str, Any] = httpx.get(
+                base_url + response.headers["location"], timeout=5
+            ).json()
+            return task if task["status"] in FINAL else None
+
+        done = wait_for(finished, timeout=60, what="the report in taskflow dev")
+    finally:
+        assert dev.stop() == 0, dev.output()[-3000:]
+    assert done["status"] == "SUCCESS", done
+    assert done["result"]["rows"] == 6_000
+    assert done["progress"] == {"fraction": 1.0, "message": "6000 rows written"}
+    assert (tmp_path / "taskflow.db").exists()
