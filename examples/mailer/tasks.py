@@ -65,9 +65,12 @@ class SmtpSettings(msgspec.Struct, frozen=True):
 
 # flow control: rate_limit="10/s" (the mail provider's quota), across every worker, once
 # @tasks.task takes it (issue 11); until then a burst of submissions is sent as fast as it comes.
-@tasks.task("mail.send", max_retries=5, timeout_seconds=60)
+@tasks.task("mail.send", max_retries=5)
 def send(payload: Mail, ctx: TaskContext) -> dict[str, object]:
     # A plain `def`: smtplib and sqlite3 block, so taskflow runs this in its thread pool.
+    # No `timeout_seconds`: a thread cannot be stopped, so an attempt that timed out would go
+    # on talking to the server while its retry sends too. smtplib's `timeout` below bounds
+    # each step of the conversation instead.
     settings = SmtpSettings.from_env()
     ledger = SentLedger(settings.ledger)
     task_id = str(ctx.task_id)
