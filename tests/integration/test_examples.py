@@ -26,7 +26,10 @@ from aiosmtpd.controller import Controller
 
 from examples.mailer.ledger import SentLedger
 from examples.mailer.tasks import Mail, send
-from taskflow import TaskContext
+from examples.reports.tasks import SalesReport, sales_csv
+from examples.uploads.tasks import Upload, process
+from taskflow import Fail, TaskContext
+from taskflow.domain.model import Progress
 from tests.integration.conftest import FAULT_SETTINGS, FINAL, ROOT, Stack, StackFactory
 from tests.integration.processes import Process, base_env, free_port, wait_for, wait_http_ok
 
@@ -148,22 +151,30 @@ def test_mailer_rerun_after_worker_sigkill_once_the_server_accepted_sends_nothin
     assert len(inbox.messages) == 1
 
 
-def _context(task_id: UUID, attempt: int, loop: asyncio.AbstractEventLoop) -> TaskContext:
-    async def ignore(progress: object) -> None:
-        return None
+def _context(
+    task_id: UUID,
+    attempt: int,
+    loop: asyncio.AbstractEventLoop,
+    progress: list[Progress] | None = None,
+) -> TaskContext:
+    """What a worker hands a handler; the progress it reports goes to ``progress``."""
+
+    async def record(report: Progress) -> None:
+        if progress is not None:
+            progress.append(report)
 
     return TaskContext(
         task_id=task_id,
-        type="mail.send",
+        type="examples",
         queue="default",
         attempt=attempt,
         token=uuid4(),
-        sink=ignore,
+        sink=record,
         loop=loop,
     )
 
 
-def test_mailer_resends_with_the_same_message_id_when_the_last_send_is_unknown(
+async def test_mailer_resends_with_the_same_message_id_when_the_last_send_is_unknown(
     smtp: tuple[Inbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An attempt that died between 'sending' and 'sent' left no way to know: send again."""
@@ -177,12 +188,10 @@ def test_mailer_resends_with_the_same_message_id_when_the_last_send_is_unknown(
     message_id = f"<{task_id}@localhost>"
     SentLedger(ledger_path).mark_sending(str(task_id), message_id)
     mail = Mail(to="cy@example.com", subject="Hi", body="Hello")
-    loop = asyncio.new_event_loop()
-    try:
-        resent = send(mail, _context(task_id, 2, loop))
-        again = send(mail, _context(task_id, 3, loop))
-    finally:
-        loop.close()
+    loop = asyncio.get_running_loop()  # the worker's: a plain def handler runs beside it
+
+    resent = send(mail, _context(task_id, 2, loop))
+    again = send(mail, _context(task_id, 3, loop))
 
     assert resent == {"message_id": message_id, "sent_now": True, "resent": True}
     assert again == {"message_id": message_id, "sent_now": False}
@@ -210,6 +219,25 @@ def test_reports_writes_the_csv_and_reports_progress(
     assert {r["customer_id"] for r in rows} == {"c-42"}
     assert rows[-1]["order_id"] == "20261130-0012344"
     assert [p.name for p in out.iterdir()] == [path.name]  # no temporary file left
+
+
+async def test_reports_tells_its_progress_after_each_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path))
+    reports: list[Progress] = []
+    ctx = _context(uuid4(), 1, asyncio.get_running_loop(), reports)
+    report = SalesReport(customer_id="c-1", day=date(2026, 11, 30), rows=12_000)
+
+    result = await sales_csv(report, ctx)
+
+    assert result == {"path": str(tmp_path / "sales-c-1-2026-11-30.csv"), "rows": 12_000}
+    assert [(p.fraction, p.message) for p in reports] == [
+        (5_000 / 12_000, "5000 of 12000 rows"),
+        (10_000 / 12_000, "10000 of 12000 rows"),
+        (1.0, "12000 of 12000 rows"),
+        (1.0, "12000 rows written"),
+    ]
 
 
 def test_reports_refuses_a_customer_id_that_is_not_a_file_name(
@@ -253,6 +281,22 @@ def test_uploads_checksums_and_compresses_the_same_way_on_every_run(
     assert redone["result"] == done["result"]
     assert artefact.read_bytes() == compressed
     assert [p.name for p in artefact.parent.iterdir()] == [artefact.name]
+
+
+async def test_uploads_cancelled_mid_file_leaves_the_old_artefact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPLOADS_DIR", str(tmp_path))
+    (tmp_path / "big.bin").write_bytes(b"x" * (3 << 20))  # three blocks
+    artefact = tmp_path / "processed" / "big.bin.gz"
+    artefact.parent.mkdir()
+    artefact.write_bytes(b"the previous run's artefact")
+    ctx = _context(uuid4(), 1, asyncio.get_running_loop())
+    ctx.mark_cancelled()
+    with pytest.raises(Fail, match="cancelled"):
+        process(Upload(path="big.bin"), ctx)
+    assert artefact.read_bytes() == b"the previous run's artefact"
+    assert list(artefact.parent.iterdir()) == [artefact]
 
 
 def test_uploads_fails_at_once_for_a_path_that_is_not_an_upload(
