@@ -37,17 +37,19 @@ from tests.integration.processes import Process, base_env, free_port, wait_for, 
 class Inbox:
     """An aiosmtpd handler that keeps every message it accepts.
 
-    With ``hold_quit``, its answer to the first QUIT waits until ``release`` is set: the
-    client then sits between the server's acceptance of the message and the end of the
-    conversation, where a test can kill it.
+    After ``hold_quit()``, its answer to QUIT waits until ``release`` is set: the client then
+    sits between the server's acceptance of the message and the end of the conversation,
+    where a test can kill it.
     """
 
-    def __init__(self, *, hold_quit: bool = False) -> None:
+    def __init__(self) -> None:
         self.messages: list[Message] = []
         self.quit_arrived = threading.Event()
         self.release = threading.Event()
-        if not hold_quit:
-            self.release.set()
+        self.release.set()
+
+    def hold_quit(self) -> None:
+        self.release.clear()
 
     async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
@@ -56,13 +58,12 @@ class Inbox:
     async def handle_QUIT(self, server: object, session: object, envelope: object) -> str:
         self.quit_arrived.set()
         await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
-        self.release.set()  # only the first QUIT is held
         return "221 Bye"
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox(hold_quit=True)
+    inbox = Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -91,7 +92,6 @@ def test_mailer_sends_one_message_with_the_task_id_as_message_id(
     stack_factory: StackFactory, smtp: tuple[Inbox, int], tmp_path: Path
 ) -> None:
     inbox, port = smtp
-    inbox.release.set()
     stack = _stack(
         stack_factory,
         "mailer",
@@ -130,6 +130,7 @@ def test_mailer_rerun_after_worker_sigkill_once_the_server_accepted_sends_nothin
         MAILER_LEDGER=str(tmp_path / "ledger.sqlite3"),
         **{k: v for k, v in FAULT_SETTINGS.items() if k not in ("TASKFLOW_TASKS", "PYTHONPATH")},
     )
+    inbox.hold_quit()
     doomed = stack.start_worker()
     body = {"to": "bo@example.com", "subject": "Your invoice", "body": "Attached."}
     task = stack.submit({"type": "mail.send", "payload": body})
@@ -179,7 +180,6 @@ async def test_mailer_resends_with_the_same_message_id_when_the_last_send_is_unk
 ) -> None:
     """An attempt that died between 'sending' and 'sent' left no way to know: send again."""
     inbox, port = smtp
-    inbox.release.set()
     ledger_path = tmp_path / "ledger.sqlite3"
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(port))
