@@ -17,8 +17,8 @@ dev: $(STAMP)
 
 ## Every check: lint, types, unit, contract and integration tests.
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run $(if $(wildcard $(PROBES)/.),--floors $(PROBES))
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -1,0 +1,1 @@
+"""Build a CSV report, reporting progress as it goes."""

@@ -1,0 +1,1 @@
+"""Checksum an uploaded file and write a compressed copy of it, atomically."""
