@@ -19,9 +19,14 @@ from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.redis_cancel import RedisCancelNotices
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
+from taskflow.adapters.webhooks import HttpWebhookSender
 from taskflow.config import Settings
+from taskflow.domain.callbacks import CallbackHosts
+from taskflow.domain.deliveries import DeliveryPolicy
+from taskflow.domain.ports import CallbackStore, TaskRepository
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, TaskService
+from taskflow.domain.services.delivery import DeliveryService
 from taskflow.registry import Registry
 
 
@@ -31,6 +36,32 @@ def new_worker_id() -> str:
 
 def _queue_backend(settings: Settings) -> str:
     return "redis" if settings.redis_url else "memory"
+
+
+#: How long a deliverer holds a webhook it is sending: well over the longest try can take.
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+DELIVERY_LEASE_SECONDS = 60.0
+
+
+def _callback_store(repository: TaskRepository) -> CallbackStore:
+    store: CallbackStore = repository.callback_store()  # type: ignore[attr-defined]
+    return store
+
+
+def _callback_hosts(settings: Settings) -> CallbackHosts | None:
+    """None while TASKFLOW_WEBHOOK_SECRET is unset: then callbacks are refused."""
+    return settings.callback_allowed_hosts if settings.webhook_secret is not None else None
+
+
+def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender:
+    if settings.webhook_secret is None:
+        raise RuntimeError("no TASKFLOW_WEBHOOK_SECRET: webhooks are off")
+    return HttpWebhookSender(
+        secret=settings.webhook_secret,
+        hosts=settings.callback_allowed_hosts,
+        clock=clock,
+        timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -82,6 +113,8 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryCancelNotices),
     )
 
+    callback_store = providers.Singleton(_callback_store, repository)
+
     task_service = providers.Singleton(
         TaskService,
         repository=repository,
@@ -91,6 +124,8 @@ class Container(containers.DeclarativeContainer):
         new_id=providers.Object(uuid7),
         retry_policy=retry_policy,
         cancel_notices=cancel_notices,
+        callbacks=callback_store,
+        callback_hosts=providers.Callable(_callback_hosts, settings),
     )
     execution_service = providers.Factory(
         ExecutionService,
@@ -100,6 +135,18 @@ class Container(containers.DeclarativeContainer):
         rand=providers.Object(random.random),
         worker_id=providers.Callable(new_worker_id),
         lease_seconds=settings.provided.lease_seconds,
+    )
+
+    # Completion webhooks (decision 23); ``render`` (the task's JSON) is the caller's.
+    webhook_sender = providers.Singleton(_webhook_sender, settings, clock)
+    delivery_service = providers.Factory(
+        DeliveryService,
+        store=callback_store,
+        sender=webhook_sender,
+        clock=clock,
+        policy=providers.Factory(DeliveryPolicy, window=settings.provided.callback_retry_seconds),
+        rand=providers.Object(random.random),
+        lease_seconds=DELIVERY_LEASE_SECONDS,
     )
 
 
