@@ -11,7 +11,15 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskflow.client import calls
-from taskflow.client.answers import Attempt, History, RetriedTasks, Task, TaskCount, TaskPage
+from taskflow.client.answers import (
+    Attempt,
+    Deliveries,
+    History,
+    RetriedTasks,
+    Task,
+    TaskCount,
+    TaskPage,
+)
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
 from taskflow.client.settings import Connection
 
@@ -83,6 +91,10 @@ class AsyncClient:
     async def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
         """As ``Client.attempts``."""
         return await self._call(calls.attempts(task_id))
+
+    async def deliveries(self, task_id: calls.TaskId) -> Deliveries:
+        """As ``Client.deliveries``."""
+        return await self._call(calls.deliveries(task_id))
 
     async def history(self, task_id: calls.TaskId) -> History:
         """As ``Client.history``."""

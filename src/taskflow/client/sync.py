@@ -10,7 +10,15 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskflow.client import calls
-from taskflow.client.answers import Attempt, History, RetriedTasks, Task, TaskCount, TaskPage
+from taskflow.client.answers import (
+    Attempt,
+    Deliveries,
+    History,
+    RetriedTasks,
+    Task,
+    TaskCount,
+    TaskPage,
+)
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
 from taskflow.client.settings import Connection
 
@@ -87,6 +95,10 @@ class Client:
     def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
         """The task's attempts, oldest first."""
         return self._call(calls.attempts(task_id))
+
+    def deliveries(self, task_id: calls.TaskId) -> Deliveries:
+        """The task's callback URL and its completion-webhook deliveries, oldest first."""
+        return self._call(calls.deliveries(task_id))
 
     def history(self, task_id: calls.TaskId) -> History:
         """The task's attempts and the changes people made to it (its retries)."""
