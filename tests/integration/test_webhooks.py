@@ -1,0 +1,123 @@
+"""Completion webhooks end to end: real `taskflow api` and `taskflow worker` processes on the
+real PostgreSQL and Redis, delivering to a local HTTP receiver started by the test."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+
+from tests.integration.conftest import Stack, StackFactory
+from tests.integration.processes import wait_for
+from tests.webhook_receiver import Receiver, documented_verify
+
+SECRET = "whsec_" + base64.b64encode(b"integration-test-secret-32-bytes").decode()
+WEBHOOK_SETTINGS = {
+    "TASKFLOW_WEBHOOK_SECRET": SECRET,
+    "TASKFLOW_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+}
+
+
+def _stack(stack_factory: StackFactory) -> Stack:
+    return stack_factory(**WEBHOOK_SETTINGS)
+
+
+def _deliveries(stack: Stack, task_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{stack.base_url}/api/tasks/{task_id}/deliveries", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _wait_delivered(stack: Stack, task_id: str, tries: int) -> list[dict[str, Any]]:
+    def delivered() -> list[dict[str, Any]] | None:
+        items = _deliveries(stack, task_id)["items"]
+        return items if len(items) >= tries and items[-1]["error"] is None else None
+
+    try:
+        return wait_for(delivered, timeout=60, interval=0.1, what=f"{tries} deliveries")
+    except AssertionError:
+        raise AssertionError(f"{_deliveries(stack, task_id)}\n{stack.dump_logs()}") from None
+
+
+def test_a_finished_task_is_posted_signed_and_the_documented_snippet_verifies_it(
+    stack_factory: StackFactory,
+) -> None:
+    stack = _stack(stack_factory)
+    stack.start_api()
+    stack.start_worker()
+    with Receiver(200) as receiver:
+        task = stack.submit(
+            {"type": "debug.echo", "payload": {"order": 17}, "callback_url": receiver.url}
+        )
+        [delivery] = _wait_delivered(stack, task["id"], 1)
+        final = stack.task(task["id"])
+    assert delivery["attempt"] == 1
+    assert delivery["status_code"] == 200
+    assert _deliveries(stack, task["id"])["callback_url"] == receiver.url
+    [got] = receiver.received
+    assert documented_verify()(SECRET, got.headers, got.body)
+    assert got.headers["webhook-id"].startswith("msg_")
+    assert json.loads(got.body) == final  # the task's JSON, exactly as GET shows it
+    assert final["status"] == "SUCCESS"
+    assert final["result"] == {"order": 17}
+
+
+def test_a_receiver_failing_twice_gets_three_tries_all_listed(
+    stack_factory: StackFactory,
+) -> None:
+    stack = _stack(stack_factory)
+    stack.start_api()
+    stack.start_worker()
+    with Receiver(500, 500, 200) as receiver:
+        task = stack.submit({"type": "debug.echo", "payload": {}, "callback_url": receiver.url})
+        deliveries = _wait_delivered(stack, task["id"], 3)
+    assert [(d["attempt"], d["status_code"]) for d in deliveries] == [(1, 500), (2, 500), (3, 200)]
+    assert [d["error"] for d in deliveries] == [
+        "the receiver answered 500",
+        "the receiver answered 500",
+        None,
+    ]
+    assert len(receiver.received) == 3
+    # One message, retried: the same webhook-id each time, each try signed on its own.
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
+    assert all(documented_verify()(SECRET, r.headers, r.body) for r in receiver.received)
+
+
+def test_a_worker_killed_after_the_final_state_before_delivery_still_delivers(
+    stack_factory: StackFactory,
+) -> None:
+    stack = _stack(stack_factory)
+    stack.start_api()
+    doomed = stack.start_worker(env={"TASKFLOW_FAULTS": "exit_after_success"})
+    with Receiver(200) as receiver:
+        task = stack.submit({"type": "debug.echo", "payload": {}, "callback_url": receiver.url})
+        wait_for(lambda: not doomed.alive(), timeout=60, what="the crash point to strike")
+        assert doomed.popen.wait() == 70, stack.dump_logs()  # died right after storing SUCCESS
+        assert stack.task(task["id"])["status"] == "SUCCESS"
+        assert _deliveries(stack, task["id"])["items"] == []
+        assert receiver.received == []
+
+        stack.start_worker()
+        [delivery] = _wait_delivered(stack, task["id"], 1)
+    assert delivery["status_code"] == 200
+    [got] = receiver.received
+    assert json.loads(got.body)["id"] == task["id"]
+
+
+def test_a_private_host_not_listed_is_refused_at_submit_and_nothing_is_stored(
+    stack_factory: StackFactory,
+) -> None:
+    stack = _stack(stack_factory)
+    stack.start_api()
+    for url in ("http://10.0.0.5:8080/hook", "http://localhost:9000/", "http://[::1]/hook"):
+        response = httpx.post(
+            f"{stack.base_url}/api/tasks",
+            json={"type": "debug.echo", "payload": {}, "callback_url": url},
+            timeout=10,
+        )
+        assert response.status_code == 400, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["callback_url"]
+    listed = httpx.get(f"{stack.base_url}/api/tasks", timeout=10).json()
+    assert listed["items"] == []
