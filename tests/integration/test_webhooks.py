@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.integration.conftest import Stack, StackFactory
-from tests.integration.processes import wait_for
+from tests.integration.processes import Process, base_env, free_port, wait_for, wait_http_ok
 from tests.webhook_receiver import Receiver, documented_verify
 
 SECRET = "whsec_" + base64.b64encode(b"integration-test-secret-32-bytes").decode()
@@ -121,3 +122,40 @@ def test_a_private_host_not_listed_is_refused_at_submit_and_nothing_is_stored(
         assert [e["field"] for e in response.json()["errors"]] == ["callback_url"]
     listed = httpx.get(f"{stack.base_url}/api/tasks", timeout=10).json()
     assert listed["items"] == []
+
+
+def test_taskflow_dev_delivers_on_sqlite_and_again_after_a_manual_retry(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(**WEBHOOK_SETTINGS)
+    dev = Process(["dev", "--port", str(port)], env, tmp_path / "dev.log", cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{base}/health/ready", timeout=60, process=dev)
+        with Receiver(200) as receiver:
+            submitted = httpx.post(
+                f"{base}/api/tasks",
+                json={
+                    "type": "debug.fail",
+                    "payload": {"fail_attempts": 1},
+                    "max_retries": 0,
+                    "callback_url": receiver.url,
+                },
+                timeout=10,
+            ).json()
+            task_id = submitted["id"]
+
+            def tries(count: int) -> list[dict[str, Any]] | None:
+                items = httpx.get(f"{base}/api/tasks/{task_id}/deliveries", timeout=10).json()
+                return items["items"] if len(items["items"]) >= count else None
+
+            wait_for(lambda: tries(1), timeout=60, interval=0.1, what="the first delivery")
+            retried = httpx.post(f"{base}/api/tasks/{task_id}/retry", timeout=10)
+            assert retried.status_code == 202, retried.text
+            deliveries = wait_for(lambda: tries(2), timeout=60, interval=0.1, what="another")
+        first, second = (json.loads(r.body) for r in receiver.received)
+        assert (first["status"], second["status"]) == ("FAILED", "SUCCESS")
+        ids = [r.headers["webhook-id"] for r in receiver.received]
+        assert ids[0] != ids[1]  # a new final state is a new message
+        assert [d["status_code"] for d in deliveries] == [200, 200]
+    finally:
+        assert dev.stop() == 0, dev.output()[-4000:]
