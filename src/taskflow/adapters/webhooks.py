@@ -58,6 +58,7 @@ class HttpWebhookSender:
         self._hosts = hosts
         self._clock = clock
         self._resolve = resolver
+        self._timeout = timeout_seconds
         self._client = httpx.AsyncClient(
             timeout=timeout_seconds, follow_redirects=False, trust_env=False
         )
@@ -67,9 +68,9 @@ class HttpWebhookSender:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            addresses = await self._resolve(host, port)
-        except OSError as exc:
-            return Sent(None, f"cannot resolve {host}: {exc}")
+            addresses = await asyncio.wait_for(self._resolve(host, port), self._timeout)
+        except (OSError, TimeoutError) as exc:
+            return Sent(None, f"cannot resolve {host}: {exc or 'timed out'}")
         problem = self._hosts.delivery_problem(host, addresses)
         if problem or not addresses:
             return Sent(None, problem or f"{host} resolves to no address")
@@ -92,7 +93,7 @@ class HttpWebhookSender:
             )
             response = await self._client.send(request, stream=True)
             await response.aclose()  # the answer's body is not read: only its status counts
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return Sent(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return Sent(response.status_code)
 

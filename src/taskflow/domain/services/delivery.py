@@ -41,13 +41,17 @@ class DeliveryService:
 
     async def deliver_due(self, *, limit: int = 50) -> list[tuple[UUID, Delivery]]:
         """Send up to ``limit`` due messages at once; returns the tries recorded, by task."""
-        due = await self._store.claim_due(
-            now=self._clock.now(), limit=limit, lease_seconds=self._lease_seconds
-        )
-        tried = await asyncio.gather(*(self._deliver(callback) for callback in due))
+        tried = await asyncio.gather(*(self.deliver(due) for due in await self.claim(limit)))
         return [delivery for delivery in tried if delivery is not None]
 
-    async def _deliver(self, due: DueCallback) -> tuple[UUID, Delivery] | None:
+    async def claim(self, limit: int) -> list[DueCallback]:
+        """Up to ``limit`` due messages, leased to this deliverer for ``lease_seconds``."""
+        return await self._store.claim_due(
+            now=self._clock.now(), limit=limit, lease_seconds=self._lease_seconds
+        )
+
+    async def deliver(self, due: DueCallback) -> tuple[UUID, Delivery] | None:
+        """Send one message and record the try (None when its lease was lost meanwhile)."""
         at = self._clock.now()
         sent = await self._sender.send(due.url, self._render(due.task), message_id=due.message_id)
         delivery = Delivery(due.attempt, at, sent.status_code, sent.problem())
