@@ -3,13 +3,23 @@ real PostgreSQL and Redis, delivering to a local HTTP receiver started by the te
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
+from sqlalchemy import make_url
 
+import taskflow
+from taskflow import transactional
+from taskflow.debug_tasks import tasks as debug_tasks
+from taskflow.domain.errors import InvalidSubmission
+from taskflow.domain.model import Task
 from tests.integration.conftest import Stack, StackFactory
 from tests.integration.processes import Process, base_env, free_port, wait_for, wait_http_ok
 from tests.webhook_receiver import Receiver, documented_verify
@@ -159,3 +169,41 @@ def test_taskflow_dev_delivers_on_sqlite_and_again_after_a_manual_retry(tmp_path
         assert [d["status_code"] for d in deliveries] == [200, 200]
     finally:
         assert dev.stop() == 0, dev.output()[-4000:]
+
+
+@pytest.fixture
+def webhook_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's settings, as taskflow.enqueue reads them, with webhooks on."""
+    for name, value in WEBHOOK_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    transactional._deployment.cache_clear()
+    yield
+    transactional._deployment.cache_clear()
+
+
+def test_a_task_enqueued_in_a_transaction_with_a_callback_is_called_back(
+    stack_factory: StackFactory, webhook_env: None
+) -> None:
+    stack = _stack(stack_factory)
+    stack.start_api()
+    stack.start_worker()
+    url = make_url(stack.env["TASKFLOW_DATABASE_URL"]).set(drivername="postgresql")
+
+    async def enqueue(callback_url: str) -> Task:
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            async with conn.transaction():
+                return await taskflow.enqueue(
+                    conn, "debug.echo", {"n": 1}, registry=debug_tasks, callback_url=callback_url
+                )
+        finally:
+            await conn.close()
+
+    with pytest.raises(InvalidSubmission) as refused:
+        asyncio.run(enqueue("http://10.9.9.9/"))
+    assert refused.value.field == "callback_url"
+    with Receiver(200) as receiver:
+        task = asyncio.run(enqueue(receiver.url))
+        [delivery] = _wait_delivered(stack, str(task.id), 1)
+    assert delivery["status_code"] == 200
+    assert json.loads(receiver.received[0].body)["id"] == str(task.id)

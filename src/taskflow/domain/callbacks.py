@@ -139,6 +139,14 @@ class CallbackHosts:
         )
 
 
+def callback_url_problem(url: str, hosts: CallbackHosts | None) -> str | None:
+    """Why a submission may not carry ``url`` as its ``callback_url``, or None when it may;
+    ``hosts`` None: webhooks are off (no TASKFLOW_WEBHOOK_SECRET)."""
+    if hosts is None:
+        return "callback_url needs TASKFLOW_WEBHOOK_SECRET, which this deployment does not set"
+    return hosts.url_problem(url)
+
+
 def parse_address(host: str) -> IpAddress | None:
     try:
         return ipaddress.ip_address(host.split("%", 1)[0])  # a zone (fe80::1%eth0) is no escape

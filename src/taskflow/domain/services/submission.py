@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt
-from taskflow.domain.callbacks import CallbackHosts
+from taskflow.domain.callbacks import CallbackHosts, callback_url_problem
 from taskflow.domain.changes import ChangeAction, TaskChange
 from taskflow.domain.deliveries import Delivery
 from taskflow.domain.errors import (
@@ -153,9 +153,7 @@ class TaskService:
     def _callback_problem(self, url: str | None) -> str | None:
         if url is None:
             return None
-        if self._callback_hosts is None or self._callbacks is None:
-            return "callback_url needs TASKFLOW_WEBHOOK_SECRET, which this deployment does not set"
-        return self._callback_hosts.url_problem(url)
+        return callback_url_problem(url, self._callback_hosts if self._callbacks else None)
 
     async def deliveries(self, task_id: UUID) -> tuple[str | None, list[Delivery]]:
         """The task's callback URL (None: it has none) and its webhook deliveries, oldest
