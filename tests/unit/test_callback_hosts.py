@@ -86,6 +86,9 @@ def test_a_name_that_can_only_be_local_or_an_address_in_disguise_is_refused(host
         "https://user:secret@example.com/",
         "https://example.com:99999/",
         "https://exa mple.com/",
+        # Once made the host pattern backtrack for ever (a regular expression denial of service).
+        "https://" + "a" * 40 + "!/",
+        "https://" + "a-" * 120 + "!/",
         "https://" + "a" * CALLBACK_URL_MAX_LENGTH + ".com/",
     ],
 )

@@ -24,7 +24,10 @@ CALLBACK_URL_MAX_LENGTH: Final = 2048
 
 #: Names that only ever mean a host of the local network, whatever DNS says.
 _LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal", ".home.arpa", ".localdomain")
-_HOST_NAME: Final = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?)+$")
+# Labels of letters, digits, '_' and inner '-', joined by single dots. Each label is matched
+# one way only: no nested repetition that could make a hostile name backtrack for ever.
+_LABEL: Final = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME: Final = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 # A last label of digits (or hex) is an IPv4 address in some other spelling (127.1, 0x7f.1,
 # 2130706433): resolvers accept them, so they are read as addresses, never as names.
 _NUMERIC_LABEL: Final = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
@@ -108,7 +111,7 @@ class CallbackHosts:
                 "TASKFLOW_CALLBACK_ALLOWED_HOSTS to allow it"
             )
         if _NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]) or not _HOST_NAME.fullmatch(name):
-            return f"callback_url: {host!r} is not a valid host name or address"
+            return f"callback_url: {host[:100]!r} is not a valid host name or address"
         if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or "." not in name:
             return (
                 f"callback_url: {host} names a host of the local network; list it in "
