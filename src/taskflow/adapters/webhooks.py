@@ -59,8 +59,14 @@ class HttpWebhookSender:
         self._clock = clock
         self._resolve = resolver
         self._timeout = timeout_seconds
+        # No proxy from the environment (it would connect elsewhere than the checked address),
+        # and no kept connections: pooled by address, one made for one host name could carry
+        # the request of another name on the same address.
         self._client = httpx.AsyncClient(
-            timeout=timeout_seconds, follow_redirects=False, trust_env=False
+            timeout=timeout_seconds,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     async def send(self, url: str, body: bytes, *, message_id: str) -> Sent:
