@@ -153,7 +153,8 @@ class TaskService:
     def _callback_problem(self, url: str | None) -> str | None:
         if url is None:
             return None
-        return callback_url_problem(url, self._callback_hosts if self._callbacks else None)
+        hosts = self._callback_hosts if self._callbacks is not None else None
+        return callback_url_problem(url, hosts)
 
     async def deliveries(self, task_id: UUID) -> tuple[str | None, list[Delivery]]:
         """The task's callback URL (None: it has none) and its webhook deliveries, oldest
