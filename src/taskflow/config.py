@@ -55,6 +55,7 @@ class Settings:
     webhook_secret: bytes | None = None  # None: completion webhooks are off
     callback_allowed_hosts: CallbackHosts = field(default_factory=CallbackHosts)
     callback_retry_seconds: float = DELIVERY_WINDOW_DEFAULT
+    callback_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(
@@ -104,6 +105,9 @@ class Settings:
                 float,
                 low=0,
                 high=30 * 86_400,
+            ),
+            callback_timeout_seconds=env.number(
+                "TASKFLOW_CALLBACK_TIMEOUT_SECONDS", 10.0, float, low=0.1, high=300
             ),
         )
         settings._check()

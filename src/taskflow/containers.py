@@ -38,9 +38,11 @@ def _queue_backend(settings: Settings) -> str:
     return "redis" if settings.redis_url else "memory"
 
 
-#: How long a deliverer holds a webhook it is sending: well over the longest try can take.
-WEBHOOK_TIMEOUT_SECONDS = 10.0
-DELIVERY_LEASE_SECONDS = 60.0
+def delivery_lease_seconds(settings: Settings) -> float:
+    """How long a deliverer holds a webhook it is sending: more than the longest a try can
+    take (three times TASKFLOW_CALLBACK_TIMEOUT_SECONDS, see ``HttpWebhookSender``) and its
+    record: 40 s at the default 10 s."""
+    return 4 * settings.callback_timeout_seconds
 
 
 def _callback_store(repository: TaskRepository) -> CallbackStore:
@@ -60,7 +62,7 @@ def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender
         secret=settings.webhook_secret,
         hosts=settings.callback_allowed_hosts,
         clock=clock,
-        timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
+        timeout_seconds=settings.callback_timeout_seconds,
     )
 
 
@@ -146,7 +148,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         policy=providers.Factory(DeliveryPolicy, window=settings.provided.callback_retry_seconds),
         rand=providers.Object(random.random),
-        lease_seconds=DELIVERY_LEASE_SECONDS,
+        lease_seconds=providers.Callable(delivery_lease_seconds, settings),
     )
 
 

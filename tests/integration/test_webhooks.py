@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,28 @@ def test_a_worker_killed_after_the_final_state_before_delivery_still_delivers(
     assert delivery["status_code"] == 200
     [got] = receiver.received
     assert json.loads(got.body)["id"] == task["id"]
+
+
+def test_a_worker_killed_while_the_receiver_holds_its_request_is_delivered_by_another(
+    stack_factory: StackFactory,
+) -> None:
+    # A 2 s timeout: the lease on a message being sent is 8 s, so the next worker tries soon.
+    stack = stack_factory(**WEBHOOK_SETTINGS, TASKFLOW_CALLBACK_TIMEOUT_SECONDS="2")
+    stack.start_api()
+    doomed = stack.start_worker()
+    with Receiver(200, hold=True) as receiver:
+        task = stack.submit({"type": "debug.echo", "payload": {}, "callback_url": receiver.url})
+        wait_for(lambda: receiver.received, timeout=60, interval=0.02, what="the first request")
+        doomed.signal(signal.SIGKILL)
+        assert doomed.popen.wait(30) == -signal.SIGKILL
+        receiver.release()
+
+        stack.start_worker()
+        deliveries = _wait_delivered(stack, task["id"], 1)
+    assert deliveries[-1]["status_code"] == 200
+    assert len(receiver.received) >= 2  # the request the killed worker never heard back from
+    # One message: its retry carries the same webhook-id, for the receiver to deduplicate.
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
 
 
 def test_a_private_host_not_listed_is_refused_at_submit_and_nothing_is_stored(

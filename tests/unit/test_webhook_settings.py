@@ -40,6 +40,7 @@ def test_the_secret_may_be_read_from_a_file(tmp_path: Path) -> None:
         ({"TASKFLOW_WEBHOOK_SECRET_FILE": "/no/such/file"}, "TASKFLOW_WEBHOOK_SECRET_FILE"),
         ({"TASKFLOW_CALLBACK_ALLOWED_HOSTS": "a.com,b.com:80"}, "TASKFLOW_CALLBACK_ALLOWED_HOSTS"),
         ({"TASKFLOW_CALLBACK_RETRY_SECONDS": "-1"}, "TASKFLOW_CALLBACK_RETRY_SECONDS"),
+        ({"TASKFLOW_CALLBACK_TIMEOUT_SECONDS": "0"}, "TASKFLOW_CALLBACK_TIMEOUT_SECONDS"),
     ],
 )
 def test_a_bad_webhook_setting_names_its_variable(environ: dict[str, str], message: str) -> None:

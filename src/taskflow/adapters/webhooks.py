@@ -4,7 +4,8 @@ Before each try the callback's host is resolved and every address it resolves to
 (``CallbackHosts.delivery_problem``); the request then goes to the address that was checked,
 with the URL's host name kept in the ``Host`` header and in TLS (SNI and certificate checks),
 so a name cannot be made to resolve elsewhere between the check and the connection (DNS
-rebinding). Redirects are not followed: a ``3xx`` is a failed try like any non-``2xx``.
+rebinding). Redirects are not followed: a ``3xx`` is a failed try like any non-``2xx``. A try
+takes at most three times ``timeout_seconds``: one to resolve, two for the request.
 """
 
 from __future__ import annotations
@@ -97,8 +98,14 @@ class HttpWebhookSender:
             request = self._client.build_request(
                 "POST", target, content=body, headers=headers, extensions=extensions
             )
-            response = await self._client.send(request, stream=True)
+            # httpx bounds each step (connect, write, each read), not the whole: a receiver
+            # that trickles its answer byte by byte is cut off here.
+            response = await asyncio.wait_for(
+                self._client.send(request, stream=True), 2 * self._timeout
+            )
             await response.aclose()  # the answer's body is not read: only its status counts
+        except TimeoutError:
+            return Sent(None, f"no answer within {2 * self._timeout:g} s")
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return Sent(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return Sent(response.status_code)
