@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from taskflow.domain.callbacks import CallbackHosts
+from taskflow.domain.deliveries import DELIVERY_WINDOW_DEFAULT
 from taskflow.domain.limits import QUEUE_MAX_LENGTH, QUEUE_PATTERN
 from taskflow.domain.retention import MAX_RETENTION_DAYS
 
@@ -17,6 +21,8 @@ DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskflow"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEV_DATABASE_URL = "sqlite+aiosqlite:///./taskflow.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The shortest webhook signing key accepted, in bytes (Standard Webhooks asks for 24 to 64).
+WEBHOOK_SECRET_MIN_BYTES = 16
 
 Mode = Literal["server", "dev"]
 
@@ -51,6 +57,10 @@ class Settings:
     retention_days: int = 7  # 0: finished tasks are kept for ever
     retention_days_by_queue: Mapping[str, int] = field(default_factory=dict)
     faults: frozenset[str] = frozenset()  # crash points, for fault tests only
+    webhook_secret: bytes | None = None  # None: completion webhooks are off
+    callback_allowed_hosts: CallbackHosts = field(default_factory=CallbackHosts)
+    callback_retry_seconds: float = DELIVERY_WINDOW_DEFAULT
+    callback_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(
@@ -99,6 +109,18 @@ class Settings:
             ),
             retention_days_by_queue=env.days_by_queue("TASKFLOW_RETENTION_DAYS_BY_QUEUE"),
             faults=env.faults("TASKFLOW_FAULTS"),
+            webhook_secret=env.webhook_secret("TASKFLOW_WEBHOOK_SECRET"),
+            callback_allowed_hosts=env.hosts("TASKFLOW_CALLBACK_ALLOWED_HOSTS"),
+            callback_retry_seconds=env.number(
+                "TASKFLOW_CALLBACK_RETRY_SECONDS",
+                DELIVERY_WINDOW_DEFAULT,
+                float,
+                low=0,
+                high=30 * 86_400,
+            ),
+            callback_timeout_seconds=env.number(
+                "TASKFLOW_CALLBACK_TIMEOUT_SECONDS", 10.0, float, low=0.1, high=300
+            ),
         )
         settings._check()
         if not dev and settings.redis_url is None:
@@ -198,6 +220,37 @@ class _Env:
                 f"{name} ({queue})", 0, int, low=0, high=MAX_RETENTION_DAYS, raw=days
             )
         return found
+
+    def webhook_secret(self, name: str) -> bytes | None:
+        """``whsec_`` and base64 (the Standard Webhooks form) is the key those bytes; any
+        other text is the key as UTF-8. ``{name}_FILE`` names a file holding it instead."""
+        raw = self._raw(name)
+        path = self._raw(f"{name}_FILE")
+        if raw is not None and path is not None:
+            raise ConfigError(f"{name} and {name}_FILE are both set; give one")
+        if path is not None:
+            try:
+                with open(path, encoding="utf-8") as file:
+                    raw = file.read().strip() or None
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from None
+        if raw is None:
+            return None
+        key = raw.encode()
+        if raw.startswith("whsec_"):
+            try:
+                key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                raise ConfigError(f"{name}: the part after whsec_ is not base64") from None
+        if len(key) < WEBHOOK_SECRET_MIN_BYTES:
+            raise ConfigError(f"{name} must be at least {WEBHOOK_SECRET_MIN_BYTES} bytes long")
+        return key
+
+    def hosts(self, name: str) -> CallbackHosts:
+        try:
+            return CallbackHosts.parse((self._raw(name) or "").split(","))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._raw(name)

@@ -21,7 +21,11 @@ from taskflow.adapters.redis_cancel import RedisCancelNotices
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.adapters.sql.schedules import SqlScheduleStore
+from taskflow.adapters.webhooks import HttpWebhookSender
 from taskflow.config import Settings
+from taskflow.domain.callbacks import CallbackHosts
+from taskflow.domain.deliveries import DeliveryPolicy
+from taskflow.domain.ports import CallbackStore, TaskRepository
 from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import (
@@ -30,6 +34,7 @@ from taskflow.domain.services import (
     ScheduleService,
     TaskService,
 )
+from taskflow.domain.services.delivery import DeliveryService
 from taskflow.registry import Registry
 
 
@@ -43,6 +48,34 @@ def _queue_backend(settings: Settings) -> str:
 
 def _catchup(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.schedule_catchup_seconds)
+
+
+def delivery_lease_seconds(settings: Settings) -> float:
+    """How long a deliverer holds a webhook it is sending: more than the longest a try can
+    take (three times TASKFLOW_CALLBACK_TIMEOUT_SECONDS, see ``HttpWebhookSender``) and its
+    record: 40 s at the default 10 s."""
+    return 4 * settings.callback_timeout_seconds
+
+
+def _callback_store(repository: TaskRepository) -> CallbackStore:
+    store: CallbackStore = repository.callback_store()  # type: ignore[attr-defined]
+    return store
+
+
+def _callback_hosts(settings: Settings) -> CallbackHosts | None:
+    """None while TASKFLOW_WEBHOOK_SECRET is unset: then callbacks are refused."""
+    return settings.callback_allowed_hosts if settings.webhook_secret is not None else None
+
+
+def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender:
+    if settings.webhook_secret is None:
+        raise RuntimeError("no TASKFLOW_WEBHOOK_SECRET: webhooks are off")
+    return HttpWebhookSender(
+        secret=settings.webhook_secret,
+        hosts=settings.callback_allowed_hosts,
+        clock=clock,
+        timeout_seconds=settings.callback_timeout_seconds,
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -94,6 +127,8 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryCancelNotices),
     )
 
+    callback_store = providers.Singleton(_callback_store, repository)
+
     task_service = providers.Singleton(
         TaskService,
         repository=repository,
@@ -103,6 +138,8 @@ class Container(containers.DeclarativeContainer):
         new_id=providers.Object(uuid7),
         retry_policy=retry_policy,
         cancel_notices=cancel_notices,
+        callbacks=callback_store,
+        callback_hosts=providers.Callable(_callback_hosts, settings),
     )
     execution_service = providers.Factory(
         ExecutionService,
@@ -135,6 +172,17 @@ class Container(containers.DeclarativeContainer):
             days=settings.provided.retention_days,
             days_by_queue=settings.provided.retention_days_by_queue,
         ),
+    )
+    # Completion webhooks (decision 23); ``render`` (the task's JSON) is the caller's.
+    webhook_sender = providers.Singleton(_webhook_sender, settings, clock)
+    delivery_service = providers.Factory(
+        DeliveryService,
+        store=callback_store,
+        sender=webhook_sender,
+        clock=clock,
+        policy=providers.Factory(DeliveryPolicy, window=settings.provided.callback_retry_seconds),
+        rand=providers.Object(random.random),
+        lease_seconds=providers.Callable(delivery_lease_seconds, settings),
     )
 
 

@@ -20,6 +20,7 @@ import msgspec
 from taskflow.adapters.clock import SystemClock, uuid7
 from taskflow.adapters.sql.transactional import Connection, add_in_transaction
 from taskflow.config import Settings
+from taskflow.domain.callbacks import CallbackHosts, callback_url_problem
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import metadata_size_problem, payload_size_problem
 from taskflow.domain.model import Task
@@ -41,13 +42,16 @@ async def enqueue(
     delay_seconds: float | None = None,
     run_at: datetime | None = None,
     metadata: Mapping[str, Any] | None = None,
+    callback_url: str | None = None,
 ) -> Task:
     """Add a task on ``conn`` (an asyncpg connection, or a SQLAlchemy ``AsyncConnection`` on
     asyncpg), in its current transaction; returns the task as stored.
 
     ``registry`` is the one your workers run (``TASKFLOW_TASKS``): the type must be in it and
     the payload must match its schema, else ``InvalidSubmission`` (or one of its kinds) is
-    raised and nothing is written. Backoff defaults come from ``TASKFLOW_RETRY_BACKOFF_*``.
+    raised and nothing is written. Backoff defaults come from ``TASKFLOW_RETRY_BACKOFF_*``;
+    a ``callback_url`` is checked against ``TASKFLOW_WEBHOOK_SECRET`` and
+    ``TASKFLOW_CALLBACK_ALLOWED_HOSTS``, as the API checks it.
     """
     command = SubmitTask(
         type=type,
@@ -59,11 +63,17 @@ async def enqueue(
         delay_seconds=delay_seconds,
         run_at=run_at,
         metadata=metadata,
+        callback_url=callback_url,
     )
     _check_sizes(command)
+    if callback_url is not None:
+        problem = callback_url_problem(callback_url, _deployment().callback_hosts)
+        if problem:
+            raise InvalidSubmission(problem, field="callback_url")
     builder = TaskBuilder(types=registry, new_id=uuid7, retry_policy=_deployment().policy)
     task = builder.build(command, SystemClock().now(), None)
-    await add_in_transaction(conn, [task])
+    callbacks = {} if callback_url is None else {task.id: callback_url}
+    await add_in_transaction(conn, [task], callbacks)
     return task
 
 
@@ -71,6 +81,7 @@ async def enqueue(
 class _Deployment:
     policy: RetryPolicy
     max_payload_bytes: int
+    callback_hosts: CallbackHosts | None  # None: no TASKFLOW_WEBHOOK_SECRET, no callbacks
 
 
 @functools.cache
@@ -78,7 +89,8 @@ def _deployment() -> _Deployment:
     """What the deployment's settings (TASKFLOW_*) say of a new task, read once."""
     settings = Settings.from_env()
     policy = RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max)
-    return _Deployment(policy, settings.max_payload_bytes)
+    hosts = settings.callback_allowed_hosts if settings.webhook_secret is not None else None
+    return _Deployment(policy, settings.max_payload_bytes, hosts)
 
 
 def _check_sizes(command: SubmitTask) -> None:

@@ -29,6 +29,7 @@ PROBLEMS = {
     ("get", "/api/tasks/stats"): {"503"},
     ("get", "/api/tasks/{task_id}"): {"400", "404", "503"},
     ("get", "/api/tasks/{task_id}/attempts"): {"400", "404", "503"},
+    ("get", "/api/tasks/{task_id}/deliveries"): {"400", "404", "503"},
     ("post", "/api/tasks/{task_id}/cancel"): {"400", "404", "409", "503"},
     ("post", "/api/tasks/{task_id}/retry"): {"400", "404", "409", "413", "503"},
     ("post", "/api/tasks/retry"): {"400", "415", "503"},

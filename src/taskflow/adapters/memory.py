@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from taskflow.adapters.memory_callbacks import InMemoryCallbackStore
 from taskflow.adapters.turns import LocalTurns
 from taskflow.domain.attempts import Attempt, AttemptEnd, with_running
 from taskflow.domain.changes import TaskChange
@@ -42,6 +43,7 @@ class InMemoryTaskRepository:
         self._changes: dict[UUID, list[TaskChange]] = {}
         # key → (request hash, task ids, when stored)
         self._keys: dict[str, tuple[str, list[UUID], datetime]] = {}
+        self._callback_store: InMemoryCallbackStore | None = None
 
     async def add(self, task: Task) -> None:
         await self.add_many([task])
@@ -198,6 +200,12 @@ class InMemoryTaskRepository:
     async def changes(self, task_id: UUID) -> list[TaskChange]:
         await self.get(task_id)
         return list(self._changes.get(task_id, []))
+
+    def callback_store(self) -> InMemoryCallbackStore:
+        """The completion-webhook callbacks of these tasks: always the same store."""
+        if self._callback_store is None:
+            self._callback_store = InMemoryCallbackStore(self)
+        return self._callback_store
 
 
 class InMemoryTaskQueue:

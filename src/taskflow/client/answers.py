@@ -22,6 +22,8 @@ __all__ = [
     "AttemptError",
     "AttemptOutcome",
     "ChangeAction",
+    "Deliveries",
+    "Delivery",
     "History",
     "Progress",
     "RetriedTasks",
@@ -97,6 +99,22 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime | None
     outcome: AttemptOutcome | None
     error: AttemptError | None
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One try to deliver a task's completion webhook; ``error`` is None for a ``2xx``."""
+
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+
+
+class Deliveries(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's callback URL (None: it has none) and its webhook deliveries, oldest first."""
+
+    callback_url: str | None
+    items: list[Delivery]
 
 
 class TaskChange(msgspec.Struct, frozen=True, kw_only=True):

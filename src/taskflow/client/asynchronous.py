@@ -13,6 +13,7 @@ import httpx
 from taskflow.client import calls
 from taskflow.client.answers import (
     Attempt,
+    Deliveries,
     History,
     RetriedTasks,
     Schedule,
@@ -91,6 +92,10 @@ class AsyncClient:
     async def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
         """As ``Client.attempts``."""
         return await self._call(calls.attempts(task_id))
+
+    async def deliveries(self, task_id: calls.TaskId) -> Deliveries:
+        """As ``Client.deliveries``."""
+        return await self._call(calls.deliveries(task_id))
 
     async def history(self, task_id: calls.TaskId) -> History:
         """As ``Client.history``."""

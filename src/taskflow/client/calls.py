@@ -19,6 +19,7 @@ import msgspec
 from taskflow.client.answers import (
     Attempt,
     CountList,
+    Deliveries,
     History,
     RetriedTasks,
     Schedule,
@@ -52,6 +53,7 @@ class SubmitOptions(TypedDict, total=False):
     metadata: Mapping[str, Any] | None
     delay_seconds: float | None
     run_at: datetime | str | None
+    callback_url: str | None
     idempotency_key: str | None
 
 
@@ -90,6 +92,7 @@ class Submission(msgspec.Struct, kw_only=True, omit_defaults=True):
     metadata: Mapping[str, Any] | None = None
     delay_seconds: float | None = None
     run_at: datetime | str | None = None
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,7 @@ _schedule = _reader(Schedule)
 _schedules = _reader(ScheduleList)
 _page = _reader(TaskPage)
 _retried = _reader(RetriedTasks)
+_deliveries = _reader(Deliveries)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -170,6 +174,10 @@ def history(task_id: TaskId) -> Call[History]:
 
 def attempts(task_id: TaskId) -> Call[list[Attempt]]:
     return Call("GET", f"/api/tasks/{_segment(task_id)}/attempts", lambda raw: _history(raw).items)
+
+
+def deliveries(task_id: TaskId) -> Call[Deliveries]:
+    return Call("GET", f"/api/tasks/{_segment(task_id)}/deliveries", _deliveries)
 
 
 def cancel(task_id: TaskId) -> Call[Task]:

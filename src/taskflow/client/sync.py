@@ -12,6 +12,7 @@ import httpx
 from taskflow.client import calls
 from taskflow.client.answers import (
     Attempt,
+    Deliveries,
     History,
     RetriedTasks,
     Schedule,
@@ -95,6 +96,10 @@ class Client:
     def attempts(self, task_id: calls.TaskId) -> list[Attempt]:
         """The task's attempts, oldest first."""
         return self._call(calls.attempts(task_id))
+
+    def deliveries(self, task_id: calls.TaskId) -> Deliveries:
+        """The task's callback URL and its completion-webhook deliveries, oldest first."""
+        return self._call(calls.deliveries(task_id))
 
     def history(self, task_id: calls.TaskId) -> History:
         """The task's attempts and the changes people made to it (its retries)."""

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
+from taskflow.domain.deliveries import Delivery, DueCallback, Sent
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
@@ -124,6 +125,46 @@ class TaskRepository(Protocol):
     async def changes(
         self, task_id: UUID
     ) -> list[TaskChange]: ...  # oldest first; TaskNotFound for an unknown task
+
+
+class CallbackStore(Protocol):
+    """Completion-webhook callbacks and their deliveries, kept with the tasks (decision 23)."""
+
+    async def add(
+        self,
+        tasks: Sequence[Task],
+        urls: Mapping[UUID, str],
+        *,
+        key: str | None = None,
+        request_hash: str | None = None,
+    ) -> tuple[list[Task], bool]: ...  # the tasks and their callback URLs in one transaction,
+
+    # all or none (DuplicateTask); with ``key``, as TaskRepository.add_idempotent
+
+    async def claim_due(
+        self, *, now: datetime, limit: int, lease_seconds: float
+    ) -> list[DueCallback]: ...  # callbacks of final tasks not yet settled for the task's
+
+    # version, due by ``now`` and not leased: each leased to the caller until now + lease (a
+    # new message for a new version); never the same one to two callers at once
+
+    async def record(
+        self, due: DueCallback, delivery: Delivery, *, retry_at: datetime | None
+    ) -> bool: ...  # the try recorded and the next one set (None: settled for that version);
+
+    # False, and nothing written, once the lease was lost (a manual retry reopens a callback)
+
+    async def deliveries(
+        self, task_id: UUID
+    ) -> tuple[str | None, list[Delivery]]: ...  # its URL and tries, oldest first; TaskNotFound
+
+
+class WebhookSender(Protocol):
+    """Signs and POSTs webhook messages."""
+
+    async def send(
+        self, url: str, body: bytes, *, message_id: str
+    ) -> Sent: ...  # never raises for the receiver's faults: they are in Sent
 
 
 class TaskQueue(Protocol):

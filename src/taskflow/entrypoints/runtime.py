@@ -25,6 +25,7 @@ from taskflow.containers import (
     open_lease_service,
 )
 from taskflow.entrypoints import logs
+from taskflow.entrypoints.deliverer import delivering
 from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
@@ -162,7 +163,8 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
     scheduling = start_scheduler(container, stop)
     pruning = start_pruning(container.retention_service())
     try:
-        await worker.run_forever(stop, force)
+        async with delivering(container):
+            await worker.run_forever(stop, force)
     finally:
         await stop_pruning(pruning)
         background = [job for job in (listening, scheduling) if job is not None]
@@ -199,7 +201,8 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             extra={"url": f"http://{host}:{port}", "database": _safe_url(settings.database_url)},
         )
         try:
-            await server.serve(sockets=[sock])  # returns on Ctrl-C / SIGTERM
+            async with delivering(container):
+                await server.serve(sockets=[sock])  # returns on Ctrl-C / SIGTERM
         finally:
             stop.set()
             await working

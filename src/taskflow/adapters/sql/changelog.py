@@ -16,7 +16,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskflow.adapters.sql.rows import changed_row, columns, encode
-from taskflow.adapters.sql.schema import task_changes, tasks
+from taskflow.adapters.sql.schema import callbacks, task_changes, tasks
 from taskflow.domain.changes import ChangeAction, TaskChange
 from taskflow.domain.model import Task
 
@@ -51,6 +51,16 @@ async def save_changed(
             recorded.append(_row(change))
     if recorded:
         await conn.execute(insert(task_changes), recorded)
+        # A task that ends again is called back again (decision 23): its callback reopens, and
+        # a delivery of its previous end still under way loses its lease.
+        reopen = update(callbacks).where(callbacks.c.task_id.in_(written))
+        await conn.execute(
+            reopen.values(
+                next_attempt_at=min(change.at for _, change in items),
+                lock_token=None,
+                locked_until=None,
+            )
+        )
     return written
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.sql import changelog, history, listing, retention
+from taskflow.adapters.sql.callbacks import SqlCallbackStore
 from taskflow.adapters.sql.dialect import Dialect, Write, dialect_for
 from taskflow.adapters.sql.engine import create_engine, store_errors
 from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_task
@@ -255,6 +256,10 @@ class SqlTaskRepository:
         if found is None:
             raise _not_found(task_id)
         return found
+
+    def callback_store(self) -> SqlCallbackStore:
+        """The completion-webhook callbacks kept in this store (decision 23)."""
+        return SqlCallbackStore(self._engine, self._dialect)
 
     @classmethod
     def connect(

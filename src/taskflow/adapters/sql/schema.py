@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from taskflow.domain.callbacks import CALLBACK_URL_MAX_LENGTH
 from taskflow.domain.limits import (
     ACTOR_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -265,3 +266,53 @@ schedule_ticks = Table(
     PrimaryKeyConstraint("schedule", "tick", name="pk_schedule_ticks"),
 )
 Index("ix_schedule_ticks_task_id", schedule_ticks.c.task_id)
+# A task's completion-webhook callback (decision 23), written with the task in one transaction.
+# ``next_attempt_at`` is set while a final state may still need a delivery (from the insert
+# until one is settled, and again after a manual retry) and null once settled for
+# ``delivered_version``: the deliverers' poll reads only the open rows, through a partial index.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column(
+        "task_id",
+        Uuid,
+        ForeignKey("tasks.id", ondelete="CASCADE", name="fk_callbacks_task_id"),
+        nullable=False,
+    ),
+    Column("url", String(CALLBACK_URL_MAX_LENGTH), nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("delivered_version", Integer, nullable=True),
+    Column("lock_token", Uuid, nullable=True),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("message_version", Integer, nullable=True),
+    Column("message_started_at", UtcDateTime, nullable=True),
+    Column("tries", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    PrimaryKeyConstraint("task_id", name="pk_callbacks"),
+)
+_open = callbacks.c.next_attempt_at.isnot(None)
+Index(
+    "ix_callbacks_next_attempt_at",
+    callbacks.c.next_attempt_at,
+    postgresql_where=_open,
+    sqlite_where=_open,
+)
+
+# Every try to deliver a task's webhook, in order.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "task_id",
+        Uuid,
+        ForeignKey("tasks.id", ondelete="CASCADE", name="fk_deliveries_task_id"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("task_id", "attempt", name="pk_deliveries"),
+)

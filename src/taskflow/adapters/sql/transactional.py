@@ -8,8 +8,9 @@ is lost (no listener, a dropped connection) leaves the task to the sweep's recon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
+from uuid import UUID
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -30,23 +31,39 @@ _INSERT = text(postgres.INSERT_SQL.replace("$1::json)", "CAST(:rows AS json))"))
 if ":rows" not in str(_INSERT):  # the hot statement's text changed: say so at import, not later
     raise RuntimeError("postgres.INSERT_SQL no longer reads its rows from $1::json")
 _NOTIFY = text("SELECT pg_notify(:channel, :ids)")
+# A task's completion-webhook callback (decision 23), open from the start.
+_CALLBACK_SQL = (
+    "INSERT INTO callbacks (task_id, url, next_attempt_at, tries, attempts) "
+    "VALUES ($1, $2, $3, 0, 0)"
+)
+_CALLBACK = text(_CALLBACK_SQL.replace("$1", ":task_id").replace("$2", ":url").replace("$3", ":at"))
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | AsyncConnection"
 
 
-async def add_in_transaction(conn: Connection, tasks: Sequence[Task]) -> None:
-    """Insert ``tasks`` on ``conn`` and announce them on commit; DuplicateTask on a known id.
+async def add_in_transaction(
+    conn: Connection, tasks: Sequence[Task], callbacks: Mapping[UUID, str] | None = None
+) -> None:
+    """Insert ``tasks`` on ``conn``, with the ``callbacks`` (task id → callback URL) of those
+    that have one, and announce them on commit; DuplicateTask on a known id.
 
     A payload or metadata holding U+0000 raises ``UnstorableValue`` before anything is sent.
     """
     document = rows.encode([rows.new_row(task) for task in tasks])
     ids = ",".join(str(task.id) for task in tasks)
+    created = {task.id: task.created_at for task in tasks}
     try:
         if isinstance(conn, AsyncConnection):
             await conn.execute(_INSERT, {"rows": document})
+            for task_id, url in (callbacks or {}).items():
+                await conn.execute(
+                    _CALLBACK, {"task_id": task_id, "url": url, "at": created[task_id]}
+                )
             await conn.execute(_NOTIFY, {"channel": CHANNEL, "ids": ids})
         else:
             await conn.execute(postgres.INSERT_SQL, document)
+            for task_id, url in (callbacks or {}).items():
+                await conn.execute(_CALLBACK_SQL, task_id, url, created[task_id])
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, ids)
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateTask() from exc

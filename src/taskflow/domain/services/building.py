@@ -56,6 +56,8 @@ class Submission(Protocol):
     def metadata(self) -> Mapping[str, Any] | None: ...
     @property
     def idempotency_key(self) -> str | None: ...
+    @property
+    def callback_url(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +74,7 @@ class SubmitTask:
     run_at: datetime | None = None
     metadata: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
+    callback_url: str | None = None
 
 
 class TaskBuilder:

@@ -9,7 +9,9 @@ from typing import Any
 from uuid import UUID
 
 from taskflow.domain.attempts import Attempt
+from taskflow.domain.callbacks import CallbackHosts, callback_url_problem
 from taskflow.domain.changes import ChangeAction, TaskChange
+from taskflow.domain.deliveries import Delivery
 from taskflow.domain.errors import (
     InvalidQuery,
     InvalidSubmission,
@@ -25,6 +27,7 @@ from taskflow.domain.limits import (
 )
 from taskflow.domain.model import RETRYABLE, Task
 from taskflow.domain.ports import (
+    CallbackStore,
     CancelNotices,
     Clock,
     TaskQueue,
@@ -53,14 +56,23 @@ class TaskService:
         new_id: Callable[[], UUID],
         retry_policy: RetryPolicy,
         cancel_notices: CancelNotices | None = None,
+        callbacks: CallbackStore | None = None,
+        callback_hosts: CallbackHosts | None = None,
     ) -> None:
+        """``callback_hosts`` None: webhooks are off (no TASKFLOW_WEBHOOK_SECRET), and a
+        submission with a ``callback_url`` is refused."""
         self._repo = repository
+        self._callbacks = callbacks
+        self._callback_hosts = callback_hosts
         self._notices = cancel_notices
         self._queue = queue
         self._clock = clock
         self._builder = TaskBuilder(types=types, new_id=new_id, retry_policy=retry_policy)
 
     async def submit(self, command: Submission) -> Task:
+        if command.callback_url is not None:
+            [task], _ = await self._submit_calling_back([command], batch=False)
+            return task
         task = self._builder.build(command, self._clock.now(), command.idempotency_key)
         await self._repo.add(task)
         await dispatch(self._queue, [task])
@@ -68,6 +80,8 @@ class TaskService:
 
     async def submit_many(self, commands: Sequence[Submission]) -> list[Task]:
         """Submit a batch, all or none; a fault names its submission (``tasks[3].type``)."""
+        if any(command.callback_url is not None for command in commands):
+            return (await self._submit_calling_back(commands, batch=True))[0]
         now = self._clock.now()
         tasks = self._builder.build_all(commands, now, batch=True)
         with _naming_the_task(tasks, batch=True):
@@ -92,6 +106,10 @@ class TaskService:
         problem = idempotency_key_problem(key)
         if problem:
             raise InvalidSubmission(problem, field="Idempotency-Key")
+        if any(command.callback_url is not None for command in commands):
+            return await self._submit_calling_back(
+                commands, batch=batch, key=key, request_hash=request_hash
+            )
         now = self._clock.now()
         tasks = self._builder.build_all(commands, now, key, batch=batch)
         with _naming_the_task(tasks, batch=batch):
@@ -101,6 +119,50 @@ class TaskService:
         if not replayed:
             await dispatch(self._queue, stored)
         return stored, replayed
+
+    async def _submit_calling_back(
+        self,
+        commands: Sequence[Submission],
+        *,
+        batch: bool,
+        key: str | None = None,
+        request_hash: str | None = None,
+    ) -> tuple[list[Task], bool]:
+        """Submissions of which some have a ``callback_url``: the tasks and their callbacks are
+        stored in one transaction, so a task that ends is always called back (decision 23)."""
+        for index, command in enumerate(commands):
+            problem = self._callback_problem(command.callback_url)
+            if problem:
+                field = f"tasks[{index}].callback_url" if batch else "callback_url"
+                raise InvalidSubmission(problem, field=field)
+        tasks = self._builder.build_all(commands, self._clock.now(), key, batch=batch)
+        urls = {
+            task.id: command.callback_url
+            for task, command in zip(tasks, commands, strict=True)
+            if command.callback_url is not None
+        }
+        assert self._callbacks is not None  # _callback_problem refuses every URL without it
+        with _naming_the_task(tasks, batch=batch):
+            stored, replayed = await self._callbacks.add(
+                tasks, urls, key=key, request_hash=request_hash
+            )
+        if not replayed:
+            await dispatch(self._queue, stored)
+        return stored, replayed
+
+    def _callback_problem(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        hosts = self._callback_hosts if self._callbacks is not None else None
+        return callback_url_problem(url, hosts)
+
+    async def deliveries(self, task_id: UUID) -> tuple[str | None, list[Delivery]]:
+        """The task's callback URL (None: it has none) and its webhook deliveries, oldest
+        first; TaskNotFound."""
+        if self._callbacks is None:
+            await self._repo.get(task_id)
+            return None, []
+        return await self._callbacks.deliveries(task_id)
 
     async def get(self, task_id: UUID) -> Task:
         return await self._repo.get(task_id)

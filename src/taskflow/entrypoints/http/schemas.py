@@ -11,7 +11,9 @@ from uuid import UUID
 import msgspec
 
 from taskflow.domain.attempts import Attempt
+from taskflow.domain.callbacks import CALLBACK_URL_MAX_LENGTH
 from taskflow.domain.changes import TaskChange
+from taskflow.domain.deliveries import Delivery
 from taskflow.domain.limits import (
     MAX_BATCH,
     MAX_PRIORITY,
@@ -47,6 +49,7 @@ class SubmitTaskIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: dict[str, Any] | None = None
     delay_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
     run_at: datetime | None = None
+    callback_url: Annotated[str, msgspec.Meta(max_length=CALLBACK_URL_MAX_LENGTH)] | None = None
 
     @property
     def idempotency_key(self) -> None:
@@ -191,6 +194,29 @@ def timestamp(moment: datetime) -> str:
 
 def _maybe(moment: datetime | None) -> str | None:
     return None if moment is None else timestamp(moment)
+
+
+class DeliveryOut(msgspec.Struct, kw_only=True):
+    """One try to deliver the task's completion webhook."""
+
+    attempt: int
+    at: str
+    status_code: int | None  # the receiver's answer; null when none came
+    error: str | None  # why the try failed; null for a 2xx
+
+    @classmethod
+    def from_delivery(cls, delivery: Delivery) -> DeliveryOut:
+        return cls(
+            attempt=delivery.attempt,
+            at=timestamp(delivery.at),
+            status_code=delivery.status_code,
+            error=delivery.error,
+        )
+
+
+class DeliveriesOut(msgspec.Struct):
+    callback_url: str | None  # null: the task has no callback
+    items: list[DeliveryOut]
 
 
 class TasksOut(msgspec.Struct):

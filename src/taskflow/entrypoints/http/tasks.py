@@ -30,6 +30,8 @@ from taskflow.entrypoints.http.schemas import (
     AttemptOut,
     AttemptsOut,
     ChangeOut,
+    DeliveriesOut,
+    DeliveryOut,
     SubmitBatchIn,
     SubmitTaskIn,
     TaskOut,
@@ -216,6 +218,18 @@ class TaskController(Controller):
             [AttemptOut.from_attempt(a) for a in attempts],
             [ChangeOut.from_change(c) for c in changes],
         )
+
+    @get(
+        "/{task_id:str}/deliveries",
+        summary="A task's completion-webhook deliveries, oldest first",
+        operation_id="list_deliveries",
+        responses=problem_responses(400, 404, 503),
+    )
+    async def list_deliveries(
+        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+    ) -> DeliveriesOut:
+        url, deliveries = await service.deliveries(parse_task_id(task_id))
+        return DeliveriesOut(url, [DeliveryOut.from_delivery(d) for d in deliveries])
 
     @post(
         "/{task_id:str}/retry",
