@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+
+from taskflow.domain.flow import FlowLimits, parse_queue_limits
 
 T = TypeVar("T")
 
@@ -45,6 +47,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     faults: frozenset[str] = frozenset()  # crash points, for fault tests only
+    queue_limits: Mapping[str, FlowLimits] = field(default_factory=dict)  # over the Registry's
 
     @classmethod
     def from_env(
@@ -86,6 +89,7 @@ class Settings:
                 "TASKFLOW_LOG_FORMAT", "console" if dev else "json", ("json", "console")
             ),  # type: ignore[arg-type]
             faults=env.faults("TASKFLOW_FAULTS"),
+            queue_limits=env.parsed("TASKFLOW_QUEUE_LIMITS", parse_queue_limits, {}),
         )
         settings._check()
         if not dev and settings.redis_url is None:
@@ -168,6 +172,15 @@ class _Env:
                 f"{name}: unknown crash point {unknown[0]!r}; known: {', '.join(POINTS)}"
             )
         return points
+
+    def parsed(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._raw(name)

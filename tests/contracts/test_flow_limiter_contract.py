@@ -86,7 +86,8 @@ async def test_concurrency_admits_n_holders_and_refuses_the_next_as_busy(
     a, b, c = ids(3)
     admission = await limiter.admit([(t, [slots(2)]) for t in (a, b, c)], lease_seconds=LEASE)
     assert admission.admitted == {a, b}
-    assert admission.busy == {c} and c not in admission.rate_waits
+    assert admission.busy == {c}
+    assert c not in admission.rate_waits
     await limiter.release([a])
     assert (await limiter.admit([(c, [slots(2)])], lease_seconds=LEASE)).admitted == {c}
     assert (await limiter.admit([(a, [slots(2)])], lease_seconds=LEASE)).busy == {a}
@@ -96,7 +97,8 @@ async def test_an_id_holding_a_slot_is_never_counted_twice(limiter: FlowLimiter)
     (a,) = ids(1)
     assert (await limiter.admit([(a, [slots(5)])], lease_seconds=LEASE)).admitted == {a}
     again = await limiter.admit([(a, [slots(5)])], lease_seconds=LEASE)
-    assert again.busy == {a} and not again.admitted
+    assert again.busy == {a}
+    assert not again.admitted
 
 
 async def test_separate_names_count_separately(limiter: FlowLimiter) -> None:
@@ -114,7 +116,8 @@ async def test_a_task_refused_by_one_limit_takes_nothing_from_the_others(
     holder, refused, later = ids(3)
     assert (await limiter.admit([(holder, [single])], lease_seconds=LEASE)).admitted == {holder}
     admission = await limiter.admit([(refused, [hourly, single])], lease_seconds=LEASE)
-    assert admission.busy == {refused} and not admission.admitted
+    assert admission.busy == {refused}
+    assert not admission.admitted
     # The hourly start was not taken by the refused task: it is still there for another.
     assert (await limiter.admit([(later, [hourly])], lease_seconds=LEASE)).admitted == {later}
 

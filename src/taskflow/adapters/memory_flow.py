@@ -38,20 +38,7 @@ class InMemoryFlowLimiter:
         rate_waits: dict[UUID, float] = {}
         busy: set[UUID] = set()
         for task_id, limits in requests:
-            wait, full, failed = 0.0, False, []
-            for limit in limits:
-                if limit.rate is not None:
-                    # GCRA: a start is due `interval` after the previous theoretical one, and
-                    # may come up to burst - 1 intervals early. Refused tasks queue up behind.
-                    interval = limit.rate.interval * _US
-                    over = max(self._tat.get(limit.name, now), now) - now
-                    over -= (limit.rate.burst - 1) * interval
-                    if over >= 1:
-                        wait = max(wait, over + refused.get(limit.name, 0) * interval)
-                        failed.append(limit.name)
-                elif limit.concurrency is not None:
-                    slots = self._slots.get(limit.name, {})
-                    full = full or task_id in slots or len(slots) >= limit.concurrency
+            wait, full, failed = self._verdict(task_id, limits, now, refused)
             if wait > 0 or full:
                 for name in failed:
                     refused[name] = refused.get(name, 0) + 1
@@ -63,6 +50,26 @@ class InMemoryFlowLimiter:
             admitted.add(task_id)
             self._take(task_id, limits, now, lease_seconds)
         return Admission(frozenset(admitted), rate_waits, frozenset(busy))
+
+    def _verdict(
+        self, task_id: UUID, limits: Sequence[Limit], now: float, refused: dict[str, int]
+    ) -> tuple[float, bool, list[str]]:
+        """(µs the rates make it wait, whether a slot set is full, the rates that refused)."""
+        wait, full, failed = 0.0, False, []
+        for limit in limits:
+            if limit.rate is not None:
+                # GCRA: a start is due `interval` after the previous theoretical one, and may
+                # come up to burst - 1 intervals early. Refused tasks queue up behind.
+                interval = limit.rate.interval * _US
+                over = max(self._tat.get(limit.name, now), now) - now
+                over -= (limit.rate.burst - 1) * interval
+                if over >= 1:
+                    wait = max(wait, over + refused.get(limit.name, 0) * interval)
+                    failed.append(limit.name)
+            elif limit.concurrency is not None:
+                slots = self._slots.get(limit.name, {})
+                full = full or task_id in slots or len(slots) >= limit.concurrency
+        return wait, full, failed
 
     def _take(self, task_id: UUID, limits: Sequence[Limit], now: float, lease: float) -> None:
         held = []

@@ -162,7 +162,7 @@ class RedisFlowLimiter:
             tasks.append([str(task_id), uses])
         keys = [self._prefix + name for name in positions]
         keys += [self._held(task_id) for task_id, _ in requests]
-        args = [_encode(limits), _encode(tasks), round(lease_seconds * _US)]
+        args: list[bytes | int] = [_encode(limits), _encode(tasks), round(lease_seconds * _US)]
         with mapped_errors():
             admitted, throttled = await self._admit(keys=keys, args=args)
         return Admission(
@@ -175,7 +175,7 @@ class RedisFlowLimiter:
         if not task_ids:
             return
         keys = [self._held(task_id) for task_id in task_ids]
-        args = [round(lease_seconds * _US), *map(str, task_ids)]
+        args: list[str | int] = [round(lease_seconds * _US), *map(str, task_ids)]
         with mapped_errors():
             await self._renew(keys=keys, args=args)
 

@@ -58,7 +58,7 @@ def parse_rate(text: str) -> Rate:
     return Rate(count, RATE_UNITS[match.group(2)])
 
 
-def check_concurrency(value: int) -> int:
+def check_concurrency(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise ValueError(f"must be a whole number between 1 and {MAX_CONCURRENCY}, got {value!r}")
     return value
@@ -184,6 +184,32 @@ class FlowPolicy:
     def holds_slots(self, task: Task) -> bool:
         """Whether a claimed ``task`` holds concurrency slots (to renew, then release)."""
         return any(limit.concurrency is not None for limit in self.limits_for(task))
+
+
+def parse_queue_limits(text: str) -> dict[str, FlowLimits]:
+    """``"mail=rate:10/s,concurrency:3;exports=concurrency:1"`` → limits per queue (the syntax of
+    TASKFLOW_QUEUE_LIMITS); ValueError saying what is wrong."""
+    found: dict[str, FlowLimits] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        queue, equals, items = (x.strip() for x in part.partition("="))
+        if not equals or not queue or not items:
+            raise ValueError(f"expected queue=rate:N/s,concurrency:N, got {part!r}")
+        options: dict[str, str] = {}
+        for item in (i.strip() for i in items.split(",")):
+            option, colon, value = (x.strip() for x in item.partition(":"))
+            if not colon or option not in ("rate", "concurrency") or option in options:
+                raise ValueError(f"queue {queue}: expected rate:N/s or concurrency:N, got {item!r}")
+            options[option] = value
+        try:
+            rate = parse_rate(options["rate"]) if "rate" in options else None
+            slots = options.get("concurrency")
+            concurrency = None
+            if slots is not None:
+                concurrency = check_concurrency(int(slots) if slots.isdigit() else slots)
+        except ValueError as exc:
+            raise ValueError(f"queue {queue}: {exc}") from None
+        found[queue] = FlowLimits(rate=rate, concurrency=concurrency)
+    return found
 
 
 def key_value(value: object) -> str:

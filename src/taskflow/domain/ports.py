@@ -142,7 +142,9 @@ class FlowLimiter(Protocol):
 
     async def renew(
         self, task_ids: Sequence[UUID], *, lease_seconds: float
-    ) -> None: ...  # the slots these ids still hold now last lease_seconds from now; lapsed ones stay free
+    ) -> (
+        None
+    ): ...  # the slots these ids still hold now last lease_seconds from now; lapsed ones stay free
     async def release(self, task_ids: Sequence[UUID]) -> None: ...  # frees their slots
     async def close(self) -> None: ...  # hands back its connections; idempotent
 
