@@ -64,8 +64,8 @@ def intervals(
     for entry in (e for e in entries if e.event == "start"):
         end = ends.get((entry.task_id, entry.attempt))
         if end is None:
-            assert killed is not None and entry.pid in killed, f"attempt never ended: {entry}"
-            end = killed[entry.pid]
+            end = (killed or {}).get(entry.pid)
+            assert end is not None, f"an attempt of a live worker never ended: {entry}"
         found.append((entry.at, end, entry))
     return found
 
