@@ -168,3 +168,22 @@ async def test_a_renewal_extends_held_slots_and_never_revives_a_lapsed_one(
         lease_seconds=LEASE,
     )
     assert freed.admitted == {other, lapsed}
+
+
+async def test_restored_holders_hold_their_slots_until_their_lease_ends(
+    limiter: FlowLimiter,
+) -> None:
+    holder, brief, waiter, late = ids(4)
+    began = time.monotonic()
+    await limiter.restore(
+        [(holder, [slots(1)], LEASE), (brief, [slots(1, "slots:t:brief"), rate(1, 1.0)], 0.5)]
+    )
+    assert (await limiter.admit([(waiter, [slots(1)])], lease_seconds=LEASE)).busy == {waiter}
+    while not (
+        await limiter.admit([(late, [slots(1, "slots:t:brief")])], lease_seconds=LEASE)
+    ).admitted:
+        assert time.monotonic() - began < 10, "the restored slot never lapsed"
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - began >= 0.5
+    await limiter.release([holder])
+    assert (await limiter.admit([(waiter, [slots(1)])], lease_seconds=LEASE)).admitted == {waiter}

@@ -231,3 +231,23 @@ async def test_a_queue_limit_leaves_the_other_queues_alone(
     execution = worker(repo, queue, clock, Untouchable(), policy)
     # A worker of the default queue alone meets no limit: it never asks.
     assert [t.id for t in await execution.claim(["default"], limit=10, timeout=0)] == ids
+
+
+async def test_a_lost_limiter_gets_the_slots_of_running_tasks_back_from_the_store(
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    service: TaskService,
+) -> None:
+    await submit(service, "plain", 2)
+    before = worker(repo, queue, clock, InMemoryFlowLimiter(clock))
+    await before.reconcile(after=None)  # the fresh queue is marked intact
+    [running] = (await before.claim_batch(QUEUES, limit=10, timeout=0)).tasks
+    # Redis restarted: the queue and the slots are gone; the store still knows what runs.
+    lost = InMemoryTaskQueue(clock)
+    after = worker(repo, lost, clock, InMemoryFlowLimiter(clock))
+    await after.reconcile(after=None)
+    claim = await after.claim_batch(QUEUES, limit=10, timeout=0)
+    assert claim.tasks == []
+    assert [t.id for t, _ in claim.throttled] != [running.id]
+    assert len(claim.throttled) == 1

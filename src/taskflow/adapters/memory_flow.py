@@ -96,5 +96,15 @@ class InMemoryFlowLimiter:
             for name in self._held.pop(task_id, ()):
                 self._slots.get(name, {}).pop(task_id, None)
 
+    async def restore(self, holders: Sequence[tuple[UUID, Sequence[Limit], float]]) -> None:
+        now = self._now()
+        for task_id, limits, left in holders:
+            names = [limit.name for limit in limits if limit.concurrency is not None]
+            for name in names:
+                slots = self._slots.setdefault(name, {})
+                slots[task_id] = max(slots.get(task_id, now), now + left * _US)
+            if names and left > 0:
+                self._held[task_id] = names
+
     async def close(self) -> None:
         return None

@@ -130,6 +130,25 @@ end
 """
 
 
+# KEYS: slot sets, then one ``held`` key per holder; ARGV[1]: JSON [[task id, us its lease has
+# left, [slot set positions]]]. A holder's slot lasts as long as its lease, even past the limit.
+RESTORE = (
+    _NOW
+    + """
+local holders = cjson.decode(ARGV[1])
+local sets = #KEYS - #holders
+for j, holder in ipairs(holders) do
+  local id, left, held = holder[1], tonumber(holder[2]), {}
+  for _, i in ipairs(holder[3]) do
+    redis.call('ZADD', KEYS[i], 'GT', us(now + left), id)
+    held[#held + 1] = KEYS[i]
+  end
+  redis.call('SET', KEYS[sets + j], cjson.encode(held), 'PX', ms(left))
+end
+"""
+)
+
+
 class RedisFlowLimiter:
     """`FlowLimiter` on Redis ≥ 7 (one server, as the queue). Connection failures are raised as
     `QueueUnavailable`."""
@@ -143,6 +162,7 @@ class RedisFlowLimiter:
         self._admit = client.register_script(ADMIT)
         self._renew = client.register_script(RENEW)
         self._release = client.register_script(RELEASE)
+        self._restore = client.register_script(RESTORE)
 
     async def admit(
         self, requests: Sequence[tuple[UUID, Sequence[Limit]]], *, lease_seconds: float
@@ -185,6 +205,22 @@ class RedisFlowLimiter:
         keys = [self._held(task_id) for task_id in task_ids]
         with mapped_errors():
             await self._release(keys=keys, args=[str(task_id) for task_id in task_ids])
+
+    async def restore(self, holders: Sequence[tuple[UUID, Sequence[Limit], float]]) -> None:
+        positions: dict[str, int] = {}
+        described: list[list[Any]] = []
+        for task_id, limits, left in holders:
+            names = [limit.name for limit in limits if limit.concurrency is not None]
+            if not names or left <= 0:
+                continue
+            uses = [positions.setdefault(name, len(positions) + 1) for name in names]
+            described.append([str(task_id), round(left * _US), uses])
+        if not described:
+            return
+        keys = [self._prefix + name for name in positions]
+        keys += [self._held(UUID(holder[0])) for holder in described]
+        with mapped_errors():
+            await self._restore(keys=keys, args=[_encode(described)])
 
     async def close(self) -> None:
         if self._owned:

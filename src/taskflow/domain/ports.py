@@ -146,6 +146,11 @@ class FlowLimiter(Protocol):
         None
     ): ...  # the slots these ids still hold now last lease_seconds from now; lapsed ones stay free
     async def release(self, task_ids: Sequence[UUID]) -> None: ...  # frees their slots
+    async def restore(
+        self, holders: Sequence[tuple[UUID, Sequence[Limit], float]]
+    ) -> None: ...  # (task id, its limits, seconds its lease has left): its slots held that long
+
+    # again, whatever the count: to rebuild what a Redis restart lost
     async def close(self) -> None: ...  # hands back its connections; idempotent
 
 

@@ -52,6 +52,10 @@ class Claim:
     throttled: list[tuple[Task, float]] = field(default_factory=list)
 
 
+#: Running tasks whose slots a reconciliation restores after Redis lost them (decision 21).
+RESTORED_SLOTS = 10_000
+
+
 class ExecutionService:
     """What workers do: claim, report the outcome, renew leases, recover lost work."""
 
@@ -253,6 +257,9 @@ class ExecutionService:
         """
         if not await self._queue.intact():
             await self._queue.mark_intact()  # first: a flush during the refill clears it again
+            if self._gate is not None:  # the slots went with the ids: the running hold them
+                running = await self._repo.expired(limit=RESTORED_SLOTS, horizon_seconds=None)
+                await self._gate.restore(running)
             return Reconciled(pushed=await self.redispatch(), resync=True, cursor=None)
         page = await self._repo.pending(after=after, limit=limit)
         missing = await self._queue.absent(page)

@@ -82,6 +82,22 @@ class FlowGate:
             with contextlib.suppress(QueueUnavailable):
                 await self._limiter.release([task.id])
 
+    async def restore(self, running: Sequence[Task]) -> int:
+        """The limiter lost its slots (a Redis restart): hold those of the ``running`` tasks
+        again until their lease ends. Returns how many tasks hold slots again."""
+        if not self._slots:
+            return 0
+        now = self._clock.now()
+        holders = [
+            (task.id, limits, (task.lease.expires_at - now).total_seconds())
+            for task in running
+            if task.lease is not None
+            and task.lease.expires_at > now
+            and (limits := [x for x in self._policy.limits_for(task) if x.concurrency is not None])
+        ]
+        await self._limiter.restore(holders)
+        return len(holders)
+
     async def renew(self, task_ids: Sequence[UUID], *, lease_seconds: float) -> None:
         """The leases of ``task_ids`` were renewed; ``lease_seconds``: what remains of them."""
         if task_ids and self._slots:
