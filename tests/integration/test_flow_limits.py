@@ -151,11 +151,13 @@ def test_a_per_key_limit_holds_each_key_while_the_other_keys_run(
     assert most_running(spans) >= 2  # one customer's backlog held back nobody else's
 
 
-def test_a_throttled_type_does_not_hold_back_unlimited_work_in_the_same_workers(
+def test_a_throttled_type_does_not_hold_back_unlimited_work_and_outlives_its_lease(
     flow_stack: Stack, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
-    slow = submit(flow_stack, "flow.limited", [{"ledger": str(ledger), "seconds": 3.0}] * 12)
+    # Longer than the lease: their slots hold only as long as the lease keeper renews them.
+    seconds = 1.5 * float(FLOW_SETTINGS["TASKFLOW_LEASE_SECONDS"])
+    slow = submit(flow_stack, "flow.limited", [{"ledger": str(ledger), "seconds": seconds}] * 6)
     wait_for(
         lambda: sum(e.event == "start" for e in flow_tasks.read(ledger)) >= SLOTS,
         timeout=60,
@@ -164,11 +166,11 @@ def test_a_throttled_type_does_not_hold_back_unlimited_work_in_the_same_workers(
     free = submit(flow_stack, "flow.free", [{"ledger": str(ledger)}] * 20)
     flow_stack.wait_status(free, {"SUCCESS"}, timeout=60)
     # All the unlimited tasks ran while the limited backlog still waited for its slots.
-    limited_starts = [
-        e for e in flow_tasks.read(ledger) if e.event == "start" and e.task_id in slow
-    ]
-    assert len(limited_starts) < len(slow)
+    started = [e for e in flow_tasks.read(ledger) if e.event == "start" and e.task_id in slow]
+    assert len(started) < len(slow)
     flow_stack.wait_status(slow, {"SUCCESS"}, timeout=120)
+    spans = [span for span in intervals(flow_tasks.read(ledger)) if span[2].task_id in slow]
+    assert most_running(spans) == SLOTS
 
 
 def test_a_worker_killed_with_its_slots_gives_them_back_at_lease_expiry_never_twice(

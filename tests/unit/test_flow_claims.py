@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -14,6 +15,10 @@ from taskflow.domain.model import TaskStatus
 from taskflow.domain.ports import Dispatch
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
 from taskflow.domain.services.flow_gate import SLOT_RECHECK
+from taskflow.entrypoints.worker import Worker, WorkerOptions
+from taskflow.entrypoints.worker import log as worker_log
+from taskflow.handlers import TaskContext
+from taskflow.registry import Registry
 from tests.clocks import FakeClock
 from tests.unit.test_services import LEASE_SECONDS, QUEUES, START, task_service
 
@@ -251,3 +256,29 @@ async def test_a_lost_limiter_gets_the_slots_of_running_tasks_back_from_the_stor
     assert claim.tasks == []
     assert [t.id for t, _ in claim.throttled] != [running.id]
     assert len(claim.throttled) == 1
+
+
+async def test_the_worker_logs_a_throttled_start_at_debug_with_its_wait(
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    service: TaskService,
+    limiter: InMemoryFlowLimiter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tasks = Registry()
+
+    @tasks.task("plain")
+    async def plain(payload: dict[str, object], ctx: TaskContext) -> None:
+        return None
+
+    first, second = await submit(service, "plain", 2)
+    running = Worker(worker(repo, queue, clock, limiter), tasks, WorkerOptions(queues=QUEUES))
+    with caplog.at_level(logging.DEBUG, logger=worker_log.name):
+        assert await running.run_once() == 1
+        await running.wait_idle()
+    [record] = [r for r in caplog.records if r.getMessage() == "task throttled"]
+    assert record.levelno == logging.DEBUG
+    assert (record.task_id, record.type) == (second, "plain")  # type: ignore[attr-defined]
+    assert SLOT_RECHECK <= record.wait < 2 * SLOT_RECHECK  # type: ignore[attr-defined]
+    assert (await repo.get(first)).status is TaskStatus.SUCCESS

@@ -131,8 +131,7 @@ class SqlTaskRepository:
         if not task_ids:
             return []
         async with self._connect() as conn:
-            stmt = select(table).where(self._dialect.id_in(set(task_ids)))
-            found = {t.id: t for t in map(to_task, (await conn.execute(stmt)).mappings())}
+            found = {t.id: t for t in map(to_task, await self._dialect.read(conn, set(task_ids)))}
         return [found[i] for i in task_ids if i in found]
 
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
