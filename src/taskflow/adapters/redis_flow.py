@@ -27,6 +27,7 @@ from taskflow.domain.flow import Admission, Limit
 _encode = msgspec.json.Encoder().encode
 _US = 1_000_000
 
+# Microsecond times go to Redis through us(): Lua would write them with 14 digits, to 100 us.
 _NOW = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -49,7 +50,7 @@ for i, limit in ipairs(limits) do
   if limit[1] == 'r' then
     tat[i] = math.max(tonumber(redis.call('GET', KEYS[i]) or 0), now)
   else
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', us(now))
     holders[i] = redis.call('ZCARD', KEYS[i])
   end
 end
