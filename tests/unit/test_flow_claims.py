@@ -282,3 +282,23 @@ async def test_the_worker_logs_a_throttled_start_at_debug_with_its_wait(
     assert (record.task_id, record.type) == (second, "plain")  # type: ignore[attr-defined]
     assert SLOT_RECHECK <= record.wait < 2 * SLOT_RECHECK  # type: ignore[attr-defined]
     assert (await repo.get(first)).status is TaskStatus.SUCCESS
+
+
+async def test_a_queue_limit_on_the_one_queue_served_is_asked_without_reading_first(
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    service: TaskService,
+    limiter: InMemoryFlowLimiter,
+) -> None:
+    ids = await submit(service, "mail.send", 3)
+    execution = worker(repo, queue, clock, limiter, FlowPolicy(queues={"mail": HOURLY}))
+
+    claim = await execution.claim_batch(["mail"], limit=10, timeout=0)
+
+    assert [t.id for t in claim.tasks] == ids[:2]
+    [(held_back, wait)] = claim.throttled
+    assert held_back.id == ids[2]
+    assert wait == pytest.approx(1800 + SLOT_RECHECK * 0.5)
+    stored = await repo.get(ids[2])
+    assert (stored.status, stored.attempts) == (TaskStatus.PENDING, 0)

@@ -160,15 +160,27 @@ class FlowPolicy:
         limits = (*self.queues.values(), *self.types.values())
         return any(f.concurrency is not None for f in limits)
 
-    def limits_for(self, task: Task) -> tuple[Limit, ...]:
-        """The counters ``task`` must pass to start, queue's first."""
+    def of_queue(self, name: str) -> tuple[Limit, ...]:
+        """The counters every task of queue ``name`` must pass."""
         found: list[Limit] = []
-        queue = self.queues.get(task.queue)
+        queue = self.queues.get(name)
         if queue is not None:
             if queue.rate is not None:
-                found.append(Limit(f"rate:q:{task.queue}", rate=queue.rate))
+                found.append(Limit(f"rate:q:{name}", rate=queue.rate))
             if queue.concurrency is not None:
-                found.append(Limit(f"slots:q:{task.queue}", concurrency=queue.concurrency))
+                found.append(Limit(f"slots:q:{name}", concurrency=queue.concurrency))
+        return tuple(found)
+
+    def known_without_reading(self, queues: Sequence[str]) -> tuple[Limit, ...] | None:
+        """The limits of every task popped from ``queues`` when nothing but its queue decides
+        them (one queue, no type limit), so the tasks need not be read first; else None."""
+        if self.types or len(queues) != 1:
+            return None
+        return self.of_queue(queues[0])
+
+    def limits_for(self, task: Task) -> tuple[Limit, ...]:
+        """The counters ``task`` must pass to start, queue's first."""
+        found = list(self.of_queue(task.queue))
         kind = self.types.get(task.type)
         if kind is not None:
             if kind.rate is not None:

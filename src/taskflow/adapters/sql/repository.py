@@ -130,7 +130,8 @@ class SqlTaskRepository:
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]:
         if not task_ids:
             return []
-        async with self._connect() as conn:
+        # On the claim's own connection: under a flow limit, each claim reads its batch first.
+        async with self._writing("claim") as conn:
             found = {t.id: t for t in map(to_task, await self._dialect.read(conn, set(task_ids)))}
         return [found[i] for i in task_ids if i in found]
 

@@ -93,17 +93,23 @@ class ExecutionService:
         if not ids:
             return Claim([], [])
         if self._gate is not None and self._gate.applies_to(queues):
-            return await self._claim_admitted(ids, self._gate)
+            return await self._claim_admitted(ids, self._gate, queues)
         return await self._claim(ids)
 
-    async def _claim_admitted(self, ids: list[UUID], gate: FlowGate) -> Claim:
+    async def _claim_admitted(
+        self, ids: list[UUID], gate: FlowGate, queues: Sequence[str]
+    ) -> Claim:
         """Claim those of ``ids`` every limit admits; the others go back to the queue, delayed.
 
         The limiter is asked before the claim, so a throttled task is no attempt: its status,
         attempts and lease stay as they were. Slots taken for a task the claim then did not get
         (taken meanwhile, not yet due) are given back.
         """
-        admitted, throttled = await gate.hold_back(await self._repo.get_many(ids))
+        known = gate.known_without_reading(queues)
+        if known is None:
+            admitted, throttled = await gate.hold_back(await self._repo.get_many(ids))
+        else:
+            admitted, throttled = await gate.hold_back_ids(ids, known, self._repo.get_many)
         kept = {task.id for task, _ in throttled}
         claim = Claim([], [])
         if len(kept) < len(ids):

@@ -6,12 +6,12 @@ Only built when a limit is configured: without one, the claim and the outcomes n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from uuid import UUID
 
 from taskflow.domain.errors import QueueUnavailable
-from taskflow.domain.flow import FlowPolicy, throttle_wait
+from taskflow.domain.flow import Admission, FlowPolicy, Limit, throttle_wait
 from taskflow.domain.model import Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch, FlowLimiter, TaskQueue
 
@@ -42,6 +42,9 @@ class FlowGate:
     def applies_to(self, queues: Sequence[str]) -> bool:
         return self._policy.applies_to(queues)
 
+    def known_without_reading(self, queues: Sequence[str]) -> tuple[Limit, ...] | None:
+        return self._policy.known_without_reading(queues)
+
     async def hold_back(self, found: Sequence[Task]) -> tuple[set[UUID], list[tuple[Task, float]]]:
         """Admit the limited PENDING tasks of ``found``, taking their starts and slots; put the
         others back in the queue, delayed by their wait. Returns the ids admitted and the tasks
@@ -55,11 +58,33 @@ class FlowGate:
             return set(), []
         admission = await self._limiter.admit(requests, lease_seconds=self._lease_seconds)
         asked = {task_id for task_id, _ in requests}
+        refused = [t for t in found if t.id in asked and t.id not in admission.admitted]
+        return set(admission.admitted), await self._put_back(refused, admission)
+
+    async def hold_back_ids(
+        self,
+        ids: Sequence[UUID],
+        limits: Sequence[Limit],
+        read: Callable[[list[UUID]], Awaitable[list[Task]]],
+    ) -> tuple[set[UUID], list[tuple[Task, float]]]:
+        """``hold_back`` for ids whose limits are known unread: only the refused are ``read``
+        (their queue entry needs their priority); those no longer PENDING are someone else's."""
+        admission = await self._limiter.admit(
+            [(i, limits) for i in ids], lease_seconds=self._lease_seconds
+        )
+        refused = [i for i in ids if i not in admission.admitted]
+        if not refused:
+            return set(admission.admitted), []
+        waiting = [t for t in await read(refused) if t.status is TaskStatus.PENDING]
+        return set(admission.admitted), await self._put_back(waiting, admission)
+
+    async def _put_back(
+        self, refused: Sequence[Task], admission: Admission
+    ) -> list[tuple[Task, float]]:
         now = self._clock.now()
         held_back = [
             (task, throttle_wait(admission, task.id, recheck=SLOT_RECHECK, rand=self._rand()))
-            for task in found
-            if task.id in asked and task.id not in admission.admitted
+            for task in refused
         ]
         if held_back:
             await self._queue.push(
@@ -68,7 +93,7 @@ class FlowGate:
                     for task, wait in held_back
                 ]
             )
-        return set(admission.admitted), held_back
+        return held_back
 
     async def give_back(self, task_ids: Sequence[UUID]) -> None:
         """Admitted, then not claimed: their slots are free again."""
