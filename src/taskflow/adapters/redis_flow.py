@@ -39,7 +39,8 @@ local function ms(value) return math.max(1, math.ceil(value / 1000)) end
 # ARGV[1]: JSON [["r", interval us, burst] | ["c", slots]]; ARGV[2]: JSON [[task id, [limit
 # positions]]]; ARGV[3]: the lease in us. Tasks are taken in order; one that fails a limit takes
 # nothing, and each refused one queues behind the others refused on the same rate.
-# Returns {admitted ids, {id, rate wait us, 1 if it waits for a slot}...}.
+# Returns {{id, rate wait us, 1 if it waits for a slot}...} for the refused only: every other
+# task was admitted, and a claim that throttles nothing has nothing to read back.
 ADMIT = (
     _NOW
     + """
@@ -54,7 +55,7 @@ for i, limit in ipairs(limits) do
     holders[i] = redis.call('ZCARD', KEYS[i])
   end
 end
-local admitted, throttled = {}, {}
+local throttled = {}
 for j, task in ipairs(tasks) do
   local id, uses = task[1], task[2]
   local wait, full, failed = 0, false, {}
@@ -88,13 +89,12 @@ for j, task in ipairs(tasks) do
     if #held > 0 then
       redis.call('SET', KEYS[#limits + j], cjson.encode(held), 'PX', ms(lease))
     end
-    admitted[#admitted + 1] = id
   end
 end
 for i in pairs(used) do
   redis.call('SET', KEYS[i], us(tat[i]), 'PX', ms(tat[i] - now))
 end
-return {admitted, throttled}
+return throttled
 """
 )
 
@@ -185,11 +185,12 @@ class RedisFlowLimiter:
         keys += [self._held(task_id) for task_id, _ in requests]
         args: list[bytes | int] = [_encode(limits), _encode(tasks), round(lease_seconds * _US)]
         with mapped_errors():
-            admitted, throttled = await self._admit(keys=keys, args=args)
+            throttled = await self._admit(keys=keys, args=args)
+        refused = {UUID(_text(i)): (int(wait), int(full)) for i, wait, full in throttled}
         return Admission(
-            frozenset(UUID(_text(i)) for i in admitted),
-            {UUID(_text(i)): int(w) / _US for i, w, _ in throttled if int(w) > 0},
-            frozenset(UUID(_text(i)) for i, _, full in throttled if int(full)),
+            frozenset(task_id for task_id, _ in requests if task_id not in refused),
+            {i: wait / _US for i, (wait, _) in refused.items() if wait > 0},
+            frozenset(i for i, (_, full) in refused.items() if full),
         )
 
     async def renew(self, task_ids: Sequence[UUID], *, lease_seconds: float) -> None:
