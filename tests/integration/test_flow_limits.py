@@ -26,6 +26,7 @@ from tests.integration import flow_tasks
 from tests.integration.conftest import FAULT_SETTINGS, Stack, StackFactory
 from tests.integration.flow_tasks import RATE, SLOTS, Entry
 from tests.integration.processes import Process, wait_for
+from tests.integration.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +208,27 @@ def test_a_worker_killed_with_its_slots_gives_them_back_at_lease_expiry_never_tw
     back_at = killed_at + lease
     later = [(max(start, back_at), end, e) for start, end, e in spans if end > back_at]
     assert most_running(later) == SLOTS
+
+
+def test_a_flushed_redis_gives_the_running_tasks_their_slots_back_before_any_new_start(
+    stack_factory: StackFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stack = stack_factory(**FLOW_SETTINGS, TASKFLOW_REDIS_URL=redis_server.url)
+    stack.start_api()
+    for _ in range(WORKERS):
+        stack.start_worker("--queues", "flow")
+    ledger = tmp_path / "ledger"
+    ids = submit(stack, "flow.limited", [{"ledger": str(ledger), "seconds": 2.0}] * 9)
+    wait_for(
+        lambda: sum(e.event == "start" for e in flow_tasks.read(ledger)) >= SLOTS,
+        timeout=60,
+        what="the limited tasks to fill their slots",
+    )
+    client = redis_server.client()
+    assert client.flushall()  # the queued ids and the slots are gone; the store knows
+    client.close()
+
+    done = stack.wait_status(ids, {"SUCCESS"}, timeout=180)
+
+    assert {task["attempts"] for task in done} == {1}
+    assert most_running(intervals(flow_tasks.read(ledger))) == SLOTS

@@ -262,10 +262,12 @@ class ExecutionService:
         Pushes are idempotent and claims conditional, so overlapping runs do no harm.
         """
         if not await self._queue.intact():
-            await self._queue.mark_intact()  # first: a flush during the refill clears it again
-            if self._gate is not None:  # the slots went with the ids: the running hold them
+            if self._gate is not None:
+                # The slots went with the ids: the running tasks hold them again before the
+                # marker lets any other process push ids that a worker would admit.
                 running = await self._repo.expired(limit=RESTORED_SLOTS, horizon_seconds=None)
                 await self._gate.restore(running)
+            await self._queue.mark_intact()  # first: a flush during the refill clears it again
             return Reconciled(pushed=await self.redispatch(), resync=True, cursor=None)
         page = await self._repo.pending(after=after, limit=limit)
         missing = await self._queue.absent(page)
