@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DELIVERY_WINDOW_DEFAULT
+from taskflow.domain.flow import FlowLimits, parse_queue_limits
 from taskflow.domain.limits import QUEUE_MAX_LENGTH, QUEUE_PATTERN
 from taskflow.domain.retention import MAX_RETENTION_DAYS
 
@@ -61,6 +62,7 @@ class Settings:
     callback_allowed_hosts: CallbackHosts = field(default_factory=CallbackHosts)
     callback_retry_seconds: float = DELIVERY_WINDOW_DEFAULT
     callback_timeout_seconds: float = 10.0
+    queue_limits: Mapping[str, FlowLimits] = field(default_factory=dict)  # over the Registry's
 
     @classmethod
     def from_env(
@@ -121,6 +123,7 @@ class Settings:
             callback_timeout_seconds=env.number(
                 "TASKFLOW_CALLBACK_TIMEOUT_SECONDS", 10.0, float, low=0.1, high=300
             ),
+            queue_limits=env.parsed("TASKFLOW_QUEUE_LIMITS", parse_queue_limits, {}),
         )
         settings._check()
         if not dev and settings.redis_url is None:
@@ -249,6 +252,15 @@ class _Env:
     def hosts(self, name: str) -> CallbackHosts:
         try:
             return CallbackHosts.parse((self._raw(name) or "").split(","))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+    def parsed(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from None
 

@@ -15,9 +15,11 @@ from dependency_injector import containers, providers
 from taskflow.adapters.clock import SystemClock, uuid7
 from taskflow.adapters.faults import with_faulty_queue, with_faulty_repository
 from taskflow.adapters.memory import InMemoryCancelNotices, InMemoryTaskQueue
+from taskflow.adapters.memory_flow import InMemoryFlowLimiter
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.redis_cancel import RedisCancelNotices
+from taskflow.adapters.redis_flow import RedisFlowLimiter
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.adapters.sql.schedules import SqlScheduleStore
@@ -25,6 +27,7 @@ from taskflow.adapters.webhooks import HttpWebhookSender
 from taskflow.config import Settings
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DeliveryPolicy
+from taskflow.domain.flow import FlowPolicy
 from taskflow.domain.ports import CallbackStore, TaskRepository
 from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
@@ -78,6 +81,10 @@ def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender
     )
 
 
+def _flow_policy(registry: Registry, settings: Settings) -> FlowPolicy:
+    return registry.flow_policy(settings.queue_limits)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     registry = providers.Dependency(instance_of=Registry)
@@ -128,6 +135,21 @@ class Container(containers.DeclarativeContainer):
     )
 
     callback_store = providers.Singleton(_callback_store, repository)
+    flow_policy = providers.Singleton(_flow_policy, registry, settings)
+    limiter = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisFlowLimiter, redis_client, prefix=settings.provided.redis_prefix
+        ),
+        memory=providers.Singleton(InMemoryFlowLimiter, clock),
+    )
+    # The lease keeper's own, on its thread's loop: a client of its own, closed with it.
+    lease_limiter = providers.Factory(
+        RedisFlowLimiter,
+        providers.Factory(redis_connect, settings.provided.redis_url),
+        prefix=settings.provided.redis_prefix,
+        owned=True,
+    )
 
     task_service = providers.Singleton(
         TaskService,
@@ -149,6 +171,8 @@ class Container(containers.DeclarativeContainer):
         rand=providers.Object(random.random),
         worker_id=providers.Callable(new_worker_id),
         lease_seconds=settings.provided.lease_seconds,
+        flow=flow_policy,
+        limiter=limiter,
     )
 
     schedule_store = providers.Singleton(SqlScheduleStore, engine)
@@ -205,7 +229,15 @@ def open_lease_service(
     """An execution service on the lease repository, for the lease keeper's thread; returned
     with the function that closes that repository."""
     repository = container.lease_repository()
-    return container.execution_service(repository=repository), repository.close
+    if not container.flow_policy().has_slots:
+        return container.execution_service(repository=repository), repository.close
+    limiter = container.lease_limiter()
+
+    async def close() -> None:
+        await limiter.close()
+        await repository.close()
+
+    return container.execution_service(repository=repository, limiter=limiter), close
 
 
 def open_enqueued_listener(

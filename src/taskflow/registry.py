@@ -16,7 +16,8 @@ import msgspec
 from taskflow.client import AsyncClient, Client, Payload, SubmitOptions, Task
 from taskflow.client.errors import refused_locally
 from taskflow.domain.errors import InvalidPayload
-from taskflow.domain.limits import type_name_problem, type_options_problem
+from taskflow.domain.flow import FlowLimits, FlowPolicy
+from taskflow.domain.limits import queue_name_problem, type_name_problem, type_options_problem
 from taskflow.handlers import TaskContext
 from taskflow.schedules import Schedule
 from taskflow.validation_errors import describe
@@ -40,6 +41,7 @@ class TaskDefinition:
     backoff_base: float | None = None
     backoff_max: float | None = None
     is_async: bool = field(default=False)
+    flow: FlowLimits = field(default_factory=FlowLimits)  # rate and concurrency limits
 
     def decode(self, payload: Mapping[str, Any]) -> Any:
         """The handler's input: the payload converted to the annotated type."""
@@ -131,6 +133,7 @@ class Registry:
     def __init__(self) -> None:
         self._definitions: dict[str, TaskDefinition] = {}
         self._schedules: dict[str, Schedule] = {}
+        self._queues: dict[str, FlowLimits] = {}
 
     def task(
         self,
@@ -142,11 +145,20 @@ class Registry:
         timeout_seconds: float | None = None,
         backoff_base: float | None = None,
         backoff_max: float | None = None,
+        rate_limit: str | None = None,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Callable[[Callable[[PayloadT, TaskContext], ResultT]], DeclaredTask[PayloadT, ResultT]]:
         """Register the decorated function as the handler of task type ``name``; it becomes a
-        :class:`DeclaredTask`, still callable as the function was."""
+        :class:`DeclaredTask`, still callable as the function was.
+
+        ``rate_limit`` (``"10/s"``, ``"N/m"``, ``"N/h"``: at most N starts per period, N at
+        once) and ``concurrency`` (at most N running, per value of ``payload[concurrency_key]``
+        when given) hold across every worker (docs/api.md, "Flow control").
+        """
         _check_options(name, queue, priority, max_retries, timeout_seconds)
         _check_backoff(name, backoff_base, backoff_max)
+        flow = _flow(repr(name), rate_limit, concurrency, concurrency_key)
 
         def register(
             handler: Callable[[PayloadT, TaskContext], ResultT],
@@ -164,6 +176,7 @@ class Registry:
                 backoff_base=backoff_base,
                 backoff_max=backoff_max,
                 is_async=inspect.iscoroutinefunction(handler),
+                flow=flow,
             )
             self.add(definition)
             return DeclaredTask(definition, handler)
@@ -212,6 +225,23 @@ class Registry:
         """The periodic tasks, in the order they were registered."""
         return list(self._schedules.values())
 
+    def queue(
+        self, name: str, *, rate_limit: str | None = None, concurrency: int | None = None
+    ) -> None:
+        """Limit the starts (``rate_limit``) and running tasks (``concurrency``) of queue
+        ``name`` across every worker; ``TASKFLOW_QUEUE_LIMITS`` overrides these."""
+        problem = queue_name_problem(name)
+        if problem:
+            raise ValueError(f"queue {name!r}: {problem}")
+        self._queues[name] = _flow(f"queue {name!r}", rate_limit, concurrency, None)
+
+    def flow_policy(self, overrides: Mapping[str, FlowLimits] | None = None) -> FlowPolicy:
+        """Every limit declared here, queue limits overridden per queue by ``overrides``."""
+        queues = dict(self._queues)
+        for queue, limits in (overrides or {}).items():
+            queues[queue] = queues.get(queue, FlowLimits()).merged(limits)
+        return FlowPolicy(queues=queues, types={d.name: d.flow for d in self})
+
     def add(self, definition: TaskDefinition) -> None:
         if definition.name in self._definitions:
             raise ValueError(f"task type {definition.name!r} is registered twice")
@@ -223,6 +253,10 @@ class Registry:
             self.add(definition)
         for schedule in other.schedules:
             self.add_schedule(schedule)
+        for queue, limits in other._queues.items():
+            if self._queues.get(queue, limits) != limits:
+                raise ValueError(f"queue {queue!r} has other limits in each registry")
+            self._queues[queue] = limits
 
     def get(self, name: str) -> TaskDefinition | None:
         return self._definitions.get(name)
@@ -250,6 +284,17 @@ def _payload_type(handler: Handler) -> Any:
     if annotation is Any or origin in (dict, Mapping):
         return dict
     return annotation
+
+
+def _flow(
+    owner: str, rate_limit: str | None, concurrency: int | None, concurrency_key: str | None
+) -> FlowLimits:
+    try:
+        return FlowLimits.declared(
+            rate_limit=rate_limit, concurrency=concurrency, concurrency_key=concurrency_key
+        )
+    except ValueError as exc:
+        raise ValueError(f"{owner}: {exc}") from None
 
 
 def _check_backoff(name: str, base: float | None, max_: float | None) -> None:

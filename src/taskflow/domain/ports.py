@@ -12,6 +12,7 @@ from uuid import UUID
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.deliveries import Delivery, DueCallback, Sent
+from taskflow.domain.flow import Admission, Limit
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
@@ -181,6 +182,33 @@ class TaskQueue(Protocol):
     async def mark_intact(self) -> None: ...  # call before re-pushing everything the store has
     async def warnings(self) -> list[str]: ...  # settings that put queued ids at risk
     async def ping(self) -> None: ...  # QueueUnavailable when unreachable
+
+
+class FlowLimiter(Protocol):
+    """Counts starts and running tasks against limits, the same for every worker (decision 21).
+
+    A slot is held by a task id until released, or until its lease runs out unrenewed.
+    """
+
+    async def admit(
+        self, requests: Sequence[tuple[UUID, Sequence[Limit]]], *, lease_seconds: float
+    ) -> Admission: ...  # in order: a task passing all its limits takes a start of each rate
+
+    # and a slot of each concurrency limit, held lease_seconds; one that fails any takes nothing.
+    # A task id holding a slot already is refused (busy), never counted twice
+
+    async def renew(
+        self, task_ids: Sequence[UUID], *, lease_seconds: float
+    ) -> (
+        None
+    ): ...  # the slots these ids still hold now last lease_seconds from now; lapsed ones stay free
+    async def release(self, task_ids: Sequence[UUID]) -> None: ...  # frees their slots
+    async def restore(
+        self, holders: Sequence[tuple[UUID, Sequence[Limit], float]]
+    ) -> None: ...  # (task id, its limits, seconds its lease has left): its slots held that long
+
+    # again, whatever the count: to rebuild what a Redis restart lost
+    async def close(self) -> None: ...  # hands back its connections; idempotent
 
 
 class CancelNotices(Protocol):

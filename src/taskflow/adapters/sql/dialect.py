@@ -92,6 +92,9 @@ class Dialect(Protocol):
     ) -> Sequence[Any]:
         """``claiming`` the ids; the rows claimed."""
 
+    async def read(self, conn: AsyncConnection, ids: Collection[UUID]) -> Sequence[Any]:
+        """The rows of those ``ids`` that exist, in any order."""
+
     async def warm(self, writes: Collection[Write]) -> None:
         """Open the connections ``writes`` run on and prepare their statements, writing nothing."""
 
@@ -143,6 +146,16 @@ class PostgresDialect:
     ) -> Sequence[Any]:
         lease = timedelta(seconds=lease_seconds)
         return await self._claim.fetch(conn, ids=list(ids), worker_id=worker_id, lease=lease)
+
+    async def read(self, conn: AsyncConnection, ids: Collection[UUID]) -> Sequence[Any]:
+        # Raw, like the claim: a worker under a flow limit reads every batch it pops.
+        return await self._read.fetch(conn, ids=list(ids))
+
+    @functools.cached_property
+    def _read(self) -> postgres.Compiled:
+        return postgres.Compiled.of(
+            select(tasks).where(tasks.c.id == any_(bindparam("ids", [], type_=ARRAY(Uuid()))))
+        )
 
     async def warm(self, writes: Collection[Write]) -> None:
         # A process's first save used to wait for a new connection and the statement's prepare
@@ -237,6 +250,9 @@ class SqliteDialect:
         tokens = case({i: literal(uuid.uuid4(), Uuid()) for i in ids}, value=tasks.c.id)
         stmt = claiming(tasks.c.id.in_(ids), now, expires_at, tokens, literal(worker_id))
         return await history.claimed(conn, stmt)
+
+    async def read(self, conn: AsyncConnection, ids: Collection[UUID]) -> Sequence[Any]:
+        return list((await conn.execute(select(tasks).where(tasks.c.id.in_(ids)))).mappings())
 
     async def warm(self, writes: Collection[Write]) -> None:
         return None  # a file on this host: nothing to open ahead

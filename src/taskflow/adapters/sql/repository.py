@@ -143,9 +143,9 @@ class SqlTaskRepository:
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]:
         if not task_ids:
             return []
-        async with self._connect() as conn:
-            stmt = select(table).where(self._dialect.id_in(set(task_ids)))
-            found = {t.id: t for t in map(to_task, (await conn.execute(stmt)).mappings())}
+        # On the claim's own connection: under a flow limit, each claim reads its batch first.
+        async with self._writing("claim") as conn:
+            found = {t.id: t for t in map(to_task, await self._dialect.read(conn, set(task_ids)))}
         return [found[i] for i in task_ids if i in found]
 
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:

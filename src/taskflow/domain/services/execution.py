@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from taskflow.domain.attempts import AttemptEnd, AttemptOutcome, bounded_traceback
 from taskflow.domain.errors import InvalidTransition, LeaseLost, StaleTask
+from taskflow.domain.flow import FlowPolicy
 from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
-from taskflow.domain.ports import Clock, Renewal, TaskQueue, TaskRepository
+from taskflow.domain.ports import Clock, FlowLimiter, Renewal, TaskQueue, TaskRepository
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.services.flow_gate import FlowGate
 
 # How an attempt ended, by the status its ending transition left the task in.
 _SUCCEEDED = {TaskStatus.SUCCESS: AttemptOutcome.SUCCESS}
@@ -42,10 +44,16 @@ class Reconciled:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The tasks a worker claimed, and popped ids that no task in the store has."""
+    """The tasks a worker claimed, popped ids that no task in the store has, and the tasks a
+    limit held back (each with the seconds it was put back in the queue for)."""
 
     tasks: list[Task]
     unknown: list[UUID]
+    throttled: list[tuple[Task, float]] = field(default_factory=list)
+
+
+#: Running tasks whose slots a reconciliation restores after Redis lost them (decision 21).
+RESTORED_SLOTS = 10_000
 
 
 class ExecutionService:
@@ -60,6 +68,8 @@ class ExecutionService:
         rand: Callable[[], float],
         worker_id: str,
         lease_seconds: float,
+        flow: FlowPolicy | None = None,
+        limiter: FlowLimiter | None = None,
     ) -> None:
         self._repo = repository
         self._queue = queue
@@ -67,6 +77,12 @@ class ExecutionService:
         self._rand = rand
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
+        # Without a limit there is no gate: claims and outcomes cost what they did before.
+        self._gate = None
+        if flow and limiter is not None:
+            self._gate = FlowGate(
+                flow, limiter, queue=queue, clock=clock, rand=rand, lease_seconds=lease_seconds
+            )
 
     async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
         return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
@@ -76,6 +92,32 @@ class ExecutionService:
         ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
         if not ids:
             return Claim([], [])
+        if self._gate is not None and self._gate.applies_to(queues):
+            return await self._claim_admitted(ids, self._gate, queues)
+        return await self._claim(ids)
+
+    async def _claim_admitted(
+        self, ids: list[UUID], gate: FlowGate, queues: Sequence[str]
+    ) -> Claim:
+        """Claim those of ``ids`` every limit admits; the others go back to the queue, delayed.
+
+        The limiter is asked before the claim, so a throttled task is no attempt: its status,
+        attempts and lease stay as they were. Slots taken for a task the claim then did not get
+        (taken meanwhile, not yet due) are given back.
+        """
+        known = gate.known_without_reading(queues)
+        if known is None:
+            admitted, throttled = await gate.hold_back(await self._repo.get_many(ids))
+        else:
+            admitted, throttled = await gate.hold_back_ids(ids, known, self._repo.get_many)
+        kept = {task.id for task, _ in throttled}
+        claim = Claim([], [])
+        if len(kept) < len(ids):
+            claim = await self._claim([i for i in ids if i not in kept])
+        await gate.give_back(list(admitted - {task.id for task in claim.tasks}))
+        return Claim(claim.tasks, claim.unknown, throttled)
+
+    async def _claim(self, ids: Sequence[UUID]) -> Claim:
         claimed = await self._repo.claim(
             ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
         )
@@ -86,9 +128,12 @@ class ExecutionService:
 
     async def succeed(self, task: Task, result: Any) -> Task:
         token = _token(task)
-        return await self._fenced(
+        succeeded = await self._fenced(
             task, lambda t: t.succeed(token, result, now=self._clock.now()), _ending(_SUCCEEDED)
         )
+        if self._gate is not None:
+            await self._gate.ended(task)
+        return succeeded
 
     async def fail(
         self,
@@ -117,6 +162,8 @@ class ExecutionService:
             ),
             _ending(_FAILED, detailed),
         )
+        if self._gate is not None:
+            await self._gate.ended(task)
         await dispatch(self._queue, [failed])
         return failed
 
@@ -125,16 +172,21 @@ class ExecutionService:
         released = await self._fenced(
             task, lambda t: t.release(token, now=self._clock.now()), _ending(_RELEASED)
         )
+        if self._gate is not None:
+            await self._gate.ended(task)
         await dispatch(self._queue, [released])
         return released
 
     async def acknowledge_cancel(self, task: Task) -> Task:
         token = _token(task)
-        return await self._fenced(
+        cancelled = await self._fenced(
             task,
             lambda t: t.acknowledge_cancel(token, now=self._clock.now()),
             _ending(_ACKNOWLEDGED),
         )
+        if self._gate is not None:
+            await self._gate.ended(task)
+        return cancelled
 
     async def report_progress(self, task: Task, progress: Progress) -> Task:
         token = _token(task)
@@ -150,7 +202,15 @@ class ExecutionService:
         """
         if not leases:
             return Renewal(frozenset())
-        return await self._repo.renew_leases(leases, lease_seconds=self.lease_seconds)
+        if self._gate is None:
+            return await self._repo.renew_leases(leases, lease_seconds=self.lease_seconds)
+        began = self._clock.now()
+        renewal = await self._repo.renew_leases(leases, lease_seconds=self.lease_seconds)
+        # Counted from before the store renewed, so that a slot never outlasts its lease.
+        spent = (self._clock.now() - began).total_seconds()
+        remaining = max(0.0, self.lease_seconds - spent)
+        await self._gate.renew(list(renewal.held), lease_seconds=remaining)
+        return renewal
 
     async def reap(self, *, limit: int = 500) -> list[Task]:
         """Turn every expired lease into a failed attempt (``WorkerLost``)."""
@@ -202,6 +262,11 @@ class ExecutionService:
         Pushes are idempotent and claims conditional, so overlapping runs do no harm.
         """
         if not await self._queue.intact():
+            if self._gate is not None:
+                # The slots went with the ids: the running tasks hold them again before the
+                # marker lets any other process push ids that a worker would admit.
+                running = await self._repo.expired(limit=RESTORED_SLOTS, horizon_seconds=None)
+                await self._gate.restore(running)
             await self._queue.mark_intact()  # first: a flush during the refill clears it again
             return Reconciled(pushed=await self.redispatch(), resync=True, cursor=None)
         page = await self._repo.pending(after=after, limit=limit)
