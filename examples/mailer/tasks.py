@@ -63,9 +63,9 @@ class SmtpSettings(msgspec.Struct, frozen=True):
         )
 
 
-# flow control: rate_limit="10/s" (the mail provider's quota), across every worker, once
-# @tasks.task takes it (issue 11); until then a burst of submissions is sent as fast as it comes.
-@tasks.task("mail.send", max_retries=5)
+# rate_limit: at most 10 sends a second (the mail provider's quota), counted across every worker;
+# a burst of submissions waits its turn in the queue instead of being refused by the provider.
+@tasks.task("mail.send", max_retries=5, rate_limit="10/s")
 def send(payload: Mail, ctx: TaskContext) -> dict[str, object]:
     # A plain `def`: smtplib and sqlite3 block, so taskflow runs this in its thread pool.
     # No `timeout_seconds`: a thread cannot be stopped, so an attempt that timed out would go

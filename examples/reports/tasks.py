@@ -54,9 +54,15 @@ def _order(n: int) -> tuple[str, int, int]:
     return f"SKU-{pick.randrange(1000):03d}", pick.randint(1, 5), pick.randrange(100, 50_000)
 
 
-# flow control: concurrency=1, concurrency_key="customer_id" (one customer's export at a time,
-# others go on), across every worker, once @tasks.task takes them (issue 11).
-@tasks.task("reports.sales_csv", max_retries=2, timeout_seconds=900)
+# concurrency=1 per customer_id: one customer's export at a time, across every worker, while
+# other customers' exports go on.
+@tasks.task(
+    "reports.sales_csv",
+    max_retries=2,
+    timeout_seconds=900,
+    concurrency=1,
+    concurrency_key="customer_id",
+)
 async def sales_csv(payload: SalesReport, ctx: TaskContext) -> dict[str, object]:
     directory = Path(os.environ.get("REPORTS_DIR", "reports"))
     path = directory / f"sales-{payload.customer_id}-{payload.day.isoformat()}.csv"

@@ -32,9 +32,9 @@ class Upload(msgspec.Struct, forbid_unknown_fields=True):
     path: str  # relative to UPLOADS_DIR
 
 
-# flow control: concurrency=4 (hashing and compressing use a core and the disk each), across
-# every worker, once @tasks.task takes it (issue 11).
-@tasks.task("uploads.process", max_retries=3, timeout_seconds=600)
+# concurrency=4: hashing and compressing use a core and the disk each, so at most four run at
+# once across every worker, however many workers there are.
+@tasks.task("uploads.process", max_retries=3, timeout_seconds=600, concurrency=4)
 def process(payload: Upload, ctx: TaskContext) -> dict[str, object]:
     # A plain `def`: hashing and compressing block, so taskflow runs this in its thread pool.
     inbox = Path(os.environ.get("UPLOADS_DIR", "uploads")).resolve()
