@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DELIVERY_WINDOW_DEFAULT
 from taskflow.domain.flow import FlowLimits, parse_queue_limits
-from taskflow.domain.limits import QUEUE_MAX_LENGTH, QUEUE_PATTERN
+from taskflow.domain.limits import queue_name_problem
 from taskflow.domain.retention import MAX_RETENTION_DAYS
 
 T = TypeVar("T")
@@ -215,7 +215,7 @@ class _Env:
             if not item.strip():
                 continue
             queue, sep, days = (part.strip() for part in item.partition("="))
-            if not sep or not QUEUE_PATTERN.match(queue) or len(queue) > QUEUE_MAX_LENGTH:
+            if not sep or queue_name_problem(queue):
                 raise ConfigError(f"{name} must look like queue=days,queue=days, got {item!r}")
             if queue in found:
                 raise ConfigError(f"{name} names the queue {queue!r} twice")
