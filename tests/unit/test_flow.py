@@ -127,6 +127,8 @@ def test_settings_override_queue_limits() -> None:
         "mail=concurrency:x",
         "mail=concurrency:0",
         "mail=concurrency:1,concurrency:2",
+        "mail box=rate:1/s",
+        "mail=rate:1/s;mail=concurrency:2",
     ],
 )
 def test_a_bad_queue_limit_setting_names_its_variable(value: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
+from taskflow.domain.limits import queue_name_problem
 from taskflow.domain.model import Task
 
 #: Seconds in each unit a rate may be written in (``10/s``, ``600/m``, ``1000/h``).
@@ -206,6 +207,11 @@ def parse_queue_limits(text: str) -> dict[str, FlowLimits]:
         queue, equals, items = (x.strip() for x in part.partition("="))
         if not equals or not queue or not items:
             raise ValueError(f"expected queue=rate:N/s,concurrency:N, got {part!r}")
+        problem = queue_name_problem(queue)
+        if problem:
+            raise ValueError(f"queue {queue!r}: {problem}")
+        if queue in found:
+            raise ValueError(f"queue {queue!r} is named twice; it must be named once")
         options: dict[str, str] = {}
         for item in (i.strip() for i in items.split(",")):
             option, colon, value = (x.strip() for x in item.partition(":"))
