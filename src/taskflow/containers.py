@@ -85,6 +85,12 @@ def _flow_policy(registry: Registry, settings: Settings) -> FlowPolicy:
     return registry.flow_policy(settings.queue_limits)
 
 
+def _keeps_kinds(policy: FlowPolicy) -> bool:
+    """Whether the queue should carry each task's type: only where a type has a limit, so that
+    a claim asks the limiter without reading its batch first (decision 21)."""
+    return bool(policy.types)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     registry = providers.Dependency(instance_of=Registry)
@@ -114,12 +120,17 @@ class Container(containers.DeclarativeContainer):
     )
 
     redis_client = providers.Singleton(redis_connect, settings.provided.redis_url)
+    flow_policy = providers.Singleton(_flow_policy, registry, settings)
     queue = providers.Singleton(
         with_faulty_queue,
         providers.Selector(
             providers.Callable(_queue_backend, settings),
             redis=providers.Singleton(
-                RedisTaskQueue, redis_client, prefix=settings.provided.redis_prefix, clock=clock
+                RedisTaskQueue,
+                redis_client,
+                prefix=settings.provided.redis_prefix,
+                clock=clock,
+                kinds=providers.Callable(_keeps_kinds, flow_policy),
             ),
             memory=providers.Singleton(InMemoryTaskQueue, clock),
         ),
@@ -135,7 +146,6 @@ class Container(containers.DeclarativeContainer):
     )
 
     callback_store = providers.Singleton(_callback_store, repository)
-    flow_policy = providers.Singleton(_flow_policy, registry, settings)
     limiter = providers.Selector(
         providers.Callable(_queue_backend, settings),
         redis=providers.Singleton(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +12,7 @@ from uuid import UUID
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.deliveries import Delivery, DueCallback, Sent
-from taskflow.domain.flow import Admission, Limit
+from taskflow.domain.flow import Admission, Limit, Popped
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
@@ -27,10 +27,26 @@ class Dispatch:
     queue: str
     priority: int
     run_at: datetime
+    #: The task's type; a queue may hand it back with the id (`PoppedIds.kinds`), sparing a
+    #: worker under a type limit a read before it asks the limiter. "": not told.
+    type: str = ""
 
     @classmethod
     def of(cls, task: Task) -> Dispatch:
-        return cls(task.id, task.queue, task.priority, task.run_at)
+        return cls(task.id, task.queue, task.priority, task.run_at, task.type)
+
+
+class PoppedIds(list[UUID]):
+    """What `TaskQueue.pop` may return instead of a plain list: the ids, and the queue and type
+    of those whose push told their type (`Dispatch.type`), for a queue that keeps them."""
+
+    __slots__ = ("kinds",)
+
+    def __init__(
+        self, ids: Iterable[UUID] = (), kinds: dict[UUID, tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(ids)
+        self.kinds: dict[UUID, tuple[str, str]] = {} if kinds is None else kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,11 @@ class TaskRepository(Protocol):
     async def add_many(self, tasks: Sequence[Task]) -> None: ...  # all or none; DuplicateTask
     async def get(self, task_id: UUID) -> Task: ...  # TaskNotFound
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]: ...  # unknown ids skipped
+    async def popped(
+        self, task_ids: Sequence[UUID], *, keys: Collection[str]
+    ) -> list[
+        Popped
+    ]: ...  # as get_many, reading only what the flow gate needs (`keys`: of payload)
     async def save(
         self, task: Task, *, closing: AttemptEnd | None = None
     ) -> None: ...  # StaleTask unless stored version == version - 1; writes the attempt it ends

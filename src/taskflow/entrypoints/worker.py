@@ -111,8 +111,8 @@ class Worker:
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
         if claim.throttled and log.isEnabledFor(logging.DEBUG):
-            for task, wait in claim.throttled:  # DEBUG: a backlog is throttled many times over
-                log.debug("task throttled", extra={**task_facts(task), "wait": round(wait, 3)})
+            for held, wait in claim.throttled:  # DEBUG: a backlog is throttled many times over
+                log.debug("task throttled", extra={**task_facts(held), "wait": round(wait, 3)})
         if self._keeper is not None:
             self._keeper.track({t.id: t.lease.token for t in claim.tasks if t.lease is not None})
         if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
