@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -87,9 +87,22 @@ class ExecutionService:
     async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
         return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
 
-    async def claim_batch(self, queues: Sequence[str], *, limit: int, timeout: float) -> Claim:
-        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported."""
+    async def claim_batch(
+        self,
+        queues: Sequence[str],
+        *,
+        limit: int,
+        timeout: float,
+        paused: Callable[[], Collection[str]] | None = None,
+    ) -> Claim:
+        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported.
+
+        ``paused`` says which queues are paused once the pop returns: ids popped from those
+        (the pause landed while the pop waited) go back to the queue unclaimed.
+        """
         ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
+        if ids and paused is not None and (held := paused()):
+            ids = await self._put_back(ids, held)
         if not ids:
             return Claim([], [])
         if self._gate is not None and self._gate.applies_to(queues):
@@ -297,6 +310,14 @@ class ExecutionService:
             await self._queue.push(dispatches)
             count += len(dispatches)
             after = dispatches[-1].task_id
+
+    async def _put_back(self, ids: list[UUID], paused: Collection[str]) -> list[UUID]:
+        # Read first, only while a queue is paused: no attempt is counted for what goes back.
+        found = await self._repo.get_many(ids)
+        held = [t for t in found if t.queue in paused and t.status is TaskStatus.PENDING]
+        await dispatch(self._queue, held)
+        back = {t.id for t in held}
+        return [i for i in ids if i not in back]
 
     async def _requeue_unclaimed(self, ids: set[UUID]) -> list[UUID]:
         # An id we popped but could not claim is either taken, final, or not yet due by the
