@@ -57,8 +57,8 @@ class SqlQueueStore:
         stmt = select(tasks.c.queue, func.count()).where(status_in(ACTIVE)).group_by(tasks.c.queue)
         with store_errors():
             async with self._engine.connect() as conn:
-                rows = (await conn.execute(stmt)).tuples().all()
-        return dict(rows)
+                rows = (await conn.execute(stmt)).all()
+        return {row[0]: row[1] for row in rows}
 
     async def throughput(self, since: datetime) -> dict[str, Throughput]:
         stmt = (
