@@ -218,10 +218,11 @@ class Container(containers.DeclarativeContainer):
     )
 
     schedule_store = providers.Singleton(SqlScheduleStore, engine)
+    queue_store = providers.Singleton(SqlQueueStore, engine)
     fleet_service = providers.Singleton(
         FleetService,
         workers=worker_registry,
-        store=providers.Singleton(SqlQueueStore, engine),
+        store=queue_store,
         gauge=queue_gauge,
         clock=clock,
         flow=flow_policy,
