@@ -19,6 +19,7 @@ from taskflow.domain.attempts import AttemptOutcome
 from taskflow.domain.flow import FlowPolicy
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.prefetch import Prefetch
+from taskflow.entrypoints.presence import Presence
 from taskflow.entrypoints.worker import Worker, WorkerOptions
 from tests.unit.test_worker import BOUND, PENDING, SUCCESS, Env, serving, until
 
@@ -173,3 +174,49 @@ async def test_tasks_claimed_ahead_from_a_queue_that_pauses_are_handed_back() ->
 
 async def _listed(fleet: FleetService) -> bool:
     return bool(await fleet.workers())
+
+
+class SlowStore(InMemoryQueueStore):
+    """Its read of the paused queues waits until the test lets it answer."""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(env.repo)
+        self.reading = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def paused(self) -> frozenset[str]:
+        found = await super().paused()
+        self.reading.set()
+        await self.answer.wait()
+        return found
+
+
+async def test_a_beat_s_stale_read_does_not_undo_a_notice_heard_meanwhile() -> None:
+    env = Env()
+    store = SlowStore(env)
+    fleet = fleet_of(env)
+    fleet._store = store
+    presence = Presence(fleet, worker_id="w1", queues=["default"], concurrency=1, running=list)
+    listening = asyncio.create_task(presence._listen())
+    try:
+        beating = asyncio.create_task(presence.beat())
+        await until(store.reading)  # the read saw nothing paused
+        await store.set_paused("default", True, now=env.clock.now())
+        notices = fleet._notices
+        assert notices is not None
+
+        async def subscribed() -> bool:
+            return bool(notices._subscribers)  # type: ignore[attr-defined]
+
+        await eventually(subscribed)
+        await notices.notify_pause("default", True)
+
+        async def heard() -> bool:
+            return presence.pauses.paused == {"default"}
+
+        await eventually(heard)
+        store.answer.set()
+        await beating
+        assert presence.pauses.paused == {"default"}
+    finally:
+        listening.cancel()

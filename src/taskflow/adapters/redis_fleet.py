@@ -120,7 +120,7 @@ class RedisQueueGauge:
         self._prefix = prefix
         self._clock: Clock = clock or SystemClock()
         self._pattern = f"{_glob_escape(prefix)}:q:*"
-        self._key = re.compile(rf"^{re.escape(prefix)}:q:(.+):(ready|delayed)$")
+        self._key = re.compile(rf"^{re.escape(prefix)}:q:([^:]+):(ready|delayed)$")
 
     async def depths(self) -> dict[str, QueueDepth]:
         with mapped_errors():
