@@ -93,12 +93,6 @@ def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender
     )
 
 
-def _memory_gauge(queue: object, clock: SystemClock) -> InMemoryQueueGauge:
-    if not isinstance(queue, InMemoryTaskQueue):  # crash points wrap it: fault tests run Redis
-        raise RuntimeError("the in-process queue gauge needs the in-process queue")
-    return InMemoryQueueGauge(queue, clock)
-
-
 def _flow_policy(registry: Registry, settings: Settings) -> FlowPolicy:
     return registry.flow_policy(settings.queue_limits)
 
@@ -132,6 +126,8 @@ class Container(containers.DeclarativeContainer):
     )
 
     redis_client = providers.Singleton(redis_connect, settings.provided.redis_url)
+    # The in-process queue of `taskflow dev`, named so that its gauge reads it under any wrapper.
+    memory_queue = providers.Singleton(InMemoryTaskQueue, clock)
     queue = providers.Singleton(
         with_faulty_queue,
         providers.Selector(
@@ -139,7 +135,7 @@ class Container(containers.DeclarativeContainer):
             redis=providers.Singleton(
                 RedisTaskQueue, redis_client, prefix=settings.provided.redis_prefix, clock=clock
             ),
-            memory=providers.Singleton(InMemoryTaskQueue, clock),
+            memory=memory_queue,
         ),
         settings.provided.faults,
     )
@@ -166,7 +162,7 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(
             RedisQueueGauge, redis_client, prefix=settings.provided.redis_prefix, clock=clock
         ),
-        memory=providers.Singleton(_memory_gauge, queue, clock),
+        memory=providers.Singleton(InMemoryQueueGauge, memory_queue, clock),
     )
     pause_notices = providers.Selector(
         providers.Callable(_queue_backend, settings),
