@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -13,7 +13,7 @@ from taskflow.domain.flow import FlowPolicy
 from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import Clock, FlowLimiter, Renewal, TaskQueue, TaskRepository
-from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.services.dispatching import CAS_ATTEMPTS, Paused, dispatch, put_back_paused
 from taskflow.domain.services.flow_gate import FlowGate
 
 # How an attempt ended, by the status its ending transition left the task in.
@@ -88,21 +88,13 @@ class ExecutionService:
         return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
 
     async def claim_batch(
-        self,
-        queues: Sequence[str],
-        *,
-        limit: int,
-        timeout: float,
-        paused: Callable[[], Collection[str]] | None = None,
+        self, queues: Sequence[str], *, limit: int, timeout: float, paused: Paused = None
     ) -> Claim:
-        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported.
-
-        ``paused`` says which queues are paused once the pop returns: ids popped from those
-        (the pause landed while the pop waited) go back to the queue unclaimed.
-        """
+        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported,
+        ids of a queue ``paused()`` names once the pop returns go back unclaimed."""
         ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
         if ids and paused is not None and (held := paused()):
-            ids = await self._put_back(ids, held)
+            ids = await put_back_paused(self._repo, self._queue, ids, held)
         if not ids:
             return Claim([], [])
         if self._gate is not None and self._gate.applies_to(queues):
@@ -310,14 +302,6 @@ class ExecutionService:
             await self._queue.push(dispatches)
             count += len(dispatches)
             after = dispatches[-1].task_id
-
-    async def _put_back(self, ids: list[UUID], paused: Collection[str]) -> list[UUID]:
-        # Read first, only while a queue is paused: no attempt is counted for what goes back.
-        found = await self._repo.get_many(ids)
-        held = [t for t in found if t.queue in paused and t.status is TaskStatus.PENDING]
-        await dispatch(self._queue, held)
-        back = {t.id for t in held}
-        return [i for i in ids if i not in back]
 
     async def _requeue_unclaimed(self, ids: set[UUID]) -> list[UUID]:
         # An id we popped but could not claim is either taken, final, or not yet due by the
