@@ -127,3 +127,18 @@ def test_a_malformed_queue_name_is_a_400_problem(stack_factory: StackFactory) ->
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "'no spaces'" in response.json()["detail"]
+
+
+def test_a_worker_started_after_the_pause_starts_nothing_from_that_queue(
+    stack_factory: StackFactory,
+) -> None:
+    stack = stack_factory(TASKFLOW_WORKER_HEARTBEAT_SECONDS="60")
+    stack.start_api()
+    assert httpx.post(f"{stack.base_url}/api/queues/default/pause", timeout=30).status_code == 200
+    held = submit(stack, "default", 3)
+    worker = stack.start_worker("--queues", "default,other")
+    listed(stack, worker)
+    stack.wait_status(submit(stack, "other"), {"SUCCESS"})
+    assert [stack.task(i)["attempts"] for i in held] == [0, 0, 0]
+    assert httpx.post(f"{stack.base_url}/api/queues/default/resume", timeout=30).status_code == 200
+    stack.wait_status(held, {"SUCCESS"})

@@ -21,7 +21,7 @@ from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.presence import Presence
 from taskflow.entrypoints.worker import Worker, WorkerOptions
-from tests.unit.test_worker import BOUND, PENDING, SUCCESS, Env, serving, until
+from tests.unit.test_worker import BOUND, PENDING, SUCCESS, Env, Order, serving, until
 
 
 def fleet_of(env: Env) -> FleetService:
@@ -220,3 +220,24 @@ async def test_a_beat_s_stale_read_does_not_undo_a_notice_heard_meanwhile() -> N
         assert presence.pauses.paused == {"default"}
     finally:
         listening.cancel()
+
+
+async def test_a_queue_paused_before_the_worker_starts_is_never_popped() -> None:
+    env = Env()
+    store = SlowStore(env)
+    fleet = fleet_of(env)
+    fleet._store = store
+    await store.set_paused("default", True, now=env.clock.now())
+    held = await env.submit("t.order", {"order_id": "o", "qty": 1})
+    worker = worker_in(env, fleet, "default", "other")
+    async with serving(worker):
+        await until(store.reading)  # the first beat reads the paused queues before any claim
+        store.answer.set()
+        other = await env.submit("t.order", {"order_id": "p", "qty": 1}, queue="other")
+
+        async def other_done() -> bool:
+            return (await env.get(other)).status is SUCCESS
+
+        await eventually(other_done)
+        assert (await env.get(held)).attempts == 0
+        assert env.probe.payloads == [Order(order_id="p", qty=1)]

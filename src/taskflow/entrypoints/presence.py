@@ -90,12 +90,18 @@ class Presence:
         self._notices = 0  # notices heard: a store read they overtook is not applied
         self.pauses = Pauses(queues)
 
+    async def start(self) -> None:
+        """The first beat, before the worker claims anything: a queue paused before the worker
+        started must be known before its first pop."""
+        await run_step(self.beat)
+
     async def run(self) -> None:
+        """Listen for pause notices, and beat every interval after the first (`start`)."""
         listening = asyncio.create_task(self._listen())
         try:
             while True:
-                await run_step(self.beat)
                 await asyncio.sleep(self._fleet.beat_seconds)
+                await run_step(self.beat)
         finally:
             listening.cancel()
             await asyncio.gather(listening, return_exceptions=True)

@@ -155,6 +155,7 @@ class Worker:
         if self._notices is not None:
             background.append(asyncio.create_task(self._listen(self._notices)))
         if self._presence is not None:
+            await self._presence.start()
             background.append(asyncio.create_task(self._presence.run()))
         if self._keeper is not None:
             self._keeper.start(self.renewed, asyncio.get_running_loop())
