@@ -12,6 +12,7 @@ from uuid import UUID
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.deliveries import Delivery, DueCallback, Sent
+from taskflow.domain.fleet import QueueDepth, Throughput, WorkerInfo
 from taskflow.domain.flow import Admission, Limit, Popped
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
@@ -240,6 +241,47 @@ class CancelNotices(Protocol):
     def cancellations(
         self,
     ) -> AsyncIterator[UUID]: ...  # ids notified from now until closed; QueueUnavailable when cut
+
+
+class WorkerRegistry(Protocol):
+    """The live workers, each kept listed by its own heartbeats (decision 25)."""
+
+    async def beat(
+        self, worker: WorkerInfo, *, ttl_seconds: float
+    ) -> None: ...  # lists or relists it; unlisted ttl_seconds after its last beat
+    async def leave(self, worker_id: str) -> None: ...  # unlisted at once; nothing if unknown
+    async def live(self) -> list[WorkerInfo]: ...  # those listed now, by id
+
+
+class QueueStore(Protocol):
+    """What the store knows of queues: which are paused, what runs, what finished lately."""
+
+    async def paused(self) -> frozenset[str]: ...  # the paused queues
+    async def set_paused(
+        self, queue: str, paused: bool, *, now: datetime
+    ) -> None: ...  # idempotent; any name (a queue may be paused before it has tasks)
+    async def processing(self) -> dict[str, int]: ...  # PROCESSING tasks per queue that has any
+    async def throughput(
+        self, since: datetime
+    ) -> dict[str, Throughput]: ...  # tasks that became SUCCESS or FAILED at or after since
+
+
+class QueueGauge(Protocol):
+    """How many ids the dispatch queue holds per queue: for operators, never on the hot path."""
+
+    async def depths(self) -> dict[str, QueueDepth]: ...  # every queue holding ids; due by now
+
+
+class PauseNotices(Protocol):
+    """Tells workers within moments that a queue was paused or resumed; it may lose a notice,
+    since workers read the paused queues from the store at every heartbeat too."""
+
+    async def notify_pause(
+        self, queue: str, paused: bool
+    ) -> None: ...  # QueueUnavailable when down
+    def pauses(
+        self,
+    ) -> AsyncIterator[tuple[str, bool]]: ...  # (queue, paused) from now until closed
 
 
 class ScheduleStore(Protocol):

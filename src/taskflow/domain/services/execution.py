@@ -20,7 +20,7 @@ from taskflow.domain.ports import (
     TaskQueue,
     TaskRepository,
 )
-from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.services.dispatching import CAS_ATTEMPTS, Paused, dispatch, put_back_paused
 from taskflow.domain.services.flow_gate import FlowGate
 
 # How an attempt ended, by the status its ending transition left the task in.
@@ -94,10 +94,15 @@ class ExecutionService:
     async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
         return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
 
-    async def claim_batch(self, queues: Sequence[str], *, limit: int, timeout: float) -> Claim:
-        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported."""
+    async def claim_batch(
+        self, queues: Sequence[str], *, limit: int, timeout: float, paused: Paused = None
+    ) -> Claim:
+        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported,
+        ids of a queue ``paused()`` names once the pop returns go back unclaimed."""
         popped = await self._queue.pop(queues, limit=limit, timeout=timeout)
         ids = list(dict.fromkeys(popped))
+        if ids and paused is not None and (held := paused()):
+            ids = await put_back_paused(self._repo, self._queue, ids, held)
         if not ids:
             return Claim([], [])
         if self._gate is not None and self._gate.applies_to(queues):
