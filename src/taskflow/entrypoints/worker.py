@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from taskflow.adapters.prometheus import Metrics
 from taskflow.domain.model import Task
 from taskflow.domain.ports import CancelNotices, Renewal
 from taskflow.domain.services import ExecutionService
@@ -52,14 +53,16 @@ class Worker:
         *,
         cancel_notices: CancelNotices | None = None,
         prefetch: Prefetch | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._service = service
+        self._metrics = metrics or Metrics()
         self._keeper = lease_keeper
         self._notices = cancel_notices
         self._options = options
         self._running: dict[UUID, Run] = {}
         self._settling = 0  # runs in _running whose handler is done and outcome being written
-        self._sweeper = Sweeper(service)
+        self._sweeper = Sweeper(service, self._metrics)
         self._slot_freed = asyncio.Event()
         self._prefetch = Prefetch(options.prefetch) if prefetch is None else prefetch
         # Outcomes written at once: as many as one claim brings, so that they share a commit.
@@ -68,7 +71,9 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
-        self._attempts = AttemptRunner(service, registry, self._executor, self._settling_started)
+        self._attempts = AttemptRunner(
+            service, registry, self._executor, self._settling_started, self._metrics
+        )
 
     @property
     def id(self) -> str:
@@ -110,6 +115,8 @@ class Worker:
                 "prefix?)",
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
+        if claim.throttled:
+            self._metrics.throttled(task for task, _ in claim.throttled)
         if claim.throttled and log.isEnabledFor(logging.DEBUG):
             for task, wait in claim.throttled:  # DEBUG: a backlog is throttled many times over
                 log.debug("task throttled", extra={**task_facts(task), "wait": round(wait, 3)})
