@@ -20,7 +20,7 @@ from taskflow.entrypoints.http.problems import RETRY_AFTER_SECONDS
 from taskflow.entrypoints.http.schemas import ReadinessOut
 
 
-@get("/health/ready", sync_to_thread=False)
+@get("/health/ready", operation_id="worker_ready")
 async def worker_ready(probes: NamedDependency[Probes]) -> Response[ReadinessOut]:
     """Ready when the worker can claim and record: both the store and the queue answer."""
     store, queue = await asyncio.gather(check(probes.store), check(probes.queue))

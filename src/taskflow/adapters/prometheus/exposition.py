@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     PlatformCollector,
     ProcessCollector,
@@ -27,7 +26,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from taskflow.adapters.prometheus.counting import Metrics, PrometheusMetrics
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The text format generate_latest writes; Litestar adds the charset.
+CONTENT_TYPE = "text/plain; version=0.0.4"
 #: prometheus-client reads it when it is first imported: set before the children start.
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 

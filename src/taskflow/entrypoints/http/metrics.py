@@ -51,7 +51,7 @@ def fleet_reader(source: FleetSource) -> FleetReader:
     return read
 
 
-@get("/metrics", include_in_schema=False, sync_to_thread=False)
+@get("/metrics", include_in_schema=False)
 async def metrics_text(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics: Metrics = request.app.state.metrics
     fleet: FleetReader | None = request.app.state.fleet
