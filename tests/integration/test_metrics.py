@@ -3,6 +3,7 @@ PostgreSQL and Redis, their `/metrics` parsed with prometheus-client's own parse
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
@@ -128,3 +129,38 @@ def test_a_bad_worker_http_port_stops_the_worker_with_one_line(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "TASKFLOW_WORKER_HTTP_PORT" in lines[0]
+
+
+def test_a_taken_worker_http_port_stops_the_worker_with_one_line(
+    stack_factory: StackFactory,
+) -> None:
+    stack = stack_factory()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(["worker"], {**stack.env, "TASKFLOW_WORKER_HTTP_PORT": str(port)})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"taskflow: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_a_worker_that_cannot_reach_redis_is_live_but_not_ready(
+    stack_factory: StackFactory,
+) -> None:
+    stack = stack_factory()
+    port = free_port()
+    no_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    worker = stack.start_worker(
+        env={"TASKFLOW_WORKER_HTTP_PORT": str(port), "TASKFLOW_REDIS_URL": no_redis}
+    )
+    wait_http_ok(f"http://127.0.0.1:{port}/health/live", timeout=60, process=worker)
+    response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+    assert response.status_code == 503
+    report = response.json()
+    assert report["status"] == "unavailable"
+    assert report["checks"]["database"]["status"] == "up"
+    assert report["checks"]["queue"]["status"] == "down"
+    # Its own counters are still served.
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 200
