@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from taskflow.entrypoints.scheduler import start_scheduler
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
-from taskflow.entrypoints.worker_http import serving_worker_http
+from taskflow.entrypoints.worker_http import SignalFreeServer, serving_worker_http
 
 log = logging.getLogger("taskflow")
 
@@ -66,14 +66,6 @@ def worker_options(
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: ours stops the worker too, and exits 0."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 #: How every API process serves: our logging, no access log, the app's lifespan, 10 s to finish.
 _SERVING: dict[str, Any] = {
     "log_config": None,
@@ -84,7 +76,7 @@ _SERVING: dict[str, Any] = {
 
 
 def _server(container: Container, host: str, port: int) -> uvicorn.Server:
-    return _Server(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
+    return SignalFreeServer(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -47,8 +47,9 @@ def worker_app(container: Container) -> Litestar:
     )
 
 
-class _Server(uvicorn.Server):
-    """Stopped by the worker, not by signals of its own."""
+class SignalFreeServer(uvicorn.Server):
+    """uvicorn without its own signal handling: our handlers stop the process (and the worker
+    in it), and exit 0."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -66,7 +67,7 @@ async def serving_worker_http(
     config = uvicorn.Config(
         worker_app(container), log_config=None, access_log=False, lifespan="off"
     )
-    server = _Server(config)
+    server = SignalFreeServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         yield

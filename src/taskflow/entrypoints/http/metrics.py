@@ -79,7 +79,7 @@ async def _fleet_or_down(fleet: FleetReader) -> list[Metric]:
 
 def timing(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
     """A middleware that times each HTTP request, labelled by its route's path template
-    (``/api/tasks/{task_id:str}``, never the path itself) and its status."""
+    (``/api/tasks/{task_id}``, never the path itself) and its status."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         if not metrics.enabled:
