@@ -72,7 +72,7 @@ def exposed_names() -> set[str]:
         metrics.ended(replace(done, status=status), 0.1)
     metrics.ended(done, 0.1)
     metrics.ended(replace(task, attempts=1, retry_count=1), 0.1)
-    metrics._child(metrics._expired, "t", "default").inc()
+    metrics._expired["t", "default"].inc()
     metrics.started(replace(task, started_at=task.created_at))
     queue = Queue("default", 1, 0, 0, 2.0, False, 0, True)
     text = exposition(metrics, fleet_families([queue], []))

@@ -130,7 +130,9 @@ def test_a_child_is_looked_up_once_per_label_values() -> None:
         metrics.ended(make_task(TaskStatus.SUCCESS), 0.01)
         metrics.request("GET", "/api/tasks/{task_id:str}", 200, 0.001)
     # One child each for the counter, the run histogram and the request histogram.
-    assert len(metrics._children) == 3
+    assert len(metrics._by_status[TaskStatus.SUCCESS]) == 1
+    assert len(metrics._run) == 1
+    assert len(metrics._http) == 1
 
 
 def test_metrics_turned_off_count_nothing_and_expose_nothing() -> None:

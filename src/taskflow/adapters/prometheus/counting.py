@@ -3,18 +3,18 @@ HTTP requests it answered.
 
 Each process counts only what it did itself, so that a sum over every process of a deployment
 (API processes and workers, on any hosts) counts each event once. A child of a metric is looked
-up once per label values and kept: an event costs a dict lookup and an increment, no network
-and no await.
+up once per label values and kept: an event costs a dict lookup and an addition (``tally``),
+no network, no lock and no await.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.metrics import MetricWrapperBase
 
+from taskflow.adapters.prometheus.tally import Tallies
 from taskflow.domain.model import Task, TaskStatus
 
 #: Seconds: from a millisecond to a day, for both the wait in the queue and the run.
@@ -58,23 +58,33 @@ class Metrics:
 
 
 class PrometheusMetrics(Metrics):
-    """The metrics of one process, on prometheus-client.
+    """The metrics of one process, exposed with prometheus-client.
 
-    ``registry``: where they are collected from; None when the values live in the files of
-    prometheus-client's multiprocess mode, collected from there (``exposition``).
+    ``registry``: the registry a scrape reads, where they are kept as tallies of this process
+    (``tally``). None in multiprocess mode: then they are prometheus-client's own objects,
+    whose values live in the shared files (collected by ``exposition``).
     """
 
     enabled = True
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self.registry = registry
+        make_counter: Callable[[str, str, Sequence[str]], Any]
+        make_histogram: Callable[[str, str, Sequence[str], Sequence[float]], Any]
+        if registry is None:
+            make_counter = _shared_counter
+            make_histogram = _shared_histogram
+        else:
+            tallies = Tallies()
+            registry.register(tallies)
+            make_counter, make_histogram = tallies.counter, tallies.histogram
         by_type_and_queue = ("type", "queue")
 
-        def counter(name: str, doc: str) -> Counter:
-            return Counter(name, doc, by_type_and_queue, registry=registry)
+        def counter(name: str, doc: str) -> Children:
+            return Children(make_counter(name, doc, by_type_and_queue))
 
-        def histogram(name: str, doc: str) -> Histogram:
-            return Histogram(name, doc, ("type",), buckets=TASK_BUCKETS, registry=registry)
+        def histogram(name: str, doc: str) -> Children:
+            return Children(make_histogram(name, doc, ("type",), TASK_BUCKETS))
 
         self._submitted = counter("taskflow_tasks_submitted", "Tasks stored by this process.")
         self._by_status = {
@@ -97,48 +107,63 @@ class PrometheusMetrics(Metrics):
             "taskflow_task_queue_wait_seconds", "From when a task was due to its claim."
         )
         self._run = histogram("taskflow_task_run_seconds", "How long handlers ran.")
-        self._http = Histogram(
-            "taskflow_http_request_duration_seconds",
-            "HTTP requests answered, by route template and status.",
-            ("method", "route", "status"),
-            buckets=HTTP_BUCKETS,
-            registry=registry,
+        self._http = Children(
+            make_histogram(
+                "taskflow_http_request_duration_seconds",
+                "HTTP requests answered, by route template and status.",
+                ("method", "route", "status"),
+                HTTP_BUCKETS,
+            )
         )
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: MetricWrapperBase, *labels: Any) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def submitted(self, tasks: Iterable[Task]) -> None:
         for task in tasks:
-            self._child(self._submitted, task.type, task.queue).inc()
+            self._submitted[task.type, task.queue].inc()
 
     def ended(self, task: Task, run_seconds: float | None = None) -> None:
-        counter = self._by_status.get(task.status)
-        if counter is None:
+        counted = self._by_status.get(task.status)
+        if counted is None:
             return
-        self._child(counter, task.type, task.queue).inc()
+        counted[task.type, task.queue].inc()
         if run_seconds is not None:
-            self._child(self._run, task.type).observe(run_seconds)
+            self._run[(task.type,)].observe(run_seconds)
 
     def started(self, task: Task) -> None:
         if task.started_at is None:
             return
         waited = (task.started_at - task.run_at).total_seconds()
-        self._child(self._wait, task.type).observe(max(0.0, waited))
+        self._wait[(task.type,)].observe(waited if waited > 0.0 else 0.0)
 
     def leases_expired(self, tasks: Iterable[Task]) -> None:
         for task in tasks:
-            self._child(self._expired, task.type, task.queue).inc()
+            self._expired[task.type, task.queue].inc()
             self.ended(task)
 
     def throttled(self, tasks: Iterable[Task]) -> None:
         for task in tasks:
-            self._child(self._throttled, task.type, task.queue).inc()
+            self._throttled[task.type, task.queue].inc()
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._child(self._http, method, route, status).observe(seconds)
+        self._http[method, route, status].observe(seconds)
+
+
+class Children(dict[tuple[Any, ...], Any]):
+    """A metric's children by their label values, each made once: a hit is a dict look-up."""
+
+    def __init__(self, metric: Any) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, labels: tuple[Any, ...]) -> Any:
+        child = self[labels] = self.metric.labels(*labels)
+        return child
+
+
+def _shared_counter(name: str, doc: str, labelnames: Sequence[str]) -> Counter:
+    return Counter(name, doc, labelnames, registry=None)
+
+
+def _shared_histogram(
+    name: str, doc: str, labelnames: Sequence[str], buckets: Sequence[float]
+) -> Histogram:
+    return Histogram(name, doc, labelnames, buckets=buckets, registry=None)
