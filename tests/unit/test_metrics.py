@@ -250,3 +250,19 @@ def test_metrics_off_serve_no_route(container: Container) -> None:
     with TestClient(app=create_app(container)) as client:
         assert client.get("/metrics").status_code == 404
         assert client.post("/api/tasks", json={"type": "debug.echo", "payload": {}}).is_success
+
+
+def test_a_tallied_histogram_is_cumulative_with_each_bound_inclusive() -> None:
+    metrics = PrometheusMetrics(CollectorRegistry())
+    for seconds in (0.001, 0.005, 2.0, 100_000.0):  # 0.005 is a bound: it counts under it
+        metrics.ended(make_task(TaskStatus.SUCCESS), seconds)
+    scrape = samples(exposition(metrics))
+    name = "taskflow_task_run_seconds_bucket"
+    assert value(scrape, name, type="mail.send", le="0.005") == 2
+    assert value(scrape, name, type="mail.send", le="1.0") == 2
+    assert value(scrape, name, type="mail.send", le="2.5") == 3
+    assert value(scrape, name, type="mail.send", le="86400.0") == 3
+    assert value(scrape, name, type="mail.send", le="+Inf") == 4
+    assert value(scrape, "taskflow_task_run_seconds_count", type="mail.send") == 4
+    total = value(scrape, "taskflow_task_run_seconds_sum", type="mail.send")
+    assert total == pytest.approx(100_002.006)
