@@ -21,6 +21,7 @@ from taskflow.adapters.memory_fleet import (
     InMemoryWorkerRegistry,
 )
 from taskflow.adapters.memory_flow import InMemoryFlowLimiter
+from taskflow.adapters.prometheus import new_metrics
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.redis_cancel import RedisCancelNotices
@@ -108,6 +109,8 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Dependency(instance_of=Registry)
 
     clock = providers.Singleton(SystemClock)
+    # What this process counts (decision 26); counts nothing with TASKFLOW_METRICS=false.
+    metrics = providers.Singleton(new_metrics, settings.provided.metrics)
     retry_policy = providers.Singleton(
         RetryPolicy,
         base=settings.provided.retry_backoff_base,

@@ -71,6 +71,10 @@ def test_values_are_read_and_converted() -> None:
         ("TASKFLOW_DATABASE_URL", "mysql://localhost/x"),
         ("TASKFLOW_REDIS_URL", "memcached://x"),
         ("TASKFLOW_TASKS", "no_colon_here"),
+        ("TASKFLOW_WORKER_HTTP_PORT", "0"),
+        ("TASKFLOW_WORKER_HTTP_PORT", "metrics"),
+        ("TASKFLOW_WORKER_HTTP_PORT", "65536"),
+        ("TASKFLOW_METRICS", "sometimes"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -92,3 +96,12 @@ def test_an_empty_redis_url_is_refused_outside_dev() -> None:
     with pytest.raises(ConfigError, match="TASKFLOW_REDIS_URL"):
         Settings.from_env({"TASKFLOW_REDIS_URL": ""})
     assert Settings.from_env({"TASKFLOW_REDIS_URL": ""}, mode="dev").redis_url is None
+
+
+def test_metrics_are_on_and_the_worker_serves_no_http_by_default() -> None:
+    settings = Settings.from_env({})
+    assert settings.metrics is True
+    assert settings.worker_http_port is None
+    chosen = Settings.from_env({"TASKFLOW_WORKER_HTTP_PORT": "9464", "TASKFLOW_METRICS": "off"})
+    assert chosen.worker_http_port == 9464
+    assert chosen.metrics is False

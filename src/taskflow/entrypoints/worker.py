@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from taskflow.adapters.prometheus import Metrics
+from taskflow.domain.flow import Popped
 from taskflow.domain.model import Task
 from taskflow.domain.ports import CancelNotices, Renewal
 from taskflow.domain.services import ExecutionService
@@ -55,8 +57,10 @@ class Worker:
         cancel_notices: CancelNotices | None = None,
         prefetch: Prefetch | None = None,
         fleet: FleetService | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._service = service
+        self._metrics = metrics or Metrics()
         self._keeper = lease_keeper
         self._notices = cancel_notices
         self._options = options
@@ -74,7 +78,7 @@ class Worker:
         self._pauses = Pauses() if self._presence is None else self._presence.pauses
         self._pauses.on_change = self._hand_back_paused
         self._settling = 0  # runs in _running whose handler is done and outcome being written
-        self._sweeper = Sweeper(service)
+        self._sweeper = Sweeper(service, self._metrics)
         self._slot_freed = asyncio.Event()
         self._prefetch = Prefetch(options.prefetch) if prefetch is None else prefetch
         # Outcomes written at once: as many as one claim brings, so that they share a commit.
@@ -83,7 +87,9 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
-        self._attempts = AttemptRunner(service, registry, self._executor, self._settling_started)
+        self._attempts = AttemptRunner(
+            service, registry, self._executor, self._settling_started, self._metrics
+        )
 
     @property
     def id(self) -> str:
@@ -131,9 +137,8 @@ class Worker:
                 "prefix?)",
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
-        if claim.throttled and log.isEnabledFor(logging.DEBUG):
-            for held, wait in claim.throttled:  # DEBUG: a backlog is throttled many times over
-                log.debug("task throttled", extra={**task_facts(held), "wait": round(wait, 3)})
+        if claim.throttled:
+            self._held_back(claim.throttled)
         if self._keeper is not None:
             self._keeper.track({t.id: t.lease.token for t in claim.tasks if t.lease is not None})
         if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
@@ -144,6 +149,12 @@ class Worker:
             self._hand_back_paused()
         self._start_prefetched()
         return len(claim.tasks)
+
+    def _held_back(self, throttled: Sequence[tuple[Popped, float]]) -> None:
+        self._metrics.throttled(held for held, _ in throttled)
+        if log.isEnabledFor(logging.DEBUG):  # DEBUG: a backlog is throttled many times over
+            for held, wait in throttled:
+                log.debug("task throttled", extra={**task_facts(held), "wait": round(wait, 3)})
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set, then finish or hand back (release) what runs."""

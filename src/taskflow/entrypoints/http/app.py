@@ -15,6 +15,7 @@ from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
+from taskflow.entrypoints.http.metrics import FleetReader, fleet_reader, metrics_text, timing
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.schedules import ScheduleController
@@ -27,8 +28,13 @@ from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 API_VERSION = importlib.metadata.version("taskflow")
 
 
-def create_app(container: Container) -> Litestar:
+def create_app(container: Container, *, fleet: FleetReader | None = None) -> Litestar:
+    """The API's app; ``fleet`` reads the cluster-wide gauges its ``/metrics`` adds to the
+    process's own (the API's only: decision 26)."""
     settings = container.settings()
+    metrics = container.metrics()
+    if fleet is None and metrics.enabled:  # the deployment's gauges, read at each scrape
+        fleet = fleet_reader(container.fleet_service())
 
     def task_service() -> TaskService:
         return container.task_service()
@@ -50,7 +56,7 @@ def create_app(container: Container) -> Litestar:
         service = container.execution_service()
         await warm_store(container, "insert")
         await log_queue_warnings(service)
-        sweeping.append(asyncio.create_task(Sweeper(service).run(settings.sweep_seconds)))
+        sweeping.append(asyncio.create_task(Sweeper(service, metrics).run(settings.sweep_seconds)))
         listener = open_enqueued_listener(container, service.dispatch_stored)
         if listener is not None:  # tasks enqueued in callers' transactions, at their commit
             sweeping.append(asyncio.create_task(listener.run()))
@@ -71,7 +77,9 @@ def create_app(container: Container) -> Litestar:
             live,
             ready,
             assets_router(),
+            *([metrics_text] if metrics.enabled else []),
         ],
+        middleware=[timing(metrics)],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
@@ -88,6 +96,8 @@ def create_app(container: Container) -> Litestar:
                     max_payload_bytes=settings.max_payload_bytes,
                     max_body_bytes=settings.max_body_bytes,
                 ),
+                "metrics": metrics,
+                "fleet": fleet,
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
