@@ -12,6 +12,8 @@ from litestar.openapi import OpenAPIConfig
 
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
+from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
+from taskflow.entrypoints.http.dashboard.fleet import fleet_of
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -64,6 +66,7 @@ def create_app(container: Container) -> Litestar:
             live,
             ready,
             assets_router(),
+            dashboard_router(fleet_of(container)),
         ],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
@@ -82,6 +85,7 @@ def create_app(container: Container) -> Litestar:
                 ),
             }
         ),
+        template_config=template_config(),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
