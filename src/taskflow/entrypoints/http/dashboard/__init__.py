@@ -81,6 +81,8 @@ def on_domain_error(request: Request[Any, Any, Any], exc: TaskflowError) -> Temp
 
 
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    if exc.status_code >= 500:
+        log.error("dashboard page failed", exc_info=exc, extra={"path": request.url.path})
     return _fault_page(exc.status_code, str(exc.detail))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 
@@ -42,6 +42,7 @@ class WorkerView(Protocol):
     last_seen_at: datetime
 
 
+@runtime_checkable  # Litestar checks a dependency against its annotation
 class Fleet(Protocol):
     async def workers(self) -> Sequence[WorkerView]: ...
     async def queues(self) -> Sequence[QueueView]: ...
