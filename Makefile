@@ -3,13 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint chaos bench clean
+.PHONY: dev test lint chaos bench clean browser screenshots
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | browser
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	@$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+## Headless Chromium and its driver from Debian, for the dashboard's browser tests (and its
+## screenshots); installed only when missing. Nothing downloads a browser of its own.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		{ apt-get update -q && apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+## The dashboard's screenshots in docs/screenshots/, taken from a `taskflow dev` with sample tasks.
+screenshots: $(STAMP)
+	$(VENV)/bin/python -m tests.screenshots
 
 ## Run taskflow embedded: API and worker in one process, state in ./taskflow.db.
 dev: $(STAMP)
