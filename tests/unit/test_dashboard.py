@@ -7,16 +7,20 @@ Chromium by tests/integration/test_dashboard_browser.py.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dependency_injector import providers
 from litestar.testing import TestClient
 
+import taskflow
 from taskflow.adapters.memory import (
     InMemoryCancelNotices,
     InMemoryTaskQueue,
@@ -408,3 +412,33 @@ def test_queues_workers_and_pause_read_the_fleet_service(
         client.post("/dashboard/queues/default/resume", headers=SAME_SITE)
         assert fleet.paused == set()
         assert client.post("/dashboard/queues/default/stop", headers=SAME_SITE).status_code == 404
+
+
+class CountingRepository(InMemoryTaskRepository):
+    stats_read = 0
+
+    async def stats(self) -> list[Any]:
+        CountingRepository.stats_read += 1
+        return await super().stats()
+
+
+def test_open_overviews_share_one_count_of_the_store(container: Container) -> None:
+    container.repository.override(providers.Singleton(CountingRepository, container.clock))
+    CountingRepository.stats_read = 0
+    with TestClient(app=create_app(container)) as client:
+        for _ in range(5):
+            assert client.get("/dashboard/").status_code == 200
+    assert CountingRepository.stats_read == 1
+
+
+def test_the_package_data_holds_every_dashboard_file() -> None:
+    root = Path(taskflow.__file__).parent
+    with (root.parents[1] / "pyproject.toml").open("rb") as file:
+        globs = tomllib.load(file)["tool"]["setuptools"]["package-data"]["taskflow"]
+    files = [
+        path.relative_to(root).as_posix()
+        for path in (root / "entrypoints" / "http" / "dashboard").rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"}
+    ]
+    assert {"entrypoints/http/dashboard/static/dashboard.js"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []

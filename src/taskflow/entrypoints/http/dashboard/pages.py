@@ -14,6 +14,7 @@ from taskflow.domain.model import RETRYABLE, TaskStatus
 from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.entrypoints.http.dashboard import charts
+from taskflow.entrypoints.http.dashboard.figures import figures
 from taskflow.entrypoints.http.dashboard.fleet import Fleet
 from taskflow.entrypoints.http.dashboard.forms import form_values, list_request, task_id
 from taskflow.entrypoints.http.listing import encode_cursor
@@ -61,8 +62,8 @@ class DashboardPages(Controller):
         service: NamedDependency[TaskService],
         fleet: NamedDependency[Fleet | None],
     ) -> Template:
-        counts = await service.stats()
-        minutes = await service.finished_per_minute()
+        shared = await figures(request, service)
+        counts, minutes = shared.counts, shared.minutes
         queues = None if fleet is None else await fleet.queues()
         ages = [q.oldest_ready_age_seconds for q in queues or () if q.oldest_ready_age_seconds]
         return page(
