@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import importlib
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -43,7 +44,29 @@ def container() -> Container:
     built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
     built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))
     built.cancel_notices.override(providers.Singleton(InMemoryCancelNotices))
+    _fleet_on_fakes(built)
     return built
+
+
+def use_fleet(container: Container, fleet: object) -> None:
+    """``fleet`` as the container's fleet service, whether or not this build has one."""
+    provider = getattr(container, "fleet_service", None)
+    if provider is None:
+        container.set_provider("fleet_service", providers.Object(fleet))
+    else:
+        provider.override(providers.Object(fleet))
+
+
+def _fleet_on_fakes(built: Container) -> None:
+    """The fleet service's stores on their fakes, in a build that has them (issue 12, item 2,
+    built beside the dashboard: this keeps these tests off the real stores either way)."""
+    if not hasattr(built, "queue_store"):
+        return
+    fakes = importlib.import_module("taskflow.adapters.memory_fleet")
+    gauge = providers.Singleton(fakes.InMemoryQueueGauge, built.queue, built.clock)
+    built.queue_gauge.override(gauge)
+    built.queue_store.override(providers.Singleton(fakes.InMemoryQueueStore, built.repository))
+    built.worker_registry.override(providers.Singleton(fakes.InMemoryWorkerRegistry, built.clock))
 
 
 @pytest.fixture
@@ -377,15 +400,19 @@ class StandInFleet:
 @pytest.fixture
 def fleet(container: Container) -> StandInFleet:
     stand_in = StandInFleet()
-    container.fleet_service = providers.Object(stand_in)  # type: ignore[attr-defined]
+    use_fleet(container, stand_in)
     return stand_in
 
 
-def test_without_a_fleet_service_the_queues_and_workers_pages_say_so(client: Client) -> None:
-    assert "does not report its queues" in client.get("/dashboard/queues").text
-    assert "does not report its workers" in client.get("/dashboard/workers").text
-    response = client.post("/dashboard/queues/default/pause", headers=SAME_SITE)
-    assert response.status_code == 404
+def test_without_a_fleet_service_the_queues_and_workers_pages_say_so(
+    container: Container,
+) -> None:
+    use_fleet(container, None)
+    with TestClient(app=create_app(container)) as client:
+        assert "does not report its queues" in client.get("/dashboard/queues").text
+        assert "does not report its workers" in client.get("/dashboard/workers").text
+        response = client.post("/dashboard/queues/default/pause", headers=SAME_SITE)
+        assert response.status_code == 404
 
 
 def test_queues_workers_and_pause_read_the_fleet_service(
