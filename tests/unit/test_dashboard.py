@@ -469,3 +469,37 @@ def test_the_package_data_holds_every_dashboard_file() -> None:
     ]
     assert {"entrypoints/http/dashboard/static/dashboard.js"} <= set(files)
     assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/tasks?type=%00",
+        "/dashboard/tasks?type=" + "a" * 300,
+        "/dashboard/tasks?metadata=%00%3D1",
+        "/dashboard/tasks?metadata=%3D1",
+        "/dashboard/tasks?status=&type=&queue=&created_after=&metadata=",
+        "/dashboard/tasks?created_after=2026-12-01",
+        "/dashboard/tasks?created_after=9999-12-31T23:59",
+        "/dashboard/tasks?created_before=2026-02-30T10:00",
+        "/dashboard/tasks?limit=99999999999999999999",
+        "/dashboard/tasks?cursor=%00",
+        "/dashboard/tasks?unknown=1",
+        "/dashboard/tasks/%00",
+        "/dashboard/tasks/" + "f" * 500,
+        "/dashboard/lookup",
+        "/dashboard/lookup?id=%F0%9F%92%A5",
+        "/dashboard/?notice=%3Cscript%3E",
+    ],
+)
+def test_odd_input_is_never_a_server_error(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<script>" not in response.text.split("</head>")[1]
+
+
+def test_a_date_without_a_time_is_its_midnight_utc(client: Client) -> None:
+    task_id = submit(client, {"n": 1})
+    assert task_id in client.get("/dashboard/tasks?created_after=2000-01-01").text
+    assert task_id not in client.get("/dashboard/tasks?created_before=2000-01-01").text

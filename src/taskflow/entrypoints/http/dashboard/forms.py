@@ -57,10 +57,12 @@ def form_values(params: MultiDict[str]) -> dict[str, Any]:
 
 
 def _with_zone(raw: str) -> str:
-    """A browser's ``datetime-local`` value (``2026-12-01T10:00``) as an RFC 3339 UTC instant;
-    a value that names its zone is passed on as it is."""
+    """A browser's ``datetime-local`` value (``2026-12-01T10:00``) or a date (its midnight) as
+    an RFC 3339 UTC instant; a value that names its zone is passed on as it is."""
     if raw.endswith(("Z", "z")) or "+" in raw[10:] or raw[10:].count("-"):
         return raw
+    if len(raw) == len("YYYY-MM-DD"):
+        raw += "T00:00"
     if len(raw) == len("YYYY-MM-DDTHH:MM"):
         raw += ":00"
     return raw + "+00:00"
