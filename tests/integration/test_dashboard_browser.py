@@ -118,6 +118,25 @@ def test_a_failed_task_is_opened_retried_and_succeeds(stack: Stack, browser: Web
     assert "Retry by dashboard" in timeline
 
 
+def test_a_failed_task_is_retried_with_an_edited_payload(stack: Stack, browser: WebDriver) -> None:
+    task_id = submit(
+        stack, {"type": "debug.fail", "payload": {"fail_attempts": 99}, "max_retries": 0}
+    )
+    assert stack.wait_status([task_id])[0]["status"] == "FAILED"
+    browser.get(f"{stack.base_url}/dashboard/tasks/{task_id}")
+
+    browser.find_element(By.CSS_SELECTOR, "details.edit summary").click()
+    editor = browser.find_element(By.ID, "edit-payload")
+    editor.clear()
+    editor.send_keys('{"fail_attempts": 0}')
+    browser.find_element(By.XPATH, "//button[text()='Retry with this payload']").click()
+
+    wait_until(browser, lambda b: "notice=retried" in b.current_url, "the retry's redirect")
+    wait_until(browser, lambda b: badge(b) == "SUCCESS", "the edited task to succeed")
+    assert '"fail_attempts": 0' in browser.find_element(By.ID, "payload").text
+    assert stack.task(task_id)["payload"] == {"fail_attempts": 0}
+
+
 def test_a_running_task_is_cancelled_from_its_page(stack: Stack, browser: WebDriver) -> None:
     task_id = submit(stack, {"type": "debug.sleep", "payload": {"seconds": 120}})
     stack.wait_status([task_id], {"PROCESSING"})
@@ -179,6 +198,9 @@ def test_a_queue_is_paused_and_resumed(stack: Stack, browser: WebDriver) -> None
         "the queue row to say paused",
     )
     assert stack.task(held)["status"] == "PENDING"
+    browser.get(f"{stack.base_url}/dashboard/")
+    assert "Oldest waiting task:" in browser.find_element(By.ID, "live-queues").text
+    browser.get(f"{stack.base_url}/dashboard/queues")
 
     browser.find_element(By.XPATH, "//button[text()='Resume default']").click()
 
