@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from taskflow.domain.model import RETRYABLE, TaskStatus
+from taskflow.domain.model import CANCELLABLE, RETRYABLE, TaskStatus
 from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.entrypoints.http.dashboard import charts
@@ -138,8 +138,7 @@ class DashboardPages(Controller):
             "tasks",
             task=task,
             retryable=task.status in RETRYABLE,
-            cancellable=task.status in {TaskStatus.PENDING, TaskStatus.PROCESSING}
-            and not task.cancel_requested,
+            cancellable=task.status in CANCELLABLE and not task.cancel_requested,
             timeline=timeline,
             traceback=traceback,
             callback_url=callback_url,
