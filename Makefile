@@ -12,10 +12,16 @@ $(STAMP): pyproject.toml | browser
 	@touch $(STAMP)
 
 ## Headless Chromium and its driver from Debian, for the dashboard's browser tests (and its
-## screenshots); installed only when missing. Nothing downloads a browser of its own.
+## screenshots); installed only when missing. Nothing downloads a browser of its own. Where
+## apt-get cannot run (another system, not root) it says what to install, and goes on.
 browser:
-	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
-		{ apt-get update -q && apt-get install -y --no-install-recommends chromium chromium-driver; }
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "make: the browser tests need /usr/bin/chromium and /usr/bin/chromedriver" \
+			"(Debian: apt-get install chromium chromium-driver)" >&2; \
+	fi
 
 ## The dashboard's screenshots in docs/screenshots/, taken from a `taskflow dev` with sample tasks.
 screenshots: $(STAMP)
