@@ -73,6 +73,12 @@ def test_the_overview_loads_and_refreshes_itself(stack: Stack, browser: WebDrive
         "a bar in the throughput chart",
     )
 
+    # The refresh can be switched off from the keyboard, and on again.
+    live.send_keys(Keys.ENTER)
+    assert (live.get_attribute("aria-pressed"), live.text) == ("false", "Live refresh: off")
+    live.send_keys(Keys.ENTER)
+    assert (live.get_attribute("aria-pressed"), live.text) == ("true", "Live refresh: on")
+
 
 def test_the_list_filters_by_status_and_queue(stack: Stack, browser: WebDriver) -> None:
     queue = f"q{uuid.uuid4().hex[:8]}"
