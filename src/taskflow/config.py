@@ -45,6 +45,7 @@ class Settings:
     worker_prefetch: int = 240
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
+    worker_heartbeat_seconds: float = 5.0  # a worker's beat in the fleet; 3 missed: gone
     sweep_seconds: float = 5.0
     shutdown_grace_seconds: float = 30.0
     retry_backoff_base: float = 1.0
@@ -87,6 +88,9 @@ class Settings:
             lease_seconds=env.number("TASKFLOW_LEASE_SECONDS", 30.0, float, low=0.1),
             heartbeat_seconds=env.number("TASKFLOW_HEARTBEAT_SECONDS", 10.0, float, low=0.05),
             sweep_seconds=env.number("TASKFLOW_SWEEP_SECONDS", 5.0, float, low=0.05),
+            worker_heartbeat_seconds=env.number(
+                "TASKFLOW_WORKER_HEARTBEAT_SECONDS", 5.0, float, low=0.05, high=3600
+            ),
             shutdown_grace_seconds=env.number(
                 "TASKFLOW_SHUTDOWN_GRACE_SECONDS", 30.0, float, low=0
             ),

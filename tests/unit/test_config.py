@@ -39,9 +39,11 @@ def test_values_are_read_and_converted() -> None:
             "TASKFLOW_DEBUG_TASKS": "false",
             "TASKFLOW_LOG_LEVEL": "debug",
             "TASKFLOW_TASKS": "myapp.tasks:tasks",
+            "TASKFLOW_WORKER_HEARTBEAT_SECONDS": "0.25",
         }
     )
     assert settings.port == 9000
+    assert settings.worker_heartbeat_seconds == 0.25
     assert settings.lease_seconds == 2.5
     assert settings.debug_tasks is False
     assert settings.log_level == "DEBUG"
@@ -59,6 +61,9 @@ def test_values_are_read_and_converted() -> None:
         ("TASKFLOW_WORKER_PREFETCH", "many"),
         ("TASKFLOW_LEASE_SECONDS", "nan"),
         ("TASKFLOW_SWEEP_SECONDS", "-1"),
+        ("TASKFLOW_WORKER_HEARTBEAT_SECONDS", "0"),
+        ("TASKFLOW_WORKER_HEARTBEAT_SECONDS", "often"),
+        ("TASKFLOW_WORKER_HEARTBEAT_SECONDS", "7200"),
         ("TASKFLOW_RETRY_BACKOFF_BASE", "inf"),
         ("TASKFLOW_DEBUG_TASKS", "maybe"),
         ("TASKFLOW_LOG_FORMAT", "xml"),

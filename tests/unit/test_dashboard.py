@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import importlib
 import tomllib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,10 @@ from taskflow.adapters.memory import (
     InMemoryTaskQueue,
     InMemoryTaskRepository,
 )
+from taskflow.adapters.memory_fleet import InMemoryQueueGauge, InMemoryQueueStore
 from taskflow.config import Settings
 from taskflow.containers import Container, build_container
+from taskflow.domain.fleet import WorkerInfo
 from taskflow.domain.model import TaskError
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.loading import load_registry
@@ -40,33 +40,13 @@ EVIL = "<script>alert('x')</script>"
 
 @pytest.fixture
 def container() -> Container:
-    built = build_container(Settings(), load_registry(None, debug_tasks=True))
+    built = build_container(Settings(redis_url=None), load_registry(None, debug_tasks=True))
     built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
     built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))
     built.cancel_notices.override(providers.Singleton(InMemoryCancelNotices))
-    _fleet_on_fakes(built)
+    built.queue_gauge.override(providers.Singleton(InMemoryQueueGauge, built.queue, built.clock))
+    built.queue_store.override(providers.Singleton(InMemoryQueueStore, built.repository))
     return built
-
-
-def use_fleet(container: Container, fleet: object) -> None:
-    """``fleet`` as the container's fleet service, whether or not this build has one."""
-    provider = getattr(container, "fleet_service", None)
-    if provider is None:
-        container.set_provider("fleet_service", providers.Object(fleet))
-    else:
-        provider.override(providers.Object(fleet))
-
-
-def _fleet_on_fakes(built: Container) -> None:
-    """The fleet service's stores on their fakes, in a build that has them (issue 12, item 2,
-    built beside the dashboard: this keeps these tests off the real stores either way)."""
-    if not hasattr(built, "queue_store"):
-        return
-    fakes = importlib.import_module("taskflow.adapters.memory_fleet")
-    gauge = providers.Singleton(fakes.InMemoryQueueGauge, built.queue, built.clock)
-    built.queue_gauge.override(gauge)
-    built.queue_store.override(providers.Singleton(fakes.InMemoryQueueStore, built.repository))
-    built.worker_registry.override(providers.Singleton(fakes.InMemoryWorkerRegistry, built.clock))
 
 
 @pytest.fixture
@@ -333,112 +313,55 @@ def test_an_action_goes_back_only_to_a_dashboard_page(client: Client) -> None:
     assert elsewhere.headers["location"] == f"/dashboard/tasks/{ids[1]}?notice=cancelled"
 
 
-# Queues and workers, on a stand-in of the fleet service's interface
+# Queues and workers, from the fleet service on the fakes
 
 
-@dataclass(frozen=True)
-class QueueRow:
-    name: str
-    ready: int = 0
-    delayed: int = 0
-    processing: int = 0
-    oldest_ready_age_seconds: float | None = None
-    succeeded_last_minute: int = 0
-    failed_last_minute: int = 0
-    rate_limit: str | None = None
-    concurrency: int | None = None
-    paused: bool = False
-    consumers: int = 0
-
-    @property
-    def unconsumed(self) -> bool:
-        return self.ready + self.delayed > 0 and self.consumers == 0
-
-
-@dataclass(frozen=True)
-class WorkerRow:
-    id: str
-    host: str
-    pid: int
-    version: str
-    queues: tuple[str, ...]
-    concurrency: int
-    running: tuple[uuid.UUID, ...]
-    started_at: datetime
-    last_seen_at: datetime
-
-
-@dataclass
-class StandInFleet:
-    paused: set[str] = field(default_factory=set)
-
-    async def workers(self) -> list[WorkerRow]:
-        now = datetime(2030, 1, 1, tzinfo=UTC)
-        return [
-            WorkerRow("w-1", "host-a", 7, "0.1.0", ("default",), 4, (uuid.UUID(int=1),), now, now)
-        ]
-
-    async def queues(self) -> list[QueueRow]:
-        return [
-            QueueRow(
-                "default",
-                ready=3,
-                oldest_ready_age_seconds=75.0,
-                consumers=1,
-                paused="default" in self.paused,
-            ),
-            QueueRow("orphan", ready=2, oldest_ready_age_seconds=7200.0),
-        ]
-
-    async def pause(self, queue: str) -> None:
-        self.paused.add(queue)
-
-    async def resume(self, queue: str) -> None:
-        self.paused.discard(queue)
-
-
-@pytest.fixture
-def fleet(container: Container) -> StandInFleet:
-    stand_in = StandInFleet()
-    use_fleet(container, stand_in)
-    return stand_in
-
-
-def test_without_a_fleet_service_the_queues_and_workers_pages_say_so(
-    container: Container,
-) -> None:
-    use_fleet(container, None)
-    with TestClient(app=create_app(container)) as client:
-        assert "does not report its queues" in client.get("/dashboard/queues").text
-        assert "does not report its workers" in client.get("/dashboard/workers").text
-        response = client.post("/dashboard/queues/default/pause", headers=SAME_SITE)
-        assert response.status_code == 404
+def beat(container: Container, worker_id: str, *queues: str, running: uuid.UUID) -> None:
+    now = datetime.now(UTC)
+    info = WorkerInfo(worker_id, "host-a", 7, "0.1.0", queues, 4, (running,), now, now)
+    asyncio.run(container.fleet_service().beat(info))
 
 
 def test_queues_workers_and_pause_read_the_fleet_service(
-    fleet: StandInFleet, container: Container
+    client: Client, container: Container
 ) -> None:
-    with TestClient(app=create_app(container)) as client:
-        overview = client.get("/dashboard/").text
-        assert "Oldest waiting task: <strong>2 h 0 min</strong>" in overview
-        assert "no worker consumes it" in overview
-        queues = client.get("/dashboard/queues").text
-        assert "1 min 15 s" in queues
-        assert "Pause default" in queues
-        workers = client.get("/dashboard/workers").text
-        assert "host-a" in workers
-        assert "1 of 4" in workers
-        assert f"/dashboard/tasks/{uuid.UUID(int=1)}" in workers
+    running = uuid.uuid4()
+    beat(container, "w-1", "default", running=running)
+    submit(client, {"n": 1})
+    submit(client, {"n": 2}, queue="orphan")
 
-        response = client.post(
-            "/dashboard/queues/default/pause", headers=SAME_SITE, follow_redirects=False
-        )
-        assert response.status_code == 303
-        assert fleet.paused == {"default"}
-        assert "Resume default" in client.get(response.headers["location"]).text
-        client.post("/dashboard/queues/default/resume", headers=SAME_SITE)
-        assert fleet.paused == set()
-        assert client.post("/dashboard/queues/default/stop", headers=SAME_SITE).status_code == 404
+    overview = client.get("/dashboard/").text
+    assert "Oldest waiting task: <strong>" in overview
+    assert "(nothing is waiting)" not in overview
+    assert overview.count("no worker consumes it") == 1
+    queues = client.get("/dashboard/queues").text
+    assert '<tr id="queue-orphan" class="warn">' in queues
+    assert '<tr id="queue-default">' in queues
+    workers = client.get("/dashboard/workers").text
+    assert "host-a" in workers
+    assert "1 of 4" in workers
+    assert f'href="/dashboard/tasks/{running}"' in workers
+
+    response = client.post(
+        "/dashboard/queues/default/pause", headers=SAME_SITE, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/queues?notice=queue_paused"
+    assert "Resume default" in client.get(response.headers["location"]).text
+    [default] = [q for q in client.get("/api/queues").json()["queues"] if q["name"] == "default"]
+    assert default["paused"] is True
+    client.post("/dashboard/queues/default/resume", headers=SAME_SITE)
+    assert "Pause default" in client.get("/dashboard/queues").text
+
+
+def test_a_bad_queue_action_is_a_4xx_page(client: Client) -> None:
+    unknown_verb = client.post("/dashboard/queues/default/stop", headers=SAME_SITE)
+    assert unknown_verb.status_code == 404
+    bad_name = client.post("/dashboard/queues/no%20spaces/pause", headers=SAME_SITE)
+    assert bad_name.status_code == 400
+    assert "queue name" in bad_name.text
+    refused = client.post("/dashboard/queues/default/pause")
+    assert refused.status_code == 403
 
 
 class CountingRepository(InMemoryTaskRepository):

@@ -12,8 +12,9 @@ from litestar.openapi import OpenAPIConfig
 
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
+from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
-from taskflow.entrypoints.http.dashboard.fleet import fleet_of
+from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -35,6 +36,9 @@ def create_app(container: Container) -> Litestar:
 
     def schedule_service() -> ScheduleService:
         return container.schedule_service()
+
+    def fleet_service() -> FleetService:
+        return container.fleet_service()
 
     def probes() -> Probes:
         return Probes(store=container.repository().ping, queue=container.queue().ping)
@@ -62,16 +66,19 @@ def create_app(container: Container) -> Litestar:
         route_handlers=[
             TaskController,
             ScheduleController,
+            QueueController,
+            list_workers,
             list_types,
             live,
             ready,
             assets_router(),
-            dashboard_router(fleet_of(container)),
+            dashboard_router(),
         ],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
             "schedules": Provide(schedule_service, sync_to_thread=False),
+            "fleet": Provide(fleet_service, sync_to_thread=False),
         },
         # Read by the submit handlers from the app's state rather than injected: Litestar
         # resolves two dependencies of one handler in an anyio task group, which cost 15 % of

@@ -15,6 +15,7 @@ from taskflow.domain.errors import (
     InvalidSubmission,
     InvalidTransition,
     PayloadTooLarge,
+    QueueUnavailable,
     ScheduleNotFound,
     StaleTask,
     StoreUnavailable,
@@ -39,6 +40,7 @@ _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
     (DuplicateTask, 409),
     (IdempotencyKeyReused, 422),
     (StoreUnavailable, 503),
+    (QueueUnavailable, 503),  # the queue and worker figures read Redis
 )
 
 
@@ -63,7 +65,8 @@ def status_of(exc: TaskflowError) -> int:
 def on_domain_error(request: Request[Any, Any, Any], exc: TaskflowError) -> Response[ProblemOut]:
     status = status_of(exc)
     if status == 503:
-        log.warning("store unavailable", extra={"path": request.url.path, "error": exc.message})
+        facts = {"path": request.url.path, "error": exc.message}
+        log.warning("store or queue unavailable", extra=facts)
         return problem(503, exc.message, headers={"Retry-After": RETRY_AFTER_SECONDS})
     if status == 500:
         log.error("unexpected domain error", exc_info=exc)

@@ -12,7 +12,6 @@ from typing import Any, Final
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Router
-from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -21,7 +20,6 @@ from litestar.template import TemplateConfig
 
 from taskflow.domain.errors import TaskflowError
 from taskflow.entrypoints.http.dashboard.actions import DashboardActions
-from taskflow.entrypoints.http.dashboard.fleet import Fleet, FleetSource
 from taskflow.entrypoints.http.dashboard.pages import DashboardPages
 from taskflow.entrypoints.http.problems import status_of
 
@@ -86,13 +84,9 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Templa
     return _fault_page(exc.status_code, str(exc.detail))
 
 
-def dashboard_router(fleet: FleetSource) -> Router:
-    """The pages, the actions and their files; ``fleet``: the queues-and-workers service's
-    provider, None in a build without one (those pages then say so)."""
-
-    def provide_fleet() -> Fleet | None:
-        return None if fleet is None else fleet()
-
+def dashboard_router() -> Router:
+    """The pages, the actions and their files, on the app's services (``service``,
+    ``schedules``, ``fleet``)."""
     return Router(
         path="/",
         route_handlers=[
@@ -102,7 +96,6 @@ def dashboard_router(fleet: FleetSource) -> Router:
                 path=STATIC_PATH, directories=[HERE / "static"], include_in_schema=False
             ),
         ],
-        dependencies={"fleet": Provide(provide_fleet, sync_to_thread=False)},
         exception_handlers={TaskflowError: on_domain_error, HTTPException: on_http_error},
         include_in_schema=False,
     )

@@ -18,7 +18,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from taskflow.domain.services import ScheduleService, TaskService
-from taskflow.entrypoints.http.dashboard.fleet import Fleet
+from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.dashboard.forms import edited_payload, task_id
 from taskflow.entrypoints.http.tasks import check_payload_size
 from taskflow.entrypoints.logs import EventLog, task_facts
@@ -94,11 +94,9 @@ class DashboardActions(Controller):
         request: Request[Any, Any, Any],
         name: FromPath[str],
         verb: FromPath[str],
-        fleet: NamedDependency[Fleet | None],
+        fleet: NamedDependency[FleetService],
     ) -> Redirect:
         form = await request.form()
-        if fleet is None:
-            raise HTTPException(status_code=404, detail="queues cannot be paused in this build")
         if verb == "pause":
             await fleet.pause(name)
         elif verb == "resume":

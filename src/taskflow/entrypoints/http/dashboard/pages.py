@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from litestar import Controller, Request, get
@@ -13,9 +12,9 @@ from litestar.response import Redirect, Template
 from taskflow.domain.model import CANCELLABLE, RETRYABLE, TaskStatus
 from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
+from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.dashboard import charts
 from taskflow.entrypoints.http.dashboard.figures import figures
-from taskflow.entrypoints.http.dashboard.fleet import Fleet
 from taskflow.entrypoints.http.dashboard.forms import form_values, list_request, task_id
 from taskflow.entrypoints.http.listing import encode_cursor
 from taskflow.entrypoints.http.schedules import ScheduleOut
@@ -44,13 +43,6 @@ def _by_status(counts: list[TaskCount]) -> dict[TaskStatus, int]:
     return totals
 
 
-def _by_queue(counts: list[TaskCount]) -> dict[str, dict[TaskStatus, int]]:
-    queues: dict[str, dict[TaskStatus, int]] = defaultdict(lambda: dict.fromkeys(TaskStatus, 0))
-    for count in counts:
-        queues[count.queue][count.status] += count.count
-    return dict(sorted(queues.items()))
-
-
 class DashboardPages(Controller):
     path = "/dashboard"
     include_in_schema = False
@@ -60,19 +52,18 @@ class DashboardPages(Controller):
         self,
         request: Request[Any, Any, Any],
         service: NamedDependency[TaskService],
-        fleet: NamedDependency[Fleet | None],
+        fleet: NamedDependency[FleetService],
     ) -> Template:
         shared = await figures(request, service)
         counts, minutes = shared.counts, shared.minutes
-        queues = None if fleet is None else await fleet.queues()
-        ages = [q.oldest_ready_age_seconds for q in queues or () if q.oldest_ready_age_seconds]
+        queues = await fleet.queues()
+        ages = [q.oldest_ready_age_seconds for q in queues if q.oldest_ready_age_seconds]
         return page(
             request,
             "overview",
             "overview",
             statuses=list(TaskStatus),
             by_status=_by_status(counts),
-            by_queue=_by_queue(counts),
             queues=queues,
             oldest_ready=max(ages, default=None),
             minutes=minutes,
@@ -154,14 +145,12 @@ class DashboardPages(Controller):
 
     @get("/queues")
     async def queues(
-        self, request: Request[Any, Any, Any], fleet: NamedDependency[Fleet | None]
+        self, request: Request[Any, Any, Any], fleet: NamedDependency[FleetService]
     ) -> Template:
-        found = None if fleet is None else await fleet.queues()
-        return page(request, "queues", "queues", queues=found)
+        return page(request, "queues", "queues", queues=await fleet.queues())
 
     @get("/workers")
     async def workers(
-        self, request: Request[Any, Any, Any], fleet: NamedDependency[Fleet | None]
+        self, request: Request[Any, Any, Any], fleet: NamedDependency[FleetService]
     ) -> Template:
-        found = None if fleet is None else await fleet.workers()
-        return page(request, "workers", "workers", workers=found)
+        return page(request, "workers", "workers", workers=await fleet.workers())
