@@ -50,6 +50,12 @@ def sample_tasks(client: httpx.Client) -> str:
         return all(client.get(f"/api/tasks/{i}").json()["status"] in FINAL for i in short + failed)
 
     wait_for(ended, timeout=120, interval=0.2, what="the sample tasks to end")
+
+    def reported_running() -> bool:
+        workers = client.get("/api/workers").json()["workers"]
+        return any(worker["running_count"] for worker in workers)
+
+    wait_for(reported_running, timeout=60, interval=0.2, what="the worker to report its task")
     return failed[0]
 
 
