@@ -3,24 +3,43 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint chaos bench clean promtool
+.PHONY: dev test lint chaos bench clean promtool browser screenshots tools
 
-# promtool (for the alert rules' tests) is looked for on every run, and installed when missing.
-$(STAMP): pyproject.toml | promtool
+$(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	@$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+## What the tests need beside Python, looked for on every run and installed when missing:
+## promtool (the alert rules' tests) and Debian's chromium (the dashboard's browser tests).
+tools: promtool browser
+
 promtool:
 	@./deploy/prometheus/install-promtool.sh
+
+## Headless Chromium and its driver from Debian, for the dashboard's browser tests (and its
+## screenshots); installed only when missing. Nothing downloads a browser of its own. Where
+## apt-get cannot run (another system, not root) it says what to install, and goes on.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "make: the browser tests need /usr/bin/chromium and /usr/bin/chromedriver" \
+			"(Debian: apt-get install chromium chromium-driver)" >&2; \
+	fi
+
+## The dashboard's screenshots in docs/screenshots/, taken from a `taskflow dev` with sample tasks.
+screenshots: $(STAMP) | browser
+	$(VENV)/bin/python -m tests.screenshots
 
 ## Run taskflow embedded: API and worker in one process, state in ./taskflow.db.
 dev: $(STAMP)
 	$(VENV)/bin/taskflow dev
 
 ## Every check: lint, types, unit, contract and integration tests.
-test: $(STAMP)
+test: $(STAMP) | tools
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy

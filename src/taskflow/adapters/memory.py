@@ -33,6 +33,7 @@ from taskflow.domain.ports import Clock, Dispatch, PoppedIds, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
 from taskflow.domain.schedules import ScheduleState
+from taskflow.domain.throughput import MinuteCount, minute_of
 
 
 class InMemoryTaskRepository:
@@ -192,6 +193,14 @@ class InMemoryTaskRepository:
     async def stats(self) -> list[TaskCount]:
         counts = Counter((t.queue, t.type, t.status) for t in self._tasks.values())
         return [TaskCount(*key, count) for key, count in sorted(counts.items())]
+
+    async def finished_per_minute(self, since: datetime) -> list[MinuteCount]:
+        counts = Counter(
+            (minute_of(t.finished_at, since), t.status)
+            for t in self._tasks.values()
+            if t.status in FINAL and t.finished_at is not None and t.finished_at >= since
+        )
+        return [MinuteCount(*key, count) for key, count in sorted(counts.items())]
 
     async def save_changed(self, items: Sequence[tuple[Task, TaskChange]]) -> set[UUID]:
         written = set()

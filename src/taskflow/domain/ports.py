@@ -18,6 +18,7 @@ from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
 from taskflow.domain.schedules import ScheduleState
+from taskflow.domain.throughput import MinuteCount
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,12 @@ class TaskRepository(Protocol):
     ) -> list[Task]: ...  # matching tasks, (created_at, id) descending, strictly below ``after``
 
     async def stats(self) -> list[TaskCount]: ...  # tasks per (queue, type, status), in that order
+
+    async def finished_per_minute(
+        self, since: datetime
+    ) -> list[MinuteCount]: ...  # final tasks that finished at or after ``since`` (a minute's
+
+    # start), counted per minute (counted from ``since``) and status; empty minutes left out
 
     async def save_changed(
         self, items: Sequence[tuple[Task, TaskChange]]

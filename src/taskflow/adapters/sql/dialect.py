@@ -23,6 +23,7 @@ from uuid import UUID
 
 import asyncpg
 from sqlalchemy import (
+    Integer,
     Interval,
     String,
     Update,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     exists,
     func,
     insert,
@@ -116,6 +118,10 @@ class Dialect(Protocol):
 
     def metadata_equals(self, condition: MetadataEquals) -> ColumnElement[bool]:
         """The task's top-level metadata ``key`` holds one of ``condition.values()``."""
+        ...
+
+    def minutes_since(self, moment: ColumnElement[Any], since: datetime) -> ColumnElement[Any]:
+        """Whole minutes from ``since`` to ``moment`` (not before it), as an integer."""
         ...
 
 
@@ -213,6 +219,10 @@ class PostgresDialect:
             *(document.contains(literal({condition.key: v}, JSONB())) for v in condition.values())
         )
 
+    def minutes_since(self, moment: ColumnElement[Any], since: datetime) -> ColumnElement[Any]:
+        seconds = func.extract("epoch", moment - literal(since, UtcDateTime()))
+        return cast(func.floor(seconds / 60), Integer)
+
 
 class SqliteDialect:
     refusals: tuple[type[Exception], ...] = ()
@@ -286,6 +296,14 @@ class SqliteDialect:
         typed = or_(*(_sqlite_json_is(each.c.type, each.c.value, v) for v in condition.values()))
         member = select(literal(1)).select_from(each).where(each.c.key == condition.key, typed)
         return exists(member)
+
+    def minutes_since(self, moment: ColumnElement[Any], since: datetime) -> ColumnElement[Any]:
+        # Naive UTC text, fixed width: its whole seconds only (strftime would round the
+        # fraction to milliseconds, carrying 59.9999995 into the next minute), as Unix
+        # seconds; both operands are whole numbers, so '/' divides them whole.
+        whole = func.substr(moment, 1, len("YYYY-MM-DD HH:MM:SS"))
+        seconds = cast(func.strftime("%s", whole), Integer) - int(since.timestamp())
+        return seconds.self_group().op("/")(60)
 
 
 def _sqlite_json_is(kind: ColumnElement[Any], value: ColumnElement[Any], want: Any) -> Any:

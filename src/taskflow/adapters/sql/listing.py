@@ -7,6 +7,7 @@ ends with ``(created_at, id)``, the listing's order (schema.py).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Uuid, func, literal, select, tuple_
@@ -14,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from taskflow.adapters.sql.dialect import Dialect
 from taskflow.adapters.sql.schema import UtcDateTime, status_in, tasks
+from taskflow.domain.model import FINAL
 from taskflow.domain.queries import Position, TaskQuery
 
 
@@ -30,6 +32,15 @@ def finding(
 def counting() -> Select[Any]:
     columns = (tasks.c.queue, tasks.c.type, tasks.c.status)
     return select(*columns, func.count()).group_by(*columns)
+
+
+def finishing(since: datetime, dialect: Dialect) -> Select[Any]:
+    """Final tasks finished since ``since``, counted per minute and status; the partial index
+    on ``finished_at`` of final tasks (the retention job's) finds them."""
+    minute = dialect.minutes_since(tasks.c.finished_at, since)
+    found = status_in(FINAL) & (tasks.c.finished_at >= literal(since, UtcDateTime()))
+    counted = select(minute, tasks.c.status, func.count()).where(found)
+    return counted.group_by(minute, tasks.c.status)
 
 
 def _conditions(query: TaskQuery, dialect: Dialect) -> list[ColumnElement[bool]]:

@@ -40,6 +40,7 @@ from taskflow.domain.model import ACTIVE, CLAIMABLE, Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
+from taskflow.domain.throughput import MINUTE, MinuteCount
 
 SaveItem = tuple[Task, AttemptEnd | None]
 Outcomes = list[BaseException | None]
@@ -253,6 +254,11 @@ class SqlTaskRepository:
             rows = (await conn.execute(listing.counting())).all()
         # Sorted here: the databases' collations need not agree on the order of names.
         return sorted(TaskCount(q, t, TaskStatus(s), n) for q, t, s, n in rows)
+
+    async def finished_per_minute(self, since: datetime) -> list[MinuteCount]:
+        async with self._connect() as conn:
+            rows = (await conn.execute(listing.finishing(since, self._dialect))).all()
+        return sorted(MinuteCount(since + m * MINUTE, TaskStatus(s), n) for m, s, n in rows)
 
     async def save_changed(self, items: Sequence[tuple[Task, TaskChange]]) -> set[UUID]:
         if not items:

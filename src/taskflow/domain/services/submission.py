@@ -38,6 +38,7 @@ from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checke
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.building import Submission, TaskBuilder
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.throughput import WINDOW_MINUTES, Minute, per_minute, window_start
 
 #: Who made a change, when the caller does not say (a Python caller of the service).
 UNKNOWN_ACTOR = "unknown"
@@ -255,6 +256,12 @@ class TaskService:
     async def stats(self) -> list[TaskCount]:
         """How many tasks there are per queue, type and status."""
         return await self._repo.stats()
+
+    async def finished_per_minute(self, minutes: int = WINDOW_MINUTES) -> list[Minute]:
+        """The last ``minutes`` whole minutes, oldest first, the last being the minute of now:
+        how many tasks succeeded, failed and were cancelled in each."""
+        since = window_start(self._clock.now(), minutes)
+        return per_minute(await self._repo.finished_per_minute(since), since, minutes)
 
 
 def _check_actor(by: str) -> None:

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.metrics import FleetReader, fleet_reader, metrics_text, timing
@@ -78,6 +79,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             ready,
             assets_router(),
             *([metrics_text] if metrics.enabled else []),
+            dashboard_router(),
         ],
         middleware=[timing(metrics)],
         dependencies={
@@ -100,6 +102,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
                 "fleet": fleet,
             }
         ),
+        template_config=template_config(),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

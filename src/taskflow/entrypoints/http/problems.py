@@ -57,8 +57,13 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def status_of(exc: TaskflowError) -> int:
+    """The HTTP status a domain error is answered with (the dashboard's pages use it too)."""
+    return next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 500)
+
+
 def on_domain_error(request: Request[Any, Any, Any], exc: TaskflowError) -> Response[ProblemOut]:
-    status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 500)
+    status = status_of(exc)
     if status == 503:
         facts = {"path": request.url.path, "error": exc.message}
         log.warning("store or queue unavailable", extra=facts)

@@ -1,0 +1,123 @@
+"""The dashboard's actions: HTML forms POSTed here, answered by a redirect (303) to a page.
+
+The defence against cross-site requests is a same-origin check (decision 27): a browser
+names the page a POST comes from in ``Origin`` (or, failing that, ``Referer``), and another
+site cannot forge either; an action whose origin is not this host is refused with 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.params import FromPath
+from litestar.response import Redirect
+
+from taskflow.domain.services import ScheduleService, TaskService
+from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.dashboard.forms import edited_payload, task_id
+from taskflow.entrypoints.http.tasks import check_payload_size
+from taskflow.entrypoints.logs import EventLog, task_facts
+
+log = logging.getLogger("taskflow.api")
+events = EventLog(log)
+
+#: Who the task's history says made a change from the dashboard.
+ACTOR = "dashboard"
+
+
+async def same_origin(request: Request[Any, Any, Any]) -> None:
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null":
+        raise PermissionDeniedException(
+            "a dashboard action needs the Origin (or Referer) header a browser sends"
+        )
+    parts = urlsplit(source)
+    host = request.headers.get("host", "")
+    if parts.scheme not in {"http", "https"} or parts.netloc.lower() != host.lower():
+        raise PermissionDeniedException(
+            f"a dashboard action must come from this site ({host}), not from {source[:100]!r}"
+        )
+
+
+def back(request: Request[Any, Any, Any], form: Any, default: str, notice: str) -> Redirect:
+    """To the page the form names in ``next`` (a dashboard page only), else ``default``."""
+    wanted = str(form.get("next") or "")
+    target = wanted if wanted.startswith("/dashboard") and "//" not in wanted else default
+    path, _, query = target.partition("?")
+    kept = [p for p in query.split("&") if p and not p.startswith("notice=")]
+    kept.append(urlencode({"notice": notice}))
+    return Redirect(f"{path}?{'&'.join(kept)}", status_code=303)
+
+
+class DashboardActions(Controller):
+    path = "/dashboard"
+    include_in_schema = False
+
+    @post("/tasks/{raw_id:str}/cancel", before_request=same_origin)
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        raw_id: FromPath[str],
+        service: NamedDependency[TaskService],
+    ) -> Redirect:
+        form = await request.form()
+        task = await service.cancel(task_id(raw_id))
+        events.info(
+            "cancel requested" if task.cancel_requested else "task cancelled", task_facts(task)
+        )
+        notice = "cancel_requested" if task.cancel_requested else "cancelled"
+        return back(request, form, f"/dashboard/tasks/{task.id}", notice)
+
+    @post("/tasks/{raw_id:str}/retry", before_request=same_origin)
+    async def retry(
+        self,
+        request: Request[Any, Any, Any],
+        raw_id: FromPath[str],
+        service: NamedDependency[TaskService],
+    ) -> Redirect:
+        form = await request.form()
+        payload = edited_payload(form)
+        if payload is not None:
+            check_payload_size(payload, request.app.state.limits)
+        task = await service.retry(task_id(raw_id), payload=payload, by=ACTOR)
+        log.info("task retried", extra=task_facts(task))
+        return back(request, form, f"/dashboard/tasks/{task.id}", "retried")
+
+    @post("/queues/{name:str}/{verb:str}", before_request=same_origin)
+    async def queue(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        verb: FromPath[str],
+        fleet: NamedDependency[FleetService],
+    ) -> Redirect:
+        form = await request.form()
+        if verb == "pause":
+            await fleet.pause(name)
+        elif verb == "resume":
+            await fleet.resume(name)
+        else:
+            raise HTTPException(status_code=404, detail=f"no queue action {verb[:32]!r}")
+        return back(request, form, "/dashboard/queues", f"queue_{verb}d")
+
+    @post("/schedules/{name:str}/{verb:str}", before_request=same_origin)
+    async def schedule(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        verb: FromPath[str],
+        schedules: NamedDependency[ScheduleService],
+    ) -> Redirect:
+        form = await request.form()
+        if verb == "pause":
+            await schedules.pause(name)
+        elif verb == "resume":
+            await schedules.resume(name)
+        else:
+            raise HTTPException(status_code=404, detail=f"no schedule action {verb[:32]!r}")
+        return back(request, form, "/dashboard/schedules", f"schedule_{verb}d")

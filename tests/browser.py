@@ -1,0 +1,63 @@
+"""Headless Chromium from Debian's ``chromium`` package, driven by Selenium through Debian's
+``chromium-driver``: nothing is downloaded. ``make`` installs both when they are missing; a
+test that finds them missing fails, naming them (it never skips)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# What lets Chromium run headless as root in a container, and keeps it off the network.
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+#: How long a page may take to show what a test waits for: generous, as the machine is shared.
+PATIENCE = 60.0
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def chromium(profile: Path, *, width: int = 1280, height: int = 800) -> Iterator[WebDriver]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        raise AssertionError(
+            f"{' and '.join(missing)} missing: `make` installs Debian's chromium and "
+            "chromium-driver (apt-get install chromium chromium-driver)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    service = Service(executable_path=str(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_until(driver: WebDriver, condition: Callable[[WebDriver], T], what: str) -> T:
+    """Poll ``condition`` until it is truthy; fail after ``PATIENCE`` seconds naming ``what``."""
+    try:
+        return WebDriverWait(driver, PATIENCE, poll_frequency=0.1).until(condition)
+    except Exception as exc:
+        raise AssertionError(
+            f"timed out waiting for {what} on {driver.current_url}:\n{driver.page_source[-3000:]}"
+        ) from exc
