@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
-from taskflow.domain.services import ExecutionService
-from taskflow.entrypoints.logs import EventLog, error_facts, task_facts
+from taskflow.domain.model import TaskStatus
+from taskflow.domain.services import ExecutionService, LostLease
+from taskflow.entrypoints.logs import EventLog, error_facts, retry_facts, task_facts
 
 log = logging.getLogger("taskflow.sweeper")
 events = EventLog(log)
@@ -34,11 +35,8 @@ class Sweeper:
         await self.prune()
 
     async def reap(self) -> None:
-        for task in await self._service.reap():
-            events.warning(
-                "lease expired, attempt failed",
-                {**task_facts(task), "status": task.status.value, "error": error_facts(task)},
-            )
+        for lost in await self._service.reap():
+            events.warning("lease expired, attempt failed", lost_lease_facts(lost))
 
     async def prune(self) -> None:
         await self._service.prune_idempotency_keys()  # those past IDEMPOTENCY_KEY_TTL
@@ -59,6 +57,20 @@ class Sweeper:
             for step in (self.reap, self.reconcile, self.prune):
                 await run_step(step)
             await asyncio.sleep(interval)
+
+
+def lost_lease_facts(lost: LostLease) -> dict[str, object]:
+    """What the line of an attempt whose lease ran out says: the worker that held it, and
+    when the task runs again if it does."""
+    task = lost.task
+    facts = {
+        **task_facts(task, worker_id=lost.worker_id),
+        "status": task.status.value,
+        "error": error_facts(task),
+    }
+    if task.status is TaskStatus.PENDING:
+        facts |= retry_facts(task)
+    return facts
 
 
 async def run_step(step: Callable[[], Awaitable[object]]) -> None:

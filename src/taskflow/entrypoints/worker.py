@@ -19,7 +19,7 @@ from taskflow.domain.ports import CancelNotices, Renewal
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.attempt import AttemptRunner, Backoff, Run
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.logs import EventLog, task_facts
+from taskflow.entrypoints.logs import EventLog, FirstThrottles, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
@@ -68,6 +68,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
+        self._throttles = FirstThrottles()
         self._attempts = AttemptRunner(service, registry, self._executor, self._settling_started)
 
     @property
@@ -110,9 +111,8 @@ class Worker:
                 "prefix?)",
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
-        if claim.throttled and log.isEnabledFor(logging.DEBUG):
-            for task, wait in claim.throttled:  # DEBUG: a backlog is throttled many times over
-                log.debug("task throttled", extra={**task_facts(task), "wait": round(wait, 3)})
+        if claim.throttled and log.isEnabledFor(logging.INFO):
+            self._log_throttled(claim.throttled)
         if self._keeper is not None:
             self._keeper.track({t.id: t.lease.token for t in claim.tasks if t.lease is not None})
         if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
@@ -121,6 +121,16 @@ class Worker:
         self._prefetch.put(claim.tasks)
         self._start_prefetched()
         return len(claim.tasks)
+
+    def _log_throttled(self, throttled: Sequence[tuple[Task, float]]) -> None:
+        # INFO the first time an attempt is held back, DEBUG when it is again: one waiting for
+        # a concurrency slot comes back every 0.1-0.2 s, and a backlog would flood the log.
+        for task, wait in throttled:
+            facts = {**task_facts(task), "wait": round(wait, 3)}
+            if self._throttles.first(task):
+                events.info("task throttled", facts)
+            else:
+                events.debug("task throttled", facts)
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set, then finish or hand back (release) what runs."""

@@ -15,6 +15,7 @@ from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
+from taskflow.entrypoints.http.request_ids import RequestIds
 from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
@@ -83,6 +84,8 @@ def create_app(container: Container) -> Litestar:
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        # A trace id on every log line of a request, and in its answer (docs/operations.md).
+        middleware=[RequestIds],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="taskflow",
