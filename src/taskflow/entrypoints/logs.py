@@ -170,7 +170,10 @@ def configure(level: str, fmt: str) -> None:
     # uvicorn's own access log would double every request line; our events carry the facts.
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic announces its dialect and DDL mode at INFO on every start, even with nothing to do.
-    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
+    # httpx writes each request's whole URL at INFO: a webhook's query string may hold a token
+    # (the "webhook delivered" line says what happened without it).
+    for noisy in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
 
 
 def finish() -> None:
@@ -294,8 +297,9 @@ class FirstThrottles:
         self._size = size
         self._seen: OrderedDict[tuple[UUID, int], None] = OrderedDict()
 
-    def first(self, task: Task) -> bool:
-        key = (task.id, task.attempts)
+    def first_of(self, task_id: UUID, attempt: int) -> bool:
+        """Whether this is the first time the attempt after ``attempt`` is held back."""
+        key = (task_id, attempt)
         if key in self._seen:
             return False
         self._seen[key] = None

@@ -126,8 +126,8 @@ class Worker:
         # INFO the first time an attempt is held back, DEBUG when it is again: one waiting for
         # a concurrency slot comes back every 0.1-0.2 s, and a backlog would flood the log.
         for task, wait in throttled:
-            facts = {**task_facts(task), "wait": round(wait, 3)}
-            if self._throttles.first(task):
+            facts = {**task_facts(task, worker_id=self.id), "wait": round(wait, 3)}
+            if self._throttles.first_of(task.id, task.attempts):
                 events.info("task throttled", facts)
             else:
                 events.debug("task throttled", facts)
