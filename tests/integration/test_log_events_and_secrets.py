@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,14 @@ import pytest
 from sqlalchemy import make_url
 
 from tests.integration.conftest import FAULT_SETTINGS, Stack, StackFactory
-from tests.integration.processes import Process, run_cli, wait_for
+from tests.integration.processes import (
+    Process,
+    base_env,
+    free_port,
+    run_cli,
+    wait_for,
+    wait_http_ok,
+)
 from tests.webhook_receiver import Receiver
 
 SECRET = f"planted-{uuid.uuid4().hex}"
@@ -224,3 +232,48 @@ def test_every_event_names_its_task_and_worker_and_no_line_shows_a_secret(
     # the webhooks went out and were logged, without their URLs
     delivered = [e for e in worked if e["event"] == "webhook delivered"]
     assert {e["task_id"] for e in delivered} == {ok["id"], flaky["id"]}
+
+
+def test_taskflow_dev_writes_one_readable_line_per_event_with_the_traceback_below(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    dev = Process(["dev", "--port", str(port)], base_env(), tmp_path / "dev.log", cwd=tmp_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{base}/health/ready", timeout=60, process=dev)
+        body = {"type": "debug.fail", "payload": {"fail_attempts": 1}, "max_retries": 1}
+        response = httpx.post(
+            f"{base}/api/tasks", json=body, headers={"X-Request-ID": "dev-1"}, timeout=30
+        )
+        assert response.status_code == 202, response.text
+        task_id = response.json()["id"]
+
+        def succeeded() -> bool:
+            task = httpx.get(f"{base}/api/tasks/{task_id}", timeout=30).json()
+            return bool(task["status"] == "SUCCESS")
+
+        wait_for(succeeded, timeout=60, what="the task to succeed on its second attempt")
+    finally:
+        assert dev.stop() == 0, dev.output()[-3000:]
+    text = dev.log_path.read_text()
+    lines = text.splitlines()
+
+    def line_of(event: str) -> int:
+        [index] = [i for i, line in enumerate(lines) if f" {event} task_id={task_id} " in line]
+        return index
+
+    time_level = r"\d\d:\d\d:\d\d\.\d{3} (INFO   |WARNING) "
+    submitted = lines[line_of("task submitted")]
+    assert re.match(time_level + "task submitted task_id=", submitted), submitted
+    assert "type=debug.fail attempt=0 queue=default" in submitted
+    assert submitted.endswith("trace_id=dev-1")
+    retry = line_of("retry scheduled")
+    assert re.match(time_level, lines[retry])
+    assert "attempt=1" in lines[retry]
+    assert "worker_id=" in lines[retry]
+    assert lines[retry + 1] == "Traceback (most recent call last):"
+    below = lines[retry + 2 : retry + 40]
+    assert any(line.endswith("DebugFailure: debug.fail: failing on purpose") for line in below)
+    assert "attempt=2" in lines[line_of("task succeeded")]
+    assert not text.lstrip().startswith("{")
