@@ -142,3 +142,9 @@ def test_lines_outside_a_request_carry_no_trace_id() -> None:
     assert logs.current_trace_id() is None
     line = JsonFormatter().event_line("taskflow.worker", logging.INFO, "task claimed", {})
     assert b"trace_id" not in line
+
+
+def test_an_answer_of_no_route_carries_the_id_too(client: TestClient[Any]) -> None:
+    response = client.get("/no/such/route", headers={"X-Request-ID": "lost-1"})
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == "lost-1"

@@ -59,13 +59,8 @@ def current_trace_id() -> str | None:
 
     The formatters look this function up on every line, so tracing can replace it
     (``logs.current_trace_id = ...``) with one that answers the active span's trace id first
-    and falls back to `bound_trace_id`.
+    and falls back to the function it replaced.
     """
-    return _trace_id.get()
-
-
-def bound_trace_id() -> str | None:
-    """The id `bind_trace_id` gave this context, whatever `current_trace_id` has become."""
     return _trace_id.get()
 
 

@@ -125,12 +125,12 @@ class Worker:
     def _log_throttled(self, throttled: Sequence[tuple[Task, float]]) -> None:
         # INFO the first time an attempt is held back, DEBUG when it is again: one waiting for
         # a concurrency slot comes back every 0.1-0.2 s, and a backlog would flood the log.
+        every_time = log.isEnabledFor(logging.DEBUG)
         for task, wait in throttled:
-            facts = {**task_facts(task, worker_id=self.id), "wait": round(wait, 3)}
-            if self._throttles.first_of(task.id, task.attempts):
-                events.info("task throttled", facts)
-            else:
-                events.debug("task throttled", facts)
+            first = self._throttles.first_of(task.id, task.attempts)
+            if first or every_time:
+                facts = {**task_facts(task, worker_id=self.id), "wait": round(wait, 3)}
+                (events.info if first else events.debug)("task throttled", facts)
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set, then finish or hand back (release) what runs."""
