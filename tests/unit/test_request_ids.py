@@ -45,7 +45,8 @@ def test_the_trace_id_comes_from_a_valid_traceparent_then_x_request_id(
 
 
 @pytest.mark.parametrize(
-    "request_id", ["", "a b", 'say "hi"', "x" * 129, "ünïcode", "line\\break", "<script>"]
+    "request_id",
+    ["", "a b", 'say "hi"', "x" * 129, "ünïcode", "line\\break", "<script>", "ends\n"],
 )
 def test_an_implausible_x_request_id_is_replaced_by_a_new_id(request_id: str) -> None:
     made = trace_id_of([(b"x-request-id", request_id.encode())])

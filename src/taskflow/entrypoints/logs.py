@@ -246,8 +246,8 @@ def _sole_writer(logger: logging.Logger, level: int) -> LineWriter | None:
 def task_facts(task: Task, *, worker_id: str | None = None) -> dict[str, Any]:
     """What every life-cycle log line says about its task.
 
-    ``worker_id``: the worker that ran the attempt, for a task whose lease is already gone;
-    otherwise the holder of its lease, if it has one.
+    ``worker_id``: the worker involved, for a task that holds no lease (its attempt ended, its
+    lease expired, or a flow limit held it back); otherwise the holder of its lease, if any.
     """
     facts: dict[str, Any] = {
         "task_id": task.id,  # a UUID: msgspec writes it faster than str() would

@@ -30,7 +30,7 @@ _TRACEPARENT = re.compile(
     rb"^(?!ff)[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
 )
 # Visible ASCII without the characters that would need quoting in a header or a log line.
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:;+/=@,~-]{1,%d}$" % REQUEST_ID_MAX_LENGTH)
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:;+/=@,~-]{1,%d}" % REQUEST_ID_MAX_LENGTH)
 
 
 def trace_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -41,7 +41,7 @@ def trace_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
             match = _TRACEPARENT.match(value)
             if match is not None:
                 return match.group(1).decode()
-        elif name == REQUEST_ID and _REQUEST_ID.match(value):
+        elif name == REQUEST_ID and _REQUEST_ID.fullmatch(value):
             request_id = value
     # Unique, not secret: the generator OpenTelemetry's SDK uses for its ids, and cheaper.
     return f"{random.getrandbits(128):032x}" if request_id is None else request_id.decode()
