@@ -483,12 +483,12 @@ class ServicesMachine(RuleBasedStateMachine):
     async def lapse_and_reap(self) -> list[Task]:
         if not self.follows_host:
             self.clock.advance(1)
-            return await self.workers[WORKERS[1]].reap()
+            return [lost.task for lost in await self.workers[WORKERS[1]].reap()]
         for _ in range(500):  # about five seconds; the lease ends a millisecond after renewal
             self.clock.set(max(self.clock.now(), SystemClock().now()))
             reaped = await self.workers[WORKERS[1]].reap()
             if reaped:
-                return reaped
+                return [lost.task for lost in reaped]
             await asyncio.sleep(0.01)
         raise AssertionError("a lease renewed to a millisecond never ran out")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -259,7 +260,7 @@ async def test_a_lost_limiter_gets_the_slots_of_running_tasks_back_from_the_stor
     assert len(claim.throttled) == 1
 
 
-async def test_the_worker_logs_a_throttled_start_at_debug_with_its_wait(
+async def test_the_worker_logs_a_throttled_attempt_at_info_once_then_at_debug(
     repo: InMemoryTaskRepository,
     queue: InMemoryTaskQueue,
     clock: FakeClock,
@@ -268,20 +269,26 @@ async def test_the_worker_logs_a_throttled_start_at_debug_with_its_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     tasks = Registry()
+    release = asyncio.Event()
 
     @tasks.task("plain")
     async def plain(payload: dict[str, object], ctx: TaskContext) -> None:
-        return None
+        await release.wait()
 
     first, second = await submit(service, "plain", 2)
     running = Worker(worker(repo, queue, clock, limiter), tasks, WorkerOptions(queues=QUEUES))
     with caplog.at_level(logging.DEBUG, logger=worker_log.name):
         assert await running.run_once() == 1
+        clock.advance(1)  # past the wait: the second task is looked at again, still refused
+        assert await running.run_once() == 0
+        release.set()
         await running.wait_idle()
-    [record] = [r for r in caplog.records if r.getMessage() == "task throttled"]
-    assert record.levelno == logging.DEBUG
-    assert (record.task_id, record.type) == (second, "plain")  # type: ignore[attr-defined]
-    assert SLOT_RECHECK <= record.wait < 2 * SLOT_RECHECK  # type: ignore[attr-defined]
+    records = [r for r in caplog.records if r.getMessage() == "task throttled"]
+    assert [r.levelno for r in records] == [logging.INFO, logging.DEBUG]
+    for record in records:
+        assert (record.task_id, record.type) == (second, "plain")  # type: ignore[attr-defined]
+        assert record.attempt == 0  # type: ignore[attr-defined]
+        assert SLOT_RECHECK <= record.wait < 2 * SLOT_RECHECK  # type: ignore[attr-defined]
     assert (await repo.get(first)).status is TaskStatus.SUCCESS
 
 

@@ -429,7 +429,8 @@ async def test_a_stale_worker_cannot_complete_the_newer_attempt(
     await service.submit(PLAIN)
     stale = await claim_one(worker)
     clock.advance(LEASE_SECONDS)
-    [reaped] = await other_worker.reap()
+    [lost] = await other_worker.reap()
+    reaped = lost.task
     clock.current = reaped.run_at
     current = await claim_one(other_worker)
 
@@ -542,8 +543,10 @@ async def test_reap_turns_expired_leases_into_lost_workers_and_redispatches(
     assert await worker.reap() == []
     clock.advance(1)
 
-    [lost] = await worker.reap()
+    [reaped] = await worker.reap()
 
+    assert reaped.worker_id == worker.worker_id
+    lost = reaped.task
     assert lost.id == claimed.id
     assert lost.status is TaskStatus.PENDING
     assert lost.error is not None
@@ -792,7 +795,8 @@ async def test_a_reaped_attempt_is_recorded_as_worker_lost_and_the_late_outcome_
     task = await service.submit(PLAIN)
     stale = await claim_one(worker)
     clock.advance(LEASE_SECONDS)
-    [reaped] = await other_worker.reap()
+    [lost] = await other_worker.reap()
+    reaped = lost.task
     clock.current = reaped.run_at
     await claim_one(other_worker)
 
@@ -846,8 +850,10 @@ async def test_orphans_are_taken_back_without_waiting_for_their_lease(
     task = await claim_one(worker)
     assert await worker.reap() == []  # the lease has not run out
 
-    [taken] = await worker.take_back_orphans()
+    [orphan] = await worker.take_back_orphans()
 
+    assert orphan.worker_id == worker.worker_id
+    taken = orphan.task
     assert taken.id == task.id
     assert taken.status is TaskStatus.PENDING
     assert taken.error is not None

@@ -23,6 +23,7 @@ from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import CancelNotices
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
+from taskflow.entrypoints import logs
 from taskflow.entrypoints.worker import Worker, WorkerOptions
 from taskflow.entrypoints.worker import log as worker_log
 from taskflow.handlers import Fail, Retry, TaskContext
@@ -78,6 +79,8 @@ def build_registry(probe: Probe, repo: InMemoryTaskRepository) -> Registry:
 
     @tasks.task("t.raise")
     async def raise_(payload: dict[str, Any], ctx: TaskContext) -> None:
+        if payload["kind"] == "deep":
+            _down(60)
         raise {"fail": Fail("x"), "retry": Retry(after=7)}.get(payload["kind"], KeyError("k"))
 
     @tasks.task("t.block")
@@ -507,8 +510,9 @@ async def test_heartbeat_abandons_an_attempt_whose_lease_was_taken_over(env: Env
 
     other = env.execution("b")
     env.clock.advance(LEASE_SECONDS + 1)
-    [reaped] = await other.reap()
-    assert facts(reaped) == (PENDING, 1, 1, "WorkerLost")
+    [lost] = await other.reap()
+    assert facts(lost.task) == (PENDING, 1, 1, "WorkerLost")
+    assert lost.worker_id == worker.id
     env.clock.advance(2)  # the WorkerLost retry's backoff
     [newer] = await other.claim(["default"], limit=1, timeout=0)
     assert newer.lease is not None
@@ -572,8 +576,24 @@ async def test_a_handlers_traceback_is_logged_and_kept_with_its_attempt(
     assert failed.error is not None
     assert failed.error.traceback is None
     [record] = [r for r in caplog.records if r.getMessage() == "task failed"]
-    assert record.exc_info is not None
-    assert isinstance(record.exc_info[1], KeyError)
+    assert record.exception == trace  # type: ignore[attr-defined]  # short: kept whole
+
+
+async def test_a_long_traceback_is_logged_by_its_tail_within_one_pipe_write(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = await env.submit("t.raise", {"kind": "deep"}, max_retries=0)
+    with caplog.at_level(logging.WARNING, logger="taskflow.worker"):
+        await run_one(env.worker())
+
+    [attempt] = await env.tasks.attempts(task.id)
+    assert attempt.error is not None
+    assert attempt.error.traceback is not None
+    [record] = [r for r in caplog.records if r.getMessage() == "task failed"]
+    logged: str = record.exception  # type: ignore[attr-defined]
+    assert len(logged.encode()) <= logs.LOG_TRACEBACK_BYTES < len(attempt.error.traceback)
+    assert logged.startswith("... (the start of this traceback was cut)")
+    assert logged.rstrip().endswith("LookupError: deep")
 
 
 async def test_a_failure_not_raised_by_the_handler_keeps_no_traceback(env: Env) -> None:
@@ -583,3 +603,15 @@ async def test_a_failure_not_raised_by_the_handler_keeps_no_traceback(env: Env) 
     assert attempt.error is not None
     assert attempt.error.type == "UnknownTaskType"
     assert attempt.error.traceback is None
+
+
+def _down(depth: int) -> None:
+    """Raise ``depth`` frames down, through two functions in turn (Python folds a frame that
+    repeats itself into one line)."""
+    if depth == 0:
+        raise LookupError("deep")
+    _across(depth - 1)
+
+
+def _across(depth: int) -> None:
+    _down(depth)

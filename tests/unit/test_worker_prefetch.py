@@ -138,7 +138,7 @@ async def test_prefetched_leases_are_renewed_and_a_lost_one_is_dropped(env: Env)
     assert await env.execution("b").reap() == []
 
     env.clock.advance(LEASE_SECONDS + 1)  # no renewal since: say the worker froze
-    reaped = await env.execution("b").reap()
+    reaped = [lost.task for lost in await env.execution("b").reap()]
     assert {t.id for t in reaped} == {blocker.id, waiting.id}
     await w.heartbeat()
     assert w.prefetched == []

@@ -29,7 +29,13 @@ from taskflow.domain.errors import (
 )
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
-from taskflow.entrypoints.logs import EventLog, error_facts, task_facts
+from taskflow.entrypoints.logs import (
+    EventLog,
+    error_facts,
+    retry_facts,
+    task_facts,
+    traceback_facts,
+)
 from taskflow.entrypoints.sweeper import OUTAGES
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.registry import Registry, TaskDefinition
@@ -49,7 +55,7 @@ class Run:
     cancel_requested: bool = False  # the handler was told to stop: the attempt ends CANCELLED
     context: TaskContext | None = None  # once the handler is about to be called
     threaded: bool = False  # a plain `def` handler, which can only be asked to stop
-    failure: BaseException | None = None  # what the handler raised, logged with its traceback
+    failure_trace: str | None = None  # the traceback of what the handler raised, to log
     hand_back: bool = False  # claimed ahead and never started: release it (shutdown)
     started: float = field(default_factory=time.monotonic)
 
@@ -193,7 +199,7 @@ class AttemptRunner:
             error, trace = exc.error, None
         else:
             error, trace = _task_error(exc), "".join(traceback.format_exception(exc))
-            run.failure = exc
+            run.failure_trace = trace
         await self._settle(
             run,
             functools.partial(
@@ -278,7 +284,8 @@ def _log_outcome(run: Run, *, released: bool, worker_id: str) -> None:
     if task.status is TaskStatus.SUCCESS:
         events.info("task succeeded", facts)
     elif task.status is TaskStatus.FAILED:
-        events.warning("task failed", {**facts, "error": error_facts(task)}, exc_info=run.failure)
+        failed = {**facts, "error": error_facts(task), **traceback_facts(run.failure_trace)}
+        events.warning("task failed", failed)
     elif task.status is TaskStatus.CANCELLED:
         events.info("task cancelled", facts)
     elif released:
@@ -286,11 +293,10 @@ def _log_outcome(run: Run, *, released: bool, worker_id: str) -> None:
     else:
         events.warning(
             "retry scheduled",
-            exc_info=run.failure,
-            facts={
+            {
                 **facts,
-                "retry": task.retry_count,
-                "run_at": task.run_at.isoformat(),
+                **retry_facts(task),
                 "error": error_facts(task),
+                **traceback_facts(run.failure_trace),
             },
         )

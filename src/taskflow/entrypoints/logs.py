@@ -5,6 +5,9 @@ lines skip the LogRecord when only our handler would read it (`EventLog`), a lin
 by msgspec straight to bytes with a timestamp formatted once a second, and it is written to
 stderr by a thread of its own (`LineWriter`), which `finish` and ``logging.shutdown`` drain
 before a process ends.
+
+Every line written while the API serves a request carries that request's ``trace_id``
+(`current_trace_id`; the HTTP middleware in ``http/request_ids.py`` binds it).
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
+from taskflow.domain.attempts import bounded_traceback
 from taskflow.domain.flow import Popped
 from taskflow.domain.model import Task
 from taskflow.entrypoints.log_writer import LineWriter
@@ -31,6 +38,31 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 # A value msgspec cannot encode is written as its str(), not lost with its line.
 _encoder = msgspec.json.Encoder(enc_hook=str)
+
+#: The tail of a failed attempt's traceback that its log line carries: small enough that the
+#: whole line fits in one pipe write (``PIPE_BUF``); the attempt history keeps 16 KiB of it.
+LOG_TRACEBACK_BYTES = 3 * 1024
+
+_trace_id: ContextVar[str | None] = ContextVar("taskflow_trace_id", default=None)
+
+
+def bind_trace_id(trace_id: str) -> Token[str | None]:
+    """Put ``trace_id`` on every line this context writes, until `unbind_trace_id`."""
+    return _trace_id.set(trace_id)
+
+
+def unbind_trace_id(token: Token[str | None]) -> None:
+    _trace_id.reset(token)
+
+
+def current_trace_id() -> str | None:
+    """The trace id the lines written now carry: the request's being served, or None.
+
+    The formatters look this function up on every line, so tracing can replace it
+    (``logs.current_trace_id = ...``) with one that answers the active span's trace id first
+    and falls back to the function it replaced.
+    """
+    return _trace_id.get()
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -52,6 +84,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD:
                 entry[key] = value
@@ -70,8 +105,11 @@ class JsonFormatter(logging.Formatter):
             "level": logging.getLevelName(level),
             "logger": logger,
             "event": event,
-            **facts,
         }
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
+        entry.update(facts)
         return _encoder.encode(entry) + b"\n"
 
     def format(self, record: logging.LogRecord) -> str:
@@ -88,12 +126,22 @@ class JsonFormatter(logging.Formatter):
 
 
 class ConsoleFormatter(logging.Formatter):
+    """For people at a terminal (``taskflow dev``): time, level, event, then ``key=value``
+    fields on one line; a traceback follows on the lines below it."""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
-        fields = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        extras = _extras(record)
+        trace = extras.pop("exception", None)
+        trace_id = current_trace_id()
+        if trace_id is not None and "trace_id" not in extras:
+            extras["trace_id"] = trace_id
+        fields = " ".join(f"{k}={v}" for k, v in extras.items())
         line = f"{stamp} {record.levelname:<7} {record.getMessage()} {fields}".rstrip()
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        elif trace is not None:
+            line += "\n" + str(trace).rstrip("\n")
         return line
 
     def line(self, record: logging.LogRecord) -> bytes:
@@ -118,7 +166,10 @@ def configure(level: str, fmt: str) -> None:
     # uvicorn's own access log would double every request line; our events carry the facts.
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic announces its dialect and DDL mode at INFO on every start, even with nothing to do.
-    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
+    # httpx writes each request's whole URL at INFO: a webhook's query string may hold a token
+    # (the "webhook delivered" line says what happened without it).
+    for noisy in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
 
 
 def finish() -> None:
@@ -144,6 +195,9 @@ class EventLog:
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+
+    def debug(self, event: str, facts: Mapping[str, Any]) -> None:
+        self._log(logging.DEBUG, event, facts)
 
     def info(self, event: str, facts: Mapping[str, Any]) -> None:
         self._log(logging.INFO, event, facts)
@@ -193,8 +247,8 @@ def _sole_writer(logger: logging.Logger, level: int) -> LineWriter | None:
 def task_facts(task: Task | Popped, *, worker_id: str | None = None) -> dict[str, Any]:
     """What every life-cycle log line says about its task.
 
-    ``worker_id``: the worker that ran the attempt, for a task whose lease is already gone;
-    otherwise the holder of its lease, if it has one.
+    ``worker_id``: the worker involved, for a task that holds no lease (its attempt ended, its
+    lease expired, or a flow limit held it back); otherwise the holder of its lease, if any.
     """
     facts: dict[str, Any] = {
         "task_id": task.id,  # a UUID: msgspec writes it faster than str() would
@@ -209,5 +263,43 @@ def task_facts(task: Task | Popped, *, worker_id: str | None = None) -> dict[str
     return facts
 
 
+def retry_facts(task: Task) -> dict[str, Any]:
+    """When a task whose attempt failed runs again: ``retry`` (its number), ``run_at`` and
+    ``delay_seconds`` (from the failure)."""
+    return {
+        "retry": task.retry_count,
+        "run_at": task.run_at.isoformat(),
+        "delay_seconds": round((task.run_at - task.updated_at).total_seconds(), 3),
+    }
+
+
 def error_facts(task: Task) -> dict[str, str] | None:
     return None if task.error is None else {"type": task.error.type, "message": task.error.message}
+
+
+def traceback_facts(trace: str | None) -> dict[str, str]:
+    """The ``exception`` fact of a failed attempt's line: the tail of its traceback."""
+    return {} if trace is None else {"exception": bounded_traceback(trace, LOG_TRACEBACK_BYTES)}
+
+
+class FirstThrottles:
+    """Which throttled attempts this worker has reported: a task held back by a flow limit
+    is reported at INFO once per attempt, and at DEBUG each time it is held back again (one
+    waiting for a concurrency slot is looked at again every 0.1-0.2 s).
+
+    Bounded: past ``size`` attempts, the oldest is forgotten (and may be reported again).
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._seen: OrderedDict[tuple[UUID, int], None] = OrderedDict()
+
+    def first_of(self, task_id: UUID, attempt: int) -> bool:
+        """Whether this is the first time the attempt after ``attempt`` is held back."""
+        key = (task_id, attempt)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return True

@@ -30,11 +30,11 @@ from taskflow.entrypoints.deliverer import delivering
 from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.logs import error_facts, task_facts
 from taskflow.entrypoints.retention import start_pruning, stop_pruning
 from taskflow.entrypoints.scheduler import start_scheduler
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
+from taskflow.entrypoints.sweeper import lost_lease_facts
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 from taskflow.entrypoints.worker_http import SignalFreeServer, serving_worker_http
 
@@ -231,11 +231,8 @@ async def _take_back_orphans(container: Container, lock: Path | None) -> None:
         )
         return
     taken = await container.execution_service().take_back_orphans()
-    for task in taken:
-        log.warning(
-            "attempt of a dead process failed",
-            extra={**task_facts(task), "status": task.status.value, "error": error_facts(task)},
-        )
+    for lost in taken:
+        log.warning("attempt of a dead process failed", extra=lost_lease_facts(lost))
     log.info("took back tasks left running by a process that died", extra={"tasks": len(taken)})
 
 

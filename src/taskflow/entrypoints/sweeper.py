@@ -13,8 +13,9 @@ from uuid import UUID
 
 from taskflow.adapters.prometheus import Metrics
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
-from taskflow.domain.services import ExecutionService
-from taskflow.entrypoints.logs import EventLog, error_facts, task_facts
+from taskflow.domain.model import TaskStatus
+from taskflow.domain.services import ExecutionService, LostLease
+from taskflow.entrypoints.logs import EventLog, error_facts, retry_facts, task_facts
 
 log = logging.getLogger("taskflow.sweeper")
 events = EventLog(log)
@@ -37,12 +38,9 @@ class Sweeper:
 
     async def reap(self) -> None:
         reaped = await self._service.reap()
-        self._metrics.leases_expired(reaped)
-        for task in reaped:
-            events.warning(
-                "lease expired, attempt failed",
-                {**task_facts(task), "status": task.status.value, "error": error_facts(task)},
-            )
+        self._metrics.leases_expired([lost.task for lost in reaped])
+        for lost in reaped:
+            events.warning("lease expired, attempt failed", lost_lease_facts(lost))
 
     async def prune(self) -> None:
         await self._service.prune_idempotency_keys()  # those past IDEMPOTENCY_KEY_TTL
@@ -63,6 +61,20 @@ class Sweeper:
             for step in (self.reap, self.reconcile, self.prune):
                 await run_step(step)
             await asyncio.sleep(interval)
+
+
+def lost_lease_facts(lost: LostLease) -> dict[str, object]:
+    """What the line of an attempt whose lease ran out says: the worker that held it, and
+    when the task runs again if it does."""
+    task = lost.task
+    facts = {
+        **task_facts(task, worker_id=lost.worker_id),
+        "status": task.status.value,
+        "error": error_facts(task),
+    }
+    if task.status is TaskStatus.PENDING:
+        facts |= retry_facts(task)
+    return facts
 
 
 async def run_step(step: Callable[[], Awaitable[object]]) -> None:

@@ -22,7 +22,7 @@ from taskflow.domain.services import ExecutionService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.attempt import AttemptRunner, Backoff, Run
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
-from taskflow.entrypoints.logs import EventLog, task_facts
+from taskflow.entrypoints.logs import EventLog, FirstThrottles, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.presence import Pauses, Presence
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
@@ -87,6 +87,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
+        self._throttles = FirstThrottles()
         self._attempts = AttemptRunner(
             service, registry, self._executor, self._settling_started, self._metrics
         )
@@ -152,9 +153,16 @@ class Worker:
 
     def _held_back(self, throttled: Sequence[tuple[Popped, float]]) -> None:
         self._metrics.throttled(held for held, _ in throttled)
-        if log.isEnabledFor(logging.DEBUG):  # DEBUG: a backlog is throttled many times over
-            for held, wait in throttled:
-                log.debug("task throttled", extra={**task_facts(held), "wait": round(wait, 3)})
+        if not log.isEnabledFor(logging.INFO):
+            return
+        # INFO the first time an attempt is held back, DEBUG when it is again: one waiting for
+        # a concurrency slot comes back every 0.1-0.2 s, and a backlog would flood the log.
+        every_time = log.isEnabledFor(logging.DEBUG)
+        for held, wait in throttled:
+            first = self._throttles.first_of(held.id, held.attempts)
+            if first or every_time:
+                facts = {**task_facts(held, worker_id=self.id), "wait": round(wait, 3)}
+                (events.info if first else events.debug)("task throttled", facts)
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set, then finish or hand back (release) what runs."""

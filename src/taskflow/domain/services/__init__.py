@@ -7,7 +7,12 @@ the finished tasks kept long enough.
 
 from taskflow.domain.services.building import Submission, SubmitTask, TaskBuilder
 from taskflow.domain.services.dispatching import dispatch
-from taskflow.domain.services.execution import Claim, ExecutionService, Reconciled
+from taskflow.domain.services.execution import (
+    Claim,
+    ExecutionService,
+    LostLease,
+    Reconciled,
+)
 from taskflow.domain.services.retention import RetentionService
 from taskflow.domain.services.scheduling import SchedulePass, ScheduleService, ScheduleView
 from taskflow.domain.services.submission import TaskService
@@ -15,6 +20,7 @@ from taskflow.domain.services.submission import TaskService
 __all__ = [
     "Claim",
     "ExecutionService",
+    "LostLease",
     "Reconciled",
     "RetentionService",
     "SchedulePass",

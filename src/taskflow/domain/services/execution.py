@@ -59,6 +59,15 @@ class Claim:
     throttled: list[tuple[Popped, float]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class LostLease:
+    """An attempt whose lease ran out: the task as it was left (PENDING for a retry, or
+    FAILED) and the worker that held the lease."""
+
+    task: Task
+    worker_id: str
+
+
 #: Running tasks whose slots a reconciliation restores after Redis lost them (decision 21).
 RESTORED_SLOTS = 10_000
 
@@ -248,17 +257,17 @@ class ExecutionService:
         await self._gate.renew(list(renewal.held), lease_seconds=remaining)
         return renewal
 
-    async def reap(self, *, limit: int = 500) -> list[Task]:
+    async def reap(self, *, limit: int = 500) -> list[LostLease]:
         """Turn every expired lease into a failed attempt (``WorkerLost``)."""
         return await self._expire(await self._repo.expired(limit=limit), holder_gone=False)
 
-    async def take_back_orphans(self, *, limit: int = 500) -> list[Task]:
+    async def take_back_orphans(self, *, limit: int = 500) -> list[LostLease]:
         """Fail every running attempt as ``WorkerLost`` without waiting for its lease to end.
 
         Only for a process that knows it is the sole worker of its store (``taskflow dev``,
         holding the store's lock): whatever runs there was left by a process that died.
         """
-        taken: list[Task] = []
+        taken: list[LostLease] = []
         while True:
             running = await self._repo.expired(limit=limit, horizon_seconds=None)
             if not running:
@@ -268,8 +277,8 @@ class ExecutionService:
             if not expired:
                 return taken
 
-    async def _expire(self, tasks: Sequence[Task], *, holder_gone: bool) -> list[Task]:
-        reaped: list[Task] = []
+    async def _expire(self, tasks: Sequence[Task], *, holder_gone: bool) -> list[LostLease]:
+        reaped: list[LostLease] = []
         for task in tasks:
             now = self._clock.now()
             if task.lease is None or (task.lease.expires_at > now and not holder_gone):
@@ -280,8 +289,8 @@ class ExecutionService:
                 await self._repo.save(changed, closing=ending)
             except StaleTask:
                 continue  # renewed, finished or reaped by someone else meanwhile
-            reaped.append(changed)
-        await dispatch(self._queue, reaped)
+            reaped.append(LostLease(changed, task.lease.worker_id))
+        await dispatch(self._queue, [lost.task for lost in reaped])
         return reaped
 
     async def prune_idempotency_keys(self) -> int:

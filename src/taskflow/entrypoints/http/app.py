@@ -19,6 +19,7 @@ from taskflow.entrypoints.http.health import Probes, live, ready
 from taskflow.entrypoints.http.metrics import FleetReader, fleet_reader, metrics_text, timing
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
+from taskflow.entrypoints.http.request_ids import RequestIds
 from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
@@ -68,7 +69,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
         await asyncio.gather(*sweeping, return_exceptions=True)
         await close_container(container)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             TaskController,
             ScheduleController,
@@ -119,6 +120,11 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
         logging_config=None,  # ours (logs.configure) stays in charge
         debug=False,
     )
+    # A trace id on every log line of a request, and in its answer (docs/operations.md). Around
+    # the whole handler, not as route middleware: that would wrap each route in one more
+    # exception handler, which cost the submit path more than the ids themselves.
+    app.asgi_handler = RequestIds(app.asgi_handler)
+    return app
 
 
 def app_from_environment() -> Litestar:

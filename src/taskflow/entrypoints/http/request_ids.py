@@ -1,0 +1,70 @@
+"""A trace id for every request: on each log line written while serving it, and in its answer.
+
+The id is the trace id of the client's W3C ``traceparent`` header when it sent a valid one (so
+the API's lines join the caller's trace), else its ``X-Request-ID`` when that is a plausible
+id, else 32 random hex digits (the shape of a W3C trace id). The answer carries it back as
+``X-Request-ID``. A malformed header is ignored, never refused: tracing must not fail a request.
+
+Plain ASGI, no Request object: it runs on every submission, so it costs a scan of the header
+list, a context variable and one header more.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from taskflow.entrypoints.logs import bind_trace_id, unbind_trace_id
+
+TRACEPARENT = b"traceparent"
+REQUEST_ID = b"x-request-id"
+#: The longest ``X-Request-ID`` taken from a client; a longer one is replaced.
+REQUEST_ID_MAX_LENGTH = 128
+
+# version "-" trace-id "-" parent-id "-" flags; version ff and all-zero ids are invalid.
+_TRACEPARENT = re.compile(
+    rb"^(?!ff)[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+)
+# Visible ASCII without the characters that would need quoting in a header or a log line.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:;+/=@,~-]{1,%d}" % REQUEST_ID_MAX_LENGTH)
+
+
+def trace_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The id of a request with ``headers`` (ASGI: names in lower case)."""
+    request_id = None
+    for name, value in headers:
+        if name == TRACEPARENT:
+            match = _TRACEPARENT.match(value)
+            if match is not None:
+                return match.group(1).decode()
+        elif name == REQUEST_ID and _REQUEST_ID.fullmatch(value):
+            request_id = value
+    # Unique, not secret: the generator OpenTelemetry's SDK uses for its ids, and cheaper.
+    return f"{random.getrandbits(128):032x}" if request_id is None else request_id.decode()
+
+
+class RequestIds:
+    """ASGI middleware: binds the request's trace id for its log lines and answers it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trace_id = trace_id_of(scope["headers"])
+        header = (REQUEST_ID, trace_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer: Any = message
+                answer["headers"] = [*answer.get("headers", ()), header]
+            await send(message)
+
+        token = bind_trace_id(trace_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            unbind_trace_id(token)
