@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from taskflow.adapters import otel
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DELIVERY_WINDOW_DEFAULT
 from taskflow.domain.flow import FlowLimits, parse_queue_limits
@@ -63,6 +64,7 @@ class Settings:
     callback_retry_seconds: float = DELIVERY_WINDOW_DEFAULT
     callback_timeout_seconds: float = 10.0
     queue_limits: Mapping[str, FlowLimits] = field(default_factory=dict)  # over the Registry's
+    tracing: otel.TracingMode = "auto"  # on when a tracer provider is set (decision 28)
 
     @classmethod
     def from_env(
@@ -124,6 +126,7 @@ class Settings:
                 "TASKFLOW_CALLBACK_TIMEOUT_SECONDS", 10.0, float, low=0.1, high=300
             ),
             queue_limits=env.parsed("TASKFLOW_QUEUE_LIMITS", parse_queue_limits, {}),
+            tracing=env.choice("TASKFLOW_TRACING", "auto", ("auto", "on", "off")),  # type: ignore[arg-type]
         )
         settings._check()
         if not dev and settings.redis_url is None:
@@ -153,6 +156,10 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("TASKFLOW_REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.tracing == "on" and not otel.installed():
+            raise ConfigError(
+                "TASKFLOW_TRACING=on needs OpenTelemetry: pip install 'taskflow[otel]'"
+            )
         if self.tasks is not None and ":" not in self.tasks:
             raise ConfigError(f"TASKFLOW_TASKS must look like module:attribute, got {self.tasks!r}")
 

@@ -150,6 +150,7 @@ def build_worker(container: Container, options: WorkerOptions) -> Worker:
         options,
         keeper,
         cancel_notices=container.cancel_notices(),
+        tracing=container.tracing(),
     )
 
 
@@ -192,6 +193,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             container.registry(),
             options,
             cancel_notices=container.cancel_notices(),
+            tracing=container.tracing(),
         )
         working = asyncio.create_task(worker.run_forever(stop, force))
         scheduling = start_scheduler(container, stop)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from taskflow.domain.model import Task
@@ -23,6 +23,9 @@ from taskflow.entrypoints.logs import EventLog, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
+
+if TYPE_CHECKING:
+    from taskflow.adapters.otel.spans import Tracing
 
 log = logging.getLogger("taskflow.worker")
 events = EventLog(log)
@@ -52,6 +55,7 @@ class Worker:
         *,
         cancel_notices: CancelNotices | None = None,
         prefetch: Prefetch | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._service = service
         self._keeper = lease_keeper
@@ -68,7 +72,9 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
-        self._attempts = AttemptRunner(service, registry, self._executor, self._settling_started)
+        self._attempts = AttemptRunner(
+            service, registry, self._executor, self._settling_started, tracing
+        )
 
     @property
     def id(self) -> str:

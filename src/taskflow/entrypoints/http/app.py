@@ -18,6 +18,7 @@ from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
+from taskflow.entrypoints.http.tracing import submit_tracing
 from taskflow.entrypoints.http.types import describe_types, list_types
 from taskflow.entrypoints.startup import prepare, tune_gc_for_serving, warm_store
 from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
@@ -27,6 +28,7 @@ API_VERSION = importlib.metadata.version("taskflow")
 
 def create_app(container: Container) -> Litestar:
     settings = container.settings()
+    tracing = container.tracing()
 
     def task_service() -> TaskService:
         return container.task_service()
@@ -82,6 +84,8 @@ def create_app(container: Container) -> Litestar:
                 ),
             }
         ),
+        # The `submit` span, only while tracing is on (decision 28).
+        middleware=[] if tracing is None else [submit_tracing(tracing)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
