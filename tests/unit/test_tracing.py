@@ -56,9 +56,13 @@ def spans() -> Spans:
 
 
 def claimed(traceparent: str | None = PRODUCER, attempt: int = 1) -> Task:
-    task = Task.new(id=uuid.uuid4(), type="mail.send", payload={}, now=NOW, queue="mail")
     task = Task.new(
-        id=task.id, type=task.type, payload={}, now=NOW, queue="mail", traceparent=traceparent
+        id=uuid.uuid4(),
+        type="mail.send",
+        payload={},
+        now=NOW,
+        queue="mail",
+        traceparent=traceparent,
     )
     for _ in range(attempt):
         task = task.claim(Lease(uuid.uuid4(), "w", NOW), now=NOW)
@@ -88,6 +92,12 @@ def test_current_is_none_outside_any_span_and_the_spans_traceparent_inside(
             f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
         )
         assert spans.tracing.current() == traceparent(context)
+
+
+def test_the_trace_id_for_log_lines_is_the_active_spans(spans: Spans) -> None:
+    assert spans.tracing.trace_id() is None
+    with spans.tracer.start_as_current_span("outer") as span:
+        assert spans.tracing.trace_id() == f"{span.get_span_context().trace_id:032x}"
 
 
 def test_a_stored_traceparent_reads_back_as_the_same_span_context() -> None:

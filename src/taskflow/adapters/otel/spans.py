@@ -106,6 +106,12 @@ class Tracing:
         context = trace.get_current_span().get_span_context()
         return traceparent(context) if context.is_valid else None
 
+    def trace_id(self) -> str | None:
+        """The trace id (32 hex digits) of the caller's active span, or None: what a log line
+        written within a span should carry."""
+        context = trace.get_current_span().get_span_context()
+        return f"{context.trace_id:032x}" if context.is_valid else None
+
     def queue(self, inner: TaskQueue) -> TaskQueue:
         return TracedQueue(inner, self._tracer)
 
@@ -230,6 +236,9 @@ class TracedQueue:
             DISPATCH, kind=SpanKind.PRODUCER, attributes=_dispatch_facts(dispatches)
         ):
             await self._inner.push(dispatches)
+
+    async def pop(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[UUID]:
+        return await self._inner.pop(queues, limit=limit, timeout=timeout)  # no span: a wait
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
