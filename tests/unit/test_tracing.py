@@ -6,6 +6,7 @@ OpenTelemetry lets a process set it once only.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,8 +20,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
-from taskflow.adapters.otel import open_tracing
-from taskflow.adapters.otel.spans import Tracing, configure_sdk, parent_of, traceparent
+from taskflow.adapters.otel import installed, open_tracing
+from taskflow.adapters.otel.spans import (
+    TracedQueue,
+    Tracing,
+    configure_sdk,
+    parent_of,
+    traceparent,
+)
 from taskflow.config import ConfigError, Settings
 from taskflow.containers import build_container
 from taskflow.domain.errors import QueueUnavailable
@@ -274,7 +281,27 @@ def test_tracing_off_or_with_no_provider_set_is_no_tracing_at_all() -> None:
     assert open_tracing("auto") is None  # no test sets the process's provider
     container = build_container(Settings(), load_registry(None, debug_tasks=True))
     assert container.tracing() is None
-    assert not isinstance(container.queue(), type(Spans().tracing.queue(FakeQueue())))  # type: ignore[arg-type]
+    assert not isinstance(container.queue(), TracedQueue)
+
+
+def test_without_the_extra_taskflow_serves_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if it were not installed
+    assert not installed()
+    assert open_tracing("auto") is None
+    with pytest.raises(ConfigError, match=r"^TASKFLOW_TRACING=on needs OpenTelemetry: pip install"):
+        Settings.from_env({"TASKFLOW_TRACING": "on"})
+    container = build_container(Settings(), load_registry(None, debug_tasks=True))
+    repo = InMemoryTaskRepository(container.clock())
+    container.repository.override(providers.Object(repo))
+    container.queue.override(providers.Object(InMemoryTaskQueue(container.clock())))
+    with TestClient(app=create_app(container)) as client:
+        response = client.post(
+            "/api/tasks",
+            json={"type": "debug.echo", "payload": {}},
+            headers={"traceparent": PRODUCER},
+        )
+    assert response.status_code == 202, response.text
+    assert [t.traceparent for t in repo._tasks.values()] == [None]
 
 
 def test_tracing_on_with_an_exporter_not_installed_names_the_variable() -> None:
