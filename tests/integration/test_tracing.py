@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from dependency_injector import providers
 from litestar.testing import AsyncTestClient
@@ -22,8 +23,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy import make_url
 
+import taskflow
+from taskflow import transactional
 from taskflow.adapters.otel.spans import Tracing, traceparent
+from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.engine import migrate
 from taskflow.config import Settings
 from taskflow.containers import Container, build_container, close_container
@@ -230,3 +235,32 @@ async def test_a_periodic_tick_starts_a_trace_of_its_own(
     [dispatch] = named(spans, "dispatch")
     assert dispatch.parent is not None
     assert dispatch.parent.span_id == schedule.context.span_id
+
+
+async def test_a_task_enqueued_in_the_callers_transaction_joins_the_callers_trace(
+    database_url: str, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await migrate(database_url)
+    # As in an application that set its tracer provider: enqueue reads it once, at first use.
+    deployment = transactional._deployment()
+    monkeypatch.setattr(
+        transactional,
+        "_deployment",
+        lambda: transactional._Deployment(
+            deployment.policy, deployment.max_payload_bytes, None, Tracing(PROVIDER)
+        ),
+    )
+    url = make_url(database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        with HANDLERS.start_as_current_span("place order") as span:
+            async with conn.transaction():
+                task = await taskflow.enqueue(conn, "trace.threaded", {}, registry=tasks)
+    finally:
+        await conn.close()
+    engine = create_engine(database_url)
+    try:
+        stored = await SqlTaskRepository(engine).get(task.id)
+    finally:
+        await engine.dispose()
+    assert stored.traceparent == task.traceparent == traceparent(span.get_span_context())
