@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from taskflow.adapters import otel
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DELIVERY_WINDOW_DEFAULT
 from taskflow.domain.flow import FlowLimits, parse_queue_limits
@@ -66,6 +67,7 @@ class Settings:
     queue_limits: Mapping[str, FlowLimits] = field(default_factory=dict)  # over the Registry's
     metrics: bool = True  # False: nothing is counted and /metrics is not served
     worker_http_port: int | None = None  # None: a worker serves no /metrics nor /health/*
+    tracing: otel.TracingMode = "auto"  # on when a tracer provider is set (decision 28)
 
     @classmethod
     def from_env(
@@ -132,6 +134,7 @@ class Settings:
             queue_limits=env.parsed("TASKFLOW_QUEUE_LIMITS", parse_queue_limits, {}),
             metrics=env.flag("TASKFLOW_METRICS", True),
             worker_http_port=env.optional_port("TASKFLOW_WORKER_HTTP_PORT"),
+            tracing=env.choice("TASKFLOW_TRACING", "auto", ("auto", "on", "off")),  # type: ignore[arg-type]
         )
         settings._check()
         if not dev and settings.redis_url is None:
@@ -161,6 +164,10 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("TASKFLOW_REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.tracing == "on" and not otel.installed():
+            raise ConfigError(
+                "TASKFLOW_TRACING=on needs OpenTelemetry: pip install 'taskflow[otel]'"
+            )
         if self.tasks is not None and ":" not in self.tasks:
             raise ConfigError(f"TASKFLOW_TASKS must look like module:attribute, got {self.tasks!r}")
 

@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from dependency_injector import containers, providers
@@ -21,6 +22,7 @@ from taskflow.adapters.memory_fleet import (
     InMemoryWorkerRegistry,
 )
 from taskflow.adapters.memory_flow import InMemoryFlowLimiter
+from taskflow.adapters.otel import open_tracing
 from taskflow.adapters.prometheus import new_metrics
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
@@ -40,7 +42,7 @@ from taskflow.config import Settings
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DeliveryPolicy
 from taskflow.domain.flow import FlowPolicy
-from taskflow.domain.ports import CallbackStore, TaskRepository
+from taskflow.domain.ports import CallbackStore, TaskQueue, TaskRepository
 from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import (
@@ -52,6 +54,9 @@ from taskflow.domain.services import (
 from taskflow.domain.services.delivery import DeliveryService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.registry import Registry
+
+if TYPE_CHECKING:
+    from taskflow.adapters.otel.spans import Tracing
 
 
 def new_worker_id() -> str:
@@ -94,6 +99,11 @@ def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender
     )
 
 
+def _traced_queue(queue: TaskQueue, tracing: Tracing | None) -> TaskQueue:
+    """The queue, its pushes traced when tracing is on (decision 28)."""
+    return queue if tracing is None else tracing.queue(queue)
+
+
 def _flow_policy(registry: Registry, settings: Settings) -> FlowPolicy:
     return registry.flow_policy(settings.queue_limits)
 
@@ -134,24 +144,31 @@ class Container(containers.DeclarativeContainer):
         settings.provided.faults,
     )
 
+    # None while tracing is off (decision 28): then nothing below is wrapped or asked.
+    tracing = providers.Singleton(open_tracing, settings.provided.tracing)
+
     redis_client = providers.Singleton(redis_connect, settings.provided.redis_url)
     flow_policy = providers.Singleton(_flow_policy, registry, settings)
     # The in-process queue of `taskflow dev`, named so that its gauge reads it under any wrapper.
     memory_queue = providers.Singleton(InMemoryTaskQueue, clock)
     queue = providers.Singleton(
-        with_faulty_queue,
-        providers.Selector(
-            providers.Callable(_queue_backend, settings),
-            redis=providers.Singleton(
-                RedisTaskQueue,
-                redis_client,
-                prefix=settings.provided.redis_prefix,
-                clock=clock,
-                kinds=providers.Callable(_keeps_kinds, flow_policy),
+        _traced_queue,
+        providers.Singleton(
+            with_faulty_queue,
+            providers.Selector(
+                providers.Callable(_queue_backend, settings),
+                redis=providers.Singleton(
+                    RedisTaskQueue,
+                    redis_client,
+                    prefix=settings.provided.redis_prefix,
+                    clock=clock,
+                    kinds=providers.Callable(_keeps_kinds, flow_policy),
+                ),
+                memory=memory_queue,
             ),
-            memory=memory_queue,
+            settings.provided.faults,
         ),
-        settings.provided.faults,
+        tracing,
     )
 
     cancel_notices = providers.Selector(
@@ -213,6 +230,7 @@ class Container(containers.DeclarativeContainer):
         cancel_notices=cancel_notices,
         callbacks=callback_store,
         callback_hosts=providers.Callable(_callback_hosts, settings),
+        trace=tracing,
     )
     execution_service = providers.Factory(
         ExecutionService,
@@ -248,6 +266,7 @@ class Container(containers.DeclarativeContainer):
         retry_policy=retry_policy,
         timetables=registry.provided.schedules,
         catchup=providers.Callable(_catchup, settings),
+        trace=tracing,
     )
     retention_service = providers.Factory(
         RetentionService,

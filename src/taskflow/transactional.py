@@ -18,12 +18,14 @@ from typing import Any
 import msgspec
 
 from taskflow.adapters.clock import SystemClock, uuid7
+from taskflow.adapters.otel import open_tracing
 from taskflow.adapters.sql.transactional import Connection, add_in_transaction
 from taskflow.config import Settings
 from taskflow.domain.callbacks import CallbackHosts, callback_url_problem
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import metadata_size_problem, payload_size_problem
 from taskflow.domain.model import Task
+from taskflow.domain.ports import TraceContext
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import SubmitTask, TaskBuilder
 from taskflow.registry import Registry
@@ -51,7 +53,9 @@ async def enqueue(
     the payload must match its schema, else ``InvalidSubmission`` (or one of its kinds) is
     raised and nothing is written. Backoff defaults come from ``TASKFLOW_RETRY_BACKOFF_*``;
     a ``callback_url`` is checked against ``TASKFLOW_WEBHOOK_SECRET`` and
-    ``TASKFLOW_CALLBACK_ALLOWED_HOSTS``, as the API checks it.
+    ``TASKFLOW_CALLBACK_ALLOWED_HOSTS``, as the API checks it. When your application has an
+    OpenTelemetry tracer provider (and ``taskflow[otel]``), the task joins your current span's
+    trace, unless TASKFLOW_TRACING=off.
     """
     command = SubmitTask(
         type=type,
@@ -70,7 +74,10 @@ async def enqueue(
         problem = callback_url_problem(callback_url, _deployment().callback_hosts)
         if problem:
             raise InvalidSubmission(problem, field="callback_url")
-    builder = TaskBuilder(types=registry, new_id=uuid7, retry_policy=_deployment().policy)
+    deployment = _deployment()
+    builder = TaskBuilder(
+        types=registry, new_id=uuid7, retry_policy=deployment.policy, trace=deployment.trace
+    )
     task = builder.build(command, SystemClock().now(), None)
     callbacks = {} if callback_url is None else {task.id: callback_url}
     await add_in_transaction(conn, [task], callbacks)
@@ -82,6 +89,7 @@ class _Deployment:
     policy: RetryPolicy
     max_payload_bytes: int
     callback_hosts: CallbackHosts | None  # None: no TASKFLOW_WEBHOOK_SECRET, no callbacks
+    trace: TraceContext | None  # None: tracing is off in this application
 
 
 @functools.cache
@@ -90,7 +98,9 @@ def _deployment() -> _Deployment:
     settings = Settings.from_env()
     policy = RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max)
     hosts = settings.callback_allowed_hosts if settings.webhook_secret is not None else None
-    return _Deployment(policy, settings.max_payload_bytes, hosts)
+    # Your application's tracer provider, if it set one: taskflow sets none up in your process.
+    trace = open_tracing("off" if settings.tracing == "off" else "auto")
+    return _Deployment(policy, settings.max_payload_bytes, hosts, trace)
 
 
 def _check_sizes(command: SubmitTask) -> None:

@@ -8,8 +8,6 @@ import logging
 import re
 import uuid
 
-import pytest
-
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.logs import ConsoleFormatter, FirstThrottles, JsonFormatter
 
@@ -43,14 +41,21 @@ def test_a_bound_trace_id_is_on_both_kinds_of_json_line_and_they_agree() -> None
     assert "trace_id" not in json.loads(formatter.event_line("l", logging.INFO, "e", {}))
 
 
-def test_tracing_can_replace_current_trace_id_and_every_format_asks_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(logs, "current_trace_id", lambda: "from-the-active-span")
-    line = JsonFormatter().event_line("taskflow.worker", logging.INFO, "task claimed", {})
-    assert json.loads(line)["trace_id"] == "from-the-active-span"
-    text = ConsoleFormatter().event_line("taskflow.worker", logging.INFO, "task claimed", {})
-    assert text.decode().rstrip().endswith("trace_id=from-the-active-span")
+def test_an_active_span_names_the_trace_before_the_request_and_every_format_asks_it() -> None:
+    spans: list[str | None] = ["from-the-active-span"]
+    logs.trace_ids_from(lambda: spans[0])
+    token = logs.bind_trace_id(TRACE)
+    try:
+        line = JsonFormatter().event_line("taskflow.worker", logging.INFO, "task claimed", {})
+        assert json.loads(line)["trace_id"] == "from-the-active-span"
+        text = ConsoleFormatter().event_line("taskflow.worker", logging.INFO, "task claimed", {})
+        assert text.decode().rstrip().endswith("trace_id=from-the-active-span")
+        spans[0] = None  # no span active: the request's id
+        assert logs.current_trace_id() == TRACE
+    finally:
+        logs.unbind_trace_id(token)
+        logs.trace_ids_from(None)
+    assert logs.current_trace_id() is None
 
 
 def test_the_console_line_is_time_level_event_fields_then_the_traceback_below() -> None:

@@ -56,6 +56,10 @@ MAX_TRACEBACK_BYTES: Final = 16 * 1024
 #: How long an Idempotency-Key is remembered at least (docs/api.md, "HTTP API").
 IDEMPOTENCY_KEY_TTL: Final = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
+
+#: Room for a W3C traceparent kept with a task (55 characters in version 00; later versions
+#: may append fields). Only taskflow writes it, from the span it is in (decision 28).
+TRACEPARENT_MAX_LENGTH: Final = 128
 _PRINTABLE_ASCII: Final = re.compile(r"^[\x20-\x7e]+$")
 
 

@@ -91,6 +91,9 @@ class Task:
     version: int
     lease: Lease | None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # The W3C traceparent of the span that submitted it (tracing on), fixed at creation: every
+    # attempt's span joins that trace, however long after and wherever it runs (decision 28).
+    traceparent: str | None = None
 
     def __post_init__(self) -> None:
         problem = _invariant_problem(self)
@@ -115,6 +118,7 @@ class Task:
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        traceparent: str | None = None,
     ) -> Task:
         return assemble(
             {
@@ -142,6 +146,7 @@ class Task:
                 "version": 1,
                 "lease": None,
                 "retry_policy": retry_policy or RetryPolicy(),
+                "traceparent": traceparent,
             }
         )
 

@@ -66,6 +66,12 @@ class Clock(Protocol):
     def now(self) -> datetime: ...  # timezone-aware, UTC
 
 
+class TraceContext(Protocol):
+    """The trace a new task joins (decision 28); only given while tracing is on."""
+
+    def current(self) -> str | None: ...  # the caller's active span as a W3C traceparent, or None
+
+
 class TaskRepository(Protocol):
     """The durable store of tasks: the source of truth."""
 

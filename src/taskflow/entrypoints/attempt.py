@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -15,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -40,6 +41,9 @@ from taskflow.entrypoints.sweeper import OUTAGES
 from taskflow.handlers import Fail, Retry, TaskContext
 from taskflow.registry import Registry, TaskDefinition
 
+if TYPE_CHECKING:
+    from taskflow.adapters.otel.spans import Tracing
+
 log = logging.getLogger("taskflow.worker")
 events = EventLog(log)
 
@@ -55,6 +59,7 @@ class Run:
     cancel_requested: bool = False  # the handler was told to stop: the attempt ends CANCELLED
     context: TaskContext | None = None  # once the handler is about to be called
     threaded: bool = False  # a plain `def` handler, which can only be asked to stop
+    failure: BaseException | None = None  # what the handler raised (its attempt's span shows it)
     failure_trace: str | None = None  # the traceback of what the handler raised, to log
     hand_back: bool = False  # claimed ahead and never started: release it (shutdown)
     started: float = field(default_factory=time.monotonic)
@@ -68,14 +73,25 @@ class AttemptRunner:
         executor: Executor,
         on_settling: Callable[[Run], None],
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._service = service
         self._metrics = metrics or Metrics()
         self._registry = registry
         self._executor = executor
         self._on_settling = on_settling
+        self._tracing = tracing
 
     async def run(self, run: Run) -> None:
+        """Run the handler and write the outcome, in an ``execute`` span when tracing is on."""
+        if self._tracing is None or run.cancel_requested or run.hand_back:
+            await self._run(run)
+            return
+        with self._tracing.executing(run.task, self._service.worker_id) as span:
+            await self._run(run)
+            span.ended(run.task, run.failure)
+
+    async def _run(self, run: Run) -> None:
         """Run the handler and write the outcome.
 
         A cancellation of the job hands the attempt back (shutdown), unless the task's cancel
@@ -176,9 +192,10 @@ class AttemptRunner:
         if definition.is_async:
             return await definition.handler(payload, ctx)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(definition.handler, payload, ctx)
-        )
+        call = functools.partial(definition.handler, payload, ctx)
+        if self._tracing is not None:  # the handler's own spans are children of its attempt's
+            call = functools.partial(contextvars.copy_context().run, call)
+        return await loop.run_in_executor(self._executor, call)
 
     async def _progress(self, run: Run, progress: Progress) -> None:
         if run.lost or run.settling:
@@ -199,7 +216,7 @@ class AttemptRunner:
             error, trace = exc.error, None
         else:
             error, trace = _task_error(exc), "".join(traceback.format_exception(exc))
-            run.failure_trace = trace
+            run.failure, run.failure_trace = exc, trace
         await self._settle(
             run,
             functools.partial(

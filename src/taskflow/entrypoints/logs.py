@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
@@ -55,13 +55,23 @@ def unbind_trace_id(token: Token[str | None]) -> None:
     _trace_id.reset(token)
 
 
-def current_trace_id() -> str | None:
-    """The trace id the lines written now carry: the request's being served, or None.
+#: While tracing is on: the active span's trace id, asked before the request's (`trace_ids_from`).
+_span_trace_ids: list[Callable[[], str | None]] = []
 
-    The formatters look this function up on every line, so tracing can replace it
-    (``logs.current_trace_id = ...``) with one that answers the active span's trace id first
-    and falls back to the function it replaced.
-    """
+
+def trace_ids_from(source: Callable[[], str | None] | None) -> None:
+    """Let ``source`` (the active span's trace id, while tracing is on) name the trace of the
+    lines written within a span, before the request's own id; None: the request's id only."""
+    _span_trace_ids[:] = [] if source is None else [source]
+
+
+def current_trace_id() -> str | None:
+    """The trace id the lines written now carry: the active span's while tracing is on, else
+    the request's being served, or None."""
+    for source in _span_trace_ids:
+        found = source()
+        if found is not None:
+            return found
     return _trace_id.get()
 
 

@@ -149,6 +149,7 @@ def build_worker(container: Container, options: WorkerOptions) -> Worker:
         cancel_notices=container.cancel_notices(),
         fleet=container.fleet_service(),
         metrics=container.metrics(),
+        tracing=container.tracing(),
     )
 
 
@@ -201,6 +202,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             cancel_notices=container.cancel_notices(),
             fleet=container.fleet_service(),
             metrics=container.metrics(),
+            tracing=container.tracing(),
         )
         working = asyncio.create_task(worker.run_forever(stop, force))
         scheduling = start_scheduler(container, stop)

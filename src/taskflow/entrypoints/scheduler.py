@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from taskflow.adapters.prometheus import Metrics
 from taskflow.containers import Container
@@ -17,6 +18,9 @@ from taskflow.domain.ports import Clock
 from taskflow.domain.services import SchedulePass, ScheduleService
 from taskflow.entrypoints.logs import task_facts
 from taskflow.entrypoints.sweeper import OUTAGES
+
+if TYPE_CHECKING:
+    from taskflow.adapters.otel.spans import Tracing
 
 log = logging.getLogger("taskflow.scheduler")
 
@@ -28,15 +32,20 @@ RETRY_SLEEP = 1.0
 
 class Scheduler:
     def __init__(
-        self, service: ScheduleService, clock: Clock, metrics: Metrics | None = None
+        self,
+        service: ScheduleService,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._service = service
         self._clock = clock
         self._metrics = metrics or Metrics()
+        self._tracing = tracing
 
     async def run_once(self) -> SchedulePass:
         """One pass: enqueue what is due, and log it."""
-        done = await self._service.run_due()
+        done = await self._pass()
         self._metrics.submitted(task for _, _, task in done.enqueued)
         for name, tick, task in done.enqueued:
             log.info(
@@ -52,6 +61,15 @@ class Scheduler:
                     "window_start": skipped.until.isoformat(),
                 },
             )
+        return done
+
+    async def _pass(self) -> SchedulePass:
+        if self._tracing is None:
+            return await self._service.run_due()
+        # The tasks of a pass join its `schedule` span: each tick starts a trace (decision 28).
+        with self._tracing.scheduling() as span:
+            done = await self._service.run_due()
+            span.enqueued([name for name, _, _ in done.enqueued], [t.id for *_, t in done.enqueued])
         return done
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -84,5 +102,5 @@ def start_scheduler(container: Container, stop: asyncio.Event) -> asyncio.Task[N
     service = container.schedule_service()
     if not service.timetables:
         return None
-    scheduler = Scheduler(service, container.clock(), container.metrics())
+    scheduler = Scheduler(service, container.clock(), container.metrics(), container.tracing())
     return asyncio.create_task(scheduler.run(stop))

@@ -28,6 +28,11 @@ def prepare(mode: Mode, environ: dict[str, str] | None = None) -> Container:
     except (LookupError, TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     container = build_container(settings, registry)
+    try:  # after the registry: its module may have set the application's tracer provider
+        tracing = container.tracing()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    logs.trace_ids_from(None if tracing is None else tracing.trace_id)
     try:
         check_timetables(
             registry.schedules, registry, container.retry_policy(), container.clock().now()

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from taskflow.adapters.prometheus import Metrics
@@ -27,6 +27,9 @@ from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.presence import Pauses, Presence
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
+
+if TYPE_CHECKING:
+    from taskflow.adapters.otel.spans import Tracing
 
 log = logging.getLogger("taskflow.worker")
 events = EventLog(log)
@@ -58,6 +61,7 @@ class Worker:
         prefetch: Prefetch | None = None,
         fleet: FleetService | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._service = service
         self._metrics = metrics or Metrics()
@@ -89,7 +93,7 @@ class Worker:
         )
         self._throttles = FirstThrottles()
         self._attempts = AttemptRunner(
-            service, registry, self._executor, self._settling_started, self._metrics
+            service, registry, self._executor, self._settling_started, self._metrics, tracing
         )
 
     @property

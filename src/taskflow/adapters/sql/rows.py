@@ -63,6 +63,7 @@ class Row(msgspec.Struct, gc=False):
     idempotency_key: str | UnsetType | None = UNSET
     backoff_base: float | UnsetType = UNSET
     backoff_max: float | UnsetType = UNSET
+    traceparent: str | UnsetType | None = UNSET
     # Not a column: the end of the attempt a save closes with its change.
     closing: AttemptEnd | UnsetType = UNSET
 
@@ -110,6 +111,7 @@ def new_row(task: Task) -> Row:
     row.idempotency_key = task.idempotency_key
     row.backoff_base = task.retry_policy.base
     row.backoff_max = task.retry_policy.max
+    row.traceparent = task.traceparent
     return row
 
 
@@ -209,6 +211,7 @@ def to_task(row: RowMapping) -> Task:
             "version": row["version"],
             "lease": _lease(row),
             "retry_policy": RetryPolicy(float(row["backoff_base"]), float(row["backoff_max"])),
+            "traceparent": row["traceparent"],
         }
     )
 

@@ -41,6 +41,7 @@ from taskflow.domain.limits import (
     ACTOR_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     QUEUE_MAX_LENGTH,
+    TRACEPARENT_MAX_LENGTH,
     TYPE_MAX_LENGTH,
 )
 from taskflow.domain.model import ACTIVE, FINAL, RETRYABLE, TaskStatus
@@ -115,6 +116,8 @@ tasks = Table(
     Column("lease_expires_at", UtcDateTime, nullable=True),
     Column("backoff_base", Float, nullable=False),
     Column("backoff_max", Float, nullable=False),
+    # The submitter's span, W3C traceparent; NULL while tracing is off (decision 28).
+    Column("traceparent", String(TRACEPARENT_MAX_LENGTH), nullable=True),
     PrimaryKeyConstraint("id", name="pk_tasks"),
     CheckConstraint(_status_check(), name="ck_tasks_status"),
 )

@@ -20,7 +20,7 @@ from taskflow.domain.limits import (
     type_options_problem,
 )
 from taskflow.domain.model import Task
-from taskflow.domain.ports import TaskType, TaskTypes
+from taskflow.domain.ports import TaskType, TaskTypes, TraceContext
 from taskflow.domain.retry import RetryPolicy
 
 
@@ -80,13 +80,20 @@ class SubmitTask:
 class TaskBuilder:
     """Builds new tasks from submissions, checked against the limits and the task types.
 
-    Used by ``TaskService`` and by an enqueue inside a caller's own transaction alike.
+    Used by ``TaskService`` and by an enqueue inside a caller's own transaction alike. With
+    ``trace`` (tracing on), each task carries the traceparent of the span that built it.
     """
 
     def __init__(
-        self, *, types: TaskTypes, new_id: Callable[[], UUID], retry_policy: RetryPolicy
+        self,
+        *,
+        types: TaskTypes,
+        new_id: Callable[[], UUID],
+        retry_policy: RetryPolicy,
+        trace: TraceContext | None = None,
     ) -> None:
         self._types = types
+        self._trace = trace
         self._new_id = new_id
         self._policy = retry_policy
         self._checked_types: dict[str, TaskType] = {}
@@ -101,19 +108,29 @@ class TaskBuilder:
         batch: bool,
     ) -> list[Task]:
         """The tasks of ``commands``, all carrying ``key`` (else each its own key)."""
+        trace = self._traceparent()  # one request, one span: asked once for the batch
         if not batch:
             return [
-                self.build(command, now, key or command.idempotency_key) for command in commands
+                self._build(command, now, key or command.idempotency_key, trace)
+                for command in commands
             ]
         tasks = []
         for index, command in enumerate(commands):
             try:
-                tasks.append(self.build(command, now, key or command.idempotency_key))
+                tasks.append(self._build(command, now, key or command.idempotency_key, trace))
             except InvalidSubmission as exc:  # name the submission at fault within the batch
                 raise exc.under(f"tasks[{index}]") from None
         return tasks
 
     def build(self, command: Submission, now: datetime, key: str | None) -> Task:
+        return self._build(command, now, key, self._traceparent())
+
+    def _traceparent(self) -> str | None:
+        return None if self._trace is None else self._trace.current()
+
+    def _build(
+        self, command: Submission, now: datetime, key: str | None, traceparent: str | None
+    ) -> Task:
         _check_limits(command)
         kind = self._known_type(command.type)
         kind.validate(command.payload)
@@ -130,6 +147,7 @@ class TaskBuilder:
             metadata=command.metadata,
             idempotency_key=key,
             retry_policy=self._policies[kind.name],
+            traceparent=traceparent,
         )
 
     def check_payload(self, type_name: str, payload: Mapping[str, Any]) -> None:

@@ -14,7 +14,14 @@ from uuid import UUID
 
 from taskflow.domain.errors import InvalidSubmission, ScheduleNotFound
 from taskflow.domain.model import Task
-from taskflow.domain.ports import Clock, ScheduleStore, TaskQueue, TaskTypes, Timetable
+from taskflow.domain.ports import (
+    Clock,
+    ScheduleStore,
+    TaskQueue,
+    TaskTypes,
+    Timetable,
+    TraceContext,
+)
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.schedules import ScheduleState, due_ticks
 from taskflow.domain.services.building import SubmitTask, TaskBuilder
@@ -69,11 +76,15 @@ class ScheduleService:
         retry_policy: RetryPolicy,
         timetables: Sequence[Timetable],
         catchup: timedelta,
+        trace: TraceContext | None = None,
     ) -> None:
+        """``trace``: tracing is on; a tick's task joins the span its pass runs in."""
         self._store = store
         self._queue = queue
         self._clock = clock
-        self._builder = TaskBuilder(types=types, new_id=new_id, retry_policy=retry_policy)
+        self._builder = TaskBuilder(
+            types=types, new_id=new_id, retry_policy=retry_policy, trace=trace
+        )
         self._timetables = {t.name: t for t in timetables}
         self._catchup = catchup
         self._stored: set[str] = set()  # names known to have their row in the store

@@ -33,6 +33,7 @@ from taskflow.domain.ports import (
     TaskQueue,
     TaskRepository,
     TaskTypes,
+    TraceContext,
 )
 from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checked_limit
 from taskflow.domain.retry import RetryPolicy
@@ -59,16 +60,20 @@ class TaskService:
         cancel_notices: CancelNotices | None = None,
         callbacks: CallbackStore | None = None,
         callback_hosts: CallbackHosts | None = None,
+        trace: TraceContext | None = None,
     ) -> None:
         """``callback_hosts`` None: webhooks are off (no TASKFLOW_WEBHOOK_SECRET), and a
-        submission with a ``callback_url`` is refused."""
+        submission with a ``callback_url`` is refused. ``trace``: tracing is on, and each new
+        task joins the submitter's trace (decision 28)."""
         self._repo = repository
         self._callbacks = callbacks
         self._callback_hosts = callback_hosts
         self._notices = cancel_notices
         self._queue = queue
         self._clock = clock
-        self._builder = TaskBuilder(types=types, new_id=new_id, retry_policy=retry_policy)
+        self._builder = TaskBuilder(
+            types=types, new_id=new_id, retry_policy=retry_policy, trace=trace
+        )
 
     async def submit(self, command: Submission) -> Task:
         if command.callback_url is not None:

@@ -23,6 +23,7 @@ from taskflow.entrypoints.http.request_ids import RequestIds
 from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.tasks import Limits, TaskController
+from taskflow.entrypoints.http.tracing import submit_tracing
 from taskflow.entrypoints.http.types import describe_types, list_types
 from taskflow.entrypoints.startup import prepare, tune_gc_for_serving, warm_store
 from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
@@ -37,6 +38,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
     metrics = container.metrics()
     if fleet is None and metrics.enabled:  # the deployment's gauges, read at each scrape
         fleet = fleet_reader(container.fleet_service())
+    tracing = container.tracing()
 
     def task_service() -> TaskService:
         return container.task_service()
@@ -82,7 +84,8 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             *([metrics_text] if metrics.enabled else []),
             dashboard_router(),
         ],
-        middleware=[timing(metrics)],
+        # The `submit` span only while tracing is on (decision 28).
+        middleware=[timing(metrics), *([] if tracing is None else [submit_tracing(tracing)])],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
