@@ -91,6 +91,33 @@ def test_counters_and_histograms_move_as_real_tasks_run(stack_factory: StackFact
     assert not any(echo[0] in dict(labels).get("route", "") for _, labels in after_api)
 
 
+def test_the_api_gauges_follow_the_live_workers_and_the_queues(
+    stack_factory: StackFactory,
+) -> None:
+    stack = stack_factory(TASKFLOW_WORKER_HEARTBEAT_SECONDS="0.2")
+    api = stack.base_url
+    stack.start_api()
+    assert value(scrape(api), "taskflow_workers_alive") == 0
+    worker = stack.start_worker("--queues", "default")
+    wait_for(lambda: value(scrape(api), "taskflow_workers_alive") == 1, timeout=30, what="a worker")
+    for _ in range(3):
+        submit(api, {"type": "debug.echo", "payload": {}, "queue": "nobody"})
+    [served] = [submit(api, {"type": "debug.echo", "payload": {}})]
+    stack.wait_status([served], {"SUCCESS"})
+
+    found = scrape(api)
+    assert value(found, "taskflow_fleet_up") == 1
+    assert value(found, "taskflow_queue_depth", queue="nobody", state="ready") == 3
+    assert value(found, "taskflow_queue_unconsumed", queue="nobody") == 1
+    assert value(found, "taskflow_queue_consumers", queue="default") == 1
+    assert value(found, "taskflow_queue_unconsumed", queue="default") == 0
+
+    assert worker.stop() == 0
+    wait_for(
+        lambda: value(scrape(api), "taskflow_workers_alive") == 0, timeout=30, what="none alive"
+    )
+
+
 def test_a_cancel_of_a_waiting_task_is_counted_by_the_api(stack_factory: StackFactory) -> None:
     stack = stack_factory()
     stack.start_api()

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from taskflow.domain.attempts import AttemptEnd, AttemptOutcome, bounded_traceback
 from taskflow.domain.errors import InvalidTransition, LeaseLost, StaleTask
-from taskflow.domain.flow import FlowPolicy, Limit, Popped
+from taskflow.domain.flow import FlowPolicy, Popped
 from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import (
@@ -139,20 +139,7 @@ class ExecutionService:
         async def read(task_ids: list[UUID]) -> list[Popped]:
             return await self._repo.popped(task_ids, keys=keys)
 
-        known: list[tuple[UUID, tuple[Limit, ...]]] = []
-        unknown = ids
-        by_queue = gate.known_without_reading(queues)
-        if by_queue is not None:
-            known, unknown = [(i, by_queue) for i in ids], []
-        elif kinds:
-            unknown = []
-            for task_id in ids:
-                kind = kinds.get(task_id)
-                limits = None if kind is None else gate.limits_of(*kind)
-                if limits is None:
-                    unknown.append(task_id)
-                else:
-                    known.append((task_id, limits))
+        known, unknown = gate.known_limits(ids, queues, kinds)
         found = await read(unknown) if unknown else []
         admitted, throttled = await gate.hold_back(known, found, read)
         kept = {task.id for task, _ in throttled}

@@ -6,7 +6,7 @@ Only built when a limit is configured: without one, the claim and the outcomes n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from uuid import UUID
 
@@ -49,8 +49,30 @@ class FlowGate:
     def payload_keys(self) -> frozenset[str]:
         return self._policy.payload_keys
 
-    def limits_of(self, queue: str, task_type: str) -> tuple[Limit, ...] | None:
-        return self._policy.limits_of(queue, task_type)
+    def known_limits(
+        self,
+        ids: Sequence[UUID],
+        queues: Sequence[str],
+        kinds: Mapping[UUID, tuple[str, str]],
+    ) -> tuple[list[tuple[UUID, tuple[Limit, ...]]], list[UUID]]:
+        """The limits of those popped ``ids`` known unread, and the ids to read for theirs.
+
+        Known from the queue alone (one queue, no type limit), or from the queue and type the
+        queue handed back with the id (``kinds``), unless a concurrency key needs the payload.
+        """
+        by_queue = self._policy.known_without_reading(queues)
+        if by_queue is not None:
+            return [(i, by_queue) for i in ids], []
+        known: list[tuple[UUID, tuple[Limit, ...]]] = []
+        unknown: list[UUID] = []
+        for task_id in ids:
+            kind = kinds.get(task_id)
+            limits = None if kind is None else self._policy.limits_of(*kind)
+            if limits is None:
+                unknown.append(task_id)
+            else:
+                known.append((task_id, limits))
+        return known, unknown
 
     async def hold_back(
         self,
