@@ -109,7 +109,7 @@ def test_submit_wait_and_status(stack: Stack) -> None:
     assert json.loads(status.stdout)["id"] == task["id"]
 
 
-def test_submit_wait_exits_1_when_the_task_fails(stack: Stack) -> None:
+def test_submit_wait_exits_3_when_the_task_fails(stack: Stack) -> None:
     result = run_cli(
         [
             "submit",
@@ -124,7 +124,7 @@ def test_submit_wait_exits_1_when_the_task_fails(stack: Stack) -> None:
         ],
         stack.env,
     )
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert json.loads(result.stdout)["status"] == "FAILED"
 
 

@@ -1,0 +1,149 @@
+"""How the `taskflow` commands print: tables with rich, JSON for scripts.
+
+On a terminal a table has a header rule and colours. Anywhere else (a pipe, a file) it is
+plain text: an upper-case header, then one row a line, columns apart by two spaces, no
+colour and no width limit, so ``awk`` and ``cut`` read it and nothing is cut at 80 columns.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import msgspec
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+#: Where nothing may be cut: the width rich lays out for when the output is not a terminal.
+UNLIMITED_WIDTH = 100_000
+
+STATUS_STYLES = {
+    "PENDING": "yellow",
+    "PROCESSING": "cyan",
+    "SUCCESS": "green",
+    "FAILED": "bold red",
+    "CANCELLED": "magenta",
+}
+
+
+def console(file: IO[str] | None = None) -> Console:
+    """A console on ``file`` (standard output by default), coloured only on a terminal."""
+    on_terminal = Console(file=file or sys.stdout)
+    if on_terminal.is_terminal:
+        return Console(file=file or sys.stdout, highlight=False)
+    return Console(
+        file=file or sys.stdout,
+        width=UNLIMITED_WIDTH,
+        color_system=None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
+
+
+def error_console() -> Console:
+    """Standard error: where ``submit --wait`` shows how its task goes."""
+    return console(sys.stderr)
+
+
+def as_json(value: Any) -> Any:
+    """A client's answer as JSON values, written as the API wrote them (timestamps included)."""
+    return _timestamps_as_text(msgspec.to_builtins(value, builtin_types=(datetime,)))
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(as_json(value), indent=2))
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str | Text]],
+    *,
+    out: Console | None = None,
+    right: Iterable[str] = (),
+) -> None:
+    """``rows`` under the ``columns`` headers; the columns named in ``right`` are numbers."""
+    shown = out or console()
+    numbers = set(right)
+    if shown.is_terminal:
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    else:
+        table = Table(box=None, header_style=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for name in columns:
+        on_right = name in numbers and shown.is_terminal
+        table.add_column(
+            name.upper(), justify="right" if on_right else "left", no_wrap=name == "id"
+        )
+    for row in rows:
+        # Text, never markup: a type or an error message with "[bold]" in it is printed as is.
+        table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
+    print_lines(shown, table)
+
+
+def print_lines(out: Console, renderable: Any) -> None:
+    """``renderable`` on ``out``; off a terminal, without the blanks that pad its lines."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    with out.capture() as captured:
+        out.print(renderable)
+    for line in captured.get().splitlines():
+        out.file.write(line.rstrip() + "\n")
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def cell(value: Any) -> str:
+    """One value in a table: ``-`` for none, else its text on one line."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return " ".join(str(value).split()) if isinstance(value, str) else str(value)
+
+
+def compact(value: Any) -> str:
+    """A JSON value on one line, as a cell or a field shows it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def age(seconds: float | None) -> str:
+    """A duration for people: ``-``, ``45.2s``, ``12m05s``, ``3h20m``, ``2d04h``."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86_400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86_400}d{whole % 86_400 // 3600:02d}h"
+
+
+def since(timestamp: str | None, now: datetime | None = None) -> str:
+    """How long ago an RFC 3339 ``timestamp`` of the API was, as :func:`age` writes it."""
+    if timestamp is None:
+        return "-"
+    then = datetime.fromisoformat(timestamp)
+    return age(max(0.0, ((now or datetime.now(UTC)) - then).total_seconds()))
+
+
+def _timestamps_as_text(value: Any) -> Any:
+    # The API's own form (six fractional digits, Z), which msgspec would shorten at times.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, dict):
+        return {key: _timestamps_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_timestamps_as_text(item) for item in value]
+    return value
