@@ -8,6 +8,8 @@ import json
 import uuid
 from typing import Any, NoReturn
 
+from taskflow.domain.limits import queue_name_problem
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr, then exit 2."""
@@ -53,6 +55,13 @@ def queue_list(raw: str) -> list[str]:
     if not queues:
         raise argparse.ArgumentTypeError("name at least one queue")
     return queues
+
+
+def queue_name(raw: str) -> str:
+    problem = queue_name_problem(raw)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem}, got {raw!r}")
+    return raw
 
 
 def task_id(raw: str) -> str:

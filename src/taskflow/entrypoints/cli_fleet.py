@@ -14,7 +14,7 @@ from rich.text import Text
 
 from taskflow.client import Client
 from taskflow.entrypoints.cli_api import Exit, add_url, ask
-from taskflow.entrypoints.cli_args import Parser, add_json
+from taskflow.entrypoints.cli_args import Parser, add_json, queue_name
 from taskflow.entrypoints.cli_output import age, as_json, cell, print_json, print_table, since
 
 QUEUES = (
@@ -77,7 +77,7 @@ def add_fleet_commands(commands: Any) -> None:
     )
     for action, verb in (("pause", "start none of its tasks until resumed"), ("resume", "")):
         acting = actions.add_parser(action, help=f"{action} a queue: {verb or 'start again'}")
-        acting.add_argument("name", help="the queue's name")
+        acting.add_argument("name", type=queue_name, help="the queue's name")
         add_json(acting, "the queue")
         add_url(acting)
         acting.set_defaults(run=_pause if action == "pause" else _resume)
