@@ -155,6 +155,18 @@ def test_an_api_error_is_exit_1(api: ScriptedApi, capsys: pytest.CaptureFixture[
     assert one_line(capsys).endswith("HTTP 409: task is SUCCESS; it cannot be cancelled")
 
 
+def history_json(outcome: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    attempt = {
+        "attempt": 1,
+        "worker_id": "vm:1:abc",
+        "started_at": "2026-11-30T20:06:52.000000Z",
+        "finished_at": "2026-11-30T20:06:53.000000Z",
+        "outcome": outcome,
+        "error": None if error is None else {**error, "traceback": None},
+    }
+    return {"items": [attempt], "changes": []}
+
+
 @pytest.mark.parametrize(
     ("final", "code"),
     [
@@ -168,16 +180,22 @@ def test_submit_wait_exits_with_how_the_task_ended(
     api: ScriptedApi, capsys: pytest.CaptureFixture[str], final: dict[str, Any], code: int
 ) -> None:
     running = task_json("PROCESSING", attempts=1, progress={"fraction": 0.25, "message": "a"})
-    api.answers.extend([answer(202, task_json()), answer(200, running), answer(200, final)])
+    history = history_json(final["status"], final["error"])
+    api.answers.extend(
+        [answer(202, task_json()), answer(200, running), answer(200, final), answer(200, history)]
+    )
     assert cli.main(["submit", "debug.echo", "--wait", "--url", URL]) == code
     out, err = capsys.readouterr()
     assert json.loads(out) == final
-    assert err.splitlines()[:3] == [
+    ended = final["status"] + ("" if final["error"] is None else ": Fail: no")
+    assert err.splitlines()[:4] == [
         f"task {TASK_ID} PENDING on queue default",
         "PROCESSING: attempt 1",
         "progress 25% a",
+        f"attempt 1 {ended}",
     ]
     assert err.splitlines()[-1].startswith(f"{final['status']} after 1 attempt")
+    assert [r.url.path for r in api.requests][-1] == f"/api/tasks/{TASK_ID}/attempts"
 
 
 def test_submit_wait_exits_5_when_the_task_outlives_the_timeout(

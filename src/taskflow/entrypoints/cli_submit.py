@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from taskflow.client import Client, Task, TaskStatus
+from taskflow.client import Client, History, Task, TaskStatus
 from taskflow.domain.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -136,9 +136,14 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Task, bool]:
     """Poll ``task`` until it is final or ``timeout`` seconds have passed, showing each change
-    on ``view``; returns its last snapshot, and whether it is final."""
+    on ``view``; returns its last snapshot, and whether it is final.
+
+    Polls may miss a short state (an attempt that failed and was retried at once), so how each
+    attempt ended comes from the task's history, read when an attempt has ended since the last
+    one shown."""
     deadline = clock() + timeout
     pause = FIRST_POLL_SECONDS
+    shown_ends = 0
     view.show(changes(None, task), task)
     try:
         while not task.done:
@@ -148,7 +153,12 @@ def follow(
             sleep(min(pause, left))
             pause = min(pause * 1.5, MAX_POLL_SECONDS)
             before, task = task, client.get(task.id)
-            view.show(changes(before, task), task)
+            lines = changes(before, task)
+            if _ended(task) > shown_ends:
+                ends = attempt_ends(client.history(task.id), after=shown_ends)
+                shown_ends += len(ends)
+                lines = [*ends, *lines]
+            view.show(lines, task)
     except BaseException:  # an error or Ctrl-C: the bar stops, and main says what happened
         view.close(None, task)
         raise
@@ -156,21 +166,35 @@ def follow(
     return task, task.done
 
 
+def _ended(task: Task) -> int:
+    # How many of its attempts have ended: all but the one running now.
+    return task.attempts - 1 if task.status is TaskStatus.PROCESSING else task.attempts
+
+
+def attempt_ends(history: History, *, after: int) -> list[str]:
+    """A line for each attempt past the first ``after`` that has ended: how it ended."""
+    lines = []
+    for attempt in history.items[after:]:
+        if attempt.outcome is None:
+            break
+        error = "" if attempt.error is None else f": {attempt.error.type}: {attempt.error.message}"
+        lines.append(f"attempt {attempt.attempt} {attempt.outcome}{error}")
+    return lines
+
+
 def changes(before: Task | None, after: Task) -> list[str]:
-    """One line for each thing that changed from ``before`` to ``after``, for people."""
+    """A line for each change from ``before`` to ``after`` a poll can see, for people."""
     if before is None:
         return [f"task {after.id} {after.status} on queue {after.queue}"]
     lines = []
     moved = after.status != before.status or after.attempts != before.attempts
-    if moved and after.status is TaskStatus.PENDING and after.error is not None:
-        lines.append(
-            f"PENDING: retry {after.retry_count} of {after.max_retries} after "
-            f"{after.error.type}: {after.error.message}"
-        )
-    elif moved and after.status is TaskStatus.PROCESSING:
+    if moved and after.status is TaskStatus.PROCESSING:
         lines.append(f"PROCESSING: attempt {after.attempts}")
-    elif moved and not after.done:
-        lines.append(str(after.status))
+    elif moved and after.status is TaskStatus.PENDING:
+        retried = after.retry_count > before.retry_count
+        lines.append(
+            f"PENDING: retry {after.retry_count} of {after.max_retries}" if retried else "PENDING"
+        )
     if after.cancel_requested and not before.cancel_requested:
         lines.append("cancel requested")
     if after.progress is not None and after.progress != before.progress:
