@@ -46,11 +46,13 @@ class CommandFailed(Exception):
         self.code = code
 
 
-def add_url(parser: argparse.ArgumentParser) -> None:
+def add_url(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """``--url``; ``nested``: on an action under a command that has one already (``queues
+    pause``), so that ``queues --url U pause NAME`` keeps U."""
     parser.add_argument(
         "--url",
         type=_url,
-        default=None,
+        default=argparse.SUPPRESS if nested else None,
         help="API base URL (default: TASKFLOW_API_URL, else http://TASKFLOW_HOST:TASKFLOW_PORT)",
     )
 
@@ -71,7 +73,8 @@ def connected(args: argparse.Namespace) -> Iterator[Client]:
     except ApiError as exc:
         raise CommandFailed(str(exc)) from None
     except httpx.HTTPError as exc:
-        raise CommandFailed(f"cannot reach the API at {url}: {exc or type(exc).__name__}") from None
+        reason = str(exc) or type(exc).__name__
+        raise CommandFailed(f"cannot reach the API at {url}: {reason}") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise CommandFailed(f"the answer from {url} is not taskflow's: {exc}") from None
 

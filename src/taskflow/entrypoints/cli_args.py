@@ -72,7 +72,11 @@ def task_id(raw: str) -> str:
         raise argparse.ArgumentTypeError(f"a task id is a UUID, got {raw!r}") from None
 
 
-def add_json(parser: argparse.ArgumentParser, what: str) -> None:
+def add_json(parser: argparse.ArgumentParser, what: str, *, nested: bool = False) -> None:
+    """``--json``; ``nested`` as for ``cli_api.add_url``."""
     parser.add_argument(
-        "--json", action="store_true", help=f"print {what} as JSON, as the API answered"
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if nested else False,
+        help=f"print {what} as JSON, as the API answered",
     )

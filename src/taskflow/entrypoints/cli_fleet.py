@@ -78,8 +78,8 @@ def add_fleet_commands(commands: Any) -> None:
     for action, verb in (("pause", "start none of its tasks until resumed"), ("resume", "")):
         acting = actions.add_parser(action, help=f"{action} a queue: {verb or 'start again'}")
         acting.add_argument("name", type=queue_name, help="the queue's name")
-        add_json(acting, "the queue")
-        add_url(acting)
+        add_json(acting, "the queue", nested=True)
+        add_url(acting, nested=True)
         acting.set_defaults(run=_pause if action == "pause" else _resume)
 
     workers = commands.add_parser(
