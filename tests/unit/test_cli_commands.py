@@ -246,6 +246,17 @@ def test_tasks_show_prints_the_fields_attempts_and_last_traceback(
     ]
 
 
+def test_tasks_show_clips_a_long_payload(
+    api: ScriptedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.answers.extend(
+        [answer(200, task_json(payload={"text": "x" * 2000})), answer(200, {"items": []})]
+    )
+    assert cli.main(["tasks", "show", TASK_ID, "--url", URL]) == 0
+    fields = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert fields["payload"] == '{"text":"' + "x" * 491 + "… (--json shows all)"
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -49,6 +49,16 @@ def test_a_table_on_a_terminal_has_colours_and_a_rule() -> None:
     assert TASK_ID in text
 
 
+def test_a_terminal_shows_timestamps_to_the_second_and_never_cuts_them() -> None:
+    screen = io.StringIO()
+    out = Console(file=screen, force_terminal=True, width=60, color_system=None)
+    stamp = "2026-11-30T20:06:51.658677Z"
+    cli_output.print_table(("id", "created_at", "error"), [[TASK_ID, stamp, "x " * 40]], out=out)
+    text = screen.getvalue()
+    assert "2026-11-30 20:06:51Z" in text
+    assert TASK_ID in text
+
+
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [(None, "-"), (4.25, "4.2s"), (59.96, "60.0s"), (725, "12m05s"), (12_000, "3h20m")],

@@ -74,15 +74,33 @@ def print_table(
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     else:
         table = Table(box=None, header_style=None, pad_edge=False, padding=(0, 2, 0, 0))
-    for name in columns:
+    timed = [name.endswith("_at") and shown.is_terminal for name in columns]
+    for name, is_time in zip(columns, timed, strict=True):
         on_right = name in numbers and shown.is_terminal
         table.add_column(
-            name.upper(), justify="right" if on_right else "left", no_wrap=name == "id"
+            name.upper(),
+            justify="right" if on_right else "left",
+            no_wrap=name == "id" or is_time,
+            min_width=36 if name == "id" else len(SHORT_TIME) if is_time else None,
         )
     for row in rows:
+        cells = [
+            _short_time(value) if is_time and isinstance(value, str) else value
+            for value, is_time in zip(row, timed, strict=True)
+        ]
         # Text, never markup: a type or an error message with "[bold]" in it is printed as is.
-        table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
+        table.add_row(*(value if isinstance(value, Text) else Text(value) for value in cells))
     print_lines(shown, table)
+
+
+#: How a terminal's table shows a timestamp: to the second, still in UTC.
+SHORT_TIME = "2026-12-01 11:14:25Z"
+
+
+def _short_time(value: str) -> str:
+    if len(value) == 27 and value[10] == "T" and value.endswith("Z"):
+        return f"{value[:10]} {value[11:19]}Z"
+    return value
 
 
 def print_lines(out: Console, renderable: Any) -> None:

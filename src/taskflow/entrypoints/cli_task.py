@@ -27,6 +27,8 @@ from taskflow.entrypoints.cli_output import (
 )
 
 ATTEMPTS = ("attempt", "outcome", "worker_id", "started_at", "finished_at", "error")
+#: How much of a payload, a result or the metadata ``tasks show`` prints (``--json``: all).
+VALUE_SHOWN = 500
 
 
 def add_show_and_cancel(actions: Any) -> None:
@@ -142,14 +144,18 @@ def _fields(task: dict[str, Any]) -> Any:
         ("created_at", task["created_at"]),
         ("started_at", task["started_at"]),
         ("finished_at", task["finished_at"]),
-        ("payload", compact(task["payload"])),
-        ("metadata", compact(task["metadata"])),
-        ("result", None if task["status"] != "SUCCESS" else compact(task["result"])),
+        ("payload", _clip(compact(task["payload"]))),
+        ("metadata", _clip(compact(task["metadata"]))),
+        ("result", None if task["status"] != "SUCCESS" else _clip(compact(task["result"]))),
         ("error", None if error is None else f"{error['type']}: {error['message']}"),
     ]
     for name, value in values:
         grid.add_row(Text(name), value if isinstance(value, Text) else Text(cell(value)))
     return grid
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= VALUE_SHOWN else f"{text[:VALUE_SHOWN]}… (--json shows all)"
 
 
 def _progress(progress: dict[str, Any]) -> str:
