@@ -29,6 +29,7 @@ def test_a_table_in_a_pipe_is_plain_and_not_cut_at_80_columns(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "80")  # what a narrow terminal would have left behind
+    monkeypatch.setenv("FORCE_COLOR", "1")  # set for every job by some CI systems
     rows = [[TASK_ID, "[bold]x[/bold]", LONG_QUEUE, "PENDING"], ["-", "y", "q", "FAILED"]]
     lines = pipe_output(capsys, lambda: cli_output.print_table(("id", "t", "q", "s"), rows))
     assert [line.split() for line in lines] == [["ID", "T", "Q", "S"], *rows]

@@ -32,18 +32,31 @@ STATUS_STYLES = {
 
 
 def console(file: IO[str] | None = None) -> Console:
-    """A console on ``file`` (standard output by default), coloured only on a terminal."""
-    on_terminal = Console(file=file or sys.stdout)
-    if on_terminal.is_terminal:
-        return Console(file=file or sys.stdout, highlight=False)
+    """A console on ``file`` (standard output by default), coloured only on a terminal.
+
+    Whether it is one is asked of the file itself: ``FORCE_COLOR``, which some CI systems set
+    for every job, must not turn a pipe's plain rows into boxes (``NO_COLOR`` is honoured).
+    """
+    shown = file or sys.stdout
+    if _is_terminal(shown):
+        return Console(file=shown, force_terminal=True, highlight=False)
     return Console(
-        file=file or sys.stdout,
+        file=shown,
+        force_terminal=False,
+        force_interactive=False,
         width=UNLIMITED_WIDTH,
         color_system=None,
         highlight=False,
         markup=False,
         emoji=False,
     )
+
+
+def _is_terminal(file: IO[str]) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
 
 
 def error_console() -> Console:
