@@ -42,8 +42,8 @@ USER 10001:10001
 
 EXPOSE 8000
 
-# The slim base has no curl; the standard library is enough. Only `api` serves HTTP: the compose
-# file disables this check for `worker` and `migrate`.
+# The slim base has no curl; the standard library is enough. This checks `api`; the compose
+# file gives `worker` its own (on TASKFLOW_WORKER_HTTP_PORT) and disables it for `migrate`.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('TASKFLOW_PORT', '8000'), timeout=3)"]
 

@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint chaos bench clean
+.PHONY: dev test lint chaos bench clean promtool
 
-$(STAMP): pyproject.toml
+# promtool (for the alert rules' tests) is looked for on every run, and installed when missing.
+$(STAMP): pyproject.toml | promtool
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	@$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+promtool:
+	@./deploy/prometheus/install-promtool.sh
 
 ## Run taskflow embedded: API and worker in one process, state in ./taskflow.db.
 dev: $(STAMP)

@@ -45,6 +45,7 @@ class Settings:
     worker_prefetch: int = 240
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
+    worker_heartbeat_seconds: float = 5.0  # a worker's beat in the fleet; 3 missed: gone
     sweep_seconds: float = 5.0
     shutdown_grace_seconds: float = 30.0
     retry_backoff_base: float = 1.0
@@ -63,6 +64,8 @@ class Settings:
     callback_retry_seconds: float = DELIVERY_WINDOW_DEFAULT
     callback_timeout_seconds: float = 10.0
     queue_limits: Mapping[str, FlowLimits] = field(default_factory=dict)  # over the Registry's
+    metrics: bool = True  # False: nothing is counted and /metrics is not served
+    worker_http_port: int | None = None  # None: a worker serves no /metrics nor /health/*
 
     @classmethod
     def from_env(
@@ -87,6 +90,9 @@ class Settings:
             lease_seconds=env.number("TASKFLOW_LEASE_SECONDS", 30.0, float, low=0.1),
             heartbeat_seconds=env.number("TASKFLOW_HEARTBEAT_SECONDS", 10.0, float, low=0.05),
             sweep_seconds=env.number("TASKFLOW_SWEEP_SECONDS", 5.0, float, low=0.05),
+            worker_heartbeat_seconds=env.number(
+                "TASKFLOW_WORKER_HEARTBEAT_SECONDS", 5.0, float, low=0.05, high=3600
+            ),
             shutdown_grace_seconds=env.number(
                 "TASKFLOW_SHUTDOWN_GRACE_SECONDS", 30.0, float, low=0
             ),
@@ -124,6 +130,8 @@ class Settings:
                 "TASKFLOW_CALLBACK_TIMEOUT_SECONDS", 10.0, float, low=0.1, high=300
             ),
             queue_limits=env.parsed("TASKFLOW_QUEUE_LIMITS", parse_queue_limits, {}),
+            metrics=env.flag("TASKFLOW_METRICS", True),
+            worker_http_port=env.optional_port("TASKFLOW_WORKER_HTTP_PORT"),
         )
         settings._check()
         if not dev and settings.redis_url is None:
@@ -195,6 +203,11 @@ class _Env:
             bounds = f"at least {low}" if high is None else f"between {low} and {high}"
             raise ConfigError(f"{name} must be {bounds}, got {raw!r}")
         return value
+
+    def optional_port(self, name: str) -> int | None:
+        if self._raw(name) is None:
+            return None
+        return self.number(name, 0, int, low=1, high=65535)
 
     def faults(self, name: str) -> frozenset[str]:
         from taskflow.adapters.faults import POINTS

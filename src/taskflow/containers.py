@@ -15,13 +15,25 @@ from dependency_injector import containers, providers
 from taskflow.adapters.clock import SystemClock, uuid7
 from taskflow.adapters.faults import with_faulty_queue, with_faulty_repository
 from taskflow.adapters.memory import InMemoryCancelNotices, InMemoryTaskQueue
+from taskflow.adapters.memory_fleet import (
+    InMemoryPauseNotices,
+    InMemoryQueueGauge,
+    InMemoryWorkerRegistry,
+)
 from taskflow.adapters.memory_flow import InMemoryFlowLimiter
+from taskflow.adapters.prometheus import new_metrics
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
 from taskflow.adapters.redis_cancel import RedisCancelNotices
+from taskflow.adapters.redis_fleet import (
+    RedisPauseNotices,
+    RedisQueueGauge,
+    RedisWorkerRegistry,
+)
 from taskflow.adapters.redis_flow import RedisFlowLimiter
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
+from taskflow.adapters.sql.queues import SqlQueueStore
 from taskflow.adapters.sql.schedules import SqlScheduleStore
 from taskflow.adapters.webhooks import HttpWebhookSender
 from taskflow.config import Settings
@@ -38,6 +50,7 @@ from taskflow.domain.services import (
     TaskService,
 )
 from taskflow.domain.services.delivery import DeliveryService
+from taskflow.domain.services.fleet import FleetService
 from taskflow.registry import Registry
 
 
@@ -85,11 +98,19 @@ def _flow_policy(registry: Registry, settings: Settings) -> FlowPolicy:
     return registry.flow_policy(settings.queue_limits)
 
 
+def _keeps_kinds(policy: FlowPolicy) -> bool:
+    """Whether the queue should carry each task's type: only where a type has a limit, so that
+    a claim asks the limiter without reading its batch first (decision 21)."""
+    return bool(policy.types)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     registry = providers.Dependency(instance_of=Registry)
 
     clock = providers.Singleton(SystemClock)
+    # What this process counts (decision 26); counts nothing with TASKFLOW_METRICS=false.
+    metrics = providers.Singleton(new_metrics, settings.provided.metrics)
     retry_policy = providers.Singleton(
         RetryPolicy,
         base=settings.provided.retry_backoff_base,
@@ -114,14 +135,21 @@ class Container(containers.DeclarativeContainer):
     )
 
     redis_client = providers.Singleton(redis_connect, settings.provided.redis_url)
+    flow_policy = providers.Singleton(_flow_policy, registry, settings)
+    # The in-process queue of `taskflow dev`, named so that its gauge reads it under any wrapper.
+    memory_queue = providers.Singleton(InMemoryTaskQueue, clock)
     queue = providers.Singleton(
         with_faulty_queue,
         providers.Selector(
             providers.Callable(_queue_backend, settings),
             redis=providers.Singleton(
-                RedisTaskQueue, redis_client, prefix=settings.provided.redis_prefix, clock=clock
+                RedisTaskQueue,
+                redis_client,
+                prefix=settings.provided.redis_prefix,
+                clock=clock,
+                kinds=providers.Callable(_keeps_kinds, flow_policy),
             ),
-            memory=providers.Singleton(InMemoryTaskQueue, clock),
+            memory=memory_queue,
         ),
         settings.provided.faults,
     )
@@ -134,8 +162,31 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryCancelNotices),
     )
 
+    # The fleet (decision 25): live workers and pause notices on Redis, paused queues in the
+    # store; `taskflow dev` keeps its workers, depths and notices in its one process.
+    worker_registry = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisWorkerRegistry, redis_client, prefix=settings.provided.redis_prefix
+        ),
+        memory=providers.Singleton(InMemoryWorkerRegistry, clock),
+    )
+    queue_gauge = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisQueueGauge, redis_client, prefix=settings.provided.redis_prefix, clock=clock
+        ),
+        memory=providers.Singleton(InMemoryQueueGauge, memory_queue, clock),
+    )
+    pause_notices = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisPauseNotices, redis_client, prefix=settings.provided.redis_prefix
+        ),
+        memory=providers.Singleton(InMemoryPauseNotices),
+    )
+
     callback_store = providers.Singleton(_callback_store, repository)
-    flow_policy = providers.Singleton(_flow_policy, registry, settings)
     limiter = providers.Selector(
         providers.Callable(_queue_backend, settings),
         redis=providers.Singleton(
@@ -176,6 +227,17 @@ class Container(containers.DeclarativeContainer):
     )
 
     schedule_store = providers.Singleton(SqlScheduleStore, engine)
+    queue_store = providers.Singleton(SqlQueueStore, engine)
+    fleet_service = providers.Singleton(
+        FleetService,
+        workers=worker_registry,
+        store=queue_store,
+        gauge=queue_gauge,
+        clock=clock,
+        flow=flow_policy,
+        notices=pause_notices,
+        beat_seconds=settings.provided.worker_heartbeat_seconds,
+    )
     schedule_service = providers.Singleton(
         ScheduleService,
         store=schedule_store,

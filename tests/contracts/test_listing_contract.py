@@ -20,9 +20,24 @@ backend = repository_contract.backend  # the fixture: every store, fresh for eac
 EVERYTHING = TaskQuery()
 
 
+_ORIGINS: dict[int, datetime] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_origins() -> None:
+    _ORIGINS.clear()  # each test takes its own point (an id may be reused by the next backend)
+
+
 def at(backend: Backend, seconds: float) -> datetime:
-    """An instant ``seconds`` after a fixed point an hour ago: creation times the test picks."""
-    return backend.now().replace(microsecond=0) - timedelta(hours=1) + timedelta(seconds=seconds)
+    """An instant ``seconds`` after a fixed point an hour ago: creation times the test picks.
+
+    The point is taken once per backend: read anew at each call, it moved by a second whenever
+    a test crossed a second's boundary, and the test then failed.
+    """
+    origin = _ORIGINS.setdefault(
+        id(backend), backend.now().replace(microsecond=0) - timedelta(hours=1)
+    )
+    return origin + timedelta(seconds=seconds)
 
 
 def make(backend: Backend, seconds: float, **options: Any) -> Task:

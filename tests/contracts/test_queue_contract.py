@@ -36,7 +36,7 @@ from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.memory import InMemoryTaskQueue
 from taskflow.adapters.redis import RedisTaskQueue, connect
 from taskflow.domain.errors import QueueUnavailable
-from taskflow.domain.ports import Dispatch, TaskQueue
+from taskflow.domain.ports import Dispatch, PoppedIds, TaskQueue
 from tests.clocks import FakeClock
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -62,23 +62,36 @@ async def turns_of_the_loop() -> None:
 
 @pytest.fixture(params=["memory", "redis"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    async with either(request) as built:
+        yield built
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def keeping_kinds(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """A queue that hands each popped id's queue and type back (the memory queue always does)."""
+    async with either(request, kinds=True) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def either(request: pytest.FixtureRequest, *, kinds: bool = False) -> AsyncIterator[Harness]:
     if request.param == "memory":
         clock = FakeClock(START)
         yield Harness(InMemoryTaskQueue(clock), clock, turns_of_the_loop, turns_of_the_loop)
         return
     # Asked for here, not in the signature, so the memory runs never touch Redis.
     redis_url, prefix = (request.getfixturevalue(f) for f in ("redis_url", "redis_prefix"))
-    async with on_redis(redis_url, prefix) as built:
+    async with on_redis(redis_url, prefix, kinds=kinds) as built:
         yield built
 
 
 @contextlib.asynccontextmanager
-async def on_redis(redis_url: str, prefix: str) -> AsyncIterator[Harness]:
+async def on_redis(redis_url: str, prefix: str, *, kinds: bool = False) -> AsyncIterator[Harness]:
     client = connect(redis_url)
     # Named, so that the server can tell which of its clients are this test's.
     client.connection_pool.connection_kwargs["client_name"] = prefix
     clock = FakeClock(START)
-    queue = RedisTaskQueue(client, prefix=prefix, clock=clock)
+    queue = RedisTaskQueue(client, prefix=prefix, clock=clock, kinds=kinds)
     admin = redis.asyncio.Redis.from_url(redis_url)
 
     async def blocked() -> bool:
@@ -114,9 +127,19 @@ def at(seconds: float) -> datetime:
 
 
 def dispatch(
-    task_id: UUID | None = None, *, queue: str = Q, priority: int = 5, run_at: datetime = START
+    task_id: UUID | None = None,
+    *,
+    queue: str = Q,
+    priority: int = 5,
+    run_at: datetime = START,
+    type: str = "",
 ) -> Dispatch:
-    return Dispatch(task_id or uuid.uuid4(), queue, priority, run_at)
+    return Dispatch(task_id or uuid.uuid4(), queue, priority, run_at, type)
+
+
+def kinds_of(popped: list[UUID]) -> dict[UUID, tuple[str, str]]:
+    assert isinstance(popped, PoppedIds), "a queue keeping kinds hands back PoppedIds"
+    return popped.kinds
 
 
 def sorted_ids(n: int) -> list[UUID]:
@@ -578,3 +601,72 @@ async def test_a_wiped_redis_is_no_longer_intact(redis_url: str, redis_prefix: s
     finally:
         await client.aclose()
         await queue.close()
+
+
+# -- kinds: the type a push told comes back with the id ------------------------------------
+
+
+async def test_popped_ids_come_with_the_queue_and_type_their_push_told(
+    keeping_kinds: Harness,
+) -> None:
+    mail = dispatch(queue="mail", type="mail.send")
+    report = dispatch(queue="reports", type="reports.build")
+    untold = dispatch(queue="reports")  # pushed by a process that did not say
+    await keeping_kinds.queue.push([mail, report, untold])
+
+    popped = await take(keeping_kinds.queue, "mail", "reports")
+
+    assert sorted(popped) == sorted([mail.task_id, report.task_id, untold.task_id])
+    assert kinds_of(popped) == {
+        mail.task_id: ("mail", "mail.send"),
+        report.task_id: ("reports", "reports.build"),
+    }
+
+
+async def test_kinds_come_back_after_a_delay_and_through_a_blocked_pop(
+    keeping_kinds: Harness,
+) -> None:
+    later = dispatch(run_at=at(5), type="t.later")
+    await keeping_kinds.queue.push([later])
+    keeping_kinds.clock.advance(5)
+    assert kinds_of(await take(keeping_kinds.queue)) == {later.task_id: (Q, "t.later")}
+
+    pushed = dispatch(queue="b", type="t.pushed")
+    async with background(keeping_kinds.queue.pop(["a", "b"], limit=10, timeout=30)) as waiting:
+        await keeping_kinds.until_waiting()
+        await keeping_kinds.queue.push([pushed])
+        popped = await asyncio.wait_for(waiting, timeout=5)
+    assert popped == [pushed.task_id]
+    assert kinds_of(popped) == {pushed.task_id: ("b", "t.pushed")}
+
+
+async def test_an_id_pushed_again_comes_back_with_its_kind(keeping_kinds: Harness) -> None:
+    d = dispatch(type="t.again")
+    await keeping_kinds.queue.push([d])
+    assert kinds_of(await take(keeping_kinds.queue)) == {d.task_id: (Q, "t.again")}
+    await keeping_kinds.queue.push([d])  # handed back by a throttled claim, say
+    assert kinds_of(await take(keeping_kinds.queue)) == {d.task_id: (Q, "t.again")}
+
+
+async def test_redis_forgets_kinds_as_ids_are_popped_and_keeps_none_unless_asked(
+    redis_url: str, redis_prefix: str
+) -> None:
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    kinds_key = f"{redis_prefix}:q:{Q}:kinds"
+    try:
+        async with on_redis(redis_url, redis_prefix, kinds=True) as keeping:
+            await keeping.queue.push([dispatch(type="t.x") for _ in range(50)])
+            assert await admin.hlen(kinds_key) == 50
+            assert len(await take(keeping.queue, limit=20)) == 20
+            assert await admin.hlen(kinds_key) == 30
+            assert len(await take(keeping.queue)) == 30
+            assert not await admin.exists(kinds_key)
+
+        async with on_redis(redis_url, redis_prefix) as plain:  # a deployment without type limits
+            await plain.queue.push([dispatch(type="t.x") for _ in range(5)])
+            popped = await take(plain.queue)
+            assert len(popped) == 5
+            assert not isinstance(popped, PoppedIds)
+            assert not await admin.exists(kinds_key)
+    finally:
+        await admin.aclose()

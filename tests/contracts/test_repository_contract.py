@@ -265,6 +265,23 @@ async def test_get_many_skips_unknown_ids_and_keeps_the_given_order(backend: Bac
     assert await backend.repo.get_many([]) == []
 
 
+async def test_popped_reads_what_the_flow_gate_needs_in_the_given_order(backend: Backend) -> None:
+    now = backend.now()
+    a = new_task(now, queue="mail", priority=3, payload={"customer": "c-1", "n": 2})
+    b = new_task(now, payload={"n": 1})
+    await backend.repo.add_many([a, b])
+    assert len(await backend.repo.claim([b.id], worker_id="w-1", lease_seconds=30)) == 1
+
+    heads = await backend.repo.popped([b.id, uuid.uuid4(), a.id], keys=())
+    assert [(p.id, p.type, p.queue, p.priority, p.status, p.attempts) for p in heads] == [
+        (b.id, "test.job", "default", b.priority, TaskStatus.PROCESSING, 1),
+        (a.id, "test.job", "mail", 3, TaskStatus.PENDING, 0),
+    ]
+    keyed = await backend.repo.popped([a.id], keys={"customer"})
+    assert keyed[0].payload["customer"] == "c-1"  # the named field, whatever else comes along
+    assert await backend.repo.popped([], keys={"customer"}) == []
+
+
 # -- add_idempotent ---------------------------------------------------------------------------
 
 
@@ -678,7 +695,7 @@ async def test_pending_pages_through_pending_tasks_by_id(backend: Backend) -> No
     others = [in_status(s, now) for s in TaskStatus if s is not TaskStatus.PENDING]
     await backend.repo.add_many([*waiting, *others])
     by_id = sorted(waiting, key=lambda t: t.id)
-    expected = [Dispatch(t.id, t.queue, t.priority, t.run_at) for t in by_id]
+    expected = [Dispatch(t.id, t.queue, t.priority, t.run_at, t.type) for t in by_id]
 
     assert await backend.repo.pending(after=None, limit=100) == expected
     assert await backend.repo.pending(after=None, limit=2) == expected[:2]

@@ -39,9 +39,11 @@ def test_values_are_read_and_converted() -> None:
             "TASKFLOW_DEBUG_TASKS": "false",
             "TASKFLOW_LOG_LEVEL": "debug",
             "TASKFLOW_TASKS": "myapp.tasks:tasks",
+            "TASKFLOW_WORKER_HEARTBEAT_SECONDS": "0.25",
         }
     )
     assert settings.port == 9000
+    assert settings.worker_heartbeat_seconds == 0.25
     assert settings.lease_seconds == 2.5
     assert settings.debug_tasks is False
     assert settings.log_level == "DEBUG"
@@ -59,6 +61,9 @@ def test_values_are_read_and_converted() -> None:
         ("TASKFLOW_WORKER_PREFETCH", "many"),
         ("TASKFLOW_LEASE_SECONDS", "nan"),
         ("TASKFLOW_SWEEP_SECONDS", "-1"),
+        ("TASKFLOW_WORKER_HEARTBEAT_SECONDS", "0"),
+        ("TASKFLOW_WORKER_HEARTBEAT_SECONDS", "often"),
+        ("TASKFLOW_WORKER_HEARTBEAT_SECONDS", "7200"),
         ("TASKFLOW_RETRY_BACKOFF_BASE", "inf"),
         ("TASKFLOW_DEBUG_TASKS", "maybe"),
         ("TASKFLOW_LOG_FORMAT", "xml"),
@@ -66,6 +71,10 @@ def test_values_are_read_and_converted() -> None:
         ("TASKFLOW_DATABASE_URL", "mysql://localhost/x"),
         ("TASKFLOW_REDIS_URL", "memcached://x"),
         ("TASKFLOW_TASKS", "no_colon_here"),
+        ("TASKFLOW_WORKER_HTTP_PORT", "0"),
+        ("TASKFLOW_WORKER_HTTP_PORT", "metrics"),
+        ("TASKFLOW_WORKER_HTTP_PORT", "65536"),
+        ("TASKFLOW_METRICS", "sometimes"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -87,3 +96,12 @@ def test_an_empty_redis_url_is_refused_outside_dev() -> None:
     with pytest.raises(ConfigError, match="TASKFLOW_REDIS_URL"):
         Settings.from_env({"TASKFLOW_REDIS_URL": ""})
     assert Settings.from_env({"TASKFLOW_REDIS_URL": ""}, mode="dev").redis_url is None
+
+
+def test_metrics_are_on_and_the_worker_serves_no_http_by_default() -> None:
+    settings = Settings.from_env({})
+    assert settings.metrics is True
+    assert settings.worker_http_port is None
+    chosen = Settings.from_env({"TASKFLOW_WORKER_HTTP_PORT": "9464", "TASKFLOW_METRICS": "off"})
+    assert chosen.worker_http_port == 9464
+    assert chosen.metrics is False

@@ -216,9 +216,14 @@ def test_api_health_check_asks_a_real_readiness_route() -> None:
     assert "/health/ready" in http_paths()
 
 
-@pytest.mark.parametrize("name", ["migrate", "worker"])
-def test_services_without_http_turn_off_the_image_health_check(name: str) -> None:
-    assert service(name)["healthcheck"] == {"disable": True}
+def test_worker_health_check_asks_its_own_readiness_port() -> None:
+    probe = " ".join(words(service("worker")["healthcheck"]["test"]))
+    port = environment("worker")["TASKFLOW_WORKER_HTTP_PORT"]
+    assert f"http://127.0.0.1:{port}/health/ready" in probe
+
+
+def test_services_without_http_turn_off_the_image_health_check() -> None:
+    assert service("migrate")["healthcheck"] == {"disable": True}
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.adapters.memory_flow import InMemoryFlowLimiter
-from taskflow.domain.flow import Admission, FlowLimits, FlowPolicy, Limit, Rate
+from taskflow.domain.flow import Admission, FlowLimits, FlowPolicy, Limit, Popped, Rate
 from taskflow.domain.model import TaskStatus
 from taskflow.domain.ports import Dispatch
 from taskflow.domain.services import ExecutionService, SubmitTask, TaskService
@@ -302,3 +303,92 @@ async def test_a_queue_limit_on_the_one_queue_served_is_asked_without_reading_fi
     assert wait == pytest.approx(1800 + SLOT_RECHECK * 0.5)
     stored = await repo.get(ids[2])
     assert (stored.status, stored.attempts) == (TaskStatus.PENDING, 0)
+
+
+class CountingReads:
+    """The repository, counting the ids the claim reads before it asks the limiter."""
+
+    def __init__(self, inner: InMemoryTaskRepository) -> None:
+        self._inner = inner
+        self.read: list[UUID] = []
+
+    async def popped(self, task_ids: Sequence[UUID], **options: Any) -> list[Popped]:
+        self.read += task_ids
+        return await self._inner.popped(task_ids, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class Untold:
+    """A queue that hands back bare ids, as one whose pushers did not tell the types."""
+
+    def __init__(self, inner: InMemoryTaskQueue) -> None:
+        self._inner = inner
+
+    async def pop(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[UUID]:
+        return list(await self._inner.pop(queues, limit=limit, timeout=timeout))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_with_the_types_handed_back_a_claim_reads_only_the_refused(
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    service: TaskService,
+    limiter: InMemoryFlowLimiter,
+) -> None:
+    limited = await submit(service, "mail.send", 3)
+    free = await submit(service, "plain", 2)  # no limit of its own here
+    reads = CountingReads(repo)
+    policy = FlowPolicy(types={"mail.send": HOURLY})
+    execution = worker(reads, queue, clock, limiter, policy)  # type: ignore[arg-type]
+
+    claim = await execution.claim_batch(QUEUES, limit=10, timeout=0)
+
+    assert sorted(t.id for t in claim.tasks) == sorted([*limited[:2], *free])
+    assert [held.id for held, _ in claim.throttled] == [limited[2]]
+    # Only the refused one, for its priority on the way back to the queue.
+    assert reads.read == [limited[2]]
+
+
+async def test_without_the_types_a_claim_reads_its_batch_and_limits_hold_the_same(
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    service: TaskService,
+    limiter: InMemoryFlowLimiter,
+) -> None:
+    limited = await submit(service, "mail.send", 3)
+    free = await submit(service, "plain", 2)
+    reads = CountingReads(repo)
+    policy = FlowPolicy(types={"mail.send": HOURLY})
+    execution = worker(reads, Untold(queue), clock, limiter, policy)  # type: ignore[arg-type]
+
+    claim = await execution.claim_batch(QUEUES, limit=10, timeout=0)
+
+    assert sorted(t.id for t in claim.tasks) == sorted([*limited[:2], *free])
+    assert [held.id for held, _ in claim.throttled] == [limited[2]]
+    assert sorted(reads.read) == sorted([*limited, *free])
+
+
+async def test_a_concurrency_key_is_read_from_the_payload_even_with_the_type_known(
+    repo: InMemoryTaskRepository,
+    queue: InMemoryTaskQueue,
+    clock: FakeClock,
+    service: TaskService,
+    limiter: InMemoryFlowLimiter,
+) -> None:
+    policy = FlowPolicy(types={"mail.send": PER_CUSTOMER})
+    a1, a2 = await submit(service, "mail.send", 2, customer="a")
+    [b1] = await submit(service, "mail.send", 1, customer="b")
+    reads = CountingReads(repo)
+    execution = worker(reads, queue, clock, limiter, policy)  # type: ignore[arg-type]
+
+    claim = await execution.claim_batch(QUEUES, limit=10, timeout=0)
+
+    assert sorted(t.id for t in claim.tasks) == sorted([a1, b1])
+    assert [held.id for held, _ in claim.throttled] == [a2]
+    assert sorted(reads.read) == sorted([a1, a2, b1])

@@ -37,6 +37,10 @@ PROBLEMS = {
     ("get", "/api/schedules"): {"503"},
     ("post", "/api/schedules/{name}/pause"): {"400", "404", "503"},
     ("post", "/api/schedules/{name}/resume"): {"400", "404", "503"},
+    ("get", "/api/workers"): {"503"},
+    ("get", "/api/queues"): {"503"},
+    ("post", "/api/queues/{name}/pause"): {"400", "503"},
+    ("post", "/api/queues/{name}/resume"): {"400", "503"},
     ("get", "/health/live"): set(),
 }
 # OpenAPI 3.1, "Components Object": the keys of components.

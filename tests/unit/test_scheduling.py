@@ -8,12 +8,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from taskflow.adapters.memory import (
     InMemoryScheduleStore,
     InMemoryTaskQueue,
     InMemoryTaskRepository,
 )
+from taskflow.adapters.prometheus import PrometheusMetrics, exposition
 from taskflow.domain.errors import InvalidSubmission, ScheduleNotFound, StoreUnavailable
 from taskflow.domain.model import Task
 from taskflow.domain.queries import TaskQuery
@@ -215,6 +218,21 @@ async def test_the_scheduler_logs_what_it_enqueued_and_skipped(
     messages = [r.getMessage() for r in caplog.records]
     assert messages.count("periodic task enqueued") == len(done.enqueued) == 60  # 13:01 to 14:00
     assert "periodic ticks older than the catch-up window skipped" in messages
+
+
+async def test_the_scheduler_counts_the_ticks_it_enqueued_as_submitted(world: World) -> None:
+    metrics = PrometheusMetrics(CollectorRegistry())
+    scheduler = Scheduler(world.service(), world.clock, metrics)
+    first = await scheduler.run_once()
+    world.clock.advance(600)
+    done = await scheduler.run_once()
+    [family] = [
+        f
+        for f in text_string_to_metric_families(exposition(metrics).decode())
+        if f.name == "taskflow_tasks_submitted"
+    ]
+    enqueued = len(first.enqueued) + len(done.enqueued)
+    assert sum(sample.value for sample in family.samples) == enqueued == 10
 
 
 async def test_the_scheduler_loop_waits_out_an_outage_and_stops_when_told(world: World) -> None:

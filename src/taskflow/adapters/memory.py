@@ -11,7 +11,7 @@ import heapq
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -27,8 +27,9 @@ from taskflow.domain.errors import (
     StaleTask,
     TaskNotFound,
 )
+from taskflow.domain.flow import Popped
 from taskflow.domain.model import ACTIVE, CLAIMABLE, FINAL, Lease, Task
-from taskflow.domain.ports import Clock, Dispatch, Renewal
+from taskflow.domain.ports import Clock, Dispatch, PoppedIds, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
 from taskflow.domain.schedules import ScheduleState
@@ -103,6 +104,12 @@ class InMemoryTaskRepository:
 
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]:
         return [self._tasks[i] for i in task_ids if i in self._tasks]
+
+    async def popped(self, task_ids: Sequence[UUID], *, keys: Collection[str]) -> list[Popped]:
+        return [
+            Popped(t.id, t.type, t.queue, t.priority, t.status, t.attempts, t.payload)
+            for t in await self.get_many(task_ids)
+        ]
 
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
         stored = await self.get(task.id)
@@ -219,6 +226,7 @@ class InMemoryTaskQueue:
         self._ready: dict[str, list[tuple[int, datetime, UUID]]] = {}
         self._delayed: list[tuple[datetime, int, Dispatch]] = []
         self._queued: dict[UUID, datetime] = {}
+        self._types: dict[UUID, str] = {}  # of the queued ids whose push told it
         self._seq = itertools.count()
         self._changed = asyncio.Event()
         self._intact = False
@@ -230,6 +238,8 @@ class InMemoryTaskQueue:
             if queued_at is not None and queued_at <= d.run_at:
                 continue
             self._queued[d.task_id] = d.run_at
+            if d.type:
+                self._types[d.task_id] = d.type
             if d.run_at <= now:
                 self._make_ready(d)
             else:
@@ -269,9 +279,9 @@ class InMemoryTaskQueue:
     def __len__(self) -> int:
         return len(self._queued)
 
-    def _take(self, queues: Sequence[str], limit: int) -> list[UUID]:
+    def _take(self, queues: Sequence[str], limit: int) -> PoppedIds:
         self._promote(self._clock.now())
-        taken: list[UUID] = []
+        taken = PoppedIds()
         for name in queues:
             heap = self._ready.get(name, [])
             while heap and len(taken) < limit:
@@ -279,6 +289,9 @@ class InMemoryTaskQueue:
                 # An id pushed again with an earlier run_at has a second entry; take it once.
                 if self._queued.pop(task_id, None) is not None:
                     taken.append(task_id)
+                    kind = self._types.pop(task_id, None)
+                    if kind is not None:
+                        taken.kinds[task_id] = (name, kind)
         return taken
 
     def _promote(self, now: datetime) -> None:

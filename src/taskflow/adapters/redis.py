@@ -8,6 +8,9 @@ Per queue Q, under the key prefix P:
 - ``P:q:Q:delayed`` holds ``"<priority>:<task id>"`` scored ``run_at_ms`` until it is due;
 - ``P:q:Q:wake`` holds one member, or none: a push of a delayed id due sooner than any other
   puts it there, so that a pop blocked on it learns of the sooner due time (it never holds ids);
+- ``P:q:Q:kinds`` maps queued ids to their task type, only in a queue built with
+  ``kinds=True`` (a deployment with type limits): the pop hands the type back with the id, so a
+  worker need not read the task before it asks the limiter (decision 21);
 - ``P:alarm:<random>`` is a pop's own alarm: it blocks on it as well, and rings it itself when
   the earliest delayed id falls due (Redis checks its blocked clients' timeouts only 1/hz apart,
   so a timeout of its own would come back up to 100 ms late). A rung alarm that nobody took
@@ -41,10 +44,10 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
-from taskflow.adapters.redis_scripts import POP, PUSH
+from taskflow.adapters.redis_scripts import POP, PUSH, TAKE_KINDS
 from taskflow.domain.errors import QueueUnavailable
 from taskflow.domain.limits import MAX_PRIORITY, priority_problem
-from taskflow.domain.ports import Clock, Dispatch
+from taskflow.domain.ports import Clock, Dispatch, PoppedIds
 
 logger = logging.getLogger("taskflow.queue")
 
@@ -57,6 +60,7 @@ MIN_BLOCK = 0.001  # BZMPOP treats 0 as "for ever"
 ALARM_EXPIRY_MS = 10_000
 LOGGED_CHARS = 100
 CONNECT_TIMEOUT = 5.0
+_KEYS = ("ready", "delayed", "wake", "kinds")  # each queue's keys, in the scripts' order
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _encode = msgspec.json.Encoder().encode
@@ -105,14 +109,17 @@ class RedisTaskQueue:
         *,
         prefix: str = "taskflow",
         clock: Clock | None = None,
+        kinds: bool = False,
     ) -> None:
         self._client = client
+        self._kinds = kinds
         self._prefix = prefix
         self._clock: Clock = clock or SystemClock()
         self._marker = f"{prefix}:intact"
         self._push_script = client.register_script(PUSH)
         self._pushes: Coalescer[Sequence[Dispatch]] = Coalescer(self._push_many)
         self._pop_script = client.register_script(POP)
+        self._take_kinds = client.register_script(TAKE_KINDS)
         self._socket_timeout: float | None = client.connection_pool.connection_kwargs.get(
             "socket_timeout"
         )
@@ -167,7 +174,7 @@ class RedisTaskQueue:
         # thousands of ids costs a handful of commands, not two per id.
         pipe = self._client.pipeline(transaction=False)
         for queue, positions in by_queue.items():
-            ready, delayed, _wake = self._keys(queue)
+            ready, delayed, _wake, _kinds = self._keys(queue)
             group = [dispatches[p] for p in positions]
             pipe.zmscore(ready, [str(d.task_id) for d in group])
             pipe.zmscore(delayed, [f"{d.priority}:{d.task_id}" for d in group])
@@ -213,15 +220,16 @@ class RedisTaskQueue:
         await self._client.aclose()
 
     def _keys(self, queue: str) -> list[str]:
-        return [f"{self._prefix}:q:{queue}:{name}" for name in ("ready", "delayed", "wake")]
+        return [f"{self._prefix}:q:{queue}:{name}" for name in _KEYS]
 
     def _push_arguments(self, dispatches: Sequence[Dispatch]) -> tuple[list[str], list[Any]]:
         now = self._clock.now()
-        by_queue: defaultdict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+        by_queue: defaultdict[str, list[tuple[str, ...]]] = defaultdict(list)
         for d in dispatches:
             run_at = _ceil_ms(d.run_at)
             score = str(_ready_score(d.priority, run_at)) if d.run_at <= now else ""
-            by_queue[d.queue].append((str(d.task_id), str(d.priority), str(run_at), score))
+            item = (str(d.task_id), str(d.priority), str(run_at), score)
+            by_queue[d.queue].append((*item, d.type) if self._kinds and d.type else item)
         keys: list[str] = []
         args: list[Any] = []
         for queue, items in by_queue.items():
@@ -237,14 +245,16 @@ class RedisTaskQueue:
         now = self._clock.now()
         taken_at = asyncio.get_running_loop().time()
         args = [_floor_ms(now), limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY, int(blocking)]
-        raw, wait_ms, malformed = await self._pop_script(keys=keys, args=args)
+        args.append(int(self._kinds))
+        raw, wait_ms, malformed, kinds = await self._pop_script(keys=keys, args=args)
         for member in malformed:
             logger.warning("dropped a malformed delayed member: %r", member)
+        ids = _task_ids(raw) if not self._kinds else _with_kinds(raw, kinds, queues)
         if wait_ms < 0:
-            return _task_ids(raw), None
+            return ids, None
         # The script counted from now rounded down to the millisecond.
         since_ms = ((now - _EPOCH) % _MS).total_seconds()
-        return _task_ids(raw), taken_at + int(wait_ms) / 1000 - since_ms
+        return ids, taken_at + int(wait_ms) / 1000 - since_ms
 
     async def _block_pop(
         self, queues: Sequence[str], limit: int, seconds: float, *, alarm_at: float | None = None
@@ -276,7 +286,16 @@ class RedisTaskQueue:
         key, pairs = reply  # [key, [[member, score], ...]]
         if _text(key) not in ready:
             return []  # woken (a sooner due time, or the alarm): the caller looks again
-        return _task_ids([pair[0] for pair in pairs])
+        members = [pair[0] for pair in pairs]
+        if not self._kinds:
+            return _task_ids(members)
+        position = ready.index(_text(key))
+        try:
+            types = await self._take_kinds(keys=[per_queue[position][3]], args=members)
+        except _UNAVAILABLE:  # the ids are popped: hand them out, to be read before admission
+            types = [""] * len(members)
+        kinds = [f"1:{_text(t)}" if t else "" for t in types]
+        return _with_kinds(members, kinds, [queues[position]])
 
     async def _reply(self, conn: Any, alarm: tuple[str, float] | None) -> Any:
         """The blocked command's reply; with an alarm (key, loop time), rung at that time."""
@@ -315,6 +334,24 @@ def _task_ids(members: Sequence[bytes | str]) -> list[UUID]:
         else:
             ids.append(task_id)
     return ids
+
+
+def _with_kinds(
+    members: Sequence[bytes | str], kinds: Sequence[bytes | str], queues: Sequence[str]
+) -> PoppedIds:
+    """The ids of ``members`` with the queue and type of each that has one: ``kinds[i]`` is
+    "<position in queues, from 1>:<type>" or ""."""
+    popped = PoppedIds()
+    for member, kind in zip(members, kinds, strict=True):
+        task_id = task_id_of(member)
+        if task_id is None:
+            popped += _task_ids([member])  # logs it, adds nothing
+            continue
+        popped.append(task_id)
+        position, _, kind_type = _text(kind).partition(":")
+        if kind_type:
+            popped.kinds[task_id] = (queues[int(position) - 1], kind_type)
+    return popped
 
 
 def task_id_of(member: bytes | str) -> UUID | None:

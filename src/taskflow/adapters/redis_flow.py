@@ -35,10 +35,11 @@ local function us(value) return string.format('%.0f', value) end
 local function ms(value) return math.max(1, math.ceil(value / 1000)) end
 """
 
-# KEYS: the limits' keys (in ARGV[1]'s order), then one ``held`` key per task (ARGV[2]'s order).
-# ARGV[1]: JSON [["r", interval us, burst] | ["c", slots]]; ARGV[2]: JSON [[task id, [limit
-# positions]]]; ARGV[3]: the lease in us. Tasks are taken in order; one that fails a limit takes
-# nothing, and each refused one queues behind the others refused on the same rate.
+# KEYS: the limits' keys (in ARGV[1]'s order), then the ``held`` key of each task that asks
+# for a slot. ARGV[1]: JSON [["r", interval us, burst] | ["c", slots]]; ARGV[2]: JSON [[task id,
+# [limit positions], n if its held key is the nth of those keys, else 0]]; ARGV[3]: the lease
+# in us. Tasks are taken in order; one that fails a limit takes nothing, and each refused one
+# queues behind the others refused on the same rate.
 # Returns {{id, rate wait us, 1 if it waits for a slot}...} for the refused only: every other
 # task was admitted, and a claim that throttles nothing has nothing to read back.
 ADMIT = (
@@ -87,7 +88,7 @@ for j, task in ipairs(tasks) do
       end
     end
     if #held > 0 then
-      redis.call('SET', KEYS[#limits + j], cjson.encode(held), 'PX', ms(lease))
+      redis.call('SET', KEYS[#limits + task[3]], cjson.encode(held), 'PX', ms(lease))
     end
   end
 end
@@ -173,16 +174,21 @@ class RedisFlowLimiter:
         positions: dict[str, int] = {}
         limits: list[list[Any]] = []
         tasks: list[list[Any]] = []
+        holders: list[UUID] = []  # the tasks asking for a slot: only they need a held key
         for task_id, wanted in requests:
             uses = []
+            slots = False
             for limit in wanted:
                 if limit.name not in positions:
                     positions[limit.name] = len(limits) + 1
                     limits.append(_described(limit))
                 uses.append(positions[limit.name])
-            tasks.append([str(task_id), uses])
+                slots = slots or limit.concurrency is not None
+            if slots:
+                holders.append(task_id)
+            tasks.append([str(task_id), uses, len(holders) if slots else 0])
         keys = [self._prefix + name for name in positions]
-        keys += [self._held(task_id) for task_id, _ in requests]
+        keys += [self._held(task_id) for task_id in holders]
         args: list[bytes | int] = [_encode(limits), _encode(tasks), round(lease_seconds * _US)]
         with mapped_errors():
             throttled = await self._admit(keys=keys, args=args)

@@ -1,12 +1,14 @@
 """The Lua scripts of `RedisTaskQueue` (see adapters/redis.py for the keys they work on).
 
-Both take, per queue and in this order, its ``ready``, ``delayed`` and ``wake`` keys.
+Both take, per queue and in this order, its ``ready``, ``delayed``, ``wake`` and ``kinds``
+keys.
 """
 
 from __future__ import annotations
 
-# ARGV: per queue, one JSON array of [id, priority, run_at ms, ready score or ""] (one string
-# decoded by cjson costs far less to send than four arguments per id). A due id goes to
+# ARGV: per queue, one JSON array of [id, priority, run_at ms, ready score or "", and the
+# task's type when the queue keeps kinds] (one string decoded by cjson costs far less to send
+# than four arguments per id). A due id goes to
 # ``ready`` and leaves ``delayed`` so it is not delivered twice; a future one is not delayed
 # while the same id is ready, since the ready entry is earlier. LT lets an earlier run_at win.
 # Due ids are added and removed in bulk, at most CHUNK values per command (Lua's unpack has a
@@ -29,11 +31,15 @@ local function bulk(command, key, values, lt)
   end
 end
 for q = 1, #ARGV do
-  local ready, delayed, wake = KEYS[3 * q - 2], KEYS[3 * q - 1], KEYS[3 * q]
-  local adds, gone = {}, {}
+  local ready, delayed, wake, kinds = KEYS[4 * q - 3], KEYS[4 * q - 2], KEYS[4 * q - 1], KEYS[4 * q]
+  local adds, gone, typed = {}, {}, {}
   local soonest, sooner = nil, false
   for _, item in ipairs(cjson.decode(ARGV[q])) do
     local id, delayed_member = item[1], item[2] .. ':' .. item[1]
+    if item[5] then
+      typed[#typed + 1] = id
+      typed[#typed + 1] = item[5]
+    end
     if item[4] ~= '' then
       adds[#adds + 1] = item[4]
       adds[#adds + 1] = id
@@ -49,22 +55,25 @@ for q = 1, #ARGV do
   end
   bulk('ZADD', ready, adds, true)
   bulk('ZREM', delayed, gone, false)
+  bulk('HSET', kinds, typed, false)
   if sooner then redis.call('ZADD', wake, 0, 'due-sooner') end
 end
 """
 
 # ARGV: now (epoch ms), limit, PROMOTE_BATCH, PRIORITY_SPAN, MAX_PRIORITY, "1" if the caller
-# blocks when nothing comes out, else "0".
-# Returns {popped ids, ms until the next delayed member is due or -1, malformed members}.
+# blocks when nothing comes out, else "0", "1" if the queue keeps kinds, else "0".
+# Returns {popped ids, ms until the next delayed member is due or -1, malformed members,
+# kinds}: with kinds kept, for each popped id "<queue's position>:<type>", or "" when its push
+# told no type (its entry in ``kinds`` goes with it).
 # The wait is only computed when nothing was popped: only a caller about to block needs it.
 # Such a caller now knows the earliest due time, so the wake members meant to tell a blocked
 # pop are dropped; a push after this script leaves a new one, which ends its block at once.
 # A caller that will not block leaves them for the pops that do.
 POP = """
 local now, limit, batch, span = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local top, blocking = tonumber(ARGV[5]), ARGV[6] == '1'
-local malformed = {}
-for i = 1, #KEYS, 3 do
+local top, blocking, keeps = tonumber(ARGV[5]), ARGV[6] == '1', ARGV[7] == '1'
+local malformed, kinds = {}, {}
+for i = 1, #KEYS, 4 do
   local due = redis.call('ZRANGE', KEYS[i + 1], '-inf', now, 'BYSCORE', 'LIMIT', 0, batch,
     'WITHSCORES')
   if #due > 0 then
@@ -87,14 +96,24 @@ for i = 1, #KEYS, 3 do
   end
 end
 local ids = {}
-for i = 1, #KEYS, 3 do
+for i = 1, #KEYS, 4 do
   if #ids >= limit then break end
-  local popped = redis.call('ZPOPMIN', KEYS[i], limit - #ids)
-  for j = 1, #popped, 2 do ids[#ids + 1] = popped[j] end
+  local popped, mine = redis.call('ZPOPMIN', KEYS[i], limit - #ids), {}
+  for j = 1, #popped, 2 do
+    ids[#ids + 1] = popped[j]
+    mine[#mine + 1] = popped[j]
+  end
+  if keeps and #mine > 0 then
+    local types = redis.call('HMGET', KEYS[i + 3], unpack(mine))
+    redis.call('HDEL', KEYS[i + 3], unpack(mine))
+    for j = 1, #mine do
+      kinds[#kinds + 1] = types[j] and (((i + 3) / 4) .. ':' .. types[j]) or ''
+    end
+  end
 end
 local wait = -1
 if #ids == 0 then
-  for i = 1, #KEYS, 3 do
+  for i = 1, #KEYS, 4 do
     if blocking then redis.call('DEL', KEYS[i + 2]) end
     local first = redis.call('ZRANGE', KEYS[i + 1], 0, 0, 'WITHSCORES')
     if first[2] then
@@ -103,5 +122,14 @@ if #ids == 0 then
     end
   end
 end
-return {ids, wait, malformed}
+return {ids, wait, malformed, kinds}
+"""
+
+# KEYS[1]: a queue's ``kinds``; ARGV: the ids a blocking pop took from that queue. Returns their
+# types ("" when their push told none) and forgets them.
+TAKE_KINDS = """
+local types = redis.call('HMGET', KEYS[1], unpack(ARGV))
+redis.call('HDEL', KEYS[1], unpack(ARGV))
+for j = 1, #ARGV do types[j] = types[j] or '' end
+return types
 """

@@ -47,6 +47,7 @@ from taskflow.client.errors import (
     Problem,
     Unavailable,
 )
+from taskflow.client.fleet import Queue, QueueLimits, QueueThroughput, Worker
 from taskflow.client.sync import Client
 
 __all__ = [
@@ -70,6 +71,9 @@ __all__ = [
     "PayloadTooLarge",
     "Problem",
     "Progress",
+    "Queue",
+    "QueueLimits",
+    "QueueThroughput",
     "RetriedTasks",
     "RetrySelection",
     "Schedule",
@@ -83,5 +87,6 @@ __all__ = [
     "TaskPage",
     "TaskStatus",
     "Unavailable",
+    "Worker",
     "new_idempotency_key",
 ]

@@ -22,6 +22,7 @@ from taskflow.client.answers import (
     TaskPage,
 )
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
+from taskflow.client.fleet import Queue, Worker
 from taskflow.client.settings import Connection
 
 T = TypeVar("T")
@@ -170,6 +171,22 @@ class AsyncClient:
     async def resume_schedule(self, name: str) -> Schedule:
         """As ``Client.resume_schedule``."""
         return await self._call(calls.pause_schedule(name, paused=False))
+
+    async def workers(self) -> builtins.list[Worker]:
+        """As ``Client.workers``."""
+        return await self._call(calls.workers())
+
+    async def queues(self) -> builtins.list[Queue]:
+        """As ``Client.queues``."""
+        return await self._call(calls.queues())
+
+    async def pause_queue(self, name: str) -> Queue:
+        """As ``Client.pause_queue``."""
+        return await self._call(calls.pause_queue(name, paused=True))
+
+    async def resume_queue(self, name: str) -> Queue:
+        """As ``Client.resume_queue``."""
+        return await self._call(calls.pause_queue(name, paused=False))
 
     async def _call(self, call: calls.Call[T]) -> T:
         return await self._run(exchange(call, self._connection.retries))

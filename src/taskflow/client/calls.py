@@ -30,6 +30,7 @@ from taskflow.client.answers import (
     TaskPage,
 )
 from taskflow.client.errors import InvalidRequest, InvalidSubmission
+from taskflow.client.fleet import Queue, QueueList, Worker, WorkerList
 
 T = TypeVar("T")
 #: A payload: a JSON object as a mapping, or a msgspec Struct (sent as its JSON object).
@@ -135,6 +136,9 @@ _schedules = _reader(ScheduleList)
 _page = _reader(TaskPage)
 _retried = _reader(RetriedTasks)
 _deliveries = _reader(Deliveries)
+_queue = _reader(Queue)
+_queues = _reader(QueueList)
+_workers = _reader(WorkerList)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -224,6 +228,19 @@ def schedules() -> Call[list[Schedule]]:
 def pause_schedule(name: str, *, paused: bool) -> Call[Schedule]:
     action = "pause" if paused else "resume"
     return Call("POST", f"/api/schedules/{_segment(name)}/{action}", _schedule)
+
+
+def workers() -> Call[list[Worker]]:
+    return Call("GET", "/api/workers", lambda raw: _workers(raw).workers)
+
+
+def queues() -> Call[list[Queue]]:
+    return Call("GET", "/api/queues", lambda raw: _queues(raw).queues)
+
+
+def pause_queue(name: str, *, paused: bool) -> Call[Queue]:
+    action = "pause" if paused else "resume"
+    return Call("POST", f"/api/queues/{_segment(name)}/{action}", _queue)
 
 
 def _segment(task_id: TaskId) -> str:

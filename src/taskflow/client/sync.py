@@ -21,6 +21,7 @@ from taskflow.client.answers import (
     TaskPage,
 )
 from taskflow.client.exchange import Outcome, Pause, Step, Steps, exchange, waiting
+from taskflow.client.fleet import Queue, Worker
 from taskflow.client.settings import Connection
 
 T = TypeVar("T")
@@ -174,6 +175,22 @@ class Client:
     def resume_schedule(self, name: str) -> Schedule:
         """Enqueue schedule ``name``'s ticks again from now; those missed are not caught up."""
         return self._call(calls.pause_schedule(name, paused=False))
+
+    def workers(self) -> builtins.list[Worker]:
+        """The live workers, by id: their queues, what they run, their last heartbeat."""
+        return self._call(calls.workers())
+
+    def queues(self) -> builtins.list[Queue]:
+        """Every queue in use, by name: depth, oldest ready task, throughput, consumers."""
+        return self._call(calls.queues())
+
+    def pause_queue(self, name: str) -> Queue:
+        """Start no task of queue ``name`` until it is resumed; submissions are still taken."""
+        return self._call(calls.pause_queue(name, paused=True))
+
+    def resume_queue(self, name: str) -> Queue:
+        """Start queue ``name``'s tasks again."""
+        return self._call(calls.pause_queue(name, paused=False))
 
     def _call(self, call: calls.Call[T]) -> T:
         return self._run(exchange(call, self._connection.retries))

@@ -12,11 +12,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, Protocol
 from uuid import UUID
 
 from taskflow.domain.limits import queue_name_problem
-from taskflow.domain.model import Task
+from taskflow.domain.model import TaskStatus
 
 #: Seconds in each unit a rate may be written in (``10/s``, ``600/m``, ``1000/h``).
 RATE_UNITS: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -25,6 +25,41 @@ MAX_RATE_COUNT: Final = 1_000_000
 MAX_CONCURRENCY: Final = 100_000
 #: A key value longer than this is named by its digest instead (it becomes part of a key name).
 MAX_KEY_VALUE_CHARS: Final = 200
+
+
+class Limited(Protocol):
+    """What decides the limits of a task: a `Task`, or the `Popped` head of one."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Popped:
+    """The little a worker reads of a popped task before asking the limiter: what decides its
+    limits, and, should it be held back, where it goes back in the queue. ``payload`` holds the
+    fields the concurrency keys name, or more."""
+
+    id: UUID
+    type: str
+    queue: str
+    priority: int
+    status: TaskStatus
+    attempts: int
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Unread:
+    """A task known by its queue and type only (no payload is needed for its limits)."""
+
+    type: str
+    queue: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +176,11 @@ class FlowPolicy:
 
     queues: Mapping[str, FlowLimits] = field(default_factory=dict)
     types: Mapping[str, FlowLimits] = field(default_factory=dict)
+    # The limits of each (queue, type) whose limits no payload decides: a claim asks for them
+    # for every task it pops.
+    _known: dict[tuple[str, str], tuple[Limit, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Only what limits something is kept, so an empty policy is falsy and costs nothing.
@@ -179,8 +219,24 @@ class FlowPolicy:
             return None
         return self.of_queue(queues[0])
 
-    def limits_for(self, task: Task) -> tuple[Limit, ...]:
+    @property
+    def payload_keys(self) -> frozenset[str]:
+        """The payload fields that name a concurrency key: all a claim must read of payloads."""
+        return frozenset(f.concurrency_key for f in self.types.values() if f.concurrency_key)
+
+    def limits_of(self, queue: str, task_type: str) -> tuple[Limit, ...] | None:
+        """The counters a task of ``task_type`` in ``queue`` must pass, or None when its
+        payload decides them (a concurrency key)."""
+        kind = self.types.get(task_type)
+        if kind is not None and kind.concurrency_key is not None:
+            return None
+        return self.limits_for(_Unread(task_type, queue))
+
+    def limits_for(self, task: Limited) -> tuple[Limit, ...]:
         """The counters ``task`` must pass to start, queue's first."""
+        known = self._known.get((task.queue, task.type))
+        if known is not None:
+            return known
         found = list(self.of_queue(task.queue))
         kind = self.types.get(task.type)
         if kind is not None:
@@ -192,9 +248,11 @@ class FlowPolicy:
                     value = key_value(task.payload.get(kind.concurrency_key))
                     name = f"slots:k:{task.type}:{kind.concurrency_key}={value}"
                 found.append(Limit(name, concurrency=kind.concurrency))
+        if kind is None or kind.concurrency_key is None:
+            self._known[task.queue, task.type] = tuple(found)
         return tuple(found)
 
-    def holds_slots(self, task: Task) -> bool:
+    def holds_slots(self, task: Limited) -> bool:
         """Whether a claimed ``task`` holds concurrency slots (to renew, then release)."""
         return any(limit.concurrency is not None for limit in self.limits_for(task))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +12,8 @@ from uuid import UUID
 from taskflow.domain.attempts import Attempt, AttemptEnd
 from taskflow.domain.changes import TaskChange
 from taskflow.domain.deliveries import Delivery, DueCallback, Sent
-from taskflow.domain.flow import Admission, Limit
+from taskflow.domain.fleet import QueueDepth, Throughput, WorkerInfo
+from taskflow.domain.flow import Admission, Limit, Popped
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
@@ -27,10 +28,26 @@ class Dispatch:
     queue: str
     priority: int
     run_at: datetime
+    #: The task's type; a queue may hand it back with the id (`PoppedIds.kinds`), sparing a
+    #: worker under a type limit a read before it asks the limiter. "": not told.
+    type: str = ""
 
     @classmethod
     def of(cls, task: Task) -> Dispatch:
-        return cls(task.id, task.queue, task.priority, task.run_at)
+        return cls(task.id, task.queue, task.priority, task.run_at, task.type)
+
+
+class PoppedIds(list[UUID]):
+    """What `TaskQueue.pop` may return instead of a plain list: the ids, and the queue and type
+    of those whose push told their type (`Dispatch.type`), for a queue that keeps them."""
+
+    __slots__ = ("kinds",)
+
+    def __init__(
+        self, ids: Iterable[UUID] = (), kinds: dict[UUID, tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(ids)
+        self.kinds: dict[UUID, tuple[str, str]] = {} if kinds is None else kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,11 @@ class TaskRepository(Protocol):
     async def add_many(self, tasks: Sequence[Task]) -> None: ...  # all or none; DuplicateTask
     async def get(self, task_id: UUID) -> Task: ...  # TaskNotFound
     async def get_many(self, task_ids: Sequence[UUID]) -> list[Task]: ...  # unknown ids skipped
+    async def popped(
+        self, task_ids: Sequence[UUID], *, keys: Collection[str]
+    ) -> list[
+        Popped
+    ]: ...  # as get_many, reading only what the flow gate needs (`keys`: of payload)
     async def save(
         self, task: Task, *, closing: AttemptEnd | None = None
     ) -> None: ...  # StaleTask unless stored version == version - 1; writes the attempt it ends
@@ -219,6 +241,47 @@ class CancelNotices(Protocol):
     def cancellations(
         self,
     ) -> AsyncIterator[UUID]: ...  # ids notified from now until closed; QueueUnavailable when cut
+
+
+class WorkerRegistry(Protocol):
+    """The live workers, each kept listed by its own heartbeats (decision 25)."""
+
+    async def beat(
+        self, worker: WorkerInfo, *, ttl_seconds: float
+    ) -> None: ...  # lists or relists it; unlisted ttl_seconds after its last beat
+    async def leave(self, worker_id: str) -> None: ...  # unlisted at once; nothing if unknown
+    async def live(self) -> list[WorkerInfo]: ...  # those listed now, by id
+
+
+class QueueStore(Protocol):
+    """What the store knows of queues: which are paused, what runs, what finished lately."""
+
+    async def paused(self) -> frozenset[str]: ...  # the paused queues
+    async def set_paused(
+        self, queue: str, paused: bool, *, now: datetime
+    ) -> None: ...  # idempotent; any name (a queue may be paused before it has tasks)
+    async def processing(self) -> dict[str, int]: ...  # PROCESSING tasks per queue that has any
+    async def throughput(
+        self, since: datetime
+    ) -> dict[str, Throughput]: ...  # tasks that became SUCCESS or FAILED at or after since
+
+
+class QueueGauge(Protocol):
+    """How many ids the dispatch queue holds per queue: for operators, never on the hot path."""
+
+    async def depths(self) -> dict[str, QueueDepth]: ...  # every queue holding ids; due by now
+
+
+class PauseNotices(Protocol):
+    """Tells workers within moments that a queue was paused or resumed; it may lose a notice,
+    since workers read the paused queues from the store at every heartbeat too."""
+
+    async def notify_pause(
+        self, queue: str, paused: bool
+    ) -> None: ...  # QueueUnavailable when down
+    def pauses(
+        self,
+    ) -> AsyncIterator[tuple[str, bool]]: ...  # (queue, paused) from now until closed
 
 
 class ScheduleStore(Protocol):

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from taskflow.adapters.prometheus import Metrics
 from taskflow.domain.errors import (
     InvalidPayload,
     InvalidTransition,
@@ -60,8 +61,10 @@ class AttemptRunner:
         registry: Registry,
         executor: Executor,
         on_settling: Callable[[Run], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self._service = service
+        self._metrics = metrics or Metrics()
         self._registry = registry
         self._executor = executor
         self._on_settling = on_settling
@@ -79,6 +82,7 @@ class AttemptRunner:
         if run.hand_back:
             await self._settle(run, self._service.release, released=True)
             return
+        self._metrics.started(run.task)
         try:
             result = await self._invoke(run)
         except asyncio.CancelledError:
@@ -228,6 +232,9 @@ class AttemptRunner:
                 # count the attempt as lost, so the task is retried, not forgotten.
                 log.exception("outcome not recorded", extra=task_facts(run.task))
                 return
+            if not released:
+                ran = None if run.context is None else time.monotonic() - run.started
+                self._metrics.ended(run.task, ran)
             _log_outcome(run, released=released, worker_id=self._service.worker_id)
             return
 

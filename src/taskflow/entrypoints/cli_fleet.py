@@ -7,12 +7,11 @@ Both read the API's ``GET /api/queues`` and ``GET /api/workers`` through the cli
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from typing import Any
 
 from rich.text import Text
 
-from taskflow.client import Client
+from taskflow.client import Queue
 from taskflow.entrypoints.cli_api import Exit, add_url, ask
 from taskflow.entrypoints.cli_args import Parser, add_json, queue_name
 from taskflow.entrypoints.cli_output import age, as_json, cell, print_json, print_table, since
@@ -45,22 +44,6 @@ WORKERS = (
 NUMBERS = {"ready", "delayed", "processing", "succeeded_1m", "failed_1m", "consumers", "running"}
 
 
-class _Fleet(Protocol):
-    """The client's view of the queues and the workers (docs/api.md, "GET /api/queues")."""
-
-    def queues(self) -> Sequence[Any]: ...
-
-    def workers(self) -> Sequence[Any]: ...
-
-    def pause_queue(self, name: str) -> Any: ...
-
-    def resume_queue(self, name: str) -> Any: ...
-
-
-def _fleet(client: Client) -> _Fleet:
-    return cast(_Fleet, client)
-
-
 def add_fleet_commands(commands: Any) -> None:
     queues = commands.add_parser(
         "queues", help="per queue: waiting and running tasks, throughput, limits, consumers"
@@ -91,20 +74,20 @@ def add_fleet_commands(commands: Any) -> None:
 
 
 def _queues(args: argparse.Namespace) -> int:
-    found = ask(args, lambda client: _fleet(client).queues())
+    found = ask(args, lambda client: client.queues())
     print_queues(as_json({"queues": found}), as_json_text=args.json)
     return Exit.OK
 
 
 def _pause(args: argparse.Namespace) -> int:
-    return _act(args, ask(args, lambda client: _fleet(client).pause_queue(args.name)))
+    return _act(args, ask(args, lambda client: client.pause_queue(args.name)))
 
 
 def _resume(args: argparse.Namespace) -> int:
-    return _act(args, ask(args, lambda client: _fleet(client).resume_queue(args.name)))
+    return _act(args, ask(args, lambda client: client.resume_queue(args.name)))
 
 
-def _act(args: argparse.Namespace, queue: Any) -> int:
+def _act(args: argparse.Namespace, queue: Queue) -> int:
     shown = as_json(queue)
     if args.json:
         print_json(shown)
@@ -114,7 +97,7 @@ def _act(args: argparse.Namespace, queue: Any) -> int:
 
 
 def _workers(args: argparse.Namespace) -> int:
-    found = ask(args, lambda client: _fleet(client).workers())
+    found = ask(args, lambda client: client.workers())
     print_workers(as_json({"workers": found}), as_json_text=args.json)
     return Exit.OK
 

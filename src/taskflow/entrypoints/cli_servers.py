@@ -67,7 +67,9 @@ def _api(args: argparse.Namespace) -> int:
     settings: Settings = container.settings()
     host, port = args.host or settings.host, args.port or settings.port
     if settings.api_processes > 1:
-        return runtime.serve_api_processes(host=host, port=port, processes=settings.api_processes)
+        return runtime.serve_api_processes(
+            host=host, port=port, processes=settings.api_processes, metrics=settings.metrics
+        )
     return runtime.run(runtime.serve_api(container, host=host, port=port))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from taskflow.domain.flow import Popped
 from taskflow.domain.model import Task
 from taskflow.entrypoints.log_writer import LineWriter
 
@@ -189,7 +190,7 @@ def _sole_writer(logger: logging.Logger, level: int) -> LineWriter | None:
     return found
 
 
-def task_facts(task: Task, *, worker_id: str | None = None) -> dict[str, Any]:
+def task_facts(task: Task | Popped, *, worker_id: str | None = None) -> dict[str, Any]:
     """What every life-cycle log line says about its task.
 
     ``worker_id``: the worker that ran the attempt, for a task whose lease is already gone;
@@ -201,7 +202,8 @@ def task_facts(task: Task, *, worker_id: str | None = None) -> dict[str, Any]:
         "attempt": task.attempts,
         "queue": task.queue,
     }
-    holder = worker_id or (None if task.lease is None else task.lease.worker_id)
+    lease = task.lease if isinstance(task, Task) else None  # a Popped one is not held
+    holder = worker_id or (None if lease is None else lease.worker_id)
     if holder is not None:
         facts["worker_id"] = holder
     return facts

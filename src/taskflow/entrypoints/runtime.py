@@ -9,13 +9,14 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
+from taskflow.adapters.prometheus import shared_across_processes
 from taskflow.adapters.sql.engine import migrate
 from taskflow.config import Settings
 from taskflow.containers import (
@@ -35,6 +36,7 @@ from taskflow.entrypoints.scheduler import start_scheduler
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
+from taskflow.entrypoints.worker_http import SignalFreeServer, serving_worker_http
 
 log = logging.getLogger("taskflow")
 
@@ -64,14 +66,6 @@ def worker_options(
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: ours stops the worker too, and exits 0."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 #: How every API process serves: our logging, no access log, the app's lifespan, 10 s to finish.
 _SERVING: dict[str, Any] = {
     "log_config": None,
@@ -82,7 +76,7 @@ _SERVING: dict[str, Any] = {
 
 
 def _server(container: Container, host: str, port: int) -> uvicorn.Server:
-    return _Server(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
+    return SignalFreeServer(uvicorn.Config(create_app(container), host=host, port=port, **_SERVING))
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -99,23 +93,26 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_api_processes(*, host: str, port: int, processes: int) -> int:
+def serve_api_processes(*, host: str, port: int, processes: int, metrics: bool = True) -> int:
     """Several API processes on one port, each with its own app, container and sweep.
 
     One Python process saturates one core; uvicorn's supervisor binds the port once and keeps
-    ``processes`` children serving it (and restarts any that dies).
+    ``processes`` children serving it (and restarts any that dies). A scrape reaches any one
+    child: with ``metrics``, every child counts into the files of a directory this process
+    makes for them, and each ``/metrics`` answers the sum of all (decision 26).
     """
     # uvicorn binds again at once; trying first makes a taken port one line of ours.
     listen(host, port).close()
     log.info("api listening", extra={"url": f"http://{host}:{port}", "processes": processes})
-    uvicorn.run(
-        "taskflow.entrypoints.runtime:api_process_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=processes,
-        **_SERVING,
-    )
+    with shared_across_processes() if metrics else contextlib.nullcontext():
+        uvicorn.run(
+            "taskflow.entrypoints.runtime:api_process_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            **_SERVING,
+        )
     return 0
 
 
@@ -150,10 +147,20 @@ def build_worker(container: Container, options: WorkerOptions) -> Worker:
         options,
         keeper,
         cancel_notices=container.cancel_notices(),
+        fleet=container.fleet_service(),
+        metrics=container.metrics(),
     )
 
 
+def _worker_http_socket(container: Container) -> socket.socket | None:
+    settings = container.settings()
+    if settings.worker_http_port is None:
+        return None
+    return listen(settings.host, settings.worker_http_port)
+
+
 async def serve_worker(container: Container, options: WorkerOptions) -> int:
+    http = _worker_http_socket(container)  # a taken port stops the worker before it starts
     stop, force = _stop_on_signals()
     worker = build_worker(container, options)
     tune_gc_for_serving()
@@ -163,7 +170,7 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
     scheduling = start_scheduler(container, stop)
     pruning = start_pruning(container.retention_service())
     try:
-        async with delivering(container):
+        async with serving_worker_http(container, http), delivering(container):
             await worker.run_forever(stop, force)
     finally:
         await stop_pruning(pruning)
@@ -192,6 +199,8 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             container.registry(),
             options,
             cancel_notices=container.cancel_notices(),
+            fleet=container.fleet_service(),
+            metrics=container.metrics(),
         )
         working = asyncio.create_task(worker.run_forever(stop, force))
         scheduling = start_scheduler(container, stop)

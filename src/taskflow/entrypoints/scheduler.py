@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from taskflow.adapters.prometheus import Metrics
 from taskflow.containers import Container
 from taskflow.domain.ports import Clock
 from taskflow.domain.services import SchedulePass, ScheduleService
@@ -26,13 +27,17 @@ RETRY_SLEEP = 1.0
 
 
 class Scheduler:
-    def __init__(self, service: ScheduleService, clock: Clock) -> None:
+    def __init__(
+        self, service: ScheduleService, clock: Clock, metrics: Metrics | None = None
+    ) -> None:
         self._service = service
         self._clock = clock
+        self._metrics = metrics or Metrics()
 
     async def run_once(self) -> SchedulePass:
         """One pass: enqueue what is due, and log it."""
         done = await self._service.run_due()
+        self._metrics.submitted(task for _, _, task in done.enqueued)
         for name, tick, task in done.enqueued:
             log.info(
                 "periodic task enqueued",
@@ -79,4 +84,5 @@ def start_scheduler(container: Container, stop: asyncio.Event) -> asyncio.Task[N
     service = container.schedule_service()
     if not service.timetables:
         return None
-    return asyncio.create_task(Scheduler(service, container.clock()).run(stop))
+    scheduler = Scheduler(service, container.clock(), container.metrics())
+    return asyncio.create_task(scheduler.run(stop))

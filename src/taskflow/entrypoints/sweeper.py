@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+from taskflow.adapters.prometheus import Metrics
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.logs import EventLog, error_facts, task_facts
@@ -23,8 +24,9 @@ OUTAGES = (StoreUnavailable, QueueUnavailable)
 
 
 class Sweeper:
-    def __init__(self, service: ExecutionService) -> None:
+    def __init__(self, service: ExecutionService, metrics: Metrics | None = None) -> None:
         self._service = service
+        self._metrics = metrics or Metrics()
         self._cursor: UUID | None = None
 
     async def sweep(self) -> None:
@@ -34,7 +36,9 @@ class Sweeper:
         await self.prune()
 
     async def reap(self) -> None:
-        for task in await self._service.reap():
+        reaped = await self._service.reap()
+        self._metrics.leases_expired(reaped)
+        for task in reaped:
             events.warning(
                 "lease expired, attempt failed",
                 {**task_facts(task), "status": task.status.value, "error": error_facts(task)},

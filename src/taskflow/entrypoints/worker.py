@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from taskflow.adapters.prometheus import Metrics
+from taskflow.domain.flow import Popped
 from taskflow.domain.model import Task
 from taskflow.domain.ports import CancelNotices, Renewal
 from taskflow.domain.services import ExecutionService
+from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.attempt import AttemptRunner, Backoff, Run
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import EventLog, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
+from taskflow.entrypoints.presence import Pauses, Presence
 from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
 
@@ -52,14 +56,29 @@ class Worker:
         *,
         cancel_notices: CancelNotices | None = None,
         prefetch: Prefetch | None = None,
+        fleet: FleetService | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._service = service
+        self._metrics = metrics or Metrics()
         self._keeper = lease_keeper
         self._notices = cancel_notices
         self._options = options
         self._running: dict[UUID, Run] = {}
+        # Listed in the fleet by a heartbeat of its own, and told which queues are paused.
+        self._presence = None
+        if fleet is not None:
+            self._presence = Presence(
+                fleet,
+                worker_id=self.id,
+                queues=options.queues,
+                concurrency=options.concurrency,
+                running=self._running.keys,
+            )
+        self._pauses = Pauses() if self._presence is None else self._presence.pauses
+        self._pauses.on_change = self._hand_back_paused
         self._settling = 0  # runs in _running whose handler is done and outcome being written
-        self._sweeper = Sweeper(service)
+        self._sweeper = Sweeper(service, self._metrics)
         self._slot_freed = asyncio.Event()
         self._prefetch = Prefetch(options.prefetch) if prefetch is None else prefetch
         # Outcomes written at once: as many as one claim brings, so that they share a commit.
@@ -68,7 +87,9 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
-        self._attempts = AttemptRunner(service, registry, self._executor, self._settling_started)
+        self._attempts = AttemptRunner(
+            service, registry, self._executor, self._settling_started, self._metrics
+        )
 
     @property
     def id(self) -> str:
@@ -103,24 +124,37 @@ class Worker:
         wanted = max(0, self.free_slots) + self._prefetch.room()
         if wanted <= 0:
             return 0
-        claim = await self._service.claim_batch(self._options.queues, limit=wanted, timeout=timeout)
+        queues = self._pauses.serving(self._options.queues)
+        if not queues:  # every queue of this worker is paused
+            await self._pauses.changed(timeout)
+            return 0
+        claim = await self._service.claim_batch(
+            queues, limit=wanted, timeout=timeout, paused=self._pauses.now
+        )
         if claim.unknown:
             log.warning(
                 "dropped queued ids that no task has (is another deployment using this Redis "
                 "prefix?)",
                 extra={"ids": [str(i) for i in claim.unknown[:10]], "count": len(claim.unknown)},
             )
-        if claim.throttled and log.isEnabledFor(logging.DEBUG):
-            for task, wait in claim.throttled:  # DEBUG: a backlog is throttled many times over
-                log.debug("task throttled", extra={**task_facts(task), "wait": round(wait, 3)})
+        if claim.throttled:
+            self._held_back(claim.throttled)
         if self._keeper is not None:
             self._keeper.track({t.id: t.lease.token for t in claim.tasks if t.lease is not None})
         if log.isEnabledFor(logging.INFO):  # the facts cost more than a no-op handler
             for task in claim.tasks:
                 events.info("task claimed", task_facts(task))
         self._prefetch.put(claim.tasks)
+        if self._pauses.paused:  # claimed just as a pause landed: handed back, not run
+            self._hand_back_paused()
         self._start_prefetched()
         return len(claim.tasks)
+
+    def _held_back(self, throttled: Sequence[tuple[Popped, float]]) -> None:
+        self._metrics.throttled(held for held, _ in throttled)
+        if log.isEnabledFor(logging.DEBUG):  # DEBUG: a backlog is throttled many times over
+            for held, wait in throttled:
+                log.debug("task throttled", extra={**task_facts(held), "wait": round(wait, 3)})
 
     async def run_forever(self, stop: asyncio.Event, force: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set, then finish or hand back (release) what runs."""
@@ -131,6 +165,9 @@ class Worker:
         ]
         if self._notices is not None:
             background.append(asyncio.create_task(self._listen(self._notices)))
+        if self._presence is not None:
+            await self._presence.start()
+            background.append(asyncio.create_task(self._presence.run()))
         if self._keeper is not None:
             self._keeper.start(self.renewed, asyncio.get_running_loop())
         else:
@@ -148,6 +185,8 @@ class Worker:
             for job in background:
                 job.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self._presence is not None:
+                await self._presence.leave()
             if self._keeper is not None:
                 await asyncio.to_thread(self._keeper.stop)
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -277,6 +316,12 @@ class Worker:
         while True:
             await asyncio.sleep(seconds)
             await run_step(step)
+
+    def _hand_back_paused(self) -> None:
+        """Release the tasks claimed ahead from queues paused now; what runs finishes."""
+        for task in [t for t in self._prefetch if t.queue in self._pauses.paused]:
+            if self._prefetch.remove(task.id) is not None:
+                self._begin(Run(task, hand_back=True))
 
     # -- one attempt ----------------------------------------------------------------------
 

@@ -58,6 +58,18 @@ from taskflow.domain.queries import MetadataEquals
 
 #: The writes a store makes over and over: each may keep a connection of its own.
 Write = Literal["insert", "save", "claim"]
+#: Columns of the tasks table to read (a tuple: the key of a compiled statement).
+Columns = tuple[ColumnElement[Any], ...]
+FULL: Columns = tuple(tasks.c)
+#: What a worker under a flow limit reads of each task it pops (`repository.popped`).
+POPPED: Columns = (
+    tasks.c.id,
+    tasks.c.type,
+    tasks.c.queue,
+    tasks.c.priority,
+    tasks.c.status,
+    tasks.c.attempts,
+)
 
 
 class Dialect(Protocol):
@@ -92,8 +104,10 @@ class Dialect(Protocol):
     ) -> Sequence[Any]:
         """``claiming`` the ids; the rows claimed."""
 
-    async def read(self, conn: AsyncConnection, ids: Collection[UUID]) -> Sequence[Any]:
-        """The rows of those ``ids`` that exist, in any order."""
+    async def read(
+        self, conn: AsyncConnection, ids: Collection[UUID], columns: Columns = FULL
+    ) -> Sequence[Any]:
+        """The ``columns`` of the rows of those ``ids`` that exist, in any order."""
 
     async def warm(self, writes: Collection[Write]) -> None:
         """Open the connections ``writes`` run on and prepare their statements, writing nothing."""
@@ -119,6 +133,7 @@ class PostgresDialect:
         # One statement needs no BEGIN/COMMIT around it: one round trip instead of three.
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._held = {write: HeldConnection(autocommit) for write in ("insert", "save", "claim")}
+        self._reads: dict[Columns, postgres.Compiled] = {}
 
     def times(self, lease_seconds: float) -> tuple[ColumnElement[datetime], ColumnElement[Any]]:
         now = func.statement_timestamp(type_=UtcDateTime())
@@ -147,15 +162,18 @@ class PostgresDialect:
         lease = timedelta(seconds=lease_seconds)
         return await self._claim.fetch(conn, ids=list(ids), worker_id=worker_id, lease=lease)
 
-    async def read(self, conn: AsyncConnection, ids: Collection[UUID]) -> Sequence[Any]:
+    async def read(
+        self, conn: AsyncConnection, ids: Collection[UUID], columns: Columns = FULL
+    ) -> Sequence[Any]:
         # Raw, like the claim: a worker under a flow limit reads every batch it pops.
-        return await self._read.fetch(conn, ids=list(ids))
-
-    @functools.cached_property
-    def _read(self) -> postgres.Compiled:
-        return postgres.Compiled.of(
-            select(tasks).where(tasks.c.id == any_(bindparam("ids", [], type_=ARRAY(Uuid()))))
-        )
+        compiled = self._reads.get(columns)
+        if compiled is None:
+            compiled = self._reads[columns] = postgres.Compiled.of(
+                select(*columns).where(
+                    tasks.c.id == any_(bindparam("ids", [], type_=ARRAY(Uuid())))
+                )
+            )
+        return await compiled.fetch(conn, ids=list(ids))
 
     async def warm(self, writes: Collection[Write]) -> None:
         # A process's first save used to wait for a new connection and the statement's prepare
@@ -251,8 +269,10 @@ class SqliteDialect:
         stmt = claiming(tasks.c.id.in_(ids), now, expires_at, tokens, literal(worker_id))
         return await history.claimed(conn, stmt)
 
-    async def read(self, conn: AsyncConnection, ids: Collection[UUID]) -> Sequence[Any]:
-        return list((await conn.execute(select(tasks).where(tasks.c.id.in_(ids)))).mappings())
+    async def read(
+        self, conn: AsyncConnection, ids: Collection[UUID], columns: Columns = FULL
+    ) -> Sequence[Any]:
+        return list((await conn.execute(select(*columns).where(tasks.c.id.in_(ids)))).mappings())
 
     async def warm(self, writes: Collection[Write]) -> None:
         return None  # a file on this host: nothing to open ahead

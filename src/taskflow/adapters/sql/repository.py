@@ -9,7 +9,7 @@ Concurrent adds and saves are group-committed (decision 9): they share one write
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -21,9 +21,9 @@ from taskflow.adapters.batching import Coalescer
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.sql import changelog, history, listing, retention
 from taskflow.adapters.sql.callbacks import SqlCallbackStore
-from taskflow.adapters.sql.dialect import Dialect, Write, dialect_for
+from taskflow.adapters.sql.dialect import POPPED, Dialect, Write, dialect_for
 from taskflow.adapters.sql.engine import create_engine, store_errors
-from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_task
+from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_popped, to_task
 from taskflow.adapters.sql.schema import status_in
 from taskflow.adapters.sql.schema import tasks as table
 from taskflow.domain.attempts import Attempt, AttemptEnd
@@ -35,6 +35,7 @@ from taskflow.domain.errors import (
     TaskNotFound,
     UnstorableValue,
 )
+from taskflow.domain.flow import Popped
 from taskflow.domain.model import ACTIVE, CLAIMABLE, Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
@@ -148,6 +149,16 @@ class SqlTaskRepository:
             found = {t.id: t for t in map(to_task, await self._dialect.read(conn, set(task_ids)))}
         return [found[i] for i in task_ids if i in found]
 
+    async def popped(self, task_ids: Sequence[UUID], *, keys: Collection[str]) -> list[Popped]:
+        if not task_ids:
+            return []
+        # The payload only when a concurrency key needs it: most claims read six small columns.
+        columns = (*POPPED, table.c.payload) if keys else POPPED
+        async with self._writing("claim") as conn:
+            rows = await self._dialect.read(conn, set(task_ids), columns)
+        found = {row["id"]: to_popped(row) for row in rows}
+        return [found[i] for i in task_ids if i in found]
+
     async def save(self, task: Task, *, closing: AttemptEnd | None = None) -> None:
         await self._saves.submit((task, closing))
 
@@ -221,7 +232,7 @@ class SqlTaskRepository:
             return [to_task(m) for m in (await conn.execute(stmt)).mappings()]
 
     async def pending(self, *, after: UUID | None, limit: int) -> list[Dispatch]:
-        columns = (table.c.id, table.c.queue, table.c.priority, table.c.run_at)
+        columns = (table.c.id, table.c.queue, table.c.priority, table.c.run_at, table.c.type)
         stmt = select(*columns).where(status_in(CLAIMABLE)).order_by(table.c.id).limit(limit)
         if after is not None:
             stmt = stmt.where(table.c.id > after)

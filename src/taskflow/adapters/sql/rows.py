@@ -21,6 +21,7 @@ from sqlalchemy.engine import RowMapping
 
 from taskflow.adapters.sql import unstorable
 from taskflow.domain.attempts import AttemptEnd
+from taskflow.domain.flow import Popped
 from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus, assemble
 from taskflow.domain.retry import RetryPolicy
 
@@ -209,6 +210,19 @@ def to_task(row: RowMapping) -> Task:
             "lease": _lease(row),
             "retry_policy": RetryPolicy(float(row["backoff_base"]), float(row["backoff_max"])),
         }
+    )
+
+
+def to_popped(row: RowMapping) -> Popped:
+    """A row of ``dialect.POPPED`` columns, and the payload where it was read."""
+    return Popped(
+        row["id"],
+        row["type"],
+        row["queue"],
+        row["priority"],
+        TaskStatus(row["status"]),
+        row["attempts"],
+        row.get("payload") or {},
     )
 
 

@@ -316,3 +316,13 @@ deliveries = Table(
     Column("error", Text, nullable=True),
     PrimaryKeyConstraint("task_id", "attempt", name="pk_deliveries"),
 )
+
+# Queues an operator paused (decision 25): a row while paused, none once resumed. Workers read
+# the whole table at each heartbeat; it holds a handful of rows at most.
+paused_queues = Table(
+    "paused_queues",
+    metadata,
+    Column("name", String(QUEUE_MAX_LENGTH), nullable=False),
+    Column("paused_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("name", name="pk_paused_queues"),
+)

@@ -9,11 +9,18 @@ from uuid import UUID
 
 from taskflow.domain.attempts import AttemptEnd, AttemptOutcome, bounded_traceback
 from taskflow.domain.errors import InvalidTransition, LeaseLost, StaleTask
-from taskflow.domain.flow import FlowPolicy
+from taskflow.domain.flow import FlowPolicy, Limit, Popped
 from taskflow.domain.limits import IDEMPOTENCY_KEY_TTL
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
-from taskflow.domain.ports import Clock, FlowLimiter, Renewal, TaskQueue, TaskRepository
-from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.ports import (
+    Clock,
+    FlowLimiter,
+    PoppedIds,
+    Renewal,
+    TaskQueue,
+    TaskRepository,
+)
+from taskflow.domain.services.dispatching import CAS_ATTEMPTS, Paused, dispatch, put_back_paused
 from taskflow.domain.services.flow_gate import FlowGate
 
 # How an attempt ended, by the status its ending transition left the task in.
@@ -49,7 +56,7 @@ class Claim:
 
     tasks: list[Task]
     unknown: list[UUID]
-    throttled: list[tuple[Task, float]] = field(default_factory=list)
+    throttled: list[tuple[Popped, float]] = field(default_factory=list)
 
 
 #: Running tasks whose slots a reconciliation restores after Redis lost them (decision 21).
@@ -87,29 +94,58 @@ class ExecutionService:
     async def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Task]:
         return (await self.claim_batch(queues, limit=limit, timeout=timeout)).tasks
 
-    async def claim_batch(self, queues: Sequence[str], *, limit: int, timeout: float) -> Claim:
-        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported."""
-        ids = list(dict.fromkeys(await self._queue.pop(queues, limit=limit, timeout=timeout)))
+    async def claim_batch(
+        self, queues: Sequence[str], *, limit: int, timeout: float, paused: Paused = None
+    ) -> Claim:
+        """Pop up to ``limit`` ids and claim them; ids the store does not know are reported,
+        ids of a queue ``paused()`` names once the pop returns go back unclaimed."""
+        popped = await self._queue.pop(queues, limit=limit, timeout=timeout)
+        ids = list(dict.fromkeys(popped))
+        if ids and paused is not None and (held := paused()):
+            ids = await put_back_paused(self._repo, self._queue, ids, held)
         if not ids:
             return Claim([], [])
         if self._gate is not None and self._gate.applies_to(queues):
-            return await self._claim_admitted(ids, self._gate, queues)
+            kinds = popped.kinds if isinstance(popped, PoppedIds) else {}
+            return await self._claim_admitted(ids, self._gate, queues, kinds)
         return await self._claim(ids)
 
     async def _claim_admitted(
-        self, ids: list[UUID], gate: FlowGate, queues: Sequence[str]
+        self,
+        ids: list[UUID],
+        gate: FlowGate,
+        queues: Sequence[str],
+        kinds: Mapping[UUID, tuple[str, str]],
     ) -> Claim:
         """Claim those of ``ids`` every limit admits; the others go back to the queue, delayed.
 
         The limiter is asked before the claim, so a throttled task is no attempt: its status,
-        attempts and lease stay as they were. Slots taken for a task the claim then did not get
-        (taken meanwhile, not yet due) are given back.
+        attempts and lease stay as they were. A task's limits are known unread from its queue
+        alone (one queue, no type limit) or from the type the queue handed back with its id
+        (``kinds``); the others are read first. Slots taken for a task the claim then did not
+        get (taken meanwhile, not yet due) are given back.
         """
-        known = gate.known_without_reading(queues)
-        if known is None:
-            admitted, throttled = await gate.hold_back(await self._repo.get_many(ids))
-        else:
-            admitted, throttled = await gate.hold_back_ids(ids, known, self._repo.get_many)
+        keys = gate.payload_keys
+
+        async def read(task_ids: list[UUID]) -> list[Popped]:
+            return await self._repo.popped(task_ids, keys=keys)
+
+        known: list[tuple[UUID, tuple[Limit, ...]]] = []
+        unknown = ids
+        by_queue = gate.known_without_reading(queues)
+        if by_queue is not None:
+            known, unknown = [(i, by_queue) for i in ids], []
+        elif kinds:
+            unknown = []
+            for task_id in ids:
+                kind = kinds.get(task_id)
+                limits = None if kind is None else gate.limits_of(*kind)
+                if limits is None:
+                    unknown.append(task_id)
+                else:
+                    known.append((task_id, limits))
+        found = await read(unknown) if unknown else []
+        admitted, throttled = await gate.hold_back(known, found, read)
         kept = {task.id for task, _ in throttled}
         claim = Claim([], [])
         if len(kept) < len(ids):

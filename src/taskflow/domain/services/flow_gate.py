@@ -11,7 +11,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from taskflow.domain.errors import QueueUnavailable
-from taskflow.domain.flow import Admission, FlowPolicy, Limit, throttle_wait
+from taskflow.domain.flow import Admission, FlowPolicy, Limit, Popped, throttle_wait
 from taskflow.domain.model import Task, TaskStatus
 from taskflow.domain.ports import Clock, Dispatch, FlowLimiter, TaskQueue
 
@@ -45,11 +45,28 @@ class FlowGate:
     def known_without_reading(self, queues: Sequence[str]) -> tuple[Limit, ...] | None:
         return self._policy.known_without_reading(queues)
 
-    async def hold_back(self, found: Sequence[Task]) -> tuple[set[UUID], list[tuple[Task, float]]]:
-        """Admit the limited PENDING tasks of ``found``, taking their starts and slots; put the
-        others back in the queue, delayed by their wait. Returns the ids admitted and the tasks
-        held back with their wait."""
-        requests = [
+    @property
+    def payload_keys(self) -> frozenset[str]:
+        return self._policy.payload_keys
+
+    def limits_of(self, queue: str, task_type: str) -> tuple[Limit, ...] | None:
+        return self._policy.limits_of(queue, task_type)
+
+    async def hold_back(
+        self,
+        known: Sequence[tuple[UUID, Sequence[Limit]]],
+        found: Sequence[Popped],
+        read: Callable[[list[UUID]], Awaitable[list[Popped]]],
+    ) -> tuple[set[UUID], list[tuple[Popped, float]]]:
+        """Admit the tasks whose limits are ``known`` unread and the PENDING ones of those
+        ``found`` by a read, taking their starts and slots; put the others back in the queue,
+        delayed by their wait. Returns the ids admitted and the tasks held back with their wait.
+
+        A refused task goes back with its priority, so those refused among ``known`` are
+        ``read`` (those no longer PENDING are someone else's).
+        """
+        requests = [(task_id, limits) for task_id, limits in known if limits]
+        requests += [
             (task.id, limits)
             for task in found
             if task.status is TaskStatus.PENDING and (limits := self._policy.limits_for(task))
@@ -57,30 +74,17 @@ class FlowGate:
         if not requests:
             return set(), []
         admission = await self._limiter.admit(requests, lease_seconds=self._lease_seconds)
+        admitted = admission.admitted
         asked = {task_id for task_id, _ in requests}
-        refused = [t for t in found if t.id in asked and t.id not in admission.admitted]
-        return set(admission.admitted), await self._put_back(refused, admission)
-
-    async def hold_back_ids(
-        self,
-        ids: Sequence[UUID],
-        limits: Sequence[Limit],
-        read: Callable[[list[UUID]], Awaitable[list[Task]]],
-    ) -> tuple[set[UUID], list[tuple[Task, float]]]:
-        """``hold_back`` for ids whose limits are known unread: only the refused are ``read``
-        (their queue entry needs their priority); those no longer PENDING are someone else's."""
-        admission = await self._limiter.admit(
-            [(i, limits) for i in ids], lease_seconds=self._lease_seconds
-        )
-        refused = [i for i in ids if i not in admission.admitted]
-        if not refused:
-            return set(admission.admitted), []
-        waiting = [t for t in await read(refused) if t.status is TaskStatus.PENDING]
-        return set(admission.admitted), await self._put_back(waiting, admission)
+        refused = [t for t in found if t.id in asked and t.id not in admitted]
+        unread = [i for i, limits in known if limits and i not in admitted]
+        if unread:
+            refused += [t for t in await read(unread) if t.status is TaskStatus.PENDING]
+        return set(admitted), await self._put_back(refused, admission)
 
     async def _put_back(
-        self, refused: Sequence[Task], admission: Admission
-    ) -> list[tuple[Task, float]]:
+        self, refused: Sequence[Popped], admission: Admission
+    ) -> list[tuple[Popped, float]]:
         now = self._clock.now()
         held_back = [
             (task, throttle_wait(admission, task.id, recheck=SLOT_RECHECK, rand=self._rand()))
@@ -89,7 +93,9 @@ class FlowGate:
         if held_back:
             await self._queue.push(
                 [
-                    Dispatch(task.id, task.queue, task.priority, now + timedelta(seconds=wait))
+                    Dispatch(
+                        task.id, task.queue, task.priority, now + timedelta(seconds=wait), task.type
+                    )
                     for task, wait in held_back
                 ]
             )

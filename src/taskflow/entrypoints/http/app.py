@@ -12,7 +12,10 @@ from litestar.openapi import OpenAPIConfig
 
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
+from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
+from taskflow.entrypoints.http.metrics import FleetReader, fleet_reader, metrics_text, timing
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.schedules import ScheduleController
@@ -25,14 +28,22 @@ from taskflow.entrypoints.sweeper import Sweeper, log_queue_warnings
 API_VERSION = importlib.metadata.version("taskflow")
 
 
-def create_app(container: Container) -> Litestar:
+def create_app(container: Container, *, fleet: FleetReader | None = None) -> Litestar:
+    """The API's app; ``fleet`` reads the cluster-wide gauges its ``/metrics`` adds to the
+    process's own (the API's only: decision 26)."""
     settings = container.settings()
+    metrics = container.metrics()
+    if fleet is None and metrics.enabled:  # the deployment's gauges, read at each scrape
+        fleet = fleet_reader(container.fleet_service())
 
     def task_service() -> TaskService:
         return container.task_service()
 
     def schedule_service() -> ScheduleService:
         return container.schedule_service()
+
+    def fleet_service() -> FleetService:
+        return container.fleet_service()
 
     def probes() -> Probes:
         return Probes(store=container.repository().ping, queue=container.queue().ping)
@@ -45,7 +56,7 @@ def create_app(container: Container) -> Litestar:
         service = container.execution_service()
         await warm_store(container, "insert")
         await log_queue_warnings(service)
-        sweeping.append(asyncio.create_task(Sweeper(service).run(settings.sweep_seconds)))
+        sweeping.append(asyncio.create_task(Sweeper(service, metrics).run(settings.sweep_seconds)))
         listener = open_enqueued_listener(container, service.dispatch_stored)
         if listener is not None:  # tasks enqueued in callers' transactions, at their commit
             sweeping.append(asyncio.create_task(listener.run()))
@@ -60,15 +71,20 @@ def create_app(container: Container) -> Litestar:
         route_handlers=[
             TaskController,
             ScheduleController,
+            QueueController,
+            list_workers,
             list_types,
             live,
             ready,
             assets_router(),
+            *([metrics_text] if metrics.enabled else []),
         ],
+        middleware=[timing(metrics)],
         dependencies={
             "service": Provide(task_service, sync_to_thread=False),
             "probes": Provide(probes, sync_to_thread=False),
             "schedules": Provide(schedule_service, sync_to_thread=False),
+            "fleet": Provide(fleet_service, sync_to_thread=False),
         },
         # Read by the submit handlers from the app's state rather than injected: Litestar
         # resolves two dependencies of one handler in an anyio task group, which cost 15 % of
@@ -80,6 +96,8 @@ def create_app(container: Container) -> Litestar:
                     max_payload_bytes=settings.max_payload_bytes,
                     max_body_bytes=settings.max_body_bytes,
                 ),
+                "metrics": metrics,
+                "fleet": fleet,
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ class Probes:
         self.queue = queue
 
 
-async def _check(probe: Probe) -> CheckOut:
+async def check(probe: Probe) -> CheckOut:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
             await probe()
@@ -52,7 +52,7 @@ async def live() -> dict[str, str]:
     },
 )
 async def ready(probes: NamedDependency[Probes]) -> Response[ReadinessOut]:
-    store, queue = await asyncio.gather(_check(probes.store), _check(probes.queue))
+    store, queue = await asyncio.gather(check(probes.store), check(probes.queue))
     checks = {"database": store, "queue": queue}
     if store.status != "up":
         return Response(

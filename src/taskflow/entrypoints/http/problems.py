@@ -15,6 +15,7 @@ from taskflow.domain.errors import (
     InvalidSubmission,
     InvalidTransition,
     PayloadTooLarge,
+    QueueUnavailable,
     ScheduleNotFound,
     StaleTask,
     StoreUnavailable,
@@ -39,6 +40,7 @@ _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
     (DuplicateTask, 409),
     (IdempotencyKeyReused, 422),
     (StoreUnavailable, 503),
+    (QueueUnavailable, 503),  # the queue and worker figures read Redis
 )
 
 
@@ -58,7 +60,8 @@ def problem(
 def on_domain_error(request: Request[Any, Any, Any], exc: TaskflowError) -> Response[ProblemOut]:
     status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 500)
     if status == 503:
-        log.warning("store unavailable", extra={"path": request.url.path, "error": exc.message})
+        facts = {"path": request.url.path, "error": exc.message}
+        log.warning("store or queue unavailable", extra=facts)
         return problem(503, exc.message, headers={"Retry-After": RETRY_AFTER_SECONDS})
     if status == 500:
         log.error("unexpected domain error", exc_info=exc)

@@ -118,6 +118,8 @@ class TaskController(Controller):
             [task], replayed = await service.submit_idempotent(
                 [data], key=key, request_hash=request_hash(data), batch=False
             )
+        if not replayed:
+            request.app.state.metrics.submitted((task,))
         if log.isEnabledFor(logging.INFO):  # spare building the facts when nobody reads them
             events.info("task replayed" if replayed else "task submitted", task_facts(task))
         headers = {"Location": f"/api/tasks/{task.id}"}
@@ -154,6 +156,8 @@ class TaskController(Controller):
             tasks, replayed = await service.submit_idempotent(
                 data.tasks, key=key, request_hash=request_hash(data)
             )
+        if not replayed:
+            request.app.state.metrics.submitted(tasks)
         if log.isEnabledFor(logging.INFO):
             event = "task replayed" if replayed else "task submitted"
             for task in tasks:
@@ -284,9 +288,14 @@ class TaskController(Controller):
         responses=problem_responses(400, 404, 409, 503),
     )
     async def cancel_task(
-        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        service: NamedDependency[TaskService],
     ) -> TaskOut:
         task = await service.cancel(parse_task_id(task_id))
+        if not task.cancel_requested:  # else its worker counts it, once the handler stops
+            request.app.state.metrics.ended(task)
         events.info(
             "cancel requested" if task.cancel_requested else "task cancelled", task_facts(task)
         )
