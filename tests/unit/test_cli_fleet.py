@@ -49,7 +49,7 @@ def test_queues_prints_a_table_of_the_apis_queues(
     assert [r.url.path for r in api.requests] == ["/api/queues"]
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [row[0] for row in rows] == ["QUEUE", "default", QUEUES["queues"][1]["name"]]
-    assert rows[2][-1] == "unconsumed"
+    assert rows[2][-1] == "paused,unconsumed"
 
 
 def test_queues_json(api: ScriptedApi, capsys: pytest.CaptureFixture[str]) -> None:

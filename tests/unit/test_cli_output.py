@@ -50,9 +50,22 @@ def test_a_table_on_a_terminal_has_colours_and_a_rule() -> None:
     assert TASK_ID in text
 
 
+def test_the_queues_fit_a_terminal_of_100_columns_without_cutting_a_word() -> None:
+    screen = io.StringIO()
+    out = Console(file=screen, force_terminal=True, width=100, color_system=None)
+    answer = {"queues": [{**QUEUES["queues"][0], "name": "mail", "unconsumed": True}]}
+    rows = [cli_fleet._queue_row(queue) for queue in answer["queues"]]
+    cli_output.print_table(cli_fleet.QUEUES, rows, out=out, right=cli_fleet.NUMBERS)
+    text = screen.getvalue()
+    assert "…" not in text
+    assert "unconsumed" in text
+    assert "OLDEST" in text
+    assert "READY" in text
+
+
 def test_a_terminal_shows_timestamps_to_the_second_and_never_cuts_them() -> None:
     screen = io.StringIO()
-    out = Console(file=screen, force_terminal=True, width=60, color_system=None)
+    out = Console(file=screen, force_terminal=True, width=80, color_system=None)
     stamp = "2026-11-30T20:06:51.658677Z"
     cli_output.print_table(("id", "created_at", "error"), [[TASK_ID, stamp, "x " * 40]], out=out)
     text = screen.getvalue()
@@ -166,8 +179,8 @@ def test_queues_table(capsys: pytest.CaptureFixture[str]) -> None:
     lines = pipe_output(capsys, lambda: cli_fleet.print_queues(QUEUES, as_json_text=False))
     assert [line.split() for line in lines] == [
         [c.upper() for c in cli_fleet.QUEUES],
-        ["default", "12", "3", "4", "1m15s", "120", "2", "10/s", "-", "no", "2", "ok"],
-        [LONG_QUEUE, "5", "0", "0", "3.0s", "0", "0", "-", "3", "yes", "0", "unconsumed"],
+        ["default", "12", "3", "4", "1m15s", "120", "2", "10/s", "-", "2", "ok"],
+        [LONG_QUEUE, "5", "0", "0", "3.0s", "0", "0", "-", "3", "0", "paused,unconsumed"],
     ]
 
 

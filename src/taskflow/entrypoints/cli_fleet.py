@@ -25,8 +25,7 @@ QUEUES = (
     "succeeded_1m",
     "failed_1m",
     "rate",
-    "concurrency",
-    "paused",
+    "max_running",
     "consumers",
     "flow",
 )
@@ -121,12 +120,10 @@ def print_workers(answer: dict[str, Any], *, as_json_text: bool) -> None:
 def _queue_row(queue: dict[str, Any]) -> list[str | Text]:
     throughput = queue["throughput_last_minute"]
     limits = queue["limits"]
-    if queue["unconsumed"]:
-        flow = Text("unconsumed", style="bold red")  # work waits and no live worker serves it
-    elif queue["paused"]:
-        flow = Text("paused", style="yellow")
-    else:
-        flow = Text("ok", style="green")
+    # What stops work here: a pause, and work that waits with no live worker to serve it.
+    flags = [("paused", "yellow")] if queue["paused"] else []
+    flags += [("unconsumed", "bold red")] if queue["unconsumed"] else []
+    flow = Text(",").join(Text(flag, style=style) for flag, style in flags) or Text("ok", "green")
     return [
         cell(queue["name"]),
         cell(queue["ready"]),
@@ -137,7 +134,6 @@ def _queue_row(queue: dict[str, Any]) -> list[str | Text]:
         cell(throughput["failed"]),
         cell(limits["rate"]),
         cell(limits["concurrency"]),
-        cell(queue["paused"]),
         cell(queue["consumers"]),
         flow,
     ]

@@ -84,17 +84,23 @@ def print_table(
     shown = out or console()
     numbers = set(right)
     if shown.is_terminal:
-        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+        # The box draws a blank between columns: with one blank of padding, two in all.
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            header_style="bold",
+            pad_edge=False,
+            show_edge=False,
+            padding=(0, 1, 0, 0),
+        )
     else:
         table = Table(box=None, header_style=None, pad_edge=False, padding=(0, 2, 0, 0))
     timed = [name.endswith("_at") and shown.is_terminal for name in columns]
     for name, is_time in zip(columns, timed, strict=True):
         on_right = name in numbers and shown.is_terminal
+        # A terminal's header may take two lines (OLDEST over READY), so that more columns fit.
+        header = name.upper().replace("_", "\n") if shown.is_terminal else name.upper()
         table.add_column(
-            name.upper(),
-            justify="right" if on_right else "left",
-            no_wrap=name == "id" or is_time,
-            min_width=36 if name == "id" else len(SHORT_TIME) if is_time else None,
+            header, justify="right" if on_right else "left", no_wrap=name == "id" or is_time
         )
     for row in rows:
         cells = [
