@@ -15,6 +15,7 @@ from tests.integration.conftest import Stack
 from tests.integration.processes import base_env, run_cli, wait_for
 
 COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status", "cancel", "retry"]
+COMMANDS += ["tasks", "tasks show", "tasks retry", "schedules", "queues", "queues pause", "workers"]
 
 
 def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
@@ -25,7 +26,7 @@ def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
     return str(lines[0])
 
 
-@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+@pytest.mark.parametrize("command", [[], *(c.split() for c in COMMANDS)], ids=str)
 def test_help_of_every_command(command: list[str]) -> None:
     result = run_cli([*command, "--help"], base_env())
     assert result.returncode == 0, result.stderr
@@ -109,7 +110,7 @@ def test_submit_wait_and_status(stack: Stack) -> None:
     assert json.loads(status.stdout)["id"] == task["id"]
 
 
-def test_submit_wait_exits_1_when_the_task_fails(stack: Stack) -> None:
+def test_submit_wait_exits_3_when_the_task_fails(stack: Stack) -> None:
     result = run_cli(
         [
             "submit",
@@ -124,7 +125,7 @@ def test_submit_wait_exits_1_when_the_task_fails(stack: Stack) -> None:
         ],
         stack.env,
     )
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert json.loads(result.stdout)["status"] == "FAILED"
 
 

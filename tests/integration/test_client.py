@@ -276,7 +276,7 @@ def test_the_cli_retries_with_a_payload_and_in_bulk(stack: Stack, client: Client
     second = failed_task(client, metadata=run)
     bulk = run_cli(["tasks", "retry", "--metadata", f"run={run['run']}", *url], stack.env)
     assert bulk.returncode == 0, bulk.stderr
-    assert bulk.stdout == "retried 1 task\n"
+    assert bulk.stdout == f"retried 1 task\nID\n{second.id}\n"
     assert client.wait(second.id, timeout=60).attempts == 2
     refused = run_cli(["tasks", "retry", "--limit", "0", *url], stack.env)
     assert refused.returncode == 1

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from taskflow.client import Client
-from taskflow.entrypoints import cli
+from taskflow.entrypoints import cli, cli_api
 from tests.unit.client_fakes import TASK_ID, FakeTime, ScriptedApi, answer, problem, task_json
 
 
@@ -19,7 +19,7 @@ from tests.unit.client_fakes import TASK_ID, FakeTime, ScriptedApi, answer, prob
 def api(monkeypatch: pytest.MonkeyPatch) -> ScriptedApi:
     scripted = ScriptedApi([])
     client = functools.partial(Client, transport=scripted.transport, sleep=FakeTime().sleep)
-    monkeypatch.setattr(cli, "Client", client)
+    monkeypatch.setattr(cli_api, "Client", client)
     return scripted
 
 
@@ -58,7 +58,7 @@ def test_tasks_retry_sends_the_filters_and_prints_the_count(
             "limit": 5,
         }
     ]
-    assert capsys.readouterr().out == "retried 2 tasks\n"
+    assert capsys.readouterr().out == f"retried 2 tasks\nID\n{TASK_ID}\n{TASK_ID}\n"
 
 
 def test_tasks_retry_json_prints_the_answer(

@@ -437,7 +437,7 @@ def test_decoding_ignores_fields_a_newer_api_adds(kind: str, time: FakeTime) -> 
 
 def test_the_task_prints_back_as_the_api_wrote_it() -> None:
     from taskflow.client.answers import Task
-    from taskflow.entrypoints.cli_tasks import as_json
+    from taskflow.entrypoints.cli_output import as_json
 
     written = task_json(progress={"fraction": 0.5, "message": "half"}, error=None)
     task = msgspec.json.decode(json.dumps(written), type=Task)

@@ -3,45 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from taskflow.client import Client, Schedule
-from taskflow.entrypoints.cli_tasks import as_json, print_table
-
-T = TypeVar("T")
-Ask = Callable[[argparse.Namespace, Callable[[Client], T]], T | None]
+from taskflow.client import Schedule
+from taskflow.entrypoints.cli_api import Exit, add_url, ask
+from taskflow.entrypoints.cli_args import add_json
+from taskflow.entrypoints.cli_output import as_json, cell, print_json, print_table
 
 SHOWN = ("name", "type", "when", "timezone", "paused", "last_run_at", "next_run_at")
 
 
-def add_schedules_command(
-    commands: Any, *, ask: Ask[list[Schedule]], add_url: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_schedules_command(commands: Any) -> None:
     parser = commands.add_parser(
         "schedules", help="list the periodic tasks, with their last and next tick"
     )
-    parser.add_argument("--json", action="store_true", help="print the schedules as JSON")
+    add_json(parser, "the schedules")
     add_url(parser)
+    parser.set_defaults(run=_run)
 
-    def run(args: argparse.Namespace) -> int:
-        found = ask(args, lambda client: client.schedules())
-        if found is not None:
-            print_schedules(found, as_json_text=args.json)
-        return 1 if found is None else 0
 
-    parser.set_defaults(run=run)
+def _run(args: argparse.Namespace) -> int:
+    print_schedules(ask(args, lambda client: client.schedules()), as_json_text=args.json)
+    return Exit.OK
 
 
 def print_schedules(schedules: Sequence[Schedule], *, as_json_text: bool) -> None:
-    shown = as_json({"items": schedules})
     if as_json_text:
-        print(json.dumps(shown, indent=2))
+        print_json({"items": schedules})
         return
     rows = []
-    for item in shown["items"]:
+    for item in as_json({"items": schedules})["items"]:
         when = item["cron"] if item["cron"] is not None else f"every {item['every']:g}s"
-        cells = {**item, "when": when, "paused": "yes" if item["paused"] else "no"}
-        rows.append(["-" if cells[c] is None else str(cells[c]) for c in SHOWN])
+        cells = {**item, "when": when}
+        rows.append([cell(cells[c]) for c in SHOWN])
     print_table(SHOWN, rows)

@@ -1,27 +1,56 @@
-"""`taskflow tasks list|stats|retry`: their options and how they print.
+"""`taskflow tasks list|stats|retry`: the commands over many tasks, their options and tables.
 
-The commands themselves (calling the API) are in cli.py, with the others.
+``tasks show|cancel`` and ``tasks retry ID``, about one task, are in cli_task.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
-
-import msgspec
 
 from taskflow.client import RetriedTasks, RetrySelection, TaskCount, TaskFilters, TaskPage
 from taskflow.domain.limits import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from taskflow.domain.model import RETRYABLE, TaskStatus
+from taskflow.entrypoints import cli_task
+from taskflow.entrypoints.cli_api import CommandFailed, Exit, add_url, ask
+from taskflow.entrypoints.cli_args import Parser, add_json, json_object, task_id
+from taskflow.entrypoints.cli_output import as_json, print_json, print_table, status_text
 
 LISTED = ("id", "type", "queue", "status", "attempts", "created_at")
 COUNTED = ("queue", "type", "status", "count")
+FILTERS = ("status", "type", "queue", "created_after", "created_before", "metadata", "limit")
 
 
-def add_list_options(parser: argparse.ArgumentParser) -> None:
+def add_tasks_commands(commands: Any) -> None:
+    tasks = commands.add_parser("tasks", help="list, show, cancel, retry and count tasks")
+    actions = tasks.add_subparsers(
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        parser_class=Parser,
+        help="list: a page of tasks; show: one task and its attempts; cancel: stop one; "
+        "retry: run FAILED or CANCELLED tasks again; stats: counts per queue, type and status",
+    )
+    listing = actions.add_parser("list", help="list tasks newest first, a page at a time")
+    _add_list_options(listing)
+    add_url(listing)
+    listing.set_defaults(run=_list)
+    cli_task.add_show_and_cancel(actions)
+    retrying = actions.add_parser(
+        "retry",
+        help="run again one task (ID), or the FAILED or CANCELLED tasks the filters select",
+    )
+    _add_retry_options(retrying)
+    add_url(retrying)
+    retrying.set_defaults(run=_retry)
+    stats = actions.add_parser("stats", help="count tasks per queue, type and status")
+    add_json(stats, "the counts")
+    add_url(stats)
+    stats.set_defaults(run=_stats)
+
+
+def _add_list_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status",
         action="append",
@@ -37,10 +66,23 @@ def add_list_options(parser: argparse.ArgumentParser) -> None:
         help=f"tasks on the page, 1-{LIST_LIMIT_MAX} (default {LIST_LIMIT_DEFAULT})",
     )
     parser.add_argument("--cursor", default=None, help="the next cursor a previous page printed")
-    parser.add_argument("--json", action="store_true", help="print the page as JSON")
+    add_json(parser, "the page")
 
 
-def add_retry_options(parser: argparse.ArgumentParser) -> None:
+def _add_retry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "id",
+        nargs="?",
+        type=task_id,
+        default=None,
+        help="the task to retry; leave it out to retry the tasks the filters select",
+    )
+    parser.add_argument(
+        "--payload",
+        type=json_object,
+        default=None,
+        help="with ID: a JSON object to run it with instead of its payload (default: keep it)",
+    )
     parser.add_argument(
         "--status",
         action="append",
@@ -52,9 +94,7 @@ def add_retry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=None, help="retry at most this many (default: the API's)"
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print the API's answer (count and ids) as JSON"
-    )
+    add_json(parser, "the API's answer (the task with ID, else the count and the ids)")
 
 
 def _add_common_filters(parser: argparse.ArgumentParser) -> None:
@@ -94,52 +134,65 @@ def retry_selection(args: argparse.Namespace) -> RetrySelection:
     return RetrySelection(**list_filters(args), limit=args.limit)
 
 
-def as_json(value: Any) -> Any:
-    """A client's answer as JSON values, written as the API wrote them (timestamps included)."""
-    return _timestamps_as_text(msgspec.to_builtins(value, builtin_types=(datetime,)))
+def _list(args: argparse.Namespace) -> int:
+    filters = list_filters(args)
+    page = ask(args, lambda client: client.list(limit=args.limit, cursor=args.cursor, **filters))
+    print_page(page, as_json_text=args.json)
+    return Exit.OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    counts = ask(args, lambda client: client.stats())
+    print_counts(counts, as_json_text=args.json)
+    return Exit.OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    if args.id is not None:
+        given = [f"--{name.replace('_', '-')}" for name in FILTERS if getattr(args, name)]
+        if given:
+            raise CommandFailed(
+                f"tasks retry: give a task id or filters, not both ({', '.join(given)})",
+                Exit.USAGE,
+            )
+        return cli_task.retry_one(args)
+    if args.payload is not None:
+        raise CommandFailed("tasks retry: --payload needs the id of the task", Exit.USAGE)
+    selection = retry_selection(args)
+    retried = ask(args, lambda client: client.retry_many(**selection))
+    print_retried(retried, as_json_text=args.json)
+    return Exit.OK
 
 
 def print_page(page: TaskPage, *, as_json_text: bool) -> None:
-    shown = as_json(page)
     if as_json_text:
-        print(json.dumps(shown, indent=2))
+        print_json(page)
         return
-    print_table(LISTED, [[str(task[c]) for c in LISTED] for task in shown["items"]])
+    shown = as_json(page)
+    print_table(LISTED, [_row(task, LISTED) for task in shown["items"]], right={"attempts"})
     if page.next_cursor:
         print(f"next cursor: {page.next_cursor}")
 
 
 def print_counts(counts: Sequence[TaskCount], *, as_json_text: bool) -> None:
-    shown = as_json({"items": counts})
     if as_json_text:
-        print(json.dumps(shown, indent=2))
+        print_json({"items": counts})
         return
-    print_table(COUNTED, [[str(item[c]) for c in COUNTED] for item in shown["items"]])
+    shown = as_json({"items": counts})
+    print_table(COUNTED, [_row(item, COUNTED) for item in shown["items"]], right={"count"})
 
 
 def print_retried(retried: RetriedTasks, *, as_json_text: bool) -> None:
     if as_json_text:
-        print(json.dumps(as_json(retried), indent=2))
+        print_json(retried)
         return
     print(f"retried {retried.retried} task{'' if retried.retried == 1 else 's'}")
+    if retried.ids:
+        print_table(("id",), [[str(task_id)] for task_id in retried.ids])
 
 
-def _timestamps_as_text(value: Any) -> Any:
-    # The API's own form (six fractional digits, Z), which msgspec would shorten at times.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, dict):
-        return {key: _timestamps_as_text(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_timestamps_as_text(item) for item in value]
-    return value
-
-
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
-    for row in [[c.upper() for c in columns], *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+def _row(item: dict[str, Any], columns: Sequence[str]) -> list[Any]:
+    return [status_text(item[c]) if c == "status" else str(item[c]) for c in columns]
 
 
 def _key_value(raw: str) -> tuple[str, str]:
