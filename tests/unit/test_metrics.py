@@ -229,8 +229,10 @@ def test_requests_are_timed_by_route_template_never_by_path(client: TestClient) 
     assert value(scrape, name, method="GET", route=route, status="200") == 1
     assert value(scrape, name, method="GET", route=route, status="404") == 1
     assert value(scrape, name, method="POST", route="/api/tasks", status="202") == 1
+    # A path no route matches counts under one label, never its own: /nowhere is not a label.
+    assert value(scrape, name, method="GET", route="<unmatched>", status="404") == 1
     routes = {dict(labels).get("route") for n, labels in scrape if n == name}
-    assert routes == {route, "/api/tasks"}, routes  # no path; no route matched /nowhere
+    assert routes == {route, "/api/tasks", "<unmatched>"}, routes
 
 
 def test_the_scrape_still_answers_when_the_fleet_cannot_be_read(

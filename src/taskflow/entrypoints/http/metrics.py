@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from litestar import Request, Response, get
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -26,7 +23,6 @@ from taskflow.adapters.prometheus import (
     exposition,
     fleet_families,
 )
-from taskflow.adapters.prometheus.counting import UNMATCHED
 
 log = logging.getLogger("taskflow.metrics")
 
@@ -75,36 +71,3 @@ async def _fleet_or_down(fleet: FleetReader) -> list[Metric]:
         return [up]
     up.add_metric((), 1)
     return [*families, up]
-
-
-def timing(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
-    """A middleware that times each HTTP request, labelled by its route's path template
-    (``/api/tasks/{task_id}``, never the path itself) and its status."""
-
-    def middleware(app: ASGIApp) -> ASGIApp:
-        if not metrics.enabled:
-            return app
-
-        async def timed(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
-            began = time.perf_counter()
-            status = 500
-
-            async def sending(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, sending)
-            finally:
-                route = scope.get("path_template") or UNMATCHED
-                method = scope["method"]
-                metrics.request(method, route, status, time.perf_counter() - began)
-
-        return timed
-
-    return middleware

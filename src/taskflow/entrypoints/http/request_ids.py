@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskflow.adapters.prometheus.counting import UNMATCHED
 from taskflow.entrypoints.logs import bind_trace_id, unbind_trace_id
 
+#: Told of each answered request: method, route template, status, seconds (`Metrics.request`).
+RequestTimer = Callable[[str, str, int, float], None]
 TRACEPARENT = b"traceparent"
 REQUEST_ID = b"x-request-id"
 #: The longest ``X-Request-ID`` taken from a client; a longer one is replaced.
@@ -48,23 +52,35 @@ def trace_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 class RequestIds:
-    """ASGI middleware: binds the request's trace id for its log lines and answers it."""
+    """ASGI middleware: binds the request's trace id for its log lines and answers it; with
+    ``timed`` (metrics on), also counts the request by route template and status, in the same
+    wrapper: each layer around the handler costs the submit path as much as its own work."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, timed: RequestTimer | None = None) -> None:
         self.app = app
+        self._timed = timed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         trace_id = trace_id_of(scope["headers"])
         header = (REQUEST_ID, trace_id.encode())
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
                 answer: Any = message
+                status = answer["status"]
                 answer["headers"] = [*answer.get("headers", ()), header]
             await send(message)
 
         token = bind_trace_id(trace_id)
+        began = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             unbind_trace_id(token)
+            if self._timed is not None:
+                # The router put the matched route's template in the scope (none: unmatched).
+                http: Any = scope  # an HTTP scope: the API serves no websocket
+                route = http.get("path_template") or UNMATCHED
+                self._timed(http["method"], route, status, time.perf_counter() - began)
