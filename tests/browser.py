@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -54,9 +55,19 @@ def chromium(profile: Path, *, width: int = 1280, height: int = 800) -> Iterator
 
 
 def wait_until(driver: WebDriver, condition: Callable[[WebDriver], T], what: str) -> T:
-    """Poll ``condition`` until it is truthy; fail after ``PATIENCE`` seconds naming ``what``."""
+    """Poll ``condition`` until it is truthy; fail after ``PATIENCE`` seconds naming ``what``.
+
+    An element the live refresh replaced between being found and being read is stale: that
+    poll counts as "not yet", as a missing element does, instead of ending the wait.
+    """
+    waiting = WebDriverWait(
+        driver,
+        PATIENCE,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    )
     try:
-        return WebDriverWait(driver, PATIENCE, poll_frequency=0.1).until(condition)
+        return waiting.until(condition)
     except Exception as exc:
         raise AssertionError(
             f"timed out waiting for {what} on {driver.current_url}:\n{driver.page_source[-3000:]}"

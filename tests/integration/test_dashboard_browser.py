@@ -38,7 +38,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 
 def badge(browser: WebDriver) -> str:
-    return browser.find_element(By.CSS_SELECTOR, "#live-task .state .badge").text
+    """The task page's status badge, read again if the live refresh swapped it meanwhile."""
+    return wait_until(
+        browser,
+        lambda b: b.find_element(By.CSS_SELECTOR, "#live-task .state .badge").text,
+        "the status badge",
+    )
 
 
 def count_of(browser: WebDriver, status: str) -> int:
