@@ -42,9 +42,6 @@ class FlowGate:
     def applies_to(self, queues: Sequence[str]) -> bool:
         return self._policy.applies_to(queues)
 
-    def known_without_reading(self, queues: Sequence[str]) -> tuple[Limit, ...] | None:
-        return self._policy.known_without_reading(queues)
-
     @property
     def payload_keys(self) -> frozenset[str]:
         return self._policy.payload_keys

@@ -8,7 +8,7 @@ site cannot forge either; an action whose origin is not this host is refused wit
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from litestar import Controller, Request, post
@@ -28,6 +28,21 @@ events = EventLog(log)
 
 #: Who the task's history says made a change from the dashboard.
 ACTOR = "dashboard"
+
+
+class _Pausable(Protocol):
+    async def pause(self, name: str, /) -> object: ...
+    async def resume(self, name: str, /) -> object: ...
+
+
+async def _pause_or_resume(target: _Pausable, kind: str, name: str, verb: str) -> None:
+    """A queue's or a schedule's pause or resume; any other verb is no action (404)."""
+    if verb == "pause":
+        await target.pause(name)
+    elif verb == "resume":
+        await target.resume(name)
+    else:
+        raise HTTPException(status_code=404, detail=f"no {kind} action {verb[:32]!r}")
 
 
 async def same_origin(request: Request[Any, Any, Any]) -> None:
@@ -97,12 +112,7 @@ class DashboardActions(Controller):
         fleet: NamedDependency[FleetService],
     ) -> Redirect:
         form = await request.form()
-        if verb == "pause":
-            await fleet.pause(name)
-        elif verb == "resume":
-            await fleet.resume(name)
-        else:
-            raise HTTPException(status_code=404, detail=f"no queue action {verb[:32]!r}")
+        await _pause_or_resume(fleet, "queue", name, verb)
         return back(request, form, "/dashboard/queues", f"queue_{verb}d")
 
     @post("/schedules/{name:str}/{verb:str}", before_request=same_origin)
@@ -114,10 +124,5 @@ class DashboardActions(Controller):
         schedules: NamedDependency[ScheduleService],
     ) -> Redirect:
         form = await request.form()
-        if verb == "pause":
-            await schedules.pause(name)
-        elif verb == "resume":
-            await schedules.resume(name)
-        else:
-            raise HTTPException(status_code=404, detail=f"no schedule action {verb[:32]!r}")
+        await _pause_or_resume(schedules, "schedule", name, verb)
         return back(request, form, "/dashboard/schedules", f"schedule_{verb}d")
