@@ -20,7 +20,7 @@ from uuid import UUID
 from taskflow.domain.fleet import WorkerInfo
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.attempt import Backoff
-from taskflow.entrypoints.sweeper import OUTAGES, run_step
+from taskflow.entrypoints.sweeper import OUTAGES, run_step, stop_if_cancelled
 
 log = logging.getLogger("taskflow.worker")
 
@@ -146,7 +146,9 @@ class Presence:
                     self._notices += 1
                     self.pauses.apply(queue, paused)
             except OUTAGES as exc:
+                stop_if_cancelled(exc)
                 log.warning("pause notices unavailable, resubscribing", extra={"error": str(exc)})
-            except Exception:
+            except Exception as exc:
+                stop_if_cancelled(exc)
                 log.exception("pause notices failed unexpectedly, resubscribing")
             await asyncio.sleep(backoff.next())

@@ -79,13 +79,25 @@ def lost_lease_facts(lost: LostLease) -> dict[str, object]:
 
 async def run_step(step: Callable[[], Awaitable[object]]) -> None:
     """Run one step of a periodic loop: an outage is waited out, a bug logged with its
-    traceback; neither stops the loop."""
+    traceback; neither stops the loop. A loop being cancelled (shutdown) stops, whatever
+    error the cancel turned into inside a driver."""
     try:
         await step()
     except OUTAGES as exc:
+        stop_if_cancelled(exc)
         log.warning("%s skipped", step.__name__, extra={"error": str(exc)})
-    except Exception:
+    except Exception as exc:
+        stop_if_cancelled(exc)
         log.exception("%s failed", step.__name__)
+
+
+def stop_if_cancelled(exc: BaseException) -> None:
+    """Raise CancelledError when the running task is being cancelled: a driver interrupted by
+    the cancel may raise its own error instead, and a loop that logged it and went on would
+    never end (a worker's shutdown then waited for the next sweep or beat)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
 
 
 async def log_queue_warnings(service: ExecutionService) -> None:

@@ -25,7 +25,13 @@ from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import EventLog, FirstThrottles, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.presence import Pauses, Presence
-from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
+from taskflow.entrypoints.sweeper import (
+    OUTAGES,
+    Sweeper,
+    log_queue_warnings,
+    run_step,
+    stop_if_cancelled,
+)
 from taskflow.registry import Registry
 
 if TYPE_CHECKING:
@@ -319,8 +325,10 @@ class Worker:
                     backoff.reset()
                     self.cancel(task_id)
             except OUTAGES as exc:
+                stop_if_cancelled(exc)
                 log.warning("cancel notices unavailable, resubscribing", extra={"error": str(exc)})
-            except Exception:
+            except Exception as exc:
+                stop_if_cancelled(exc)
                 log.exception("cancel notices failed unexpectedly, resubscribing")
             await asyncio.sleep(backoff.next())
 
