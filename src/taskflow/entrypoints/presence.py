@@ -151,4 +151,5 @@ class Presence:
             except Exception as exc:
                 stop_if_cancelled(exc)
                 log.exception("pause notices failed unexpectedly, resubscribing")
+            stop_if_cancelled()  # the stream may have ended quietly on the cancel
             await asyncio.sleep(backoff.next())

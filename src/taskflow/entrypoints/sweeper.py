@@ -80,7 +80,7 @@ def lost_lease_facts(lost: LostLease) -> dict[str, object]:
 async def run_step(step: Callable[[], Awaitable[object]]) -> None:
     """Run one step of a periodic loop: an outage is waited out, a bug logged with its
     traceback; neither stops the loop. A loop being cancelled (shutdown) stops, whatever
-    error the cancel turned into inside a driver."""
+    a driver made of the cancel inside the step: its own error, or nothing at all."""
     try:
         await step()
     except OUTAGES as exc:
@@ -89,12 +89,18 @@ async def run_step(step: Callable[[], Awaitable[object]]) -> None:
     except Exception as exc:
         stop_if_cancelled(exc)
         log.exception("%s failed", step.__name__)
+    else:
+        stop_if_cancelled()
 
 
-def stop_if_cancelled(exc: BaseException) -> None:
-    """Raise CancelledError when the running task is being cancelled: a driver interrupted by
-    the cancel may raise its own error instead, and a loop that logged it and went on would
-    never end (a worker's shutdown then waited for the next sweep or beat)."""
+def stop_if_cancelled(exc: BaseException | None = None) -> None:
+    """Raise CancelledError when the running task is being cancelled.
+
+    A driver interrupted by the cancel may raise its own error instead, or catch the cancel
+    and return; a loop that went on would never end (a worker's shutdown then hung until it
+    was killed). Only ``asyncio.timeout`` takes a cancel back (``uncancel``), so a task still
+    counted as cancelling was asked to stop.
+    """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError() from exc

@@ -330,6 +330,7 @@ class Worker:
             except Exception as exc:
                 stop_if_cancelled(exc)
                 log.exception("cancel notices failed unexpectedly, resubscribing")
+            stop_if_cancelled()  # the stream may have ended quietly on the cancel
             await asyncio.sleep(backoff.next())
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:

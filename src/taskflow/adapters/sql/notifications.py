@@ -40,6 +40,9 @@ class EnqueuedListener:
                 await self._listen_once()
                 failures = 0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError() from exc  # the cancel, in the driver's words
                 delay = _RECONNECT_SECONDS[min(failures, len(_RECONNECT_SECONDS) - 1)]
                 failures += 1
                 log.warning(
