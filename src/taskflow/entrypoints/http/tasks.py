@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
 from taskflow.domain.services import TaskService
+from taskflow.entrypoints.http.answers import JsonAnswer
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
 from taskflow.entrypoints.http.openapi import (
     SUBMIT_PROBLEMS,
@@ -125,7 +126,7 @@ class TaskController(Controller):
         headers = {"Location": f"/api/tasks/{task.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(TaskOut.from_task(task), status_code=202, headers=headers)
+        return JsonAnswer(TaskOut.from_task(task), status_code=202, headers=headers)
 
     @post(
         "/batch",
@@ -167,7 +168,7 @@ class TaskController(Controller):
                 extra={"tasks": len(tasks)},
             )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return Response(
+        return JsonAnswer(
             TasksOut([TaskOut.from_task(t) for t in tasks]), status_code=202, headers=headers
         )
 

@@ -1,0 +1,132 @@
+"""CPU per single submission inside the API, without sockets, PostgreSQL or Redis.
+
+`POST /api/tasks` goes straight into the API's ASGI application, built on the in-memory
+store and queue, with garbage collection tuned as `taskflow api` tunes it. What it reports,
+CPU microseconds per request, is the API's own share of the submit path: the number to
+compare when a change touches the HTTP layer. Compare builds in one sitting, alternating
+(`PYTHONPATH=<other build>/src` runs another build's code through this same script).
+
+    .venv/bin/python -m benchmarks.asgi_submit [--requests 20000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+from typing import Any
+
+from dependency_injector import providers
+
+from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from taskflow.config import Settings
+from taskflow.containers import build_container
+from taskflow.entrypoints.http.app import create_app
+from taskflow.entrypoints.startup import load_registry, tune_gc_for_serving
+
+BODY = json.dumps({"type": "debug.echo", "payload": {"n": 1}}).encode()
+HEADERS = [
+    (b"host", b"127.0.0.1:8000"),
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(BODY)).encode()),
+    (b"user-agent", b"taskflow-bench"),
+]
+
+
+def build_app() -> Any:
+    registry = load_registry(None, debug_tasks=True)
+    container = build_container(Settings(redis_url=None), registry)
+    container.repository.override(providers.Singleton(InMemoryTaskRepository, container.clock))
+    container.queue.override(providers.Singleton(InMemoryTaskQueue, container.clock))
+    return create_app(container)
+
+
+def scope() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/tasks",
+        "raw_path": b"/api/tasks",
+        "query_string": b"",
+        "root_path": "",
+        "headers": list(HEADERS),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def submit(app: Any) -> int:
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope(), receive, send)
+    return status
+
+
+async def lifespan(app: Any, phase: str) -> None:
+    sent = False
+
+    async def receive() -> dict[str, str]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()
+        sent = True
+        return {"type": f"lifespan.{phase}"}
+
+    done = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"].startswith(f"lifespan.{phase}."):
+            done.set()
+
+    job = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    await done.wait()
+    if phase == "shutdown":
+        await job
+    else:
+        job.add_done_callback(lambda _: None)
+
+
+async def run(requests: int) -> float:
+    app = build_app()
+    await lifespan(app, "startup")
+    for _ in range(500):  # warm up: caches, first-call paths
+        assert await submit(app) == 202
+    tune_gc_for_serving()
+    began = time.process_time()
+    for _ in range(requests):
+        await submit(app)
+    spent = time.process_time() - began
+    gc.unfreeze()
+    return spent / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = [asyncio.run(run(args.requests)) for _ in range(args.runs)]
+    shown = " · ".join(f"{r:.1f}" for r in runs)
+    print(
+        f"CPU per submit: median {statistics.median(runs):.1f} µs, "
+        f"best {min(runs):.1f} µs (runs: {shown})"
+    )
+
+
+if __name__ == "__main__":
+    main()
