@@ -17,14 +17,15 @@ from sqlalchemy import text
 
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
-from taskflow.adapters.sql.engine import create_engine
+from taskflow.adapters.sql.engine import create_engine, store_errors
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.adapters.sql.transactional import CHANNEL
-from taskflow.domain.errors import QueueUnavailable
+from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
 from tests.integration.conftest import Stack, make_stack
 from tests.integration.processes import base_env, run_cli, wait_for
 from tests.integration.servers import PG_USER
 from tests.integration.tls_servers import (
+    CERT_USER,
     PG_PASSWORD,
     Certificates,
     TlsPostgresServer,
@@ -207,3 +208,40 @@ def test_a_redis_with_a_certificate_from_another_ca_is_refused_clearly(
     assert "certificate verify failed" in str(body), body
     assert REDIS_PASSWORD not in str(body) + api.output()
     assert "Traceback" not in api.output()
+
+
+def test_client_certificates_named_in_the_urls_are_presented(
+    certs: Certificates, tls_postgres: TlsPostgresServer
+) -> None:
+    with_cert = {"sslcert": str(certs.client_cert), "sslkey": str(certs.client_key)}
+    signed_in = tls_postgres.tls_url(
+        user=CERT_USER, sslmode="verify-full", sslrootcert=str(certs.ca), **with_cert
+    )
+    anonymous = tls_postgres.tls_url(
+        user=CERT_USER, sslmode="verify-full", sslrootcert=str(certs.ca)
+    )
+
+    async def current_user(url: str) -> str:
+        engine = create_engine(url, pool_size=1)
+        try:
+            with store_errors():
+                async with engine.connect() as conn:
+                    return str((await conn.execute(text("SELECT current_user"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(current_user(signed_in)) == CERT_USER
+    with pytest.raises(StoreUnavailable, match="certificate"):
+        asyncio.run(current_user(anonymous))
+
+    async def ping(url: str) -> None:
+        client = redis_connect(url)
+        try:
+            await RedisTaskQueue(client, prefix="tls-client-cert").ping()
+        finally:
+            await client.aclose()
+
+    with TlsRedisServer(certs, client_certs=True) as strict:
+        asyncio.run(ping(strict.tls_url(client_cert=True)))
+        with pytest.raises(QueueUnavailable):
+            asyncio.run(ping(strict.tls_url(client_cert=False)))
