@@ -13,11 +13,13 @@ import asyncpg
 import httpx
 import pytest
 import redis
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 
 from taskflow.adapters.redis import RedisTaskQueue
 from taskflow.adapters.redis import connect as redis_connect
-from taskflow.adapters.sql.engine import create_engine, store_errors
+from taskflow.adapters.sql.engine import MIGRATIONS, create_engine, store_errors
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.adapters.sql.transactional import CHANNEL
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
@@ -135,6 +137,27 @@ def test_the_listener_hears_enqueued_ids_over_tls(
             await engine.dispose()
 
     assert asyncio.run(hear()) == [task_id]
+
+
+def test_alembic_with_an_engine_of_its_own_migrates_over_tls(
+    tls_postgres: TlsPostgresServer,
+) -> None:
+    url = _verify_full(tls_postgres, tls_postgres.create_database())
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")  # no connection handed over: env.py makes the engine
+
+    async def tables() -> set[str]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                return set((await conn.execute(text(query))).scalars())
+        finally:
+            await engine.dispose()
+
+    assert {"tasks", "alembic_version"} <= asyncio.run(tables())
 
 
 @pytest.fixture
