@@ -62,6 +62,21 @@ def _verify_full(server: TlsPostgresServer, database: str = "postgres", **extra:
     )
 
 
+def _select(url: str, query: str) -> list[object]:
+    """The first column of ``query``'s rows, through taskflow's engine for ``url``."""
+
+    async def select() -> list[object]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            with store_errors():
+                async with engine.connect() as conn:
+                    return list((await conn.execute(text(query))).scalars())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(select())
+
+
 def test_the_servers_refuse_plain_connections(
     tls_postgres: TlsPostgresServer, tls_redis: TlsRedisServer
 ) -> None:
@@ -93,16 +108,7 @@ def test_the_engine_speaks_tls_as_the_url_says(
     ca = str(tls_postgres.certs.ca)
     url = tls_postgres.tls_url(**{k: ca if v == "CA" else v for k, v in options.items()})
 
-    async def on_tls() -> bool:
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-                return bool((await conn.execute(text(query))).scalar_one())
-        finally:
-            await engine.dispose()
-
-    assert asyncio.run(on_tls()) is True
+    assert _select(url, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [True]
 
 
 @pytest.mark.parametrize("mode_option", ["sslmode", "ssl"])
@@ -148,16 +154,8 @@ def test_alembic_with_an_engine_of_its_own_migrates_over_tls(
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")  # no connection handed over: env.py makes the engine
 
-    async def tables() -> set[str]:
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                return set((await conn.execute(text(query))).scalars())
-        finally:
-            await engine.dispose()
-
-    assert {"tasks", "alembic_version"} <= asyncio.run(tables())
+    tables = _select(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    assert {"tasks", "alembic_version"} <= set(tables)
 
 
 @pytest.fixture
@@ -244,18 +242,9 @@ def test_client_certificates_named_in_the_urls_are_presented(
         user=CERT_USER, sslmode="verify-full", sslrootcert=str(certs.ca)
     )
 
-    async def current_user(url: str) -> str:
-        engine = create_engine(url, pool_size=1)
-        try:
-            with store_errors():
-                async with engine.connect() as conn:
-                    return str((await conn.execute(text("SELECT current_user"))).scalar_one())
-        finally:
-            await engine.dispose()
-
-    assert asyncio.run(current_user(signed_in)) == CERT_USER
+    assert _select(signed_in, "SELECT current_user") == [CERT_USER]
     with pytest.raises(StoreUnavailable, match="certificate"):
-        asyncio.run(current_user(anonymous))
+        _select(anonymous, "SELECT current_user")
 
     async def ping(url: str) -> None:
         client = redis_connect(url)
