@@ -78,7 +78,7 @@ class RedisServer(_Throwaway):
     def start(self) -> None:
         if self.alive():
             return
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = ["redis-server", *self._listen_args(), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)]
         with self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(
@@ -128,6 +128,9 @@ class RedisServer(_Throwaway):
             self.kill()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _listen_args(self) -> list[str]:
+        return ["--port", str(self.port)]
 
     def _answers(self) -> bool:
         if not self.alive():

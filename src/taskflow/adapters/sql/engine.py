@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from taskflow.adapters.sql.rows import encode_json
+from taskflow.adapters.sql.tls import engine_url_and_args
 from taskflow.domain.errors import StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +38,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(parsed, **json_options)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
+    parsed, tls_args = engine_url_and_args(parsed)
     return create_async_engine(
         parsed,
         pool_size=pool_size,
@@ -44,7 +46,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # cost a round trip on the hot path.
         pool_pre_ping=False,
         # Fail fast when the server is unreachable, so readiness checks answer quickly.
-        connect_args={"timeout": _PG_CONNECT_TIMEOUT_SECONDS},
+        connect_args={"timeout": _PG_CONNECT_TIMEOUT_SECONDS, **tls_args},
         **json_options,
     )
 

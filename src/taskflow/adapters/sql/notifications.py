@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import make_url
 
+from taskflow.adapters.sql.tls import asyncpg_dsn
 from taskflow.adapters.sql.transactional import CHANNEL
 
 log = logging.getLogger("taskflow.enqueued")
@@ -24,11 +24,7 @@ class EnqueuedListener:
     drops (the sweep's reconciler dispatches whatever was announced meanwhile)."""
 
     def __init__(self, database_url: str, on_ids: OnIds) -> None:
-        self._dsn = (
-            make_url(database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        self._dsn = asyncpg_dsn(database_url)
         self._on_ids = on_ids
         self._handling: set[asyncio.Task[None]] = set()
 

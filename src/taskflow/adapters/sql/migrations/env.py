@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection, pool, text
+from sqlalchemy import Connection, make_url, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskflow.adapters.sql.schema import metadata
+from taskflow.adapters.sql.tls import engine_url_and_args
 
 # Any fixed signed 64-bit number will do; it only has to be the same for every migrator.
 _PG_MIGRATION_LOCK = 0x7461736B666C6F77  # "taskflow"
@@ -35,7 +36,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_own_engine(url: str) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    parsed, tls_args = engine_url_and_args(make_url(url))
+    engine = create_async_engine(parsed, poolclass=pool.NullPool, connect_args=tls_args)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
