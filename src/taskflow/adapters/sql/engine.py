@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from taskflow.adapters.sql.rows import encode_json
 from taskflow.domain.errors import StoreUnavailable
+from taskflow.domain.redaction import without_passwords
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -126,7 +127,7 @@ def _unavailable_message(error: BaseException) -> str:
     # The driver's own exception, when the DB-API layer wraps it, names the cause best.
     root = error.__cause__ or error
     lines = str(root).strip().splitlines()
-    detail = f": {lines[0][:120]}" if lines else ""
+    detail = f": {without_passwords(lines[0])[:120]}" if lines else ""
     return f"task store unavailable: {type(root).__name__}{detail}"
 
 
