@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from taskflow.adapters import otel
 from taskflow.domain.callbacks import CallbackHosts
@@ -167,12 +168,27 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("TASKFLOW_REDIS_URL must start with redis://, rediss:// or unix://")
+        urls = {"TASKFLOW_DATABASE_URL": self.database_url, "TASKFLOW_REDIS_URL": self.redis_url}
+        for name, url in urls.items():
+            if url is not None and not _readable_url(url):
+                raise ConfigError(
+                    f"{name}: its host or port cannot be read (the value is not shown: it may "
+                    "hold a password)"
+                )
         if self.tracing == "on" and not otel.installed():
             raise ConfigError(
                 "TASKFLOW_TRACING=on needs OpenTelemetry: pip install 'taskflow[otel]'"
             )
         if self.tasks is not None and ":" not in self.tasks:
             raise ConfigError(f"TASKFLOW_TASKS must look like module:attribute, got {self.tasks!r}")
+
+
+def _readable_url(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018 -- raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return True
 
 
 def with_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:

@@ -119,3 +119,20 @@ def test_a_command_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
 def _written(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("TASKFLOW_DATABASE_URL", "postgresql+asyncpg://app:PLANTED-pw/taskflow"),  # no @host
+        ("TASKFLOW_DATABASE_URL", "postgresql+asyncpg://app:PLANTED-pw@[::1/taskflow"),
+        ("TASKFLOW_DATABASE_URL", "postgresql+asyncpg://app:PLANTED-pw@db:99999/taskflow"),
+        ("TASKFLOW_REDIS_URL", "redis://:PLANTED-pw@cache:99999/0"),
+        ("TASKFLOW_REDIS_URL", "redis://:PLANTED-pw@[cache/0"),
+    ],
+)
+def test_a_malformed_url_is_one_line_that_does_not_show_it(name: str, url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: url})
+    assert str(caught.value).startswith(f"{name}: its host or port cannot be read")
+    assert "PLANTED" not in str(caught.value)
