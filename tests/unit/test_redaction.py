@@ -42,6 +42,11 @@ PW = "PLANTED-pw"
         ("sqlite+aiosqlite:///./taskflow.db", "sqlite+aiosqlite:///./taskflow.db"),
         ("http://127.0.0.1:8000/api", "http://127.0.0.1:8000/api"),
         ("no URL at all", "no URL at all"),
+        (
+            "rediss://cache:6380/0?ssl_keyfile=/k&ssl_password=PLANTED-pw",
+            "rediss://cache:6380/0?ssl_keyfile=/k&ssl_password=***",
+        ),
+        ("postgresql://db/tf?sslpassword=PLANTED-pw", "postgresql://db/tf?sslpassword=***"),
     ],
 )
 def test_the_password_of_a_url_is_masked(text: str, shown: str) -> None:

@@ -8,8 +8,11 @@ from typing import Final
 #: ``scheme://user:password@``: the password runs to the last ``@`` before a space or quote,
 #: so that an unescaped ``@`` in it is masked too.
 _USERINFO: Final = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*):[^\s'\"]*@")
-#: ``?password=…`` and the like in a URL's query (libpq and asyncpg accept those too).
-_QUERY: Final = re.compile(r"([?&](?:password|sslpassword|passwd|pwd)=)[^&\s'\"]*", re.IGNORECASE)
+#: ``?password=…`` and the like in a URL's query (libpq, asyncpg and redis-py read them), and
+#: a client key's passphrase (``sslpassword``, ``ssl_password``).
+_QUERY: Final = re.compile(
+    r"([?&](?:password|sslpassword|ssl_password|passwd|pwd)=)[^&\s'\"]*", re.IGNORECASE
+)
 MASK: Final = "***"
 
 
