@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint chaos bench clean promtool browser screenshots tools
+.PHONY: dev test lint audit chaos bench clean promtool browser screenshots tools
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,7 @@ test: $(STAMP) | tools
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/bandit -q -c pyproject.toml -r src examples
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The chaos run alone, with its figures (lost, reexecuted, stale_accepted, recovery_s).
@@ -60,6 +61,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/bandit -q -c pyproject.toml -r src examples
+
+## Known vulnerabilities in the installed dependencies, from PyPI's advisory data: needs
+## https://pypi.org on the network, so it is not part of `make test` (docs/security.md).
+## --strict: a package that could not be looked up fails the run instead of passing unseen.
+audit: $(STAMP)
+	$(VENV)/bin/pip-audit --strict --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -87,6 +87,7 @@ def documented_verify() -> Callable[..., bool]:
     blocks = re.findall(r"```python\n(.*?)```", API_DOC.read_text(), flags=re.DOTALL)
     [snippet] = [block for block in blocks if "def verify(" in block]
     scope: dict[str, Any] = {}
-    exec(compile(snippet, str(API_DOC), "exec"), scope)
+    # Our own documentation's code, run to prove it verifies what the sender signs.
+    exec(compile(snippet, str(API_DOC), "exec"), scope)  # noqa: S102
     verify: Callable[..., bool] = scope["verify"]
     return verify

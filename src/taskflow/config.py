@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from taskflow.adapters import otel
 from taskflow.domain.callbacks import CallbackHosts
@@ -25,6 +26,9 @@ DEV_DATABASE_URL = "sqlite+aiosqlite:///./taskflow.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: The shortest webhook signing key accepted, in bytes (Standard Webhooks asks for 24 to 64).
 WEBHOOK_SECRET_MIN_BYTES = 16
+#: The settings that hold secrets: each may come from a file, named by ``<name>_FILE``
+#: (Docker and Kubernetes secrets), instead of the variable itself (docs/security.md).
+SECRET_SETTINGS = ("TASKFLOW_DATABASE_URL", "TASKFLOW_REDIS_URL", "TASKFLOW_WEBHOOK_SECRET")
 
 Mode = Literal["server", "dev"]
 
@@ -73,7 +77,7 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, mode: Mode = "server"
     ) -> Settings:
-        env = _Env(os.environ if environ is None else environ)
+        env = _Env(with_secret_files(os.environ if environ is None else environ))
         dev = mode == "dev"
         settings = cls(
             database_url=env.text(
@@ -164,12 +168,52 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("TASKFLOW_REDIS_URL must start with redis://, rediss:// or unix://")
+        urls = {"TASKFLOW_DATABASE_URL": self.database_url, "TASKFLOW_REDIS_URL": self.redis_url}
+        for name, url in urls.items():
+            if url is not None and not _readable_url(url):
+                raise ConfigError(
+                    f"{name}: its host or port cannot be read (the value is not shown: it may "
+                    "hold a password)"
+                )
         if self.tracing == "on" and not otel.installed():
             raise ConfigError(
                 "TASKFLOW_TRACING=on needs OpenTelemetry: pip install 'taskflow[otel]'"
             )
         if self.tasks is not None and ":" not in self.tasks:
             raise ConfigError(f"TASKFLOW_TASKS must look like module:attribute, got {self.tasks!r}")
+
+
+def _readable_url(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018 -- raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return True
+
+
+def with_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ``, with each secret setting given as ``<name>_FILE`` read from its file.
+
+    One trailing newline is dropped (what ``echo`` and editors add); the file must not be empty.
+    """
+    named = [n for n in SECRET_SETTINGS if environ.get(f"{n}_FILE", "").strip()]
+    if not named:
+        return environ
+    found = dict(environ)
+    for name in named:
+        path = environ[f"{name}_FILE"].strip()
+        if environ.get(name, "").strip():
+            raise ConfigError(f"{name} and {name}_FILE are both set; give one")
+        try:
+            with open(path, encoding="utf-8") as file:
+                value = file.read().removesuffix("\n").removesuffix("\r")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(f"{name}_FILE: cannot read {path!r}: {reason}") from None
+        if not value.strip():
+            raise ConfigError(f"{name}_FILE: {path!r} is empty")
+        found[name] = value
+    return found
 
 
 class _Env:
@@ -246,17 +290,8 @@ class _Env:
 
     def webhook_secret(self, name: str) -> bytes | None:
         """``whsec_`` and base64 (the Standard Webhooks form) is the key those bytes; any
-        other text is the key as UTF-8. ``{name}_FILE`` names a file holding it instead."""
+        other text is the key as UTF-8."""
         raw = self._raw(name)
-        path = self._raw(f"{name}_FILE")
-        if raw is not None and path is not None:
-            raise ConfigError(f"{name} and {name}_FILE are both set; give one")
-        if path is not None:
-            try:
-                with open(path, encoding="utf-8") as file:
-                    raw = file.read().strip() or None
-            except OSError as exc:
-                raise ConfigError(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from None
         if raw is None:
             return None
         key = raw.encode()

@@ -54,15 +54,17 @@ class _Throwaway:
 class RedisServer(_Throwaway):
     """`redis-server` without persistence: a restart comes back empty, like a lost cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password  # None: no AUTH asked
         self.dir = Path(tempfile.mkdtemp(prefix="tf-redis-"))
         self.log_path = self.dir / "redis.log"
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = "" if self.password is None else f":{self.password}@"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def pid(self) -> int:
@@ -73,13 +75,17 @@ class RedisServer(_Throwaway):
         return self._popen is not None and self._popen.poll() is None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2
+        )
 
     def start(self) -> None:
         if self.alive():
             return
         args = ["redis-server", *self._listen_args(), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         with self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

@@ -48,6 +48,7 @@ from taskflow.adapters.redis_scripts import POP, PUSH, TAKE_KINDS
 from taskflow.domain.errors import QueueUnavailable
 from taskflow.domain.limits import MAX_PRIORITY, priority_problem
 from taskflow.domain.ports import Clock, Dispatch, PoppedIds
+from taskflow.domain.redaction import without_passwords
 
 logger = logging.getLogger("taskflow.queue")
 
@@ -388,4 +389,4 @@ def mapped_errors() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE as exc:
-        raise QueueUnavailable(f"redis is unreachable: {exc}") from exc
+        raise QueueUnavailable(f"redis is unreachable: {without_passwords(str(exc))}") from exc

@@ -25,7 +25,9 @@ def _import_registry(spec: str) -> Registry:
     module_name, _, attribute = spec.partition(":")
     _import_from_working_directory()
     try:
-        module = importlib.import_module(module_name)
+        # The one import by name: TASKFLOW_TASKS is the operator's setting, never a request's
+        # or a stored row's; task types from those resolve through the Registry only.
+        module = importlib.import_module(module_name)  # noqa: TID251
     except ImportError as exc:
         raise LookupError(f"TASKFLOW_TASKS: cannot import {module_name!r}: {exc}") from None
     found = getattr(module, attribute, None)

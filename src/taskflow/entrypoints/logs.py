@@ -27,6 +27,7 @@ import msgspec
 from taskflow.domain.attempts import bounded_traceback
 from taskflow.domain.flow import Popped
 from taskflow.domain.model import Task
+from taskflow.domain.redaction import without_passwords
 from taskflow.entrypoints.log_writer import LineWriter
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is ours.
@@ -101,7 +102,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD:
                 entry[key] = value
         if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
+            record.exc_text = without_passwords(self.formatException(record.exc_info))
         if record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:
@@ -149,7 +150,7 @@ class ConsoleFormatter(logging.Formatter):
         fields = " ".join(f"{k}={v}" for k, v in extras.items())
         line = f"{stamp} {record.levelname:<7} {record.getMessage()} {fields}".rstrip()
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + without_passwords(self.formatException(record.exc_info))
         elif trace is not None:
             line += "\n" + str(trace).rstrip("\n")
         return line

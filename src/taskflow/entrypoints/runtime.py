@@ -25,6 +25,7 @@ from taskflow.containers import (
     open_enqueued_listener,
     open_lease_service,
 )
+from taskflow.domain.redaction import without_passwords
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.deliverer import delivering
 from taskflow.entrypoints.errors import CannotStart
@@ -282,10 +283,4 @@ def _stop_on_signals(server: uvicorn.Server | None = None) -> tuple[asyncio.Even
 
 
 def _safe_url(url: str) -> str:
-    # Never log a password.
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}{sep}{user}@{host}"
-    return url
+    return without_passwords(url)  # never log a password

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from taskflow.adapters.sql.rows import encode_json
 from taskflow.adapters.sql.tls import engine_url_and_args
 from taskflow.domain.errors import StoreUnavailable
+from taskflow.domain.redaction import without_passwords
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -128,7 +129,7 @@ def _unavailable_message(error: BaseException) -> str:
     # The driver's own exception, when the DB-API layer wraps it, names the cause best.
     root = error.__cause__ or error
     lines = str(root).strip().splitlines()
-    detail = f": {lines[0][:120]}" if lines else ""
+    detail = f": {without_passwords(lines[0])[:120]}" if lines else ""
     return f"task store unavailable: {type(root).__name__}{detail}"
 
 

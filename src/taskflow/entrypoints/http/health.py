@@ -9,6 +9,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
+from taskflow.domain.redaction import without_passwords
 from taskflow.entrypoints.http.problems import RETRY_AFTER_SECONDS
 from taskflow.entrypoints.http.schemas import CheckOut, ReadinessOut
 
@@ -29,7 +30,7 @@ async def check(probe: Probe) -> CheckOut:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
             await probe()
     except Exception as exc:
-        return CheckOut("down", f"{type(exc).__name__}: {exc}"[:300])
+        return CheckOut("down", without_passwords(f"{type(exc).__name__}: {exc}")[:300])
     return CheckOut("up")
 
 

@@ -48,7 +48,7 @@ def trace_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
         elif name == REQUEST_ID and _REQUEST_ID.fullmatch(value):
             request_id = value
     # Unique, not secret: the generator OpenTelemetry's SDK uses for its ids, and cheaper.
-    return f"{random.getrandbits(128):032x}" if request_id is None else request_id.decode()
+    return f"{random.getrandbits(128):032x}" if request_id is None else request_id.decode()  # nosec B311
 
 
 class RequestIds:
