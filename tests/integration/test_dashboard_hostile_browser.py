@@ -162,3 +162,16 @@ def test_another_site_can_neither_frame_the_dashboard_nor_submit_its_forms(
     wait_until(browser, lambda b: b.current_url.endswith("/cancel"), "the forged POST")
     assert "403" in browser.find_element(By.TAG_NAME, "h1").text
     assert stack.task(task_id)["status"] == "PENDING"
+
+
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(stack: Stack) -> None:
+    """uvicorn takes ``X-Forwarded-Proto`` from a proxy it trusts (by default one on this
+    host): the page is then served over TLS as far as the browser knows."""
+    proxied = httpx.get(
+        f"{stack.base_url}/dashboard/", headers={"X-Forwarded-Proto": "https"}, timeout=30
+    )
+    assert proxied.headers["set-cookie"].startswith("__Host-taskflow-csrf=")
+    assert "secure" in proxied.headers["set-cookie"].lower()
+    direct = httpx.get(f"{stack.base_url}/dashboard/", timeout=30)
+    assert direct.headers["set-cookie"].startswith("taskflow-csrf=")
+    assert "secure" not in direct.headers["set-cookie"].lower()

@@ -35,7 +35,8 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 def over_tls(request: Request[Any, Any, Any]) -> bool:
     """Whether the browser reached us over HTTPS: directly, or through a proxy that uvicorn
-    trusts (``FORWARDED_ALLOW_IPS``, by default 127.0.0.1) and that sent ``X-Forwarded-Proto``."""
+    trusts (``FORWARDED_ALLOW_IPS``, by default 127.0.0.1 and ::1) and that sent
+    ``X-Forwarded-Proto: https``."""
     return request.url.scheme == "https"
 
 
