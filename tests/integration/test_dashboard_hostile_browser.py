@@ -35,6 +35,11 @@ PLANTS = (
 HOSTILE = " ".join(PLANTS)
 
 
+def policy_refusals(browser: WebDriver) -> list[str]:
+    """What the browser refused under the page's policy since the last call (it logs each)."""
+    return [e["message"] for e in browser.get_log("browser") if "Security Policy" in e["message"]]
+
+
 def assert_inert(browser: WebDriver, url: str, *, refreshed: bool) -> str:
     """Open ``url``; nothing planted ran (after a live refresh too, when the page has one),
     the policy blocks an inline script, and the page's text is returned."""
@@ -46,6 +51,9 @@ def assert_inert(browser: WebDriver, url: str, *, refreshed: bool) -> str:
             "a live refresh",
         )
     assert browser.execute_script("return window.__pwned") is None, url
+    # The page itself breaks no rule of the policy (a blocked file would be logged here).
+    refused = policy_refusals(browser)
+    assert not refused, refused
     # Even markup that slipped through would not run: the policy refuses inline scripts.
     browser.execute_script(
         "var s = document.createElement('script');"
@@ -53,6 +61,8 @@ def assert_inert(browser: WebDriver, url: str, *, refreshed: bool) -> str:
         "document.body.appendChild(s);"
     )
     assert browser.execute_script("return window.__inline") is None, url
+    blocked = policy_refusals(browser)
+    assert len(blocked) == 1, blocked  # the injected script, refused by the policy
     policy = httpx.get(url, timeout=30).headers["content-security-policy"]
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy
@@ -91,6 +101,8 @@ def test_markup_in_a_payload_metadata_error_traceback_and_result_stays_text(
     assert browser.find_element(By.NAME, "metadata").get_attribute("value") == "n=" + breaker
     text = assert_inert(browser, f"{base}/tasks/{quote(PLANTS[1])}", refreshed=False)
     assert f"got {PLANTS[1]!r}" in text
+    for page in ("/", "/tasks", "/queues", "/workers", "/schedules"):  # the rest, refreshed
+        assert_inert(browser, f"{base}{page}", refreshed=True)
     unequal = "<script>window.__pwned++</script>"  # no "=": the fault quotes it back
     text = assert_inert(browser, f"{base}/tasks?metadata={quote(unequal)}", refreshed=False)
     assert f"metadata must be KEY=VALUE, got {unequal!r}" in text
