@@ -31,6 +31,7 @@ from taskflow.containers import Container, build_container
 from taskflow.domain.fleet import WorkerInfo
 from taskflow.domain.model import TaskError
 from taskflow.entrypoints.http.app import create_app
+from taskflow.entrypoints.http.dashboard.csrf import COOKIE, FIELD
 from taskflow.entrypoints.loading import load_registry
 
 Client = TestClient  # type: ignore[type-arg]
@@ -76,6 +77,21 @@ def run_one(
             await service.fail(task, fail_with, final=True, traceback=f"Traceback: {EVIL}")
 
     asyncio.run(go())
+
+
+def act(
+    client: Client,
+    path: str,
+    *,
+    data: dict[str, str] | None = None,
+    headers: dict[str, str] = SAME_SITE,
+    **options: Any,
+) -> Any:
+    """A dashboard action as its page's form sends it: with this browser's token."""
+    if COOKIE not in client.cookies:
+        client.get("/dashboard/")
+    form = {FIELD: client.cookies[COOKIE], **(data or {})}
+    return client.post(path, data=form, headers=headers, **options)
 
 
 def status_of(client: Client, task_id: str) -> str:
@@ -225,12 +241,12 @@ def test_everything_shown_from_users_is_escaped(client: Client, container: Conta
 def test_an_action_without_an_origin_or_from_another_site_is_refused(client: Client) -> None:
     task_id = submit(client, {"n": 1})
     for headers in ({}, {"Origin": "https://evil.example"}, {"Origin": "null"}):
-        response = client.post(f"/dashboard/tasks/{task_id}/cancel", headers=headers)
+        response = act(client, f"/dashboard/tasks/{task_id}/cancel", headers=headers)
         assert response.status_code == 403, headers
         assert "dashboard action" in response.text
     foreign_referer = {"Referer": "https://evil.example/dashboard/"}
     assert (
-        client.post(f"/dashboard/tasks/{task_id}/cancel", headers=foreign_referer).status_code
+        act(client, f"/dashboard/tasks/{task_id}/cancel", headers=foreign_referer).status_code
         == 403
     )
     assert status_of(client, task_id) == "PENDING"
@@ -238,14 +254,14 @@ def test_an_action_without_an_origin_or_from_another_site_is_refused(client: Cli
 
 def test_cancel_redirects_to_the_task_page_with_a_notice(client: Client) -> None:
     task_id = submit(client, {"n": 1})
-    response = client.post(
-        f"/dashboard/tasks/{task_id}/cancel", headers=SAME_SITE, follow_redirects=False
+    response = act(
+        client, f"/dashboard/tasks/{task_id}/cancel", headers=SAME_SITE, follow_redirects=False
     )
     assert response.status_code == 303
     assert response.headers["location"] == f"/dashboard/tasks/{task_id}?notice=cancelled"
     assert status_of(client, task_id) == "CANCELLED"
     assert "The task is cancelled." in client.get(response.headers["location"]).text
-    again = client.post(f"/dashboard/tasks/{task_id}/cancel", headers=SAME_SITE)
+    again = act(client, f"/dashboard/tasks/{task_id}/cancel", headers=SAME_SITE)
     assert again.status_code == 409
 
 
@@ -253,7 +269,8 @@ def test_retry_with_an_edited_payload(client: Client, container: Container) -> N
     task_id = submit(client, {"n": 1})
     run_one(container, fail_with=TaskError("ValueError", "boom"))
     referer = {"Referer": f"http://testserver.local/dashboard/tasks/{task_id}"}
-    response = client.post(
+    response = act(
+        client,
         f"/dashboard/tasks/{task_id}/retry",
         data={"payload": '{"n": 2}'},
         headers=referer,
@@ -279,8 +296,8 @@ def test_a_bad_edited_payload_is_a_400_page_and_changes_nothing(
 ) -> None:
     task_id = submit(client, {"seconds": 0.1}, type="debug.sleep")
     run_one(container, fail_with=TaskError("ValueError", "boom"))
-    response = client.post(
-        f"/dashboard/tasks/{task_id}/retry", data={"payload": payload}, headers=SAME_SITE
+    response = act(
+        client, f"/dashboard/tasks/{task_id}/retry", data={"payload": payload}, headers=SAME_SITE
     )
     assert response.status_code == 400
     assert named in response.text
@@ -289,22 +306,24 @@ def test_a_bad_edited_payload_is_a_400_page_and_changes_nothing(
 
 def test_retrying_a_pending_task_or_an_unknown_one_is_a_4xx_page(client: Client) -> None:
     task_id = submit(client, {"n": 1})
-    assert client.post(f"/dashboard/tasks/{task_id}/retry", headers=SAME_SITE).status_code == 409
-    unknown = client.post(f"/dashboard/tasks/{uuid.uuid4()}/retry", headers=SAME_SITE)
+    assert act(client, f"/dashboard/tasks/{task_id}/retry", headers=SAME_SITE).status_code == 409
+    unknown = act(client, f"/dashboard/tasks/{uuid.uuid4()}/retry", headers=SAME_SITE)
     assert unknown.status_code == 404
-    assert client.post("/dashboard/tasks/x/cancel", headers=SAME_SITE).status_code == 400
+    assert act(client, "/dashboard/tasks/x/cancel", headers=SAME_SITE).status_code == 400
 
 
 def test_an_action_goes_back_only_to_a_dashboard_page(client: Client) -> None:
     ids = [submit(client, {"n": n}) for n in range(2)]
-    kept = client.post(
+    kept = act(
+        client,
         f"/dashboard/tasks/{ids[0]}/cancel",
         data={"next": "/dashboard/tasks?status=PENDING&notice=retried"},
         headers=SAME_SITE,
         follow_redirects=False,
     )
     assert kept.headers["location"] == "/dashboard/tasks?status=PENDING&notice=cancelled"
-    elsewhere = client.post(
+    elsewhere = act(
+        client,
         f"/dashboard/tasks/{ids[1]}/cancel",
         data={"next": "//evil.example/dashboard"},
         headers=SAME_SITE,
@@ -342,25 +361,25 @@ def test_queues_workers_and_pause_read_the_fleet_service(
     assert "1 of 4" in workers
     assert f'href="/dashboard/tasks/{running}"' in workers
 
-    response = client.post(
-        "/dashboard/queues/default/pause", headers=SAME_SITE, follow_redirects=False
+    response = act(
+        client, "/dashboard/queues/default/pause", headers=SAME_SITE, follow_redirects=False
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/queues?notice=queue_paused"
     assert "Resume default" in client.get(response.headers["location"]).text
     [default] = [q for q in client.get("/api/queues").json()["queues"] if q["name"] == "default"]
     assert default["paused"] is True
-    client.post("/dashboard/queues/default/resume", headers=SAME_SITE)
+    act(client, "/dashboard/queues/default/resume", headers=SAME_SITE)
     assert "Pause default" in client.get("/dashboard/queues").text
 
 
 def test_a_bad_queue_action_is_a_4xx_page(client: Client) -> None:
-    unknown_verb = client.post("/dashboard/queues/default/stop", headers=SAME_SITE)
+    unknown_verb = act(client, "/dashboard/queues/default/stop", headers=SAME_SITE)
     assert unknown_verb.status_code == 404
-    bad_name = client.post("/dashboard/queues/no%20spaces/pause", headers=SAME_SITE)
+    bad_name = act(client, "/dashboard/queues/no%20spaces/pause", headers=SAME_SITE)
     assert bad_name.status_code == 400
     assert "queue name" in bad_name.text
-    refused = client.post("/dashboard/queues/default/pause")
+    refused = act(client, "/dashboard/queues/default/pause", headers={})
     assert refused.status_code == 403
 
 

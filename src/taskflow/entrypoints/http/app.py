@@ -22,6 +22,7 @@ from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
 from taskflow.entrypoints.http.request_ids import RequestIds
 from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
+from taskflow.entrypoints.http.security_headers import API_HEADERS
 from taskflow.entrypoints.http.tasks import Limits, TaskController
 from taskflow.entrypoints.http.tracing import submit_tracing
 from taskflow.entrypoints.http.types import describe_types, list_types
@@ -128,7 +129,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
     # as route middleware: that would wrap each route in one more exception handler, which
     # cost the submit path more than the ids and the timing themselves (about 8 % of it).
     timed = metrics.request if metrics.enabled else None
-    app.asgi_handler = RequestIds(app.asgi_handler, timed=timed)
+    app.asgi_handler = RequestIds(app.asgi_handler, timed=timed, headers=API_HEADERS)
     return app
 
 

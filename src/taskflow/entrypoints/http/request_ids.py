@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,15 +54,23 @@ def trace_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
 class RequestIds:
     """ASGI middleware: binds the request's trace id for its log lines and answers it; with
     ``timed`` (metrics on), also counts the request by route template and status, in the same
-    wrapper: each layer around the handler costs the submit path as much as its own work."""
+    wrapper: each layer around the handler costs the submit path as much as its own work.
+    ``headers`` are added to every answer as they are (`security_headers.API_HEADERS`)."""
 
-    def __init__(self, app: ASGIApp, *, timed: RequestTimer | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        timed: RequestTimer | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.app = app
         self._timed = timed
+        self._headers = tuple(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         trace_id = trace_id_of(scope["headers"])
-        header = (REQUEST_ID, trace_id.encode())
+        added = ((REQUEST_ID, trace_id.encode()), *self._headers)
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -70,7 +78,7 @@ class RequestIds:
             if message["type"] == "http.response.start":
                 answer: Any = message
                 status = answer["status"]
-                answer["headers"] = [*answer.get("headers", ()), header]
+                answer["headers"] = [*answer.get("headers", ()), *added]
             await send(message)
 
         token = bind_trace_id(trace_id)

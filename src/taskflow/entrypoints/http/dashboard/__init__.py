@@ -1,6 +1,8 @@
 """The web dashboard at ``/dashboard``: pages rendered here from Jinja2 templates, a small
 script of our own for live refresh, charts drawn as inline SVG; every file is in the package
-(decision 27). Faults are answered as HTML pages with the status the API would give."""
+(decision 27). Faults are answered as HTML pages with the status the API would give. Every
+answer carries a content security policy allowing the package's own files only, and every
+action is guarded against other sites (csrf.py, decision 31)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from taskflow.domain.errors import TaskflowError
 from taskflow.entrypoints.http.dashboard.actions import DashboardActions
 from taskflow.entrypoints.http.dashboard.pages import DashboardPages
 from taskflow.entrypoints.http.problems import status_of
+from taskflow.entrypoints.http.security_headers import DASHBOARD_HEADERS, dashboard_headers
 
 log = logging.getLogger("taskflow.api")
 
@@ -67,6 +70,7 @@ def _fault_page(status: int, detail: str) -> Template:
         "error.html",
         context={"nav": None, "notice": None, "status": status, "detail": detail},
         status_code=status,
+        headers=DASHBOARD_HEADERS,  # the router's layer is not applied to a handler's fault
     )
 
 
@@ -97,5 +101,6 @@ def dashboard_router() -> Router:
             ),
         ],
         exception_handlers={TaskflowError: on_domain_error, HTTPException: on_http_error},
+        response_headers=dashboard_headers(),
         include_in_schema=False,
     )

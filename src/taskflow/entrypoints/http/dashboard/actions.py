@@ -1,24 +1,24 @@
 """The dashboard's actions: HTML forms POSTed here, answered by a redirect (303) to a page.
 
-The defence against cross-site requests is a same-origin check (decision 27): a browser
-names the page a POST comes from in ``Origin`` (or, failing that, ``Referer``), and another
-site cannot forge either; an action whose origin is not this host is refused with 403.
+Each is refused with 403 unless it comes from the dashboard's own page in this browser: its
+origin and the form's token are checked first (csrf.py, decision 31).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Redirect
 
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.dashboard.csrf import refuse_cross_site
 from taskflow.entrypoints.http.dashboard.forms import edited_payload, task_id
 from taskflow.entrypoints.http.tasks import check_payload_size
 from taskflow.entrypoints.logs import EventLog, task_facts
@@ -45,20 +45,6 @@ async def _pause_or_resume(target: _Pausable, kind: str, name: str, verb: str) -
         raise HTTPException(status_code=404, detail=f"no {kind} action {verb[:32]!r}")
 
 
-async def same_origin(request: Request[Any, Any, Any]) -> None:
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null":
-        raise PermissionDeniedException(
-            "a dashboard action needs the Origin (or Referer) header a browser sends"
-        )
-    parts = urlsplit(source)
-    host = request.headers.get("host", "")
-    if parts.scheme not in {"http", "https"} or parts.netloc.lower() != host.lower():
-        raise PermissionDeniedException(
-            f"a dashboard action must come from this site ({host}), not from {source[:100]!r}"
-        )
-
-
 def back(request: Request[Any, Any, Any], form: Any, default: str, notice: str) -> Redirect:
     """To the page the form names in ``next`` (a dashboard page only), else ``default``."""
     wanted = str(form.get("next") or "")
@@ -73,7 +59,7 @@ class DashboardActions(Controller):
     path = "/dashboard"
     include_in_schema = False
 
-    @post("/tasks/{raw_id:str}/cancel", before_request=same_origin)
+    @post("/tasks/{raw_id:str}/cancel", before_request=refuse_cross_site)
     async def cancel(
         self,
         request: Request[Any, Any, Any],
@@ -88,7 +74,7 @@ class DashboardActions(Controller):
         notice = "cancel_requested" if task.cancel_requested else "cancelled"
         return back(request, form, f"/dashboard/tasks/{task.id}", notice)
 
-    @post("/tasks/{raw_id:str}/retry", before_request=same_origin)
+    @post("/tasks/{raw_id:str}/retry", before_request=refuse_cross_site)
     async def retry(
         self,
         request: Request[Any, Any, Any],
@@ -103,7 +89,7 @@ class DashboardActions(Controller):
         log.info("task retried", extra=task_facts(task))
         return back(request, form, f"/dashboard/tasks/{task.id}", "retried")
 
-    @post("/queues/{name:str}/{verb:str}", before_request=same_origin)
+    @post("/queues/{name:str}/{verb:str}", before_request=refuse_cross_site)
     async def queue(
         self,
         request: Request[Any, Any, Any],
@@ -115,7 +101,7 @@ class DashboardActions(Controller):
         await _pause_or_resume(fleet, "queue", name, verb)
         return back(request, form, "/dashboard/queues", f"queue_{verb}d")
 
-    @post("/schedules/{name:str}/{verb:str}", before_request=same_origin)
+    @post("/schedules/{name:str}/{verb:str}", before_request=refuse_cross_site)
     async def schedule(
         self,
         request: Request[Any, Any, Any],

@@ -14,6 +14,7 @@ from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.dashboard import charts
+from taskflow.entrypoints.http.dashboard.csrf import page_token
 from taskflow.entrypoints.http.dashboard.figures import figures
 from taskflow.entrypoints.http.dashboard.forms import form_values, list_request, task_id
 from taskflow.entrypoints.http.listing import encode_cursor
@@ -32,8 +33,14 @@ NOTICES = {
 
 
 def page(request: Request[Any, Any, Any], name: str, nav: str, **context: Any) -> Template:
+    """A page with its forms' token (``csrf``), setting the token's cookie when it is new."""
     notice = NOTICES.get(request.query_params.get("notice") or "")
-    return Template(f"{name}.html", context={"nav": nav, "notice": notice, **context})
+    token, cookie = page_token(request)
+    return Template(
+        f"{name}.html",
+        context={"nav": nav, "notice": notice, "csrf": token, **context},
+        cookies=[] if cookie is None else [cookie],
+    )
 
 
 def _by_status(counts: list[TaskCount]) -> dict[TaskStatus, int]:
