@@ -23,6 +23,9 @@ MAX_HEADERS: Final = 100
 PROTOCOL: Final = f"{__name__}:BoundedHttpToolsProtocol"
 
 
+_TOO_LARGE: Final = f"the request line and headers are over {MAX_HEAD_BYTES} bytes (the limit)"
+
+
 class _HeadRefused(Exception):
     pass
 
@@ -38,12 +41,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._head_bytes is not None:
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(
-                    f"the request line and headers are over {MAX_HEAD_BYTES} bytes (the limit)"
-                )
-                return
         super().data_received(data)
+        # Still in a head (it did not end in this data) and over the limit: the parser has held
+        # at most the limit and one read of the transport.
+        head = self._head_bytes
+        if head is not None and head > MAX_HEAD_BYTES and not self.transport.is_closing():
+            self._refuse(_TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -57,7 +60,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._head_bytes = None
+        received, self._head_bytes = self._head_bytes, None
+        # More bytes came than a head may hold, with this head whole among them (and perhaps
+        # a body): the head's own size, as sent near enough, decides.
+        if received is not None and received > MAX_HEAD_BYTES:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > MAX_HEAD_BYTES:
+                self._refusal = _TOO_LARGE
+                raise _HeadRefused
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
