@@ -57,6 +57,7 @@ class Settings:
     retry_backoff_max: float = 300.0
     max_payload_bytes: int = 262_144
     max_body_bytes: int = 8_388_608
+    body_timeout_seconds: float = 30.0  # a request body not all in by then: 408
     debug_tasks: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -110,6 +111,9 @@ class Settings:
             ),
             max_payload_bytes=env.number("TASKFLOW_MAX_PAYLOAD_BYTES", 262_144, int, low=2),
             max_body_bytes=env.number("TASKFLOW_MAX_BODY_BYTES", 8_388_608, int, low=64),
+            body_timeout_seconds=env.number(
+                "TASKFLOW_BODY_TIMEOUT_SECONDS", 30.0, float, low=0.1, high=3600
+            ),
             debug_tasks=env.flag("TASKFLOW_DEBUG_TASKS", True),
             log_level=env.choice("TASKFLOW_LOG_LEVEL", "INFO", LOG_LEVELS),
             log_format=env.choice(

@@ -23,16 +23,16 @@ from taskflow.registry import Registry
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
 # Each route and the problems it may answer; a route added without its own is a failure below.
 PROBLEMS = {
-    ("post", "/api/tasks"): {"400", "409", "413", "415", "422", "503"},
-    ("post", "/api/tasks/batch"): {"400", "409", "413", "415", "422", "503"},
+    ("post", "/api/tasks"): {"400", "408", "409", "413", "415", "422", "503"},
+    ("post", "/api/tasks/batch"): {"400", "408", "409", "413", "415", "422", "503"},
     ("get", "/api/tasks"): {"400", "503"},
     ("get", "/api/tasks/stats"): {"503"},
     ("get", "/api/tasks/{task_id}"): {"400", "404", "503"},
     ("get", "/api/tasks/{task_id}/attempts"): {"400", "404", "503"},
     ("get", "/api/tasks/{task_id}/deliveries"): {"400", "404", "503"},
     ("post", "/api/tasks/{task_id}/cancel"): {"400", "404", "409", "503"},
-    ("post", "/api/tasks/{task_id}/retry"): {"400", "404", "409", "413", "503"},
-    ("post", "/api/tasks/retry"): {"400", "415", "503"},
+    ("post", "/api/tasks/{task_id}/retry"): {"400", "404", "408", "409", "413", "415", "503"},
+    ("post", "/api/tasks/retry"): {"400", "408", "413", "415", "503"},
     ("get", "/api/types"): set(),
     ("get", "/api/schedules"): {"503"},
     ("post", "/api/schedules/{name}/pause"): {"400", "404", "503"},

@@ -19,6 +19,7 @@ import pytest
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.domain.attempts import AttemptEnd
 from taskflow.domain.errors import UnstorableValue
+from taskflow.domain.limits import MAX_RESULT_BYTES
 from taskflow.domain.model import Progress, Task, TaskError, TaskStatus
 from taskflow.domain.ports import CancelNotices
 from taskflow.domain.retry import RetryPolicy
@@ -313,6 +314,22 @@ async def test_stored_payload_off_its_schema_fails_without_retry(env: Env) -> No
 
     assert facts(await env.get(task)) == (FAILED, 1, 0, "InvalidPayload")
     assert env.probe.payloads == []
+
+
+async def test_a_result_over_its_limit_fails_the_attempt_saying_so(env: Env) -> None:
+    async def oversized(payload: dict[str, Any], ctx: TaskContext) -> str:
+        return "x" * MAX_RESULT_BYTES  # and its two quotes
+
+    env.registry.task("t.oversized")(oversized)
+    task = await env.submit("t.oversized", {}, max_retries=0)
+
+    await run_one(env.worker())
+
+    done = await env.get(task)
+    assert facts(done) == (FAILED, 1, 0, "ResultTooLarge")
+    assert done.error is not None
+    assert f"the limit is {MAX_RESULT_BYTES} bytes" in done.error.message
+    assert done.result is None
 
 
 async def test_a_result_the_store_cannot_keep_fails_the_attempt_naming_where() -> None:

@@ -47,6 +47,16 @@ def metadata_size_problem(size: int) -> str | None:
     return None
 
 
+#: The encoded size of a handler's result (docs/security.md, "Limits on what a client sends").
+MAX_RESULT_BYTES: Final = 1024 * 1024
+
+
+def result_size_problem(size: int) -> str | None:
+    if size > MAX_RESULT_BYTES:
+        return f"the result is {size} bytes encoded; the limit is {MAX_RESULT_BYTES} bytes"
+    return None
+
+
 #: Submissions in one batch (docs/api.md, "HTTP API").
 MAX_BATCH: Final = 1000
 

@@ -28,6 +28,7 @@ from taskflow.domain.errors import (
     StoreUnavailable,
     UnstorableValue,
 )
+from taskflow.domain.limits import result_size_problem
 from taskflow.domain.model import UNKNOWN_TASK_TYPE, Progress, Task, TaskError, TaskStatus
 from taskflow.domain.services import ExecutionService
 from taskflow.entrypoints.logs import (
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from taskflow.adapters.otel.spans import Tracing
 
 log = logging.getLogger("taskflow.worker")
+_encode = msgspec.json.Encoder().encode
 events = EventLog(log)
 
 
@@ -183,6 +185,9 @@ class AttemptRunner:
         return msgspec.to_builtins(result)
 
     async def _succeed(self, task: Task, result: Any) -> Task:
+        too_large = result_size_problem(len(_encode(result)))
+        if too_large is not None:  # kept whole, it would weigh on every read of the task
+            return await self._service.fail(task, TaskError("ResultTooLarge", too_large))
         try:
             return await self._service.succeed(task, result)
         except UnstorableValue as exc:  # the store cannot keep the result: the attempt fails

@@ -30,6 +30,7 @@ from taskflow.entrypoints import logs
 from taskflow.entrypoints.deliverer import delivering
 from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.http.app import app_from_environment, create_app
+from taskflow.entrypoints.http.head_limits import PROTOCOL as HEAD_LIMITED_PROTOCOL
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.retention import start_pruning, stop_pruning
 from taskflow.entrypoints.scheduler import start_scheduler
@@ -67,8 +68,10 @@ def worker_options(
     )
 
 
-#: How every API process serves: our logging, no access log, the app's lifespan, 10 s to finish.
+#: How every API process serves: our logging, no access log, the app's lifespan, 10 s to finish,
+#: and a bounded request head (head_limits).
 _SERVING: dict[str, Any] = {
+    "http": HEAD_LIMITED_PROTOCOL,
     "log_config": None,
     "access_log": False,
     "lifespan": "on",

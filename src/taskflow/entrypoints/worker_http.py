@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from taskflow.containers import Container
+from taskflow.entrypoints.http.head_limits import PROTOCOL as HEAD_LIMITED_PROTOCOL
 from taskflow.entrypoints.http.health import Probes, check, live
 from taskflow.entrypoints.http.metrics import metrics_text
 from taskflow.entrypoints.http.problems import RETRY_AFTER_SECONDS
@@ -65,7 +66,11 @@ async def serving_worker_http(
         yield
         return
     config = uvicorn.Config(
-        worker_app(container), log_config=None, access_log=False, lifespan="off"
+        worker_app(container),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        http=HEAD_LIMITED_PROTOCOL,  # the API's bounds on a request's head
     )
     server = SignalFreeServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.body_limits import BodyDeadlines, Limits
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
@@ -23,7 +24,7 @@ from taskflow.entrypoints.http.request_ids import RequestIds
 from taskflow.entrypoints.http.schedules import ScheduleController
 from taskflow.entrypoints.http.schema_pages import SCHEMA_PATH, assets_router, render_plugins
 from taskflow.entrypoints.http.security_headers import API_HEADERS
-from taskflow.entrypoints.http.tasks import Limits, TaskController
+from taskflow.entrypoints.http.tasks import TaskController
 from taskflow.entrypoints.http.tracing import submit_tracing
 from taskflow.entrypoints.http.types import describe_types, list_types
 from taskflow.entrypoints.startup import prepare, tune_gc_for_serving, warm_store
@@ -102,6 +103,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
                 "limits": Limits(
                     max_payload_bytes=settings.max_payload_bytes,
                     max_body_bytes=settings.max_body_bytes,
+                    deadlines=BodyDeadlines(settings.body_timeout_seconds),
                 ),
                 "metrics": metrics,
                 "fleet": fleet,

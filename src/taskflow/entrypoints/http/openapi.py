@@ -50,6 +50,7 @@ from taskflow.registry import Registry
 _WHEN: Final = {
     400: "Something in the request is wrong; `errors` names each field at fault.",
     404: "No task has that id (no schedule has that name).",
+    408: "The body did not arrive within TASKFLOW_BODY_TIMEOUT_SECONDS; the connection closes.",
     409: "The task's status does not allow it, or a concurrent change won; see `detail`.",
     413: "The body or a payload is over its limit; `detail` states the size and the limit.",
     415: "The Content-Type is missing or not JSON.",
@@ -71,7 +72,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-SUBMIT_PROBLEMS: Final = (400, 409, 413, 415, 422, 503)
+SUBMIT_PROBLEMS: Final = (400, 408, 409, 413, 415, 422, 503)
 
 
 # --- the submission body, per task type ---

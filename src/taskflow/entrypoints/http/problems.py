@@ -88,10 +88,10 @@ def on_validation_error(
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemOut]:
     if isinstance(exc.__cause__, SerializationException):
         reason = str(exc.detail).removeprefix("JSON is malformed: ")
-        detail = f"the request body is not valid JSON: {reason}"
+        detail = f"the request body is not valid JSON: {reason}{_number_hint(reason)}"
         return problem(400, detail, errors=[FieldProblem("body", detail)])
-    if exc.status_code == 413:
-        return problem(413, _body_too_large(request))
+    if exc.status_code == 413:  # said before the rest is read: the connection closes
+        return problem(413, _body_too_large(request), headers={"Connection": "close"})
     headers = dict(exc.headers or {})
     return problem(exc.status_code, str(exc.detail), headers=headers or None)
 
@@ -103,7 +103,16 @@ def _body_too_large(request: Request[Any, Any, Any]) -> str:
     return f"the request body {said}; the limit is {limit} bytes (TASKFLOW_MAX_BODY_BYTES)"
 
 
+def _number_hint(reason: str) -> str:
+    if reason.startswith(("Number out of range", "invalid character")):
+        return " (NaN and Infinity are not JSON; a number must be finite, at most ~1.8e308)"
+    return ""
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemOut]:
+    if isinstance(exc, RecursionError):  # a document nested past the decoder's stack
+        detail = "the request body nests too deeply (see the JSON nesting limit)"
+        return problem(400, detail, errors=[FieldProblem("body", detail)])
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return problem(500, "internal error")
 

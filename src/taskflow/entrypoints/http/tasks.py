@@ -10,13 +10,13 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.answers import JsonAnswer
+from taskflow.entrypoints.http.body_limits import Limits, json_body, optional_json_body
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
 from taskflow.entrypoints.http.openapi import (
     SUBMIT_PROBLEMS,
@@ -46,21 +46,6 @@ events = EventLog(log)
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-
-
-class Limits(msgspec.Struct, frozen=True):
-    max_payload_bytes: int
-    max_body_bytes: int
-
-
-async def require_json(request: Request[Any, Any, Any]) -> None:
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise HTTPException(
-            status_code=415,
-            detail=f"Content-Type must be application/json, got {content_type or 'none'!r}",
-        )
 
 
 def parse_task_id(raw: str) -> UUID:
@@ -98,7 +83,7 @@ class TaskController(Controller):
     @post(
         "/",
         status_code=202,
-        before_request=require_json,
+        before_request=json_body,
         summary="Submit a task",
         operation_id="submit_task",
         operation_class=SubmitOneOperation,
@@ -131,7 +116,7 @@ class TaskController(Controller):
     @post(
         "/batch",
         status_code=202,
-        before_request=require_json,
+        before_request=json_body,
         summary=f"Submit 1-{MAX_BATCH} tasks at once: all are accepted or none",
         operation_id="submit_batch",
         operation_class=SubmitOperation,
@@ -243,8 +228,9 @@ class TaskController(Controller):
         description='An optional body {"payload": {...}} replaces the task\'s payload; it is '
         "checked like a submission's, and the change is kept in the task's history.",
         operation_id="retry_task",
+        before_request=optional_json_body,
         operation_class=ActorOperation,
-        responses=problem_responses(400, 404, 409, 413, 503),
+        responses=problem_responses(400, 404, 408, 409, 413, 415, 503),
     )
     async def retry_task(
         self,
@@ -263,13 +249,13 @@ class TaskController(Controller):
     @post(
         "/retry",
         status_code=200,
-        before_request=require_json,
+        before_request=json_body,
         summary="Run again up to `limit` FAILED or CANCELLED tasks that match the filters",
         description="Safe to repeat: a task is revived once, by one request, however many "
         "run at once; the answer says how many this one revived.",
         operation_id="retry_tasks",
         operation_class=ActorOperation,
-        responses=problem_responses(400, 415, 503),
+        responses=problem_responses(400, 408, 413, 415, 503),
     )
     async def retry_tasks(
         self,

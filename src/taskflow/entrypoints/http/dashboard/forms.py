@@ -16,6 +16,7 @@ import msgspec
 from litestar.datastructures import MultiDict
 
 from taskflow.domain.errors import InvalidQuery, InvalidSubmission
+from taskflow.domain.json_limits import json_problem
 from taskflow.domain.model import TaskStatus
 from taskflow.entrypoints.http.listing import METADATA_PREFIX, ListRequest, parse_list_request
 
@@ -80,8 +81,12 @@ def edited_payload(form: Mapping[str, Any]) -> dict[str, Any] | None:
     raw = form.get("payload")
     if raw is None:
         return None
+    document = str(raw).encode()
+    refused = json_problem(document)  # the limits of an API body (docs/security.md)
+    if refused is not None:
+        raise InvalidSubmission(f"payload: {refused[1]}", field="payload")
     try:
-        payload = msgspec.json.decode(str(raw).encode())
+        payload = msgspec.json.decode(document)
     except msgspec.DecodeError as exc:
         raise InvalidSubmission(f"payload is not valid JSON: {exc}", field="payload") from None
     if not isinstance(payload, dict):

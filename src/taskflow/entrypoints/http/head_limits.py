@@ -1,0 +1,93 @@
+"""Bounds on a request's head (its request line and headers), which uvicorn leaves open.
+
+uvicorn's fast parser, httptools, takes a header line of any length and any number of
+headers, holding them all in memory; its h11 parser bounds the head but costs every request
+several times the CPU. This is uvicorn's httptools protocol with the two bounds added: a head
+over ``MAX_HEAD_BYTES`` or with more than ``MAX_HEADERS`` headers is answered 431 and the
+connection closed (docs/security.md, "Limits on what a client sends").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+#: The request line and every header together, in bytes as sent.
+MAX_HEAD_BYTES: Final = 16 * 1024
+#: Headers in one request.
+MAX_HEADERS: Final = 100
+
+#: ``uvicorn.Config(http=...)`` for every server of the API.
+PROTOCOL: Final = f"{__name__}:BoundedHttpToolsProtocol"
+
+
+_TOO_LARGE: Final = f"the request line and headers are over {MAX_HEAD_BYTES} bytes (the limit)"
+
+
+class _HeadRefused(Exception):
+    pass
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Counts the bytes fed to the parser while a head is being read, and the headers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes: int | None = 0  # None: reading a body, not a head
+        self._refusal: str | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in a head (it did not end in this data) and over the limit: the parser has held
+        # at most the limit and one read of the transport.
+        head = self._head_bytes
+        if head is not None and head > MAX_HEAD_BYTES and not self.transport.is_closing():
+            self._refuse(_TOO_LARGE)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_bytes is None:  # a request after a previous one on this connection
+            self._head_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= MAX_HEADERS:
+            self._refusal = f"a request may carry at most {MAX_HEADERS} headers (the limit)"
+            raise _HeadRefused  # httptools stops parsing; send_400_response answers
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        received, self._head_bytes = self._head_bytes, None
+        # More bytes came than a head may hold, with this head whole among them (and perhaps
+        # a body): the head's own size, as sent near enough, decides.
+        if received is not None and received > MAX_HEAD_BYTES:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > MAX_HEAD_BYTES:
+                self._refusal = _TOO_LARGE
+                raise _HeadRefused
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_bytes = 0
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusal is None:
+            super().send_400_response(msg)
+        else:
+            self._refuse(self._refusal)
+
+    def _refuse(self, detail: str) -> None:
+        body = msgspec.json.encode(
+            {"title": "Request Header Fields Too Large", "status": 431, "detail": detail}
+        )
+        head = (
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/problem+json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        self.transport.write(head + body)
+        self.transport.close()
