@@ -244,6 +244,18 @@ def test_path_parameters_state_what_is_valid(document: dict[str, Any]) -> None:
     assert seen == {"task_id", "name"}
 
 
+def test_bodies_refusing_unknown_fields_are_closed(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    closed = {
+        name for name, schema in schemas.items() if schema.get("additionalProperties") is False
+    }
+    # The submission variants, the batch, both retry bodies, and a closed Struct payload.
+    assert {"BillingSendInvoiceSubmission", "SubmitBatchIn", "RetryIn", "RetryManyIn"} <= closed
+    assert "SleepIn" in closed  # debug.sleep's payload: forbid_unknown_fields=True
+    assert "Invoice" not in closed  # a payload Struct that takes unknown fields stays open
+    assert "TaskOut" not in closed  # answers may grow fields
+
+
 PAGES = ("/schema", "/schema/swagger", "/schema/oauth2-redirect.html")
 REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 
