@@ -256,6 +256,15 @@ def test_bodies_refusing_unknown_fields_are_closed(document: dict[str, Any]) -> 
     assert "TaskOut" not in closed  # answers may grow fields
 
 
+def test_bounds_of_zero_are_kept(document: dict[str, Any]) -> None:
+    """Litestar drops a bound of 0 (Schemathesis sent priority -667509598 as valid)."""
+    fields = document["components"]["schemas"]["BillingSendInvoiceSubmission"]["properties"]
+    assert (fields["priority"]["minimum"], fields["priority"]["maximum"]) == (0, 9)
+    assert fields["max_retries"]["minimum"] == 0
+    assert fields["delay_seconds"]["minimum"] == 0
+    assert fields["timeout_seconds"]["exclusiveMinimum"] == 0
+
+
 PAGES = ("/schema", "/schema/swagger", "/schema/oauth2-redirect.html")
 REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 
