@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.config import Settings
 from taskflow.containers import build_container
+from taskflow.domain.limits import QUEUE_MAX_LENGTH, QUEUE_REGEX
 from taskflow.domain.model import TaskStatus
 from taskflow.entrypoints.http import listing
 from taskflow.entrypoints.http.app import create_app
@@ -224,6 +225,44 @@ def test_submissions_document_the_idempotency_key_and_their_headers(
         assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
         assert "Idempotent-Replayed" in operation["responses"]["202"]["headers"]
     assert "Location" in document["paths"]["/api/tasks"]["post"]["responses"]["202"]["headers"]
+
+
+def test_path_parameters_state_what_is_valid(document: dict[str, Any]) -> None:
+    """Schemathesis generated plain strings until these said so, and never reached the logic."""
+    seen = set()
+    for _method, path, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "path":
+                continue
+            schema = parameter["schema"]
+            if parameter["name"] == "task_id":
+                assert schema["format"] == "uuid", path
+            elif path.startswith("/api/queues/"):
+                assert (schema["minLength"], schema["maxLength"]) == (1, QUEUE_MAX_LENGTH), path
+                assert schema["pattern"] == QUEUE_REGEX, path
+            seen.add(parameter["name"])
+    assert seen == {"task_id", "name"}
+
+
+def test_bodies_refusing_unknown_fields_are_closed(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    closed = {
+        name for name, schema in schemas.items() if schema.get("additionalProperties") is False
+    }
+    # The submission variants, the batch, both retry bodies, and a closed Struct payload.
+    assert {"BillingSendInvoiceSubmission", "SubmitBatchIn", "RetryIn", "RetryManyIn"} <= closed
+    assert "SleepIn" in closed  # debug.sleep's payload: forbid_unknown_fields=True
+    assert "Invoice" not in closed  # a payload Struct that takes unknown fields stays open
+    assert "TaskOut" not in closed  # answers may grow fields
+
+
+def test_bounds_of_zero_are_kept(document: dict[str, Any]) -> None:
+    """Litestar drops a bound of 0 (Schemathesis sent priority -667509598 as valid)."""
+    fields = document["components"]["schemas"]["BillingSendInvoiceSubmission"]["properties"]
+    assert (fields["priority"]["minimum"], fields["priority"]["maximum"]) == (0, 9)
+    assert fields["max_retries"]["minimum"] == 0
+    assert fields["delay_seconds"]["minimum"] == 0
+    assert fields["timeout_seconds"]["exclusiveMinimum"] == 0
 
 
 PAGES = ("/schema", "/schema/swagger", "/schema/oauth2-redirect.html")

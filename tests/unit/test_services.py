@@ -245,6 +245,9 @@ def submission(**fields: Any) -> SubmitTask:
         (submission(max_retries=-1), InvalidSubmission, "max_retries"),
         (submission(delay_seconds=5, run_at=START), InvalidSubmission, "run_at"),
         (submission(delay_seconds=-1), InvalidSubmission, "delay_seconds"),
+        # Found by Schemathesis: past year 9999, or past what a timedelta holds, was a 500.
+        (submission(delay_seconds=4e11), InvalidSubmission, "delay_seconds"),
+        (submission(delay_seconds=7.9e260), InvalidSubmission, "delay_seconds"),
         (submission(run_at=datetime(2030, 1, 1)), InvalidSubmission, "run_at"),
         (submission(timeout_seconds=0), InvalidSubmission, "timeout_seconds"),
         (submission(queue="no spaces"), InvalidSubmission, "queue"),

@@ -207,7 +207,11 @@ def _run_at(command: Submission, now: datetime) -> datetime:
     if command.delay_seconds is not None:
         if command.delay_seconds < 0:
             raise InvalidSubmission("delay_seconds cannot be negative", field="delay_seconds")
-        return now + timedelta(seconds=command.delay_seconds)
+        try:
+            return now + timedelta(seconds=command.delay_seconds)
+        except OverflowError:  # past year 9999, or more seconds than a timedelta holds
+            problem = f"delay_seconds {command.delay_seconds:g} lies beyond the year 9999"
+            raise InvalidSubmission(problem, field="delay_seconds") from None
     if command.run_at is not None:
         if command.run_at.tzinfo is None:
             raise InvalidSubmission("run_at must carry a time zone", field="run_at")

@@ -14,6 +14,7 @@ from taskflow.containers import Container, close_container, open_enqueued_listen
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.body_limits import BodyDeadlines, Limits
+from taskflow.entrypoints.http.closed_structs import ClosedStructSchemaPlugin
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
@@ -119,8 +120,9 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             path=SCHEMA_PATH,
             render_plugins=render_plugins(),
         ),
-        # The submission body as one schema per registered type (docs/api.md, "OpenAPI").
-        plugins=[SubmissionSchemaPlugin(container.registry())],
+        # The submission body as one schema per registered type (docs/api.md, "OpenAPI"), and
+        # the bodies that refuse unknown fields documented as closed.
+        plugins=[SubmissionSchemaPlugin(container.registry()), ClosedStructSchemaPlugin()],
         on_startup=[startup],
         on_shutdown=[shutdown],
         logging_config=None,  # ours (logs.configure) stays in charge

@@ -6,11 +6,11 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
 
 from taskflow.domain.fleet import QueueStats, WorkerInfo
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.openapi import problem_responses
+from taskflow.entrypoints.http.path_params import QueueNamePath
 from taskflow.entrypoints.http.schemas import timestamp
 
 
@@ -131,7 +131,7 @@ class QueueController(Controller):
         operation_id="pause_queue",
         responses=problem_responses(400, 503),
     )
-    async def pause(self, name: FromPath[str], fleet: NamedDependency[FleetService]) -> QueueOut:
+    async def pause(self, name: QueueNamePath, fleet: NamedDependency[FleetService]) -> QueueOut:
         return QueueOut.of(await fleet.pause(name))
 
     @post(
@@ -141,5 +141,5 @@ class QueueController(Controller):
         operation_id="resume_queue",
         responses=problem_responses(400, 503),
     )
-    async def resume(self, name: FromPath[str], fleet: NamedDependency[FleetService]) -> QueueOut:
+    async def resume(self, name: QueueNamePath, fleet: NamedDependency[FleetService]) -> QueueOut:
         return QueueOut.of(await fleet.resume(name))

@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
@@ -26,6 +26,7 @@ from taskflow.entrypoints.http.openapi import (
     SubmitOperation,
     problem_responses,
 )
+from taskflow.entrypoints.http.path_params import TaskIdPath
 from taskflow.entrypoints.http.retrying import RetriedOut, RetryIn, RetryManyIn, actor
 from taskflow.entrypoints.http.schemas import (
     AttemptOut,
@@ -189,9 +190,7 @@ class TaskController(Controller):
         operation_id="get_task",
         responses=problem_responses(400, 404, 503),
     )
-    async def get_task(
-        self, task_id: FromPath[str], service: NamedDependency[TaskService]
-    ) -> TaskOut:
+    async def get_task(self, task_id: TaskIdPath, service: NamedDependency[TaskService]) -> TaskOut:
         return TaskOut.from_task(await service.get(parse_task_id(task_id)))
 
     @get(
@@ -201,7 +200,7 @@ class TaskController(Controller):
         responses=problem_responses(400, 404, 503),
     )
     async def list_attempts(
-        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+        self, task_id: TaskIdPath, service: NamedDependency[TaskService]
     ) -> AttemptsOut:
         attempts, changes = await service.history(parse_task_id(task_id))
         return AttemptsOut(
@@ -216,7 +215,7 @@ class TaskController(Controller):
         responses=problem_responses(400, 404, 503),
     )
     async def list_deliveries(
-        self, task_id: FromPath[str], service: NamedDependency[TaskService]
+        self, task_id: TaskIdPath, service: NamedDependency[TaskService]
     ) -> DeliveriesOut:
         url, deliveries = await service.deliveries(parse_task_id(task_id))
         return DeliveriesOut(url, [DeliveryOut.from_delivery(d) for d in deliveries])
@@ -235,7 +234,7 @@ class TaskController(Controller):
     async def retry_task(
         self,
         request: Request[Any, Any, Any],
-        task_id: FromPath[str],
+        task_id: TaskIdPath,
         service: NamedDependency[TaskService],
         data: JSONBody[RetryIn | None] = None,
     ) -> TaskOut:
@@ -277,7 +276,7 @@ class TaskController(Controller):
     async def cancel_task(
         self,
         request: Request[Any, Any, Any],
-        task_id: FromPath[str],
+        task_id: TaskIdPath,
         service: NamedDependency[TaskService],
     ) -> TaskOut:
         task = await service.cancel(parse_task_id(task_id))
