@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.auth import Authenticator
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
@@ -71,18 +72,29 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
         await asyncio.gather(*sweeping, return_exceptions=True)
         await close_container(container)
 
-    app = Litestar(
+    scrapes = [metrics_text] if metrics.enabled else []
+    # Keys are checked on these routes once one exists (decision 30), unless TASKFLOW_AUTH
+    # is disabled: then no guard runs at all.
+    protected = Router(
+        path="/",
         route_handlers=[
             TaskController,
             ScheduleController,
             QueueController,
             list_workers,
             list_types,
+            dashboard_router(),
+            *(scrapes if settings.metrics_auth else []),
+        ],
+        guards=[] if settings.auth == "disabled" else [Authenticator(container.key_service())],
+    )
+    app = Litestar(
+        route_handlers=[
+            protected,
             live,
             ready,
             assets_router(),
-            *([metrics_text] if metrics.enabled else []),
-            dashboard_router(),
+            *([] if settings.metrics_auth else scrapes),
         ],
         # The `submit` span only while tracing is on (decision 28).
         middleware=[] if tracing is None else [submit_tracing(tracing)],
