@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
-from taskflow.entrypoints.http.auth import Authenticator
+from taskflow.entrypoints.http.auth import key_guard
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
@@ -86,7 +86,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             dashboard_router(),
             *(scrapes if settings.metrics_auth else []),
         ],
-        guards=[] if settings.auth == "disabled" else [Authenticator(container.key_service())],
+        guards=[] if settings.auth == "disabled" else [key_guard(container.key_service())],
     )
     app = Litestar(
         route_handlers=[

@@ -18,6 +18,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
 from taskflow.domain.keys import ANONYMOUS, Principal, Scope
 from taskflow.domain.services.keys import KeyService
@@ -26,7 +27,7 @@ AUTHORIZATION = b"authorization"
 #: Where the guard leaves the request's principal: ``request.scope["state"]``.
 PRINCIPAL = "taskflow.principal"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-_READING = frozenset({"GET", "HEAD"})
+_READING = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def required_scope(handler: BaseRouteHandler) -> Scope:
@@ -55,16 +56,15 @@ def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return principal
 
 
-class Authenticator:
-    """The guard: 401 without a valid key (once keys exist), 403 without the route's scope."""
+def key_guard(keys: KeyService) -> Guard:
+    """The guard: 401 without a valid key (once keys exist), 403 without the route's scope.
 
-    def __init__(self, keys: KeyService) -> None:
-        self._keys = keys
+    A function, not an object: Litestar deep-copies a router's guards with the router, and
+    the guard must ask this process's one ``KeyService`` (its cache, its store)."""
 
-    async def __call__(
-        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
-        keys = self._keys
         if not await keys.enforced():
             return
         secret = bearer_token(connection.scope["headers"])
@@ -84,3 +84,5 @@ class Authenticator:
         if state is None:
             state = connection.scope["state"] = {}
         state[PRINCIPAL] = principal
+
+    return guard
