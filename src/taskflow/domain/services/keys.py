@@ -98,26 +98,27 @@ class KeyService:
 
     async def principal(self, secret: str) -> Principal | None:
         """Who presents ``secret``; None for a wrong or revoked key."""
-        digest = hash_key(secret)
         now = self._monotonic()
-        cached = self._verdicts.get(digest)
+        # Keyed by what was presented, not by its hash: a hit then costs no SHA-256.
+        cached = self._verdicts.get(secret)
         if cached is not None and cached[0] > now:
             return cached[1]
+        digest = hash_key(secret)
         key = await self._store.find_by_hash(digest)
         verdict = None
         # The lookup found it by its hash already; comparing again in constant time costs
         # little and keeps the answer from depending on how the store matched.
         if key is not None and key.revoked_at is None and hmac.compare_digest(key.hash, digest):
             verdict = key.principal
-        self._remember(digest, now + self._ttl, verdict)
+        self._remember(secret, now + self._ttl, verdict)
         return verdict
 
-    def _remember(self, digest: str, until: float, verdict: Principal | None) -> None:
+    def _remember(self, secret: str, until: float, verdict: Principal | None) -> None:
         verdicts = self._verdicts
-        verdicts.pop(digest, None)  # so that insertion order stays the order of expiry
+        verdicts.pop(secret, None)  # so that insertion order stays the order of expiry
         while len(verdicts) >= self._max_cached:
             del verdicts[next(iter(verdicts))]
-        verdicts[digest] = (until, verdict)
+        verdicts[secret] = (until, verdict)
 
     @property
     def cached(self) -> int:

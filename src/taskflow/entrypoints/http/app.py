@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
-from taskflow.entrypoints.http.auth import key_guard
+from taskflow.entrypoints.http.auth import checking_keys
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
@@ -72,29 +72,18 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
         await asyncio.gather(*sweeping, return_exceptions=True)
         await close_container(container)
 
-    scrapes = [metrics_text] if metrics.enabled else []
-    # Keys are checked on these routes once one exists (decision 30), unless TASKFLOW_AUTH
-    # is disabled: then no guard runs at all.
-    protected = Router(
-        path="/",
+    app = Litestar(
         route_handlers=[
             TaskController,
             ScheduleController,
             QueueController,
             list_workers,
             list_types,
-            dashboard_router(),
-            *(scrapes if settings.metrics_auth else []),
-        ],
-        guards=[] if settings.auth == "disabled" else [key_guard(container.key_service())],
-    )
-    app = Litestar(
-        route_handlers=[
-            protected,
             live,
             ready,
             assets_router(),
-            *([] if settings.metrics_auth else scrapes),
+            *([metrics_text] if metrics.enabled else []),
+            dashboard_router(),
         ],
         # The `submit` span only while tracing is on (decision 28).
         middleware=[] if tracing is None else [submit_tracing(tracing)],
@@ -140,7 +129,8 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
     # as route middleware: that would wrap each route in one more exception handler, which
     # cost the submit path more than the ids and the timing themselves (about 8 % of it).
     timed = metrics.request if metrics.enabled else None
-    app.asgi_handler = RequestIds(app.asgi_handler, timed=timed)
+    # Inside it, API keys are checked once one exists (decision 30).
+    app.asgi_handler = RequestIds(checking_keys(app.asgi_handler, container), timed=timed)
     return app
 
 

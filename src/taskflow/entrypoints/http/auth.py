@@ -1,42 +1,54 @@
 """Who may call which route (docs/security.md, "Authentication and API keys").
 
-One guard on the router of the protected routes (``/api/*``, ``/dashboard``, and ``/metrics``
-with ``TASKFLOW_METRICS_AUTH=true``); ``/health/*`` and the API's description stay open. A
-route needs the scope in its ``opt`` (``opt={"scope": Scope.SUBMIT}``), else ``read`` when
-it only reads (GET) and ``admin`` for anything else, so a new action is closed by default.
+Everything asks for a key once one exists, but ``/health/*``, the API's description under
+``/schema`` and, unless ``TASKFLOW_METRICS_AUTH=true``, ``/metrics``: so a route added later
+is closed until it is named here. A request that only reads (GET, HEAD) needs ``read``;
+creating tasks (``POST /api/tasks``, ``POST /api/tasks/batch``) needs ``submit``; anything
+else needs ``admin``, which includes the other two.
 
-The guard reads the header list of the ASGI scope rather than a ``Headers`` object, and asks
-the process's ``KeyService``, whose cache answers nearly every request without the store: it
-runs on every submission (decision 30).
+Plain ASGI around the app, before its router, like ``RequestIds``: a Litestar guard cost a
+submission about a third of its CPU (Litestar copies the route handler for each guard call),
+this costs a scan of the header list and a dictionary lookup (decision 30).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
+from litestar.types import ASGIApp, Receive, Scope, Send
 
-from taskflow.domain.keys import ANONYMOUS, Principal, Scope
+from taskflow.config import Settings
+from taskflow.containers import Container
+from taskflow.domain.keys import ANONYMOUS, Principal
+from taskflow.domain.keys import Scope as KeyScope
 from taskflow.domain.services.keys import KeyService
+from taskflow.entrypoints.http.problems import PROBLEM_JSON
+from taskflow.entrypoints.http.schemas import ProblemOut
+
+log = logging.getLogger("taskflow.api")
 
 AUTHORIZATION = b"authorization"
-#: Where the guard leaves the request's principal: ``request.scope["state"]``.
+#: Where the check leaves the request's principal: ``request.scope["state"]``.
 PRINCIPAL = "taskflow.principal"
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_OPEN_PREFIXES = ("/health/", "/schema")
 _READING = frozenset({"GET", "HEAD", "OPTIONS"})
+_SUBMITTING = frozenset({"/api/tasks", "/api/tasks/batch"})
 
 
-def required_scope(handler: BaseRouteHandler) -> Scope:
-    """The scope a route asks for: its ``opt["scope"]``, else by what it does."""
-    named: Scope | None = handler.opt.get("scope")
-    if named is not None:
-        return named
-    methods: frozenset[str] | None = getattr(handler, "http_methods", None)
-    return Scope.READ if methods and methods <= _READING else Scope.ADMIN
+def required_scope(method: str, path: str, *, metrics_auth: bool) -> KeyScope | None:
+    """The scope a request needs; None for the open routes."""
+    if path.startswith(_OPEN_PREFIXES) or (path == "/metrics" and not metrics_auth):
+        return None
+    if method in _READING:
+        return KeyScope.READ
+    if method == "POST" and path.rstrip("/") in _SUBMITTING:
+        return KeyScope.SUBMIT
+    return KeyScope.ADMIN
 
 
 def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -56,33 +68,59 @@ def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return principal
 
 
-def key_guard(keys: KeyService) -> Guard:
-    """The guard: 401 without a valid key (once keys exist), 403 without the route's scope.
+def checking_keys(app: ASGIApp, container: Container) -> ASGIApp:
+    """``app`` behind a ``KeyCheck``; as it is with ``TASKFLOW_AUTH=disabled``."""
+    settings: Settings = container.settings()
+    if settings.auth == "disabled":
+        return app
+    return KeyCheck(app, container.key_service(), metrics_auth=settings.metrics_auth)
 
-    A function, not an object: Litestar deep-copies a router's guards with the router, and
-    the guard must ask this process's one ``KeyService`` (its cache, its store)."""
 
-    async def guard(
-        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-    ) -> None:
-        if not await keys.enforced():
-            return
-        secret = bearer_token(connection.scope["headers"])
-        if secret is None:
-            raise NotAuthorizedException(
-                "this route needs an API key: send Authorization: Bearer <key>", headers=_CHALLENGE
-            )
-        principal = await keys.principal(secret)
-        if principal is None:
-            raise NotAuthorizedException("the API key is wrong or revoked", headers=_CHALLENGE)
-        needed = required_scope(handler)
-        if not principal.allows(needed):
-            raise PermissionDeniedException(
-                f"the key {principal.name!r} lacks the {needed.value} scope this route needs"
-            )
-        state = connection.scope.get("state")
-        if state is None:
-            state = connection.scope["state"] = {}
-        state[PRINCIPAL] = principal
+class KeyCheck:
+    """ASGI middleware: 401 without a valid key (once keys exist), 403 without the scope."""
 
-    return guard
+    def __init__(self, app: ASGIApp, keys: KeyService, *, metrics_auth: bool) -> None:
+        self.app = app
+        self._keys = keys
+        self._metrics_auth = metrics_auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http: Any = scope
+        needed = required_scope(http["method"], http["path"], metrics_auth=self._metrics_auth)
+        if needed is not None and await self._keys.enforced():
+            secret = bearer_token(http["headers"])
+            if secret is None:
+                await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
+                return
+            principal = await self._keys.principal(secret)
+            if principal is None:
+                await _refuse(send, 401, "the API key is wrong or revoked")
+                return
+            if not principal.allows(needed):
+                log.info(
+                    "api key lacks a scope",
+                    extra={"key_id": str(principal.key_id), "key_name": principal.name},
+                )
+                detail = f"the key {principal.name!r} lacks the {needed.value} scope"
+                await _refuse(send, 403, f"{detail} this route needs")
+                return
+            state = http.get("state")
+            if state is None:
+                state = http["state"] = {}
+            state[PRINCIPAL] = principal
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = msgspec.json.encode(
+        ProblemOut(title=HTTPStatus(status).phrase, status=status, detail=detail)
+    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    start: Any = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})

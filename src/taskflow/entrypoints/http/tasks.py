@@ -14,7 +14,6 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
-from taskflow.domain.keys import Scope
 from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
 from taskflow.domain.services import TaskService
 from taskflow.entrypoints.http.answers import JsonAnswer
@@ -92,10 +91,6 @@ def request_hash(data: msgspec.Struct) -> str:
     return hashlib.sha256(_encode_sorted(data)).hexdigest()
 
 
-#: What creating tasks asks of a key (decision 30); the other routes go by their method.
-SUBMITTING = {"scope": Scope.SUBMIT}
-
-
 class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]
@@ -104,7 +99,6 @@ class TaskController(Controller):
         "/",
         status_code=202,
         before_request=require_json,
-        opt=SUBMITTING,
         summary="Submit a task",
         operation_id="submit_task",
         operation_class=SubmitOneOperation,
@@ -138,7 +132,6 @@ class TaskController(Controller):
         "/batch",
         status_code=202,
         before_request=require_json,
-        opt=SUBMITTING,
         summary=f"Submit 1-{MAX_BATCH} tasks at once: all are accepted or none",
         operation_id="submit_batch",
         operation_class=SubmitOperation,
