@@ -18,9 +18,10 @@ from taskflow.adapters.memory import (
     InMemoryTaskRepository,
 )
 from taskflow.adapters.memory_fleet import InMemoryQueueGauge, InMemoryQueueStore
-from taskflow.config import Settings
+from taskflow.config import ConfigError, Settings
 from taskflow.containers import Container, build_container
 from taskflow.domain.keys import Scope
+from taskflow.entrypoints.exposure import is_loopback
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.loading import load_registry
 
@@ -200,3 +201,29 @@ def test_metrics_stay_open_unless_asked() -> None:
     with TestClient(app=create_app(container)) as client:
         assert client.get("/metrics").status_code == 200
         assert client.get("/api/tasks").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("api.example.com", False),
+    ],
+)
+def test_only_loopback_addresses_may_serve_an_open_api(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_auth_settings_are_read_and_checked() -> None:
+    assert Settings.from_env({}).auth == "on"
+    assert Settings.from_env({"TASKFLOW_AUTH": "Disabled"}).auth == "disabled"
+    assert Settings.from_env({"TASKFLOW_METRICS_AUTH": "true"}).metrics_auth
+    with pytest.raises(ConfigError, match="TASKFLOW_AUTH"):
+        Settings.from_env({"TASKFLOW_AUTH": "off"})
