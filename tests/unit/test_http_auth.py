@@ -23,6 +23,7 @@ from taskflow.containers import Container, build_container
 from taskflow.domain.keys import Scope
 from taskflow.entrypoints.exposure import is_loopback
 from taskflow.entrypoints.http.app import create_app
+from taskflow.entrypoints.http.auth import bearer_token
 from taskflow.entrypoints.loading import load_registry
 
 SUBMIT, READ, ADMIN = Scope.SUBMIT, Scope.READ, Scope.ADMIN
@@ -227,3 +228,18 @@ def test_auth_settings_are_read_and_checked() -> None:
     assert Settings.from_env({"TASKFLOW_METRICS_AUTH": "true"}).metrics_auth
     with pytest.raises(ConfigError, match="TASKFLOW_AUTH"):
         Settings.from_env({"TASKFLOW_AUTH": "off"})
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [
+        (b"Bearer tf_abc", "tf_abc"),
+        (b"bearer  tf_abc ", "tf_abc"),
+        (b"Basic dXNlcjpwdw==", None),
+        (b"Bearer ", None),
+        (b"tf_abc", None),
+    ],
+)
+def test_the_key_is_read_from_a_bearer_header_only(value: bytes, token: str | None) -> None:
+    assert bearer_token([(b"host", b"h"), (b"authorization", value)]) == token
+    assert bearer_token([(b"host", b"h")]) is None

@@ -108,7 +108,7 @@ async def test_a_flood_of_wrong_keys_keeps_the_cache_bounded() -> None:
     _, secret = await keys.create(name="ci", scopes=READ, tenant="default")
     for i in range(1000):
         assert await keys.principal(f"tf_wrong{i}") is None
-    assert keys.cached == 100
+    assert keys.cache_size == 100
     assert store.lookups == 1000
     assert await keys.principal(secret) is not None  # a real key still gets in
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from enum import Enum
 from uuid import UUID
 
 from taskflow.domain.errors import KeyNotFound
@@ -29,6 +30,14 @@ from taskflow.domain.ports import Clock, KeyStore
 CHECK_TTL_SECONDS = 0.5
 #: The most verdicts kept; past it the oldest goes first.
 MAX_CACHED_VERDICTS = 10_000
+
+
+class Unknown(Enum):
+    UNKNOWN = "unknown"
+
+
+#: ``KeyService.cached``: no fresh verdict on this key.
+UNKNOWN = Unknown.UNKNOWN
 
 
 class KeyService:
@@ -86,6 +95,11 @@ class KeyService:
             raise KeyNotFound()
         return key
 
+    @property
+    def surely_enforced(self) -> bool:
+        """True once a key is known to exist (for good); False: ask ``enforced``."""
+        return self._keys_exist
+
     async def enforced(self) -> bool:
         """Whether checks apply: true once any key exists, revoked ones included."""
         if self._keys_exist:
@@ -96,13 +110,21 @@ class KeyService:
             self._keys_checked_until = now + self._ttl
         return self._keys_exist
 
-    async def principal(self, secret: str) -> Principal | None:
-        """Who presents ``secret``; None for a wrong or revoked key."""
-        now = self._monotonic()
+    def cached(self, secret: str) -> Principal | Unknown | None:
+        """The fresh verdict on ``secret`` (as ``principal`` would answer), else ``UNKNOWN``:
+        the check of every request asks this first, without a coroutine."""
         # Keyed by what was presented, not by its hash: a hit then costs no SHA-256.
         cached = self._verdicts.get(secret)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self._monotonic():
             return cached[1]
+        return UNKNOWN
+
+    async def principal(self, secret: str) -> Principal | None:
+        """Who presents ``secret``; None for a wrong or revoked key."""
+        verdict = self.cached(secret)
+        if verdict is not UNKNOWN:
+            return verdict
+        now = self._monotonic()
         digest = hash_key(secret)
         key = await self._store.find_by_hash(digest)
         verdict = None
@@ -121,6 +143,6 @@ class KeyService:
         verdicts[secret] = (until, verdict)
 
     @property
-    def cached(self) -> int:
+    def cache_size(self) -> int:
         """How many verdicts are kept now (tests bound it)."""
         return len(self._verdicts)

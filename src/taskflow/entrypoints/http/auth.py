@@ -26,7 +26,7 @@ from taskflow.config import Settings
 from taskflow.containers import Container
 from taskflow.domain.keys import ANONYMOUS, Principal
 from taskflow.domain.keys import Scope as KeyScope
-from taskflow.domain.services.keys import KeyService
+from taskflow.domain.services.keys import UNKNOWN, KeyService
 from taskflow.entrypoints.http.problems import PROBLEM_JSON
 from taskflow.entrypoints.http.schemas import ProblemOut
 
@@ -55,9 +55,10 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The key of an ``Authorization: Bearer <key>`` header (ASGI: names in lower case)."""
     for name, value in headers:
         if name == AUTHORIZATION:
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
+            if value[:7].lower() != b"bearer ":
+                return None
+            token = value[7:].strip()
+            return token.decode("latin-1") if token else None
     return None
 
 
@@ -86,13 +87,17 @@ class KeyCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         http: Any = scope
+        keys = self._keys
         needed = required_scope(http["method"], http["path"], metrics_auth=self._metrics_auth)
-        if needed is not None and await self._keys.enforced():
+        if needed is not None and (keys.surely_enforced or await keys.enforced()):
             secret = bearer_token(http["headers"])
             if secret is None:
                 await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
                 return
-            principal = await self._keys.principal(secret)
+            # The cache answers nearly every request: no coroutine for those.
+            principal = keys.cached(secret)
+            if principal is UNKNOWN:
+                principal = await keys.principal(secret)
             if principal is None:
                 await _refuse(send, 401, "the API key is wrong or revoked")
                 return
