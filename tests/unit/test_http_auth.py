@@ -60,6 +60,9 @@ ROUTES: dict[tuple[str, str], Scope] = {
     ("POST", "/dashboard/queues/{name:str}/{verb:str}"): ADMIN,
     ("POST", "/dashboard/schedules/{name:str}/{verb:str}"): ADMIN,
     ("GET", "/metrics"): READ,  # with TASKFLOW_METRICS_AUTH=true
+    ("GET", "/api/keys"): ADMIN,
+    ("POST", "/api/keys"): ADMIN,
+    ("DELETE", "/api/keys/{key_id:str}"): ADMIN,
 }
 OPEN = ["/health/live", "/health/ready", "/schema/openapi.json"]
 SAMPLES = {
@@ -68,6 +71,7 @@ SAMPLES = {
     "name": "default",
     "verb": "pause",
     "file_path": "dashboard.css",
+    "key_id": str(uuid.UUID(int=9)),
 }
 BODY = {"type": "debug.echo", "payload": {}}
 HOST = "testserver.local"
@@ -121,6 +125,8 @@ def _call(client: TestClient[Litestar], method: str, template: str, key: str | N
         headers["Authorization"] = f"Bearer {key}"
     if method == "GET":
         return client.get(_path(template), headers=headers).status_code
+    if method == "DELETE":
+        return client.delete(_path(template), headers=headers).status_code
     return client.post(_path(template), json=BODY, headers=headers).status_code
 
 
@@ -243,3 +249,54 @@ def test_auth_settings_are_read_and_checked() -> None:
 def test_the_key_is_read_from_a_bearer_header_only(value: bytes, token: str | None) -> None:
     assert bearer_token([(b"host", b"h"), (b"authorization", value)]) == token
     assert bearer_token([(b"host", b"h")]) is None
+
+
+def test_keys_over_http_are_made_shown_once_and_revoked(
+    keyed: tuple[TestClient[Litestar], dict[str, str]],
+) -> None:
+    client, secrets = keyed
+    admin = {"Authorization": f"Bearer {secrets['admin']}"}
+    made = client.post(
+        "/api/keys", json={"name": "bot", "scopes": ["read"], "tenant": "acme"}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()
+    assert key["key"].startswith("tf_")
+    assert (key["scopes"], key["tenant"], key["revoked_at"]) == (["read"], "acme", None)
+    mine = {"Authorization": f"Bearer {key['key']}"}
+    assert client.get("/api/tasks", headers=mine).status_code == 200
+    listed = client.get("/api/keys", headers=admin).json()["items"]
+    assert key["id"] in [k["id"] for k in listed]
+    assert key["key"] not in str(listed)
+    revoked = client.delete(f"/api/keys/{key['id']}", headers=admin)
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "n", "scopes": ["write"]}, "scopes"),
+        ({"name": "n", "scopes": []}, "scopes"),
+        ({"name": "", "scopes": ["read"]}, "name"),
+        ({"name": "n", "scopes": ["read"], "tenant": "x" * 65}, "tenant"),
+    ],
+)
+def test_a_bad_key_request_is_400_naming_the_field(
+    keyed: tuple[TestClient[Litestar], dict[str, str]], body: dict[str, object], field: str
+) -> None:
+    client, secrets = keyed
+    answer = client.post(
+        "/api/keys", json=body, headers={"Authorization": f"Bearer {secrets['admin']}"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+
+
+def test_revoking_an_unknown_or_malformed_key_id(
+    keyed: tuple[TestClient[Litestar], dict[str, str]],
+) -> None:
+    client, secrets = keyed
+    admin = {"Authorization": f"Bearer {secrets['admin']}"}
+    assert client.delete(f"/api/keys/{uuid.uuid4()}", headers=admin).status_code == 404
+    assert client.delete("/api/keys/nope", headers=admin).status_code == 400

@@ -17,6 +17,7 @@ from taskflow.entrypoints.http.auth import checking_keys
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
+from taskflow.entrypoints.http.keys import KeyController, provide_keys
 from taskflow.entrypoints.http.metrics import FleetReader, fleet_reader, metrics_text
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -77,6 +78,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             TaskController,
             ScheduleController,
             QueueController,
+            KeyController,
             list_workers,
             list_types,
             live,
@@ -92,6 +94,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             "probes": Provide(probes, sync_to_thread=False),
             "schedules": Provide(schedule_service, sync_to_thread=False),
             "fleet": Provide(fleet_service, sync_to_thread=False),
+            "keys": provide_keys(container),
         },
         # Read by the submit handlers from the app's state rather than injected: Litestar
         # resolves two dependencies of one handler in an anyio task group, which cost 15 % of

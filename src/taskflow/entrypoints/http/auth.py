@@ -4,7 +4,7 @@ Everything asks for a key once one exists, but ``/health/*``, the API's descript
 ``/schema`` and, unless ``TASKFLOW_METRICS_AUTH=true``, ``/metrics``: so a route added later
 is closed until it is named here. A request that only reads (GET, HEAD) needs ``read``;
 creating tasks (``POST /api/tasks``, ``POST /api/tasks/batch``) needs ``submit``; anything
-else needs ``admin``, which includes the other two.
+else, and everything under ``/api/keys``, needs ``admin``, which includes the other two.
 
 Plain ASGI around the app, before its router, like ``RequestIds``: a Litestar guard cost a
 submission about a third of its CPU (Litestar copies the route handler for each guard call),
@@ -37,6 +37,7 @@ AUTHORIZATION = b"authorization"
 PRINCIPAL = "taskflow.principal"
 _OPEN_PREFIXES = ("/health/", "/schema")
 _READING = frozenset({"GET", "HEAD", "OPTIONS"})
+_KEYS = "/api/keys"
 _SUBMITTING = frozenset({"/api/tasks", "/api/tasks/batch"})
 
 
@@ -44,6 +45,8 @@ def required_scope(method: str, path: str, *, metrics_auth: bool) -> KeyScope | 
     """The scope a request needs; None for the open routes."""
     if path.startswith(_OPEN_PREFIXES) or (path == "/metrics" and not metrics_auth):
         return None
+    if path.startswith(_KEYS):
+        return KeyScope.ADMIN  # even a list of keys: their names, scopes and tenants
     if method in _READING:
         return KeyScope.READ
     if method == "POST" and path.rstrip("/") in _SUBMITTING:
