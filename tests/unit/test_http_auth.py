@@ -300,3 +300,13 @@ def test_revoking_an_unknown_or_malformed_key_id(
     admin = {"Authorization": f"Bearer {secrets['admin']}"}
     assert client.delete(f"/api/keys/{uuid.uuid4()}", headers=admin).status_code == 404
     assert client.delete("/api/keys/nope", headers=admin).status_code == 400
+
+
+def test_the_api_description_asks_for_a_bearer_key_but_on_health() -> None:
+    with TestClient(app=create_app(_container())) as client:
+        document = client.get("/schema/openapi.json").json()
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert document["security"] == [{"apiKey": []}]
+    assert "security" not in document["paths"]["/api/tasks"]["post"]  # the document's own
+    for path in ("/health/live", "/health/ready"):
+        assert document["paths"][path]["get"]["security"] == [{}]

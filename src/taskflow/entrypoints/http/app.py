@@ -9,11 +9,12 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components
 
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
-from taskflow.entrypoints.http.auth import checking_keys
+from taskflow.entrypoints.http.auth import BEARER, BEARER_SCHEME, checking_keys
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
@@ -119,6 +120,9 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             description="Submit background tasks and follow them to completion.",
             path=SCHEMA_PATH,
             render_plugins=render_plugins(),
+            # Every operation asks for a key (once one exists); /health/* opts out.
+            components=Components(security_schemes={BEARER: BEARER_SCHEME}),
+            security=[{BEARER: []}],
         ),
         # The submission body as one schema per registered type (docs/api.md, "OpenAPI").
         plugins=[SubmissionSchemaPlugin(container.registry())],

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
+from litestar.openapi.spec import SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from taskflow.config import Settings
@@ -33,6 +34,14 @@ from taskflow.entrypoints.http.schemas import ProblemOut
 log = logging.getLogger("taskflow.api")
 
 AUTHORIZATION = b"authorization"
+#: The OpenAPI security scheme of every operation but the open ones.
+BEARER = "apiKey"
+BEARER_SCHEME = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    description="An API key (taskflow keys create), needed once one exists; "
+    "scopes submit, read, admin (docs/security.md)",
+)
 #: Where the check leaves the request's principal: ``request.scope["state"]``.
 PRINCIPAL = "taskflow.principal"
 _OPEN_PREFIXES = ("/health/", "/schema")
