@@ -6,7 +6,11 @@ CPU microseconds per request, is the API's own share of the submit path: the num
 compare when a change touches the HTTP layer. Compare builds in one sitting, alternating
 (`PYTHONPATH=<other build>/src` runs another build's code through this same script).
 
-    .venv/bin/python -m benchmarks.asgi_submit [--requests 20000] [--runs 3]
+    .venv/bin/python -m benchmarks.asgi_submit [--requests 20000] [--runs 3] [--with-key]
+
+``--with-key``: authentication on (one key in the in-memory key store) and each request
+sending it as ``Authorization: Bearer``: compare with a run without, to see what the key check
+costs a submission (decision 30). ``--compare-key`` runs both in one process, alternating.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dependency_injector import providers
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.config import Settings
 from taskflow.containers import build_container
+from taskflow.domain.keys import Scope
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.startup import load_registry, tune_gc_for_serving
 
@@ -36,15 +41,23 @@ HEADERS = [
 ]
 
 
-def build_app() -> Any:
+async def build_app(*, with_key: bool = False) -> tuple[Any, list[tuple[bytes, bytes]]]:
+    """The app, and the headers of a submission to it."""
     registry = load_registry(None, debug_tasks=True)
     container = build_container(Settings(redis_url=None), registry)
     container.repository.override(providers.Singleton(InMemoryTaskRepository, container.clock))
     container.queue.override(providers.Singleton(InMemoryTaskQueue, container.clock))
-    return create_app(container)
+    headers = list(HEADERS)
+    if with_key:
+        keys = container.key_service()
+        _, secret = await keys.create(
+            name="bench", scopes=frozenset({Scope.SUBMIT}), tenant="default"
+        )
+        headers.append((b"authorization", f"Bearer {secret}".encode()))
+    return create_app(container), headers
 
 
-def scope() -> dict[str, Any]:
+def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -55,14 +68,14 @@ def scope() -> dict[str, Any]:
         "raw_path": b"/api/tasks",
         "query_string": b"",
         "root_path": "",
-        "headers": list(HEADERS),
+        "headers": list(headers),
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
 
 
-async def submit(app: Any) -> int:
+async def submit(app: Any, headers: list[tuple[bytes, bytes]] = HEADERS) -> int:
     status = 0
 
     async def receive() -> dict[str, Any]:
@@ -73,7 +86,7 @@ async def submit(app: Any) -> int:
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    await app(scope(), receive, send)
+    await app(scope(headers), receive, send)
     return status
 
 
@@ -101,26 +114,62 @@ async def lifespan(app: Any, phase: str) -> None:
         job.add_done_callback(lambda _: None)
 
 
-async def run(requests: int) -> float:
-    app = build_app()
+async def run(requests: int, *, with_key: bool = False) -> float:
+    app, headers = await build_app(with_key=with_key)
     await lifespan(app, "startup")
     for _ in range(500):  # warm up: caches, first-call paths
-        assert await submit(app) == 202
+        assert await submit(app, headers) == 202
     tune_gc_for_serving()
     began = time.process_time()
     for _ in range(requests):
-        await submit(app)
+        await submit(app, headers)
     spent = time.process_time() - began
     gc.unfreeze()
     return spent / requests * 1e6
+
+
+async def compare_key(requests: int, rounds: int) -> tuple[float, float]:
+    """Best CPU per submit without and with a key, the two apps alternating in one process
+    (``rounds`` slices of ``requests`` each): what the key check costs, with less of the
+    machine's noise than whole runs apart."""
+    apps = [await build_app(with_key=False), await build_app(with_key=True)]
+    for app, headers in apps:
+        await lifespan(app, "startup")
+        for _ in range(500):
+            assert await submit(app, headers) == 202
+    tune_gc_for_serving()
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for index, (app, headers) in enumerate(apps):
+            began = time.process_time()
+            for _ in range(requests):
+                await submit(app, headers)
+            best[index] = min(best[index], (time.process_time() - began) / requests * 1e6)
+    gc.unfreeze()
+    return best[0], best[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--with-key", action="store_true", help="authentication on, each request sending a key"
+    )
+    parser.add_argument(
+        "--compare-key",
+        action="store_true",
+        help="without and with a key, alternating in one process; prints both and their ratio",
+    )
     args = parser.parse_args()
-    runs = [asyncio.run(run(args.requests)) for _ in range(args.runs)]
+    if args.compare_key:
+        without, keyed = asyncio.run(compare_key(args.requests // 5, args.runs * 5))
+        print(
+            f"CPU per submit, best: without a key {without:.1f} µs, with {keyed:.1f} µs "
+            f"({keyed / without:.3f} of without)"
+        )
+        return
+    runs = [asyncio.run(run(args.requests, with_key=args.with_key)) for _ in range(args.runs)]
     shown = " · ".join(f"{r:.1f}" for r in runs)
     print(
         f"CPU per submit: median {statistics.median(runs):.1f} µs, "

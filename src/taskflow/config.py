@@ -73,6 +73,8 @@ class Settings:
     metrics: bool = True  # False: nothing is counted and /metrics is not served
     worker_http_port: int | None = None  # None: a worker serves no /metrics nor /health/*
     tracing: otel.TracingMode = "auto"  # on when a tracer provider is set (decision 28)
+    auth: Literal["on", "disabled"] = "on"  # on: keys are checked once one exists (decision 30)
+    metrics_auth: bool = False  # True: /metrics asks for a key with the read scope
 
     @classmethod
     def from_env(
@@ -143,6 +145,8 @@ class Settings:
             metrics=env.flag("TASKFLOW_METRICS", True),
             worker_http_port=env.optional_port("TASKFLOW_WORKER_HTTP_PORT"),
             tracing=env.choice("TASKFLOW_TRACING", "auto", ("auto", "on", "off")),  # type: ignore[arg-type]
+            auth=env.choice("TASKFLOW_AUTH", "on", ("on", "disabled")),  # type: ignore[arg-type]
+            metrics_auth=env.flag("TASKFLOW_METRICS_AUTH", False),
         )
         settings._check()
         if not dev and settings.redis_url is None:

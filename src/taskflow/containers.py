@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -42,7 +44,7 @@ from taskflow.config import Settings
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DeliveryPolicy
 from taskflow.domain.flow import FlowPolicy
-from taskflow.domain.ports import CallbackStore, TaskQueue, TaskRepository
+from taskflow.domain.ports import CallbackStore, KeyStore, TaskQueue, TaskRepository
 from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import (
@@ -53,6 +55,7 @@ from taskflow.domain.services import (
 )
 from taskflow.domain.services.delivery import DeliveryService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.domain.services.keys import KeyService
 from taskflow.registry import Registry
 
 if TYPE_CHECKING:
@@ -81,6 +84,15 @@ def delivery_lease_seconds(settings: Settings) -> float:
 def _callback_store(repository: TaskRepository) -> CallbackStore:
     store: CallbackStore = repository.callback_store()  # type: ignore[attr-defined]
     return store
+
+
+def _key_store(repository: TaskRepository) -> KeyStore:
+    store: KeyStore = repository.key_store()  # type: ignore[attr-defined]
+    return store
+
+
+def _key_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def _callback_hosts(settings: Settings) -> CallbackHosts | None:
@@ -204,6 +216,16 @@ class Container(containers.DeclarativeContainer):
     )
 
     callback_store = providers.Singleton(_callback_store, repository)
+    # API keys (decision 30): one service per process, so its cache of checks is the process's.
+    key_store = providers.Singleton(_key_store, repository)
+    key_service = providers.Singleton(
+        KeyService,
+        store=key_store,
+        clock=clock,
+        new_id=providers.Object(uuid.uuid4),
+        token=providers.Object(_key_token),
+        monotonic=providers.Object(time.monotonic),
+    )
     limiter = providers.Selector(
         providers.Callable(_queue_backend, settings),
         redis=providers.Singleton(

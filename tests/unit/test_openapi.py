@@ -42,6 +42,9 @@ PROBLEMS = {
     ("get", "/api/queues"): {"503"},
     ("post", "/api/queues/{name}/pause"): {"400", "503"},
     ("post", "/api/queues/{name}/resume"): {"400", "503"},
+    ("get", "/api/keys"): {"503"},
+    ("post", "/api/keys"): {"400", "408", "413", "415", "503"},
+    ("delete", "/api/keys/{key_id}"): {"400", "404", "503"},
     ("get", "/health/live"): set(),
 }
 # OpenAPI 3.1, "Components Object": the keys of components.

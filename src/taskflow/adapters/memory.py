@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from taskflow.adapters.memory_callbacks import InMemoryCallbackStore
+from taskflow.adapters.memory_keys import InMemoryKeyStore
 from taskflow.adapters.turns import LocalTurns
 from taskflow.domain.attempts import Attempt, AttemptEnd, with_running
 from taskflow.domain.changes import TaskChange
@@ -46,6 +47,7 @@ class InMemoryTaskRepository:
         # key → (request hash, task ids, when stored)
         self._keys: dict[str, tuple[str, list[UUID], datetime]] = {}
         self._callback_store: InMemoryCallbackStore | None = None
+        self._key_store = InMemoryKeyStore()
 
     async def add(self, task: Task) -> None:
         await self.add_many([task])
@@ -222,6 +224,10 @@ class InMemoryTaskRepository:
         if self._callback_store is None:
             self._callback_store = InMemoryCallbackStore(self)
         return self._callback_store
+
+    def key_store(self) -> InMemoryKeyStore:
+        """The API keys kept beside these tasks: always the same store."""
+        return self._key_store
 
 
 class InMemoryTaskQueue:

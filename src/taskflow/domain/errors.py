@@ -36,6 +36,10 @@ class ScheduleNotFound(TaskflowError):
     """No periodic schedule has this name."""
 
 
+class KeyNotFound(TaskflowError):
+    """No API key has this id."""
+
+
 class DuplicateTask(TaskflowError):
     """A task with this id exists already."""
 

@@ -14,6 +14,7 @@ from taskflow.domain.changes import TaskChange
 from taskflow.domain.deliveries import Delivery, DueCallback, Sent
 from taskflow.domain.fleet import QueueDepth, Throughput, WorkerInfo
 from taskflow.domain.flow import Admission, Limit, Popped
+from taskflow.domain.keys import ApiKey
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
@@ -64,6 +65,16 @@ class Clock(Protocol):
     """The deployment's clock."""
 
     def now(self) -> datetime: ...  # timezone-aware, UTC
+
+
+class KeyStore(Protocol):
+    """The API keys (docs/security.md); rows are revoked, never deleted."""
+
+    async def create(self, key: ApiKey) -> None: ...
+    async def find_by_hash(self, digest: str) -> ApiKey | None: ...  # revoked ones too
+    async def list(self) -> list[ApiKey]: ...  # oldest first
+    async def revoke(self, key_id: UUID, *, now: datetime) -> ApiKey | None: ...  # None: no such id
+    async def any_exist(self) -> bool: ...  # revoked ones count
 
 
 class TraceContext(Protocol):

@@ -3,8 +3,8 @@
 The commands live in modules by area: ``cli_servers`` (dev, api, worker, migrate),
 ``cli_submit`` (submit, and ``--wait``), ``cli_task`` (one task: show, cancel, retry ID, and
 the older status, cancel, retry), ``cli_tasks`` (tasks list, stats and retry), ``cli_schedules``,
-``cli_fleet`` (queues, workers). ``cli_api`` talks to the API, ``cli_output`` prints, and
-``cli_args`` reads arguments.
+``cli_fleet`` (queues, workers), ``cli_keys`` (keys, on the database itself). ``cli_api``
+talks to the API, ``cli_output`` prints, and ``cli_args`` reads arguments.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from taskflow.domain.errors import StoreUnavailable
 from taskflow.entrypoints.cli_api import CommandFailed, Exit
 from taskflow.entrypoints.cli_args import Parser
 from taskflow.entrypoints.cli_fleet import add_fleet_commands
+from taskflow.entrypoints.cli_keys import add_keys_commands
 from taskflow.entrypoints.cli_schedules import add_schedules_command
 from taskflow.entrypoints.cli_servers import add_server_commands
 from taskflow.entrypoints.cli_submit import add_submit_command
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     add_tasks_commands(commands)
     add_schedules_command(commands)
     add_fleet_commands(commands)
+    add_keys_commands(commands)
     return parser
 
 

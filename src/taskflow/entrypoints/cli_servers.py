@@ -68,7 +68,11 @@ def _api(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     if settings.api_processes > 1:
         return runtime.serve_api_processes(
-            host=host, port=port, processes=settings.api_processes, metrics=settings.metrics
+            container,
+            host=host,
+            port=port,
+            processes=settings.api_processes,
+            metrics=settings.metrics,
         )
     return runtime.run(runtime.serve_api(container, host=host, port=port))
 

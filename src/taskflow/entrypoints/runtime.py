@@ -29,6 +29,7 @@ from taskflow.domain.redaction import without_passwords
 from taskflow.entrypoints import logs
 from taskflow.entrypoints.deliverer import delivering
 from taskflow.entrypoints.errors import CannotStart
+from taskflow.entrypoints.exposure import check_exposure
 from taskflow.entrypoints.http.app import app_from_environment, create_app
 from taskflow.entrypoints.http.head_limits import PROTOCOL as HEAD_LIMITED_PROTOCOL
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
@@ -97,7 +98,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_api_processes(*, host: str, port: int, processes: int, metrics: bool = True) -> int:
+def serve_api_processes(
+    container: Container, *, host: str, port: int, processes: int, metrics: bool = True
+) -> int:
     """Several API processes on one port, each with its own app, container and sweep.
 
     One Python process saturates one core; uvicorn's supervisor binds the port once and keeps
@@ -107,6 +110,7 @@ def serve_api_processes(*, host: str, port: int, processes: int, metrics: bool =
     """
     # uvicorn binds again at once; trying first makes a taken port one line of ours.
     listen(host, port).close()
+    asyncio.run(_check_then_close(container, host))
     log.info("api listening", extra={"url": f"http://{host}:{port}", "processes": processes})
     with shared_across_processes() if metrics else contextlib.nullcontext():
         uvicorn.run(
@@ -118,6 +122,14 @@ def serve_api_processes(*, host: str, port: int, processes: int, metrics: bool =
             **_SERVING,
         )
     return 0
+
+
+async def _check_then_close(container: Container, host: str) -> None:
+    """``check_exposure`` for the processes to come, on a connection of this one's."""
+    try:
+        await check_exposure(container, host)
+    finally:
+        await container.engine().dispose()
 
 
 def api_process_app() -> Litestar:
@@ -133,6 +145,7 @@ def api_process_app() -> Litestar:
 
 
 async def serve_api(container: Container, *, host: str, port: int) -> int:
+    await check_exposure(container, host)
     with listen(host, port) as sock:
         server = _server(container, host, port)
         tune_gc_for_serving()
@@ -196,6 +209,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
     settings = container.settings()
     with hold_store(settings.database_url) as lock, listen(host, port) as sock:
         await migrate(settings.database_url)
+        await check_exposure(container, host)
         await _take_back_orphans(container, lock)
         server = _server(container, host, port)
         stop, force = _stop_on_signals(server)

@@ -23,6 +23,7 @@ from taskflow.adapters.sql import changelog, history, listing, retention
 from taskflow.adapters.sql.callbacks import SqlCallbackStore
 from taskflow.adapters.sql.dialect import POPPED, Dialect, Write, dialect_for
 from taskflow.adapters.sql.engine import create_engine, store_errors
+from taskflow.adapters.sql.keys import SqlKeyStore
 from taskflow.adapters.sql.rows import changed_row, encode, new_row, to_popped, to_task
 from taskflow.adapters.sql.schema import status_in
 from taskflow.adapters.sql.schema import tasks as table
@@ -277,6 +278,10 @@ class SqlTaskRepository:
     def callback_store(self) -> SqlCallbackStore:
         """The completion-webhook callbacks kept in this store (decision 23)."""
         return SqlCallbackStore(self._engine, self._dialect)
+
+    def key_store(self) -> SqlKeyStore:
+        """The API keys kept in this store (decision 30)."""
+        return SqlKeyStore(self._engine)
 
     @classmethod
     def connect(

@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from taskflow.domain.callbacks import CALLBACK_URL_MAX_LENGTH
+from taskflow.domain.keys import DEFAULT_TENANT, KEY_NAME_MAX_LENGTH, TENANT_MAX_LENGTH
 from taskflow.domain.limits import (
     ACTOR_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -329,3 +330,19 @@ paused_queues = Table(
     Column("paused_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("name", name="pk_paused_queues"),
 )
+
+# API keys (decision 30): the SHA-256 of each key, never the key; revoked, never deleted.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, nullable=False),
+    Column("name", String(KEY_NAME_MAX_LENGTH), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("scopes", String(64), nullable=False),  # comma-separated, sorted
+    Column("tenant", String(TENANT_MAX_LENGTH), nullable=False, server_default=DEFAULT_TENANT),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("id", name="pk_api_keys"),
+)
+Index("ux_api_keys_hash", api_keys.c.hash, unique=True)

@@ -9,15 +9,18 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components
 
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.auth import BEARER, BEARER_SCHEME, checking_keys
 from taskflow.entrypoints.http.body_limits import BodyDeadlines, Limits
 from taskflow.entrypoints.http.closed_structs import ClosedStructSchemaPlugin
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
 from taskflow.entrypoints.http.fleet import QueueController, list_workers
 from taskflow.entrypoints.http.health import Probes, live, ready
+from taskflow.entrypoints.http.keys import KeyController, provide_keys
 from taskflow.entrypoints.http.metrics import FleetReader, fleet_reader, metrics_text
 from taskflow.entrypoints.http.openapi import SubmissionSchemaPlugin
 from taskflow.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -79,6 +82,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             TaskController,
             ScheduleController,
             QueueController,
+            KeyController,
             list_workers,
             list_types,
             live,
@@ -94,6 +98,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             "probes": Provide(probes, sync_to_thread=False),
             "schedules": Provide(schedule_service, sync_to_thread=False),
             "fleet": Provide(fleet_service, sync_to_thread=False),
+            "keys": provide_keys(container),
         },
         # Read by the submit handlers from the app's state rather than injected: Litestar
         # resolves two dependencies of one handler in an anyio task group, which cost 15 % of
@@ -119,6 +124,9 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
             description="Submit background tasks and follow them to completion.",
             path=SCHEMA_PATH,
             render_plugins=render_plugins(),
+            # Every operation asks for a key (once one exists); /health/* opts out.
+            components=Components(security_schemes={BEARER: BEARER_SCHEME}),
+            security=[{BEARER: []}],
         ),
         # The submission body as one schema per registered type (docs/api.md, "OpenAPI"), and
         # the bodies that refuse unknown fields documented as closed.
@@ -133,7 +141,10 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
     # as route middleware: that would wrap each route in one more exception handler, which
     # cost the submit path more than the ids and the timing themselves (about 8 % of it).
     timed = metrics.request if metrics.enabled else None
-    app.asgi_handler = RequestIds(app.asgi_handler, timed=timed, headers=API_HEADERS)
+    # Inside it, API keys are checked once one exists (decision 30).
+    app.asgi_handler = RequestIds(
+        checking_keys(app.asgi_handler, container), timed=timed, headers=API_HEADERS
+    )
     return app
 
 

@@ -49,7 +49,7 @@ from taskflow.registry import Registry
 
 _WHEN: Final = {
     400: "Something in the request is wrong; `errors` names each field at fault.",
-    404: "No task has that id (no schedule has that name).",
+    404: "No task has that id (no schedule has that name, no API key that id).",
     408: "The body did not arrive within TASKFLOW_BODY_TIMEOUT_SECONDS; the connection closes.",
     409: "The task's status does not allow it, or a concurrent change won; see `detail`.",
     413: "The body or a payload is over its limit; `detail` states the size and the limit.",

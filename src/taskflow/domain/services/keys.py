@@ -1,0 +1,148 @@
+"""API keys: made, listed and revoked by operators, checked on every protected request.
+
+Checks are cached in the process: a key's verdict (its principal, or "no such key") is reused
+for ``ttl`` seconds at most, so a revocation reaches every API process within that, and a
+flood of wrong keys costs one lookup per key per ``ttl``. Whether any key exists at all (until
+then the API is open) is asked again at most every ``ttl`` seconds until one does; keys are
+revoked, never deleted, so from then on it stays true.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from enum import Enum
+from uuid import UUID
+
+from taskflow.domain.errors import KeyNotFound
+from taskflow.domain.keys import (
+    DISPLAY_PREFIX_LENGTH,
+    KEY_PREFIX,
+    ApiKey,
+    Principal,
+    Scope,
+    check_key_fields,
+    hash_key,
+)
+from taskflow.domain.ports import Clock, KeyStore
+
+#: How long a verdict on a key is reused (decision 30).
+CHECK_TTL_SECONDS = 0.5
+#: The most verdicts kept; past it the oldest goes first.
+MAX_CACHED_VERDICTS = 10_000
+
+
+class Unknown(Enum):
+    UNKNOWN = "unknown"
+
+
+#: ``KeyService.cached``: no fresh verdict on this key.
+UNKNOWN = Unknown.UNKNOWN
+
+
+class KeyService:
+    """``token`` makes a key's random part; ``monotonic`` times the cache (seconds)."""
+
+    def __init__(
+        self,
+        *,
+        store: KeyStore,
+        clock: Clock,
+        new_id: Callable[[], UUID],
+        token: Callable[[], str],
+        monotonic: Callable[[], float],
+        ttl: float = CHECK_TTL_SECONDS,
+        max_cached: int = MAX_CACHED_VERDICTS,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._new_id = new_id
+        self._token = token
+        self._monotonic = monotonic
+        self._ttl = ttl
+        self._max_cached = max_cached
+        self._verdicts: dict[str, tuple[float, Principal | None]] = {}
+        self._keys_exist = False
+        self._keys_checked_until = float("-inf")
+
+    async def create(
+        self, *, name: str, scopes: frozenset[Scope], tenant: str
+    ) -> tuple[ApiKey, str]:
+        """A new key, and the key itself: the only time anyone sees it."""
+        check_key_fields(name, tenant)
+        if not scopes:
+            raise ValueError("name at least one scope: submit, read or admin")
+        secret = KEY_PREFIX + self._token()
+        key = ApiKey(
+            id=self._new_id(),
+            name=name,
+            prefix=secret[:DISPLAY_PREFIX_LENGTH],
+            hash=hash_key(secret),
+            scopes=scopes,
+            tenant=tenant,
+            created_at=self._clock.now(),
+        )
+        await self._store.create(key)
+        return key, secret
+
+    async def list(self) -> list[ApiKey]:
+        return await self._store.list()
+
+    async def revoke(self, key_id: UUID) -> ApiKey:
+        """The key, revoked (again is fine); ``KeyNotFound`` for an unknown id."""
+        key = await self._store.revoke(key_id, now=self._clock.now())
+        if key is None:
+            raise KeyNotFound()
+        return key
+
+    @property
+    def surely_enforced(self) -> bool:
+        """True once a key is known to exist (for good); False: ask ``enforced``."""
+        return self._keys_exist
+
+    async def enforced(self) -> bool:
+        """Whether checks apply: true once any key exists, revoked ones included."""
+        if self._keys_exist:
+            return True
+        now = self._monotonic()
+        if now >= self._keys_checked_until:
+            self._keys_exist = await self._store.any_exist()
+            self._keys_checked_until = now + self._ttl
+        return self._keys_exist
+
+    def cached(self, secret: str) -> Principal | Unknown | None:
+        """The fresh verdict on ``secret`` (as ``principal`` would answer), else ``UNKNOWN``:
+        the check of every request asks this first, without a coroutine."""
+        # Keyed by what was presented, not by its hash: a hit then costs no SHA-256.
+        cached = self._verdicts.get(secret)
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1]
+        return UNKNOWN
+
+    async def principal(self, secret: str) -> Principal | None:
+        """Who presents ``secret``; None for a wrong or revoked key."""
+        verdict = self.cached(secret)
+        if verdict is not UNKNOWN:
+            return verdict
+        now = self._monotonic()
+        digest = hash_key(secret)
+        key = await self._store.find_by_hash(digest)
+        verdict = None
+        # The lookup found it by its hash already; comparing again in constant time costs
+        # little and keeps the answer from depending on how the store matched.
+        if key is not None and key.revoked_at is None and hmac.compare_digest(key.hash, digest):
+            verdict = key.principal
+        self._remember(secret, now + self._ttl, verdict)
+        return verdict
+
+    def _remember(self, secret: str, until: float, verdict: Principal | None) -> None:
+        verdicts = self._verdicts
+        verdicts.pop(secret, None)  # so that insertion order stays the order of expiry
+        while len(verdicts) >= self._max_cached:
+            del verdicts[next(iter(verdicts))]
+        verdicts[secret] = (until, verdict)
+
+    @property
+    def cache_size(self) -> int:
+        """How many verdicts are kept now (tests bound it)."""
+        return len(self._verdicts)

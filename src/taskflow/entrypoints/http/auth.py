@@ -1,0 +1,143 @@
+"""Who may call which route (docs/security.md, "Authentication and API keys").
+
+Everything asks for a key once one exists, but ``/health/*``, the API's description under
+``/schema`` and, unless ``TASKFLOW_METRICS_AUTH=true``, ``/metrics``: so a route added later
+is closed until it is named here. A request that only reads (GET, HEAD) needs ``read``;
+creating tasks (``POST /api/tasks``, ``POST /api/tasks/batch``) needs ``submit``; anything
+else, and everything under ``/api/keys``, needs ``admin``, which includes the other two.
+
+Plain ASGI around the app, before its router, like ``RequestIds``: a Litestar guard cost a
+submission about a third of its CPU (Litestar copies the route handler for each guard call),
+this costs a scan of the header list and a dictionary lookup (decision 30).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.openapi.spec import SecurityScheme
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from taskflow.config import Settings
+from taskflow.containers import Container
+from taskflow.domain.keys import ANONYMOUS, Principal
+from taskflow.domain.keys import Scope as KeyScope
+from taskflow.domain.services.keys import UNKNOWN, KeyService
+from taskflow.entrypoints.http.problems import PROBLEM_JSON
+from taskflow.entrypoints.http.schemas import ProblemOut
+
+log = logging.getLogger("taskflow.api")
+
+AUTHORIZATION = b"authorization"
+#: The OpenAPI security scheme of every operation but the open ones.
+BEARER = "apiKey"
+BEARER_SCHEME = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    description="An API key (taskflow keys create), needed once one exists; "
+    "scopes submit, read, admin (docs/security.md)",
+)
+#: Where the check leaves the request's principal: ``request.scope["state"]``.
+PRINCIPAL = "taskflow.principal"
+_OPEN_PREFIXES = ("/health/", "/schema")
+_READING = frozenset({"GET", "HEAD", "OPTIONS"})
+_KEYS = "/api/keys"
+_SUBMITTING = frozenset({"/api/tasks", "/api/tasks/batch"})
+
+
+def required_scope(method: str, path: str, *, metrics_auth: bool) -> KeyScope | None:
+    """The scope a request needs; None for the open routes."""
+    if path.startswith(_OPEN_PREFIXES) or (path == "/metrics" and not metrics_auth):
+        return None
+    if path.startswith(_KEYS):
+        return KeyScope.ADMIN  # even a list of keys: their names, scopes and tenants
+    if method in _READING:
+        return KeyScope.READ
+    if method == "POST" and path.rstrip("/") in _SUBMITTING:
+        return KeyScope.SUBMIT
+    return KeyScope.ADMIN
+
+
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header (ASGI: names in lower case)."""
+    for name, value in headers:
+        if name == AUTHORIZATION:
+            if value[:7].lower() != b"bearer ":
+                return None
+            token = value[7:].strip()
+            return token.decode("latin-1") if token else None
+    return None
+
+
+def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """Who makes this request: its key's principal, or ``ANONYMOUS`` while the API is open."""
+    state = request.scope.get("state") or {}
+    principal: Principal = state.get(PRINCIPAL, ANONYMOUS)
+    return principal
+
+
+def checking_keys(app: ASGIApp, container: Container) -> ASGIApp:
+    """``app`` behind a ``KeyCheck``; as it is with ``TASKFLOW_AUTH=disabled``."""
+    settings: Settings = container.settings()
+    if settings.auth == "disabled":
+        return app
+    return KeyCheck(app, container.key_service(), metrics_auth=settings.metrics_auth)
+
+
+class KeyCheck:
+    """ASGI middleware: 401 without a valid key (once keys exist), 403 without the scope."""
+
+    def __init__(self, app: ASGIApp, keys: KeyService, *, metrics_auth: bool) -> None:
+        self.app = app
+        self._keys = keys
+        self._metrics_auth = metrics_auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http: Any = scope
+        keys = self._keys
+        needed = required_scope(http["method"], http["path"], metrics_auth=self._metrics_auth)
+        if needed is not None and (keys.surely_enforced or await keys.enforced()):
+            secret = bearer_token(http["headers"])
+            if secret is None:
+                await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
+                return
+            # The cache answers nearly every request: no coroutine for those.
+            principal = keys.cached(secret)
+            if principal is UNKNOWN:
+                principal = await keys.principal(secret)
+            if principal is None:
+                await _refuse(send, 401, "the API key is wrong or revoked")
+                return
+            if not principal.allows(needed):
+                log.info(
+                    "api key lacks a scope",
+                    extra={"key_id": str(principal.key_id), "key_name": principal.name},
+                )
+                detail = f"the key {principal.name!r} lacks the {needed.value} scope"
+                await _refuse(send, 403, f"{detail} this route needs")
+                return
+            state = http.get("state")
+            if state is None:
+                state = http["state"] = {}
+            state[PRINCIPAL] = principal
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = msgspec.json.encode(
+        ProblemOut(title=HTTPStatus(status).phrase, status=status, detail=detail)
+    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    start: Any = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})

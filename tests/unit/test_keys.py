@@ -1,0 +1,155 @@
+"""API keys: the KeyService on the in-memory store, its cache timed by a fake clock."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from taskflow.adapters.memory_keys import InMemoryKeyStore
+from taskflow.domain.errors import KeyNotFound
+from taskflow.domain.keys import KEY_PREFIX, Principal, Scope, hash_key, parse_scopes
+from taskflow.domain.services.keys import KeyService
+from tests.clocks import FakeClock
+
+READ = frozenset({Scope.READ})
+
+
+class CountingStore(InMemoryKeyStore):
+    """Counts the lookups, as the cache is there to spare them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+        self.existence_checks = 0
+
+    async def find_by_hash(self, digest: str):  # type: ignore[no-untyped-def]
+        self.lookups += 1
+        return await super().find_by_hash(digest)
+
+    async def any_exist(self) -> bool:
+        self.existence_checks += 1
+        return await super().any_exist()
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(store: InMemoryKeyStore, ticker: Ticker, **options: int) -> KeyService:
+    tokens = (f"token{i:040d}" for i in itertools.count())
+    return KeyService(
+        store=store,
+        clock=FakeClock(datetime(2026, 12, 1, tzinfo=UTC)),
+        new_id=uuid.uuid4,
+        token=lambda: next(tokens),
+        monotonic=ticker,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_key_is_shown_once_and_stored_as_its_hash() -> None:
+    store = InMemoryKeyStore()
+    keys = _service(store, Ticker())
+    key, secret = await keys.create(name="ci", scopes=READ, tenant="acme")
+    assert secret.startswith(KEY_PREFIX)
+    [stored] = await store.list()
+    assert stored.hash == hash_key(secret) != secret
+    assert secret not in repr(stored)
+    assert stored.prefix == secret[:10]
+    principal = await keys.principal(secret)
+    assert principal is not None
+    assert (principal.key_id, principal.name, principal.tenant) == (key.id, "ci", "acme")
+    assert await keys.principal(secret + "x") is None
+
+
+async def test_a_verdict_is_reused_for_half_a_second_then_asked_again() -> None:
+    store, ticker = CountingStore(), Ticker()
+    keys = _service(store, ticker)
+    _, secret = await keys.create(name="ci", scopes=READ, tenant="default")
+    for _ in range(50):
+        assert await keys.principal(secret) is not None
+        assert await keys.principal("tf_wrong") is None
+    assert store.lookups == 2
+    ticker.now += 0.5
+    await keys.principal(secret)
+    await keys.principal("tf_wrong")
+    assert store.lookups == 4
+
+
+async def test_a_revoked_key_is_refused_once_its_verdict_expires() -> None:
+    store, ticker = CountingStore(), Ticker()
+    keys = _service(store, ticker)
+    key, secret = await keys.create(name="ci", scopes=READ, tenant="default")
+    assert await keys.principal(secret) is not None
+    await keys.revoke(key.id)
+    ticker.now += 0.49
+    assert await keys.principal(secret) is not None  # the cached verdict, still fresh
+    ticker.now += 0.01
+    assert await keys.principal(secret) is None
+    [listed] = await keys.list()
+    assert listed.revoked_at is not None
+
+
+async def test_revoking_an_unknown_key_says_so() -> None:
+    with pytest.raises(KeyNotFound):
+        await _service(InMemoryKeyStore(), Ticker()).revoke(uuid.uuid4())
+
+
+async def test_a_flood_of_wrong_keys_keeps_the_cache_bounded() -> None:
+    store, ticker = CountingStore(), Ticker()
+    keys = _service(store, ticker, max_cached=100)
+    _, secret = await keys.create(name="ci", scopes=READ, tenant="default")
+    for i in range(1000):
+        assert await keys.principal(f"tf_wrong{i}") is None
+    assert keys.cache_size == 100
+    assert store.lookups == 1000
+    assert await keys.principal(secret) is not None  # a real key still gets in
+
+
+async def test_checks_apply_once_a_key_exists_and_stay_after_it_is_revoked() -> None:
+    store, ticker = CountingStore(), Ticker()
+    keys = _service(store, ticker)
+    assert not await keys.enforced()
+    assert not await keys.enforced()
+    assert store.existence_checks == 1  # asked again at most every half second
+    key, _ = await keys.create(name="ci", scopes=READ, tenant="default")
+    assert not await keys.enforced()  # another process's key: seen within half a second
+    ticker.now += 0.5
+    assert await keys.enforced()
+    await keys.revoke(key.id)
+    ticker.now += 10
+    assert await keys.enforced()
+
+
+def test_admin_includes_the_other_scopes() -> None:
+    admin = parse_scopes("admin")
+    reader = parse_scopes(" read ")
+
+    def allows(scopes: frozenset[Scope], scope: Scope) -> bool:
+        return Principal(key_id=None, name="n", scopes=scopes, tenant="t").allows(scope)
+
+    assert all(allows(admin, scope) for scope in Scope)
+    assert allows(reader, Scope.READ)
+    assert not allows(reader, Scope.SUBMIT)
+    assert not allows(reader, Scope.ADMIN)
+
+
+@pytest.mark.parametrize("text", ["", " , ", "read,write", "READ"])
+def test_scopes_name_a_wrong_one(text: str) -> None:
+    with pytest.raises(ValueError, match="scope"):
+        parse_scopes(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "tenant"), [("", "t"), ("n", ""), ("x" * 101, "t"), ("a\nb", "t")]
+)
+async def test_a_key_needs_a_printable_name_and_tenant(name: str, tenant: str) -> None:
+    with pytest.raises(ValueError, match="printable"):
+        await _service(InMemoryKeyStore(), Ticker()).create(name=name, scopes=READ, tenant=tenant)
