@@ -6,10 +6,9 @@ examples, coverage, fuzzing and stateful phases. Each response must pass five ch
 status code the operation documents, the documented content type, a body matching the documented
 schema, and the documented headers.
 
-Authentication: every request carries the headers returned by the ``auth_headers`` fixture, the
-one place to change once the API needs a key. Today it returns none (with no key configured the
-API is open); with keys it creates one with every scope (``taskflow keys create``) and returns
-``{"Authorization": f"Bearer {key}"}``.
+Authentication: the ``auth_headers`` fixture makes an API key with every scope (``taskflow keys
+create``), waits until the running API refuses a request without it, and every request of the
+run carries it as ``Authorization: Bearer``.
 
 Run it alone: ``.venv/bin/pytest -q tests/integration/test_schemathesis.py -p no:cacheprovider``
 (it needs the PostgreSQL and Redis of the integration tests). The number of examples per
@@ -23,9 +22,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import ROOT, Stack, StackFactory
+from tests.integration.processes import run_cli, wait_for
 
 # A schedule firing every second, so the schedule routes and the listings have something to show.
 SETTINGS = {"TASKFLOW_TASKS": "tests.integration.periodic_tasks:tasks", "PYTHONPATH": ROOT}
@@ -53,8 +54,16 @@ def api(module_stack_factory: StackFactory) -> Stack:
 
 @pytest.fixture(scope="module")
 def auth_headers(api: Stack) -> dict[str, str]:
-    """What every request sends to authenticate (none while the API is open, see above)."""
-    return {}
+    """What every request sends to authenticate: an admin key, made once the API runs."""
+    made = run_cli(["keys", "create", "--name", "schemathesis", "--scopes", "admin"], api.env)
+    assert made.returncode == 0, made.stderr
+    key = dict(line.split(": ", 1) for line in made.stdout.splitlines())["key"]
+
+    def closed() -> bool:
+        return httpx.get(f"{api.base_url}/api/tasks", timeout=10).status_code == 401
+
+    wait_for(closed, timeout=30, what="the API to require the key")
+    return {"Authorization": f"Bearer {key}"}
 
 
 def test_every_operation_answers_as_documented(

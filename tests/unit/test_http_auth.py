@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets as secrets_module
 import uuid
 from collections.abc import Iterator
 
@@ -24,6 +25,8 @@ from taskflow.domain.keys import Scope
 from taskflow.entrypoints.exposure import is_loopback
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.http.auth import bearer_token
+from taskflow.entrypoints.http.dashboard.csrf import COOKIE as CSRF_COOKIE
+from taskflow.entrypoints.http.dashboard.csrf import FIELD as CSRF_FIELD
 from taskflow.entrypoints.loading import load_registry
 
 SUBMIT, READ, ADMIN = Scope.SUBMIT, Scope.READ, Scope.ADMIN
@@ -127,6 +130,11 @@ def _call(client: TestClient[Litestar], method: str, template: str, key: str | N
         return client.get(_path(template), headers=headers).status_code
     if method == "DELETE":
         return client.delete(_path(template), headers=headers).status_code
+    if template.startswith("/dashboard"):  # a form of the dashboard, with its CSRF token
+        token = secrets_module.token_urlsafe(32)
+        client.cookies.set(CSRF_COOKIE, token)
+        form = {CSRF_FIELD: token}
+        return client.post(_path(template), data=form, headers=headers).status_code
     return client.post(_path(template), json=BODY, headers=headers).status_code
 
 

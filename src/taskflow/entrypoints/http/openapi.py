@@ -49,6 +49,8 @@ from taskflow.registry import Registry
 
 _WHEN: Final = {
     400: "Something in the request is wrong; `errors` names each field at fault.",
+    401: "API keys are in use and the request has none, or one that is wrong or revoked.",
+    403: "The API key lacks the scope this route needs; `detail` names it.",
     404: "No task has that id (no schedule has that name, no API key that id).",
     408: "The body did not arrive within TASKFLOW_BODY_TIMEOUT_SECONDS; the connection closes.",
     409: "The task's status does not allow it, or a concurrent change won; see `detail`.",
@@ -59,8 +61,15 @@ _WHEN: Final = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """The route's error answers, each an RFC 9457 problem (``ProblemOut``)."""
+#: What every route behind an API key may answer besides its own problems (decision 30).
+KEY_PROBLEMS: Final = (401, 403)
+
+
+def problem_responses(*statuses: int, key_needed: bool = True) -> dict[int, ResponseSpec]:
+    """The route's error answers, each an RFC 9457 problem (``ProblemOut``); with
+    ``key_needed`` (every route but the open ones), also the answers of the key check."""
+    if key_needed:
+        statuses = tuple(sorted({*statuses, *KEY_PROBLEMS}))
     return {
         status: ResponseSpec(
             data_container=ProblemOut,

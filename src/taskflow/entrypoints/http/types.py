@@ -8,6 +8,7 @@ from litestar import Request, get
 
 from taskflow.domain.limits import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_QUEUE
 from taskflow.domain.retry import RetryPolicy
+from taskflow.entrypoints.http.openapi import problem_responses
 from taskflow.entrypoints.http.schemas import TaskTypeOut, TaskTypesOut
 from taskflow.registry import Registry
 
@@ -37,6 +38,7 @@ def describe_types(registry: Registry, policy: RetryPolicy) -> TaskTypesOut:
     tags=["types"],
     summary="The registered task types and their payload schemas",
     operation_id="list_types",
+    responses=problem_responses(),
 )
 async def list_types(request: Request[Any, Any, Any]) -> TaskTypesOut:
     # Built once at start: the registry does not change while the process runs.
