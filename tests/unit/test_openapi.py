@@ -244,13 +244,13 @@ def test_path_parameters_state_what_is_valid(document: dict[str, Any]) -> None:
             if parameter["in"] != "path":
                 continue
             schema = parameter["schema"]
-            if parameter["name"] == "task_id":
+            if parameter["name"] in ("task_id", "key_id"):
                 assert schema["format"] == "uuid", path
             elif path.startswith("/api/queues/"):
                 assert (schema["minLength"], schema["maxLength"]) == (1, QUEUE_MAX_LENGTH), path
                 assert schema["pattern"] == QUEUE_REGEX, path
             seen.add(parameter["name"])
-    assert seen == {"task_id", "name"}
+    assert seen == {"task_id", "key_id", "name"}
 
 
 def test_bodies_refusing_unknown_fields_are_closed(document: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import uuid
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from taskflow.containers import Container
 from taskflow.domain.errors import InvalidSubmission
@@ -17,6 +17,7 @@ from taskflow.domain.keys import DEFAULT_TENANT, ApiKey, parse_scopes
 from taskflow.domain.services.keys import KeyService
 from taskflow.entrypoints.http.body_limits import json_body
 from taskflow.entrypoints.http.openapi import problem_responses
+from taskflow.entrypoints.http.path_params import KeyIdPath
 from taskflow.entrypoints.http.schemas import timestamp
 
 
@@ -112,7 +113,7 @@ class KeyController(Controller):
         operation_id="revoke_key",
         responses=problem_responses(400, 404, 503),
     )
-    async def revoke_key(self, key_id: FromPath[str], keys: NamedDependency[KeyService]) -> KeyOut:
+    async def revoke_key(self, key_id: KeyIdPath, keys: NamedDependency[KeyService]) -> KeyOut:
         try:
             parsed = uuid.UUID(key_id)
         except ValueError:

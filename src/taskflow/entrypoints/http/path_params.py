@@ -16,6 +16,9 @@ from taskflow.domain.limits import QUEUE_MAX_LENGTH, QUEUE_REGEX
 TaskIdPath = Annotated[
     str, Parameter(description="The task's id, a UUID.", schema_extra={"format": "uuid"})
 ]
+KeyIdPath = Annotated[
+    str, Parameter(description="The API key's id, a UUID.", schema_extra={"format": "uuid"})
+]
 QueueNamePath = Annotated[
     str,
     Parameter(
