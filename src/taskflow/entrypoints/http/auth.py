@@ -137,7 +137,10 @@ class KeyCheck:
                 detail = f"the key {principal.name!r} lacks the {needed.value} scope"
                 await _refuse(send, 403, f"{detail} this route needs")
                 return
-            _keep(http, principal)
+            state = http.get("state")
+            if state is None:
+                state = http["state"] = {}
+            state[PRINCIPAL] = principal
         await self.app(scope, receive, send)
 
     async def _by_session(self, http: Any, receive: Receive, send: Send, needed: KeyScope) -> None:
@@ -155,15 +158,8 @@ class KeyCheck:
             detail = f"the key {principal.name!r} lacks the {needed.value} scope"
             await _refuse(send, 403, f"{detail} this dashboard action needs")
             return
-        _keep(http, principal)
+        http.setdefault("state", {})[PRINCIPAL] = principal
         await self.app(http, receive, send)
-
-
-def _keep(http: Any, principal: Principal) -> None:
-    state = http.get("state")
-    if state is None:
-        state = http["state"] = {}
-    state[PRINCIPAL] = principal
 
 
 async def _to_sign_in(send: Send, http: Any) -> None:
