@@ -67,8 +67,8 @@ class Stack:
         return str(self.client.get(f"/api/tasks/{task_id}", headers=headers).json()["status"])
 
 
-def _stack(*, with_keys: bool = True) -> Iterator[Stack]:
-    container = _container()
+def _stack(*, with_keys: bool = True, **settings: object) -> Iterator[Stack]:
+    container = _container(**settings)
     clock, ticker = FakeClock(datetime(2026, 12, 1, tzinfo=UTC)), Ticker()
     tokens = (f"token{i:040d}" for i in itertools.count())
     container.key_service.override(
@@ -323,8 +323,9 @@ def test_signing_out_clears_the_cookie(stack: Stack) -> None:
     assert client.get("/dashboard/", follow_redirects=False).status_code == 303
 
 
-def test_an_open_dashboard_needs_no_sign_in() -> None:
-    for stack in _stack(with_keys=False):
+@pytest.mark.parametrize("settings", [{"with_keys": False}, {"auth": "disabled"}])
+def test_an_open_dashboard_needs_no_sign_in(settings: dict[str, Any]) -> None:
+    for stack in _stack(**settings):
         client = stack.client
         assert client.get("/dashboard/", follow_redirects=False).status_code == 200
         moved = client.get("/dashboard/sign-in?next=/dashboard/queues", follow_redirects=False)
