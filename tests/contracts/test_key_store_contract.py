@@ -53,6 +53,8 @@ async def test_a_key_comes_back_whole_by_its_hash(keys: KeyStore) -> None:
     await keys.create(key)
     assert await keys.find_by_hash(hash_key("tf_one")) == key
     assert await keys.find_by_hash(hash_key("tf_two")) is None
+    assert await keys.find_by_id(key.id) == key
+    assert await keys.find_by_id(uuid.uuid4()) is None
     assert await keys.any_exist()
 
 
@@ -67,6 +69,7 @@ async def test_revoking_stamps_once_and_keeps_the_key(keys: KeyStore) -> None:
     assert again == revoked
     assert await keys.revoke(uuid.uuid4(), now=NOW) is None
     assert await keys.find_by_hash(first.hash) == revoked
+    assert await keys.find_by_id(first.id) == revoked
     assert [k.id for k in await keys.list()] == [first.id, second.id]
     assert await keys.any_exist()
 

@@ -85,6 +85,19 @@ def test_every_api_answer_has_the_cheap_headers(client: Client) -> None:
 # Actions
 
 
+def assert_strict_cookie(cookie: str, name: str, *, secure: bool) -> None:
+    """``cookie`` (a Set-Cookie value) is ``name``, HttpOnly, SameSite=Strict, for the whole
+    host only (no Domain, Path=/), and Secure exactly when served over TLS."""
+    attributes = {a.strip().partition("=")[0].lower() for a in cookie.split(";")[1:]}
+    assert cookie.startswith(f"{name}=")
+    assert "httponly" in attributes
+    assert "samesite=strict" in cookie.lower()
+    # Plain HTTP: a Secure cookie would never come back. Over TLS: the __Host- rules.
+    assert ("secure" in attributes) is secure
+    assert "domain" not in attributes
+    assert "path=/;" in cookie.lower() + ";"
+
+
 @pytest.mark.parametrize(
     ("base", "name", "secure"),
     [("http://testserver.local", COOKIE, False), ("https://testserver.local", TLS_COOKIE, True)],
@@ -94,15 +107,7 @@ def test_a_page_hands_out_a_token_in_a_strict_httponly_cookie(
 ) -> None:
     task_id = submit(client, {"n": 1})
     response = client.get(f"{base}/dashboard/tasks/{task_id}")
-    cookie = response.headers["set-cookie"]
-    attributes = {a.strip().partition("=")[0].lower() for a in cookie.split(";")[1:]}
-    assert cookie.startswith(f"{name}=")
-    assert "httponly" in attributes
-    assert "samesite=strict" in cookie.lower()
-    # Plain HTTP: a Secure cookie would never come back. Over TLS: the __Host- rules.
-    assert ("secure" in attributes) is secure
-    assert "domain" not in attributes
-    assert "path=/;" in cookie.lower() + ";"
+    assert_strict_cookie(response.headers["set-cookie"], name, secure=secure)
     token = _TOKEN.search(response.text)
     assert token is not None
     assert client.cookies[name] == token.group(1)

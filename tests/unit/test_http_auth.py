@@ -57,7 +57,6 @@ ROUTES: dict[tuple[str, str], Scope] = {
     ("GET", "/dashboard/tasks"): READ,
     ("GET", "/dashboard/tasks/{raw_id:str}"): READ,
     ("GET", "/dashboard/workers"): READ,
-    ("GET", "/dashboard/static/{file_path:path}"): READ,
     ("POST", "/dashboard/tasks/{raw_id:str}/cancel"): ADMIN,
     ("POST", "/dashboard/tasks/{raw_id:str}/retry"): ADMIN,
     ("POST", "/dashboard/queues/{name:str}/{verb:str}"): ADMIN,
@@ -68,6 +67,13 @@ ROUTES: dict[tuple[str, str], Scope] = {
     ("DELETE", "/api/keys/{key_id:str}"): ADMIN,
 }
 OPEN = ["/health/live", "/health/ready", "/schema/openapi.json"]
+#: What a browser reaches before signing in to the dashboard (decision 35).
+SIGNED_OUT = {
+    ("GET", "/dashboard/sign-in"),
+    ("POST", "/dashboard/sign-in"),
+    ("POST", "/dashboard/sign-out"),
+    ("GET", "/dashboard/static/{file_path:path}"),
+}
 SAMPLES = {
     "task_id": str(uuid.UUID(int=7)),
     "raw_id": str(uuid.UUID(int=7)),
@@ -127,14 +133,15 @@ def _call(client: TestClient[Litestar], method: str, template: str, key: str | N
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     if method == "GET":
-        return client.get(_path(template), headers=headers).status_code
+        return client.get(_path(template), headers=headers, follow_redirects=False).status_code
     if method == "DELETE":
         return client.delete(_path(template), headers=headers).status_code
     if template.startswith("/dashboard"):  # a form of the dashboard, with its CSRF token
         token = secrets_module.token_urlsafe(32)
         client.cookies.set(CSRF_COOKIE, token)
         form = {CSRF_FIELD: token}
-        return client.post(_path(template), data=form, headers=headers).status_code
+        answer = client.post(_path(template), data=form, headers=headers, follow_redirects=False)
+        return answer.status_code
     return client.post(_path(template), json=BODY, headers=headers).status_code
 
 
@@ -148,7 +155,7 @@ def test_the_table_names_every_protected_route() -> None:
         if method in ("GET", "POST", "DELETE", "PUT", "PATCH")
         and route.path.startswith(("/api", "/dashboard", "/metrics"))
     }
-    assert served == set(ROUTES)
+    assert served == set(ROUTES) | SIGNED_OUT
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(ROUTES))
@@ -157,7 +164,9 @@ def test_a_wrong_missing_or_revoked_key_is_401(
 ) -> None:
     client, secrets = keyed
     for key in (None, "tf_not-a-key", secrets["revoked"]):
-        assert _call(client, method, template, key) == 401, key
+        # A browser without a key or a session is sent to the dashboard's sign-in form.
+        signing_in = key is None and template.startswith("/dashboard")
+        assert _call(client, method, template, key) == (303 if signing_in else 401), key
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(ROUTES))
@@ -180,6 +189,14 @@ def test_health_and_the_api_description_stay_open(
 ) -> None:
     client, _ = keyed
     assert client.get(path).status_code == 200
+
+
+def test_the_sign_in_form_and_the_dashboard_files_need_no_key(
+    keyed: tuple[TestClient[Litestar], dict[str, str]],
+) -> None:
+    client, _ = keyed
+    assert client.get("/dashboard/sign-in").status_code == 200
+    assert client.get(_path("/dashboard/static/{file_path:path}")).status_code == 200
 
 
 def test_401_is_a_problem_with_a_bearer_challenge_and_403_names_the_scope(

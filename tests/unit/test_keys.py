@@ -23,11 +23,16 @@ class CountingStore(InMemoryKeyStore):
     def __init__(self) -> None:
         super().__init__()
         self.lookups = 0
+        self.lookups_by_id = 0
         self.existence_checks = 0
 
     async def find_by_hash(self, digest: str):  # type: ignore[no-untyped-def]
         self.lookups += 1
         return await super().find_by_hash(digest)
+
+    async def find_by_id(self, key_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        self.lookups_by_id += 1
+        return await super().find_by_id(key_id)
 
     async def any_exist(self) -> bool:
         self.existence_checks += 1
@@ -95,6 +100,26 @@ async def test_a_revoked_key_is_refused_once_its_verdict_expires() -> None:
     assert await keys.principal(secret) is None
     [listed] = await keys.list()
     assert listed.revoked_at is not None
+
+
+async def test_a_session_is_checked_against_its_key_looked_up_by_id_each_half_second() -> None:
+    store, ticker = CountingStore(), Ticker()
+    keys = _service(store, ticker)
+    key, secret = await keys.create(name="alice", scopes=READ, tenant="acme")
+    principal = await keys.principal(secret)
+    assert principal is not None
+    session = keys.open_session(secret, principal)
+    assert secret.removeprefix(KEY_PREFIX) not in session
+    for _ in range(3):
+        assert await keys.session_principal(session) == key.principal
+    assert store.lookups_by_id == 1
+    await keys.revoke(key.id)
+    assert await keys.session_principal(session) == key.principal  # the cached row, for now
+    ticker.now += 0.5
+    assert await keys.session_principal(session) is None
+    assert store.lookups_by_id == 2
+    with pytest.raises(ValueError, match="principal"):
+        keys.open_session(secret, Principal(key_id=None, name="x", scopes=READ, tenant="t"))
 
 
 async def test_revoking_an_unknown_key_says_so() -> None:

@@ -21,6 +21,9 @@ class InMemoryKeyStore:
     async def find_by_hash(self, digest: str) -> ApiKey | None:
         return next((k for k in self._keys.values() if k.hash == digest), None)
 
+    async def find_by_id(self, key_id: UUID) -> ApiKey | None:
+        return self._keys.get(key_id)
+
     async def list(self) -> list[ApiKey]:
         return sorted(self._keys.values(), key=lambda k: (k.created_at, str(k.id)))
 

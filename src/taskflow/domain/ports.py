@@ -72,6 +72,7 @@ class KeyStore(Protocol):
 
     async def create(self, key: ApiKey) -> None: ...
     async def find_by_hash(self, digest: str) -> ApiKey | None: ...  # revoked ones too
+    async def find_by_id(self, key_id: UUID) -> ApiKey | None: ...  # revoked ones too
     async def list(self) -> list[ApiKey]: ...  # oldest first
     async def revoke(self, key_id: UUID, *, now: datetime) -> ApiKey | None: ...  # None: no such id
     async def any_exist(self) -> bool: ...  # revoked ones count

@@ -36,7 +36,13 @@ class SqlKeyStore:
                 await conn.execute(insert(api_keys).values(row))
 
     async def find_by_hash(self, digest: str) -> ApiKey | None:
-        stmt = select(api_keys).where(api_keys.c.hash == digest)
+        return await self._find(api_keys.c.hash == digest)
+
+    async def find_by_id(self, key_id: UUID) -> ApiKey | None:
+        return await self._find(api_keys.c.id == key_id)
+
+    async def _find(self, condition: Any) -> ApiKey | None:
+        stmt = select(api_keys).where(condition)
         with store_errors():
             async with self._engine.connect() as conn:
                 row = (await conn.execute(stmt)).mappings().first()

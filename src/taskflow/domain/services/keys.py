@@ -10,8 +10,9 @@ revoked, never deleted, so from then on it stays true.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from enum import Enum
+from typing import TypeVar
 from uuid import UUID
 
 from taskflow.domain.errors import KeyNotFound
@@ -25,6 +26,7 @@ from taskflow.domain.keys import (
     hash_key,
 )
 from taskflow.domain.ports import Clock, KeyStore
+from taskflow.domain.sessions import SESSION_SECONDS, make_session, read_session, session_matches
 
 #: How long a verdict on a key is reused (decision 30).
 CHECK_TTL_SECONDS = 0.5
@@ -38,6 +40,8 @@ class Unknown(Enum):
 
 #: ``KeyService.cached``: no fresh verdict on this key.
 UNKNOWN = Unknown.UNKNOWN
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 
 
 class KeyService:
@@ -62,6 +66,7 @@ class KeyService:
         self._ttl = ttl
         self._max_cached = max_cached
         self._verdicts: dict[str, tuple[float, Principal | None]] = {}
+        self._by_id: dict[UUID, tuple[float, ApiKey | None]] = {}  # active keys, for sessions
         self._keys_exist = False
         self._keys_checked_until = float("-inf")
 
@@ -132,15 +137,44 @@ class KeyService:
         # little and keeps the answer from depending on how the store matched.
         if key is not None and key.revoked_at is None and hmac.compare_digest(key.hash, digest):
             verdict = key.principal
-        self._remember(secret, now + self._ttl, verdict)
+        self._remember(self._verdicts, secret, now + self._ttl, verdict)
         return verdict
 
-    def _remember(self, secret: str, until: float, verdict: Principal | None) -> None:
-        verdicts = self._verdicts
-        verdicts.pop(secret, None)  # so that insertion order stays the order of expiry
+    def open_session(self, secret: str, principal: Principal) -> str:
+        """A dashboard session (decision 35) for ``secret``, whose ``principal`` was checked."""
+        if principal.key_id is None:
+            raise ValueError("only a key's principal can open a session")
+        expires = int(self._clock.now().timestamp()) + SESSION_SECONDS
+        return make_session(principal.key_id, hash_key(secret), expires)
+
+    async def session_principal(self, text: str) -> Principal | None:
+        """Whose dashboard session ``text`` is; None when it is malformed, forged, expired, or
+        its key is revoked (seen within ``ttl`` seconds, as for a key)."""
+        session = read_session(text)
+        if session is None or session.expires <= self._clock.now().timestamp():
+            return None
+        key = await self._active_key(session.key_id)
+        if key is None or not session_matches(session, key.hash):
+            return None
+        return key.principal
+
+    async def _active_key(self, key_id: UUID) -> ApiKey | None:
+        now = self._monotonic()
+        cached = self._by_id.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        key = await self._store.find_by_id(key_id)
+        active = key if key is not None and key.revoked_at is None else None
+        self._remember(self._by_id, key_id, now + self._ttl, active)
+        return active
+
+    def _remember(
+        self, verdicts: dict[_K, tuple[float, _V]], key: _K, until: float, verdict: _V
+    ) -> None:
+        verdicts.pop(key, None)  # so that insertion order stays the order of expiry
         while len(verdicts) >= self._max_cached:
             del verdicts[next(iter(verdicts))]
-        verdicts[secret] = (until, verdict)
+        verdicts[key] = (until, verdict)
 
     @property
     def cache_size(self) -> int:

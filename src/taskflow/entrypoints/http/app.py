@@ -113,6 +113,7 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
                 ),
                 "metrics": metrics,
                 "fleet": fleet,
+                "auth_disabled": settings.auth == "disabled",  # the dashboard needs no sign-in
             }
         ),
         template_config=template_config(),

@@ -9,6 +9,12 @@ else, and everything under ``/api/keys``, needs ``admin``, which includes the ot
 Plain ASGI around the app, before its router, like ``RequestIds``: a Litestar guard cost a
 submission about a third of its CPU (Litestar copies the route handler for each guard call),
 this costs a scan of the header list and a dictionary lookup (decision 30).
+
+A browser cannot send that header: under ``/dashboard`` a request without one is checked for
+a session cookie instead (decision 35), made by signing in with a key that has ``read`` (to
+see the pages) or ``admin`` (to act). Without a valid session it is sent to the sign-in form;
+the form, signing out and the dashboard's own files need none. The cookie is read nowhere
+else: it never authenticates the API, which a cookie would open to other sites' forms.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -30,6 +37,7 @@ from taskflow.domain.keys import Scope as KeyScope
 from taskflow.domain.services.keys import UNKNOWN, KeyService
 from taskflow.entrypoints.http.problems import PROBLEM_JSON
 from taskflow.entrypoints.http.schemas import ProblemOut
+from taskflow.entrypoints.http.sessions import session_from_headers
 
 log = logging.getLogger("taskflow.api")
 
@@ -48,6 +56,10 @@ _OPEN_PREFIXES = ("/health/", "/schema")
 _READING = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEYS = "/api/keys"
 _SUBMITTING = frozenset({"/api/tasks", "/api/tasks/batch"})
+_DASHBOARD = "/dashboard"
+SIGN_IN = "/dashboard/sign-in"
+SIGN_OUT = "/dashboard/sign-out"
+_DASHBOARD_FILES = "/dashboard/static/"
 
 
 def required_scope(method: str, path: str, *, metrics_auth: bool) -> KeyScope | None:
@@ -104,6 +116,10 @@ class KeyCheck:
         if needed is not None and (keys.surely_enforced or await keys.enforced()):
             secret = bearer_token(http["headers"])
             if secret is None:
+                path = http["path"]
+                if path == _DASHBOARD or path.startswith(_DASHBOARD + "/"):
+                    await self._by_session(http, receive, send, needed)
+                    return
                 await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
                 return
             # The cache answers nearly every request: no coroutine for those.
@@ -127,17 +143,47 @@ class KeyCheck:
             state[PRINCIPAL] = principal
         await self.app(scope, receive, send)
 
+    async def _by_session(self, http: Any, receive: Receive, send: Send, needed: KeyScope) -> None:
+        """A dashboard request without a key: its session's principal, or the sign-in form."""
+        path = http["path"]
+        if path in (SIGN_IN, SIGN_OUT) or path.startswith(_DASHBOARD_FILES):
+            await self.app(http, receive, send)
+            return
+        text = session_from_headers(http["headers"], http.get("scheme", "http"))
+        principal = None if text is None else await self._keys.session_principal(text)
+        if principal is None:
+            await _to_sign_in(send, http)
+            return
+        if not principal.allows(needed):
+            detail = f"the key {principal.name!r} lacks the {needed.value} scope"
+            await _refuse(send, 403, f"{detail} this dashboard action needs")
+            return
+        http.setdefault("state", {})[PRINCIPAL] = principal
+        await self.app(http, receive, send)
+
+
+async def _to_sign_in(send: Send, http: Any) -> None:
+    """303 to the sign-in form, which brings a page asked for (a GET) back after it."""
+    target = SIGN_IN
+    if http["method"] in _READING:
+        query = http.get("query_string", b"").decode("latin-1")
+        target += "?" + urlencode({"next": http["path"] + (f"?{query}" if query else "")})
+    headers = [(b"location", target.encode()), (b"cache-control", b"no-store")]
+    await _answer(send, 303, headers, b"")
+
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
     body = msgspec.json.encode(
         ProblemOut(title=HTTPStatus(status).phrase, status=status, detail=detail)
     )
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    headers = [(b"content-type", PROBLEM_JSON.encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    await _answer(send, status, headers, body)
+
+
+async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
     start: Any = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -23,6 +23,7 @@ from litestar.template import TemplateConfig
 from taskflow.domain.errors import TaskflowError
 from taskflow.entrypoints.http.dashboard.actions import DashboardActions
 from taskflow.entrypoints.http.dashboard.pages import DashboardPages
+from taskflow.entrypoints.http.dashboard.sign_in import DashboardSignIn
 from taskflow.entrypoints.http.problems import status_of
 from taskflow.entrypoints.http.security_headers import DASHBOARD_HEADERS, dashboard_headers
 
@@ -96,6 +97,7 @@ def dashboard_router() -> Router:
         route_handlers=[
             DashboardPages,
             DashboardActions,
+            DashboardSignIn,
             create_static_files_router(
                 path=STATIC_PATH, directories=[HERE / "static"], include_in_schema=False
             ),

@@ -19,7 +19,7 @@ from litestar.response import Redirect
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.dashboard.csrf import refuse_cross_site
-from taskflow.entrypoints.http.dashboard.forms import edited_payload, task_id
+from taskflow.entrypoints.http.dashboard.forms import dashboard_path, edited_payload, task_id
 from taskflow.entrypoints.http.tasks import check_payload_size
 from taskflow.entrypoints.logs import EventLog, task_facts
 
@@ -47,8 +47,7 @@ async def _pause_or_resume(target: _Pausable, kind: str, name: str, verb: str) -
 
 def back(request: Request[Any, Any, Any], form: Any, default: str, notice: str) -> Redirect:
     """To the page the form names in ``next`` (a dashboard page only), else ``default``."""
-    wanted = str(form.get("next") or "")
-    target = wanted if wanted.startswith("/dashboard") and "//" not in wanted else default
+    target = dashboard_path(str(form.get("next") or ""), default)
     path, _, query = target.partition("?")
     kept = [p for p in query.split("&") if p and not p.startswith("notice=")]
     kept.append(urlencode({"notice": notice}))

@@ -69,6 +69,16 @@ def _with_zone(raw: str) -> str:
     return raw + "+00:00"
 
 
+def dashboard_path(wanted: str, default: str) -> str:
+    """``wanted`` when it is a path of this dashboard (where an action or the sign-in may send
+    the browser next), else ``default``: never another site (``//host``, ``/\\host``), never
+    a header split by a line break."""
+    is_ours = wanted == "/dashboard" or wanted.startswith("/dashboard/")
+    if not is_ours or "//" in wanted or "\\" in wanted or not wanted.isprintable():
+        return default
+    return wanted
+
+
 def task_id(raw: str) -> UUID:
     try:
         return UUID(raw.strip())

@@ -9,16 +9,19 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from taskflow.domain.keys import Scope
 from taskflow.domain.model import CANCELLABLE, RETRYABLE, TaskStatus
 from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.auth import principal_of
 from taskflow.entrypoints.http.dashboard import charts
 from taskflow.entrypoints.http.dashboard.csrf import page_token
 from taskflow.entrypoints.http.dashboard.figures import figures
 from taskflow.entrypoints.http.dashboard.forms import form_values, list_request, task_id
 from taskflow.entrypoints.http.listing import encode_cursor
 from taskflow.entrypoints.http.schedules import ScheduleOut
+from taskflow.entrypoints.http.sessions import cookie_name
 
 #: The fixed texts an action's redirect may ask a page to show (never text from the request).
 NOTICES = {
@@ -33,12 +36,18 @@ NOTICES = {
 
 
 def page(request: Request[Any, Any, Any], name: str, nav: str, **context: Any) -> Template:
-    """A page with its forms' token (``csrf``), setting the token's cookie when it is new."""
+    """A page with its forms' token (``csrf``), setting the token's cookie when it is new. Its
+    actions are shown to whoever may do them (``can_act``), and a signed-in browser gets the
+    sign-out button (``signed_in``)."""
     notice = NOTICES.get(request.query_params.get("notice") or "")
     token, cookie = page_token(request)
+    who = {
+        "can_act": principal_of(request).allows(Scope.ADMIN),
+        "signed_in": cookie_name(request.url.scheme) in request.cookies,
+    }
     return Template(
         f"{name}.html",
-        context={"nav": nav, "notice": notice, "csrf": token, **context},
+        context={"nav": nav, "notice": notice, "csrf": token, **who, **context},
         cookies=[] if cookie is None else [cookie],
     )
 
