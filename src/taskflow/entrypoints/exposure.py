@@ -44,10 +44,18 @@ async def check_exposure(container: Container, host: str) -> None:
     try:
         keys_exist = await container.key_service().enforced()
     except StoreUnavailable as exc:
-        raise CannotStart(
-            f"cannot read the API keys ({exc.message}); is the database migrated "
-            "(taskflow migrate)?"
-        ) from None
+        if not is_loopback(host):  # open to others, perhaps: not without knowing
+            raise CannotStart(
+                f"cannot tell whether an API key exists ({exc.message}); is the database "
+                "reachable and migrated (taskflow migrate)?"
+            ) from None
+        # Only this machine reaches it, and every request asks again: until the store
+        # answers, requests that need it get a 503; then keys apply if any exist.
+        log.warning(
+            "could not read the API keys at start; requests are checked once the store answers",
+            extra={"host": host, "error": exc.message},
+        )
+        return
     if keys_exist:
         log.info("api keys required", extra={"host": host})
     elif is_loopback(host):

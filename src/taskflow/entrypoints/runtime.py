@@ -145,8 +145,8 @@ def api_process_app() -> Litestar:
 
 
 async def serve_api(container: Container, *, host: str, port: int) -> int:
-    await check_exposure(container, host)
-    with listen(host, port) as sock:
+    with listen(host, port) as sock:  # a taken port first: one line, before anything starts
+        await check_exposure(container, host)
         server = _server(container, host, port)
         tune_gc_for_serving()
         _stop_on_signals(server)
