@@ -1,4 +1,5 @@
-"""Whether `taskflow api` may start as configured (decision 30), the store answering or not."""
+"""Whether `taskflow api` may start as configured (decision 30), and how its key check answers,
+the store answering or not."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import logging
 
 import pytest
 from dependency_injector import providers
+from litestar.testing import TestClient
 
 from taskflow.adapters.memory_keys import InMemoryKeyStore
 from taskflow.domain.errors import StoreUnavailable
 from taskflow.domain.keys import Scope
 from taskflow.entrypoints.errors import CannotStart
 from taskflow.entrypoints.exposure import check_exposure
+from taskflow.entrypoints.http.app import create_app
 from tests.unit.test_http_auth import _container
 
 
@@ -47,3 +50,14 @@ async def test_beyond_loopback_with_no_key_it_refuses_and_with_one_it_starts() -
     fresh = _container()  # a process started after the key was made
     fresh.key_store.override(providers.Object(container.key_store()))
     await check_exposure(fresh, "0.0.0.0")
+
+
+def test_a_request_the_key_check_cannot_decide_is_a_503_to_retry_not_a_500() -> None:
+    # The check runs outside Litestar's exception handlers: it answers the outage itself.
+    with TestClient(app=create_app(down_container())) as client:  # type: ignore[arg-type]
+        answer = client.post("/api/tasks", json={"type": "debug.echo", "payload": {}})
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "5"
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "connection refused" in answer.json()["detail"]
+        assert client.get("/health/live").status_code == 200  # open routes ask nothing

@@ -32,10 +32,11 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from taskflow.config import Settings
 from taskflow.containers import Container
+from taskflow.domain.errors import StoreUnavailable
 from taskflow.domain.keys import ANONYMOUS, Principal
 from taskflow.domain.keys import Scope as KeyScope
 from taskflow.domain.services.keys import UNKNOWN, KeyService
-from taskflow.entrypoints.http.problems import PROBLEM_JSON
+from taskflow.entrypoints.http.problems import PROBLEM_JSON, RETRY_AFTER_SECONDS
 from taskflow.entrypoints.http.schemas import ProblemOut
 from taskflow.entrypoints.http.sessions import session_from_headers
 
@@ -110,56 +111,65 @@ class KeyCheck:
         self._metrics_auth = metrics_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            admitted = await self._admit(scope, send)
+        except StoreUnavailable as exc:  # outside Litestar: its 503 handler is not here
+            await _refuse(send, 503, exc.message, retry_after=True)
+            return
+        if admitted:
+            await self.app(scope, receive, send)
+
+    async def _admit(self, scope: Scope, send: Send) -> bool:
+        """Whether the request goes on; when not, its answer has been sent."""
         http: Any = scope
         keys = self._keys
         needed = required_scope(http["method"], http["path"], metrics_auth=self._metrics_auth)
-        if needed is not None and (keys.surely_enforced or await keys.enforced()):
-            secret = bearer_token(http["headers"])
-            if secret is None:
-                path = http["path"]
-                if path == _DASHBOARD or path.startswith(_DASHBOARD + "/"):
-                    await self._by_session(http, receive, send, needed)
-                    return
-                await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
-                return
-            # The cache answers nearly every request: no coroutine for those.
-            principal = keys.cached(secret)
-            if principal is UNKNOWN:
-                principal = await keys.principal(secret)
-            if principal is None:
-                await _refuse(send, 401, "the API key is wrong or revoked")
-                return
-            if not principal.allows(needed):
-                log.info(
-                    "api key lacks a scope",
-                    extra={"key_id": str(principal.key_id), "key_name": principal.name},
-                )
-                detail = f"the key {principal.name!r} lacks the {needed.value} scope"
-                await _refuse(send, 403, f"{detail} this route needs")
-                return
-            state = http.get("state")
-            if state is None:
-                state = http["state"] = {}
-            state[PRINCIPAL] = principal
-        await self.app(scope, receive, send)
+        if needed is None or not (keys.surely_enforced or await keys.enforced()):
+            return True
+        secret = bearer_token(http["headers"])
+        if secret is None:
+            path = http["path"]
+            if path == _DASHBOARD or path.startswith(_DASHBOARD + "/"):
+                return await self._by_session(http, send, needed)
+            await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
+            return False
+        # The cache answers nearly every request: no coroutine for those.
+        principal = keys.cached(secret)
+        if principal is UNKNOWN:
+            principal = await keys.principal(secret)
+        if principal is None:
+            await _refuse(send, 401, "the API key is wrong or revoked")
+            return False
+        if not principal.allows(needed):
+            log.info(
+                "api key lacks a scope",
+                extra={"key_id": str(principal.key_id), "key_name": principal.name},
+            )
+            detail = f"the key {principal.name!r} lacks the {needed.value} scope"
+            await _refuse(send, 403, f"{detail} this route needs")
+            return False
+        state = http.get("state")
+        if state is None:
+            state = http["state"] = {}
+        state[PRINCIPAL] = principal
+        return True
 
-    async def _by_session(self, http: Any, receive: Receive, send: Send, needed: KeyScope) -> None:
+    async def _by_session(self, http: Any, send: Send, needed: KeyScope) -> bool:
         """A dashboard request without a key: its session's principal, or the sign-in form."""
         path = http["path"]
         if path in (SIGN_IN, SIGN_OUT) or path.startswith(_DASHBOARD_FILES):
-            await self.app(http, receive, send)
-            return
+            return True
         text = session_from_headers(http["headers"], http.get("scheme", "http"))
         principal = None if text is None else await self._keys.session_principal(text)
         if principal is None:
             await _to_sign_in(send, http)
-            return
+            return False
         if not principal.allows(needed):
             detail = f"the key {principal.name!r} lacks the {needed.value} scope"
             await _refuse(send, 403, f"{detail} this dashboard action needs")
-            return
+            return False
         http.setdefault("state", {})[PRINCIPAL] = principal
-        await self.app(http, receive, send)
+        return True
 
 
 async def _to_sign_in(send: Send, http: Any) -> None:
@@ -172,13 +182,15 @@ async def _to_sign_in(send: Send, http: Any) -> None:
     await _answer(send, 303, headers, b"")
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(send: Send, status: int, detail: str, *, retry_after: bool = False) -> None:
     body = msgspec.json.encode(
         ProblemOut(title=HTTPStatus(status).phrase, status=status, detail=detail)
     )
     headers = [(b"content-type", PROBLEM_JSON.encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if retry_after:
+        headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
     await _answer(send, status, headers, body)
 
 
