@@ -126,6 +126,10 @@ class View(Protocol):
     def close(self, line: str | None, task: Task) -> None: ...
 
 
+#: How often a final task's history is read again for an outcome not in it yet.
+FINAL_HISTORY_READS = 5
+
+
 def follow(
     client: Client,
     task: Task,
@@ -159,6 +163,16 @@ def follow(
                 shown_ends += len(ends)
                 lines = [*ends, *lines]
             view.show(lines, task)
+        # A task read as final may be read before its last attempt's outcome is in its history:
+        # read that again, a few times, so no ending goes unshown.
+        for _ in range(FINAL_HISTORY_READS if task.done else 0):
+            if _ended(task) <= shown_ends:
+                break
+            ends = attempt_ends(client.history(task.id), after=shown_ends)
+            shown_ends += len(ends)
+            view.show(ends, task)
+            if _ended(task) > shown_ends:
+                sleep(FIRST_POLL_SECONDS)
     except BaseException:  # an error or Ctrl-C: the bar stops, and main says what happened
         view.close(None, task)
         raise
