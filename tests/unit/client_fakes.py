@@ -41,6 +41,20 @@ def task_json(status: str = "PENDING", **changes: Any) -> dict[str, Any]:
     return {**task, **changes}
 
 
+def attempt_json(
+    n: int, outcome: str | None, error: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One attempt of a task's history as the API writes it; ``outcome`` None while it runs."""
+    return {
+        "attempt": n,
+        "worker_id": "vm:1:abc",
+        "started_at": "2026-11-30T20:06:52.000000Z",
+        "finished_at": None if outcome is None else "2026-11-30T20:06:53.000000Z",
+        "outcome": outcome,
+        "error": None if error is None else {**error, "traceback": None},
+    }
+
+
 def problem(status: int, detail: str, errors: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "about:blank", "title": "x", "status": status, "detail": detail}
     if errors:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from taskflow.client import History, Task
 from taskflow.entrypoints import cli_fleet, cli_output, cli_submit
-from tests.unit.client_fakes import TASK_ID, task_json
+from tests.unit.client_fakes import TASK_ID, attempt_json, task_json
 
 LONG_QUEUE = "q" + "-long" * 12  # 61 characters: a row well past 80 columns
 
@@ -112,18 +112,8 @@ def test_each_change_of_a_followed_task_is_one_line() -> None:
 
 
 def test_how_each_attempt_ended_comes_from_the_history() -> None:
-    def attempt(n: int, outcome: str | None, error: dict[str, Any] | None = None) -> Any:
-        return {
-            "attempt": n,
-            "worker_id": "w",
-            "started_at": "2026-11-30T20:06:52.000000Z",
-            "finished_at": None if outcome is None else "2026-11-30T20:06:53.000000Z",
-            "outcome": outcome,
-            "error": None if error is None else {**error, "traceback": None},
-        }
-
     failed = {"type": "OSError", "message": "disk full"}
-    items = [attempt(1, "RETRY", failed), attempt(2, "RELEASED"), attempt(3, None)]
+    items = [attempt_json(1, "RETRY", failed), attempt_json(2, "RELEASED"), attempt_json(3, None)]
     history = msgspec.convert({"items": items, "changes": []}, History, strict=False)
     assert cli_submit.attempt_ends(history, after=0) == [
         "attempt 1 RETRY: OSError: disk full",

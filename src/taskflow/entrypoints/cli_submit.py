@@ -165,14 +165,14 @@ def follow(
             view.show(lines, task)
         # A task read as final may be read before its last attempt's outcome is in its history:
         # read that again, a few times, so no ending goes unshown.
-        for _ in range(FINAL_HISTORY_READS if task.done else 0):
+        for read in range(FINAL_HISTORY_READS if task.done else 0):
             if _ended(task) <= shown_ends:
                 break
+            if read:
+                sleep(FIRST_POLL_SECONDS)
             ends = attempt_ends(client.history(task.id), after=shown_ends)
             shown_ends += len(ends)
             view.show(ends, task)
-            if _ended(task) > shown_ends:
-                sleep(FIRST_POLL_SECONDS)
     except BaseException:  # an error or Ctrl-C: the bar stops, and main says what happened
         view.close(None, task)
         raise
