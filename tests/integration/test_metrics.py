@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import StackFactory
 from tests.integration.processes import free_port, run_cli, wait_for, wait_http_ok
+from tests.integration.test_auth import _create_key
 
 Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -191,3 +192,37 @@ def test_a_worker_that_cannot_reach_redis_is_live_but_not_ready(
     assert report["checks"]["queue"]["status"] == "down"
     # Its own counters are still served.
     assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 200
+
+
+def test_with_metrics_auth_the_workers_metrics_ask_for_a_read_key_as_the_apis_do(
+    stack_factory: StackFactory,
+) -> None:
+    stack = stack_factory(TASKFLOW_METRICS_AUTH="true")
+    port = free_port()
+    worker_url = f"http://127.0.0.1:{port}"
+    stack.start_api()
+    worker = stack.start_worker(env={"TASKFLOW_WORKER_HTTP_PORT": str(port)})
+    wait_http_ok(f"{worker_url}/health/ready", timeout=60, process=worker)
+    urls = [stack.base_url, worker_url]
+    assert [_metrics_status(url) for url in urls] == [200, 200]  # no key yet: open
+    _, reader = _create_key(stack.env, "read")
+    _, submitter = _create_key(stack.env, "submit")
+
+    def closed() -> bool:
+        return [_metrics_status(url) for url in urls] == [401, 401]
+
+    wait_for(closed, timeout=10, what="/metrics to ask for a key")
+    for url in urls:
+        refused = httpx.get(f"{url}/metrics", timeout=10)
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert _metrics_status(url, "tf_wrong") == 401
+        assert _metrics_status(url, submitter) == 403
+        assert _metrics_status(url, reader) == 200
+        assert httpx.get(f"{url}/health/live", timeout=10).status_code == 200
+    assert httpx.get(f"{worker_url}/health/ready", timeout=10).status_code == 200
+    assert reader not in worker.output()  # never logged
+
+
+def _metrics_status(url: str, key: str | None = None) -> int:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.get(f"{url}/metrics", headers=headers, timeout=10).status_code

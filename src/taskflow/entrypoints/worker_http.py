@@ -1,5 +1,8 @@
 """A worker's own HTTP server, on ``TASKFLOW_WORKER_HTTP_PORT``: ``/metrics`` (what this
-worker counted), ``/health/live`` and ``/health/ready`` (it reaches PostgreSQL and Redis)."""
+worker counted), ``/health/live`` and ``/health/ready`` (it reaches PostgreSQL and Redis).
+
+With ``TASKFLOW_METRICS_AUTH=true`` its ``/metrics`` asks for a key with the ``read`` scope
+once one exists, checked as the API checks it (``KeyCheck``); ``/health/*`` stays open."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from taskflow.containers import Container
+from taskflow.entrypoints.http.auth import checking_keys
 from taskflow.entrypoints.http.head_limits import PROTOCOL as HEAD_LIMITED_PROTOCOL
 from taskflow.entrypoints.http.health import Probes, check, live
 from taskflow.entrypoints.http.metrics import metrics_text
@@ -38,7 +42,7 @@ def worker_app(container: Container) -> Litestar:
     def probes() -> Probes:
         return Probes(store=container.repository().ping, queue=container.queue().ping)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[live, worker_ready, metrics_text],
         dependencies={"probes": Provide(probes, sync_to_thread=False)},
         state=State({"metrics": container.metrics(), "fleet": None}),
@@ -46,6 +50,10 @@ def worker_app(container: Container) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    # Without it every route here is open: no key store is read.
+    if container.settings().metrics_auth:
+        app.asgi_handler = checking_keys(app.asgi_handler, container)
+    return app
 
 
 class SignalFreeServer(uvicorn.Server):
