@@ -6,13 +6,25 @@ import importlib.metadata
 import json
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config
 
+from taskflow.adapters.sql.engine import MIGRATIONS
+from tests.conftest import REDIS_URL
 from tests.integration.conftest import Stack
-from tests.integration.processes import base_env, run_cli, wait_for
+from tests.integration.processes import (
+    Process,
+    base_env,
+    free_port,
+    run_cli,
+    wait_for,
+    wait_http_ok,
+)
 
 COMMANDS = ["dev", "api", "worker", "migrate", "submit", "status", "cancel", "retry"]
 COMMANDS += ["tasks", "tasks show", "tasks retry", "schedules", "queues", "queues pause", "workers"]
@@ -93,6 +105,41 @@ def test_an_unreachable_database_is_one_line() -> None:
     result = run_cli(["migrate"], env)
     assert result.returncode == 1
     assert "database" in _one_error_line(result)
+
+
+@pytest.mark.parametrize("settings", [{}, {"TASKFLOW_API_PROCESSES": "2"}], ids=["1", "2"])
+def test_an_api_on_a_database_without_the_keys_table_says_to_migrate(
+    pg_database_factory: Callable[[], str],
+    redis_prefix: str,
+    tmp_path: Path,
+    settings: dict[str, str],
+) -> None:
+    url = pg_database_factory()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "0009")  # the schema before API keys
+    port = free_port()
+    env = base_env(
+        TASKFLOW_DATABASE_URL=url,
+        TASKFLOW_REDIS_URL=REDIS_URL,
+        TASKFLOW_REDIS_PREFIX=redis_prefix,
+        TASKFLOW_PORT=str(port),
+        **settings,
+    )
+    refused = run_cli(["api"], env, timeout=60)
+    assert refused.returncode == 1
+    assert _one_error_line(refused) == (
+        "taskflow: error: the database's schema is older than this taskflow "
+        '(relation "api_keys" does not exist): run `taskflow migrate`'
+    )
+    assert run_cli(["migrate"], env).returncode == 0  # the fix it names
+    api = Process(["api"], env, tmp_path / "api.log")
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health/live", timeout=60, process=api)
+    finally:
+        stopped = api.stop()
+    assert stopped == 0, api.output()
 
 
 def test_submit_wait_and_status(stack: Stack) -> None:

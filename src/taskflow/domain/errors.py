@@ -98,6 +98,10 @@ class StoreUnavailable(TaskflowError):
     """The task store cannot be reached."""
 
 
+class StoreNotMigrated(TaskflowError):
+    """The task store lacks a table or column this taskflow uses: run `taskflow migrate`."""
+
+
 class QueueUnavailable(TaskflowError):
     """The dispatch queue cannot be reached."""
 

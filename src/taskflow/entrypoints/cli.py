@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from taskflow.config import ConfigError
-from taskflow.domain.errors import StoreUnavailable
+from taskflow.domain.errors import StoreNotMigrated, StoreUnavailable
 from taskflow.entrypoints.cli_api import CommandFailed, Exit
 from taskflow.entrypoints.cli_args import Parser
 from taskflow.entrypoints.cli_fleet import add_fleet_commands
@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), code=Exit.USAGE)
     except StoreUnavailable as exc:
         return _fail(f"the database is unreachable: {exc.message}")
+    except StoreNotMigrated as exc:
+        return _fail(exc.message)
     except CannotStart as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

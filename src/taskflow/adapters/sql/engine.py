@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from taskflow.adapters.sql.rows import encode_json
 from taskflow.adapters.sql.tls import engine_url_and_args
-from taskflow.domain.errors import StoreUnavailable
+from taskflow.domain.errors import StoreNotMigrated, StoreUnavailable
 from taskflow.domain.redaction import without_passwords
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -98,23 +98,34 @@ _UNREACHABLE = (
 # SQLSTATE classes that mean "this database cannot be used now", whatever the statement:
 # connection exception, authorization, unknown database, insufficient resources, shutdown.
 _UNAVAILABLE_SQLSTATES = ("08", "28", "3D000", "53", "57P")
+# A table or a column this code uses is not there: the database is behind its migrations.
+_NOT_MIGRATED_SQLSTATES = ("42P01", "42703")
 
 
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
-    """Turn every way of not reaching the database into StoreUnavailable."""
+    """Turn every way of not reaching the database into StoreUnavailable, and a schema older
+    than this code's into StoreNotMigrated."""
     try:
         yield
     except sa_exc.DBAPIError as exc:
+        if _sqlstate(exc.orig).startswith(_NOT_MIGRATED_SQLSTATES):
+            raise StoreNotMigrated(_not_migrated_message(exc.orig or exc)) from exc
         if not _is_unavailable(exc):
             raise
         raise StoreUnavailable(_unavailable_message(exc.orig or exc)) from exc
     except _UNREACHABLE as exc:
         raise StoreUnavailable(_unavailable_message(exc)) from exc
     except asyncpg.PostgresError as exc:  # raised by statements run on asyncpg directly
-        if not str(exc.sqlstate).startswith(_UNAVAILABLE_SQLSTATES):
+        if _sqlstate(exc).startswith(_NOT_MIGRATED_SQLSTATES):
+            raise StoreNotMigrated(_not_migrated_message(exc)) from exc
+        if not _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES):
             raise
         raise StoreUnavailable(_unavailable_message(exc)) from exc
+
+
+def _sqlstate(error: BaseException | None) -> str:
+    return str(getattr(error, "sqlstate", "") or "")
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
@@ -122,15 +133,26 @@ def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
         return True
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         return True
-    return str(getattr(exc.orig, "sqlstate", "")).startswith(_UNAVAILABLE_SQLSTATES)
+    return _sqlstate(exc.orig).startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _first_line(error: BaseException) -> str:
+    # The driver's own exception, when the DB-API layer wraps it, names the cause best.
+    lines = str(error.__cause__ or error).strip().splitlines()
+    return without_passwords(lines[0])[:120] if lines else ""
 
 
 def _unavailable_message(error: BaseException) -> str:
-    # The driver's own exception, when the DB-API layer wraps it, names the cause best.
     root = error.__cause__ or error
-    lines = str(root).strip().splitlines()
-    detail = f": {without_passwords(lines[0])[:120]}" if lines else ""
-    return f"task store unavailable: {type(root).__name__}{detail}"
+    detail = _first_line(error)
+    return f"task store unavailable: {type(root).__name__}{f': {detail}' if detail else ''}"
+
+
+def _not_migrated_message(error: BaseException) -> str:
+    return (
+        f"the database's schema is older than this taskflow ({_first_line(error)}): "
+        "run `taskflow migrate`"
+    )
 
 
 class HeldConnection:
