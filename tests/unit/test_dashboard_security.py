@@ -63,6 +63,38 @@ def test_every_dashboard_page_has_the_policy_and_the_headers(client: Client) -> 
         assert not re.search(r"<style|\sstyle=|\son[a-z]+=", text), template.name
 
 
+def test_no_dashboard_answer_is_stored_but_its_files_keep_their_validators(
+    client: Client,
+) -> None:
+    task_id = submit(client, {"n": 1})
+    answers = [
+        client.get("/dashboard/"),
+        client.get("/dashboard/tasks?status=PENDING"),
+        client.get(f"/dashboard/tasks/{task_id}"),  # its payload, result and error
+        client.get("/dashboard/queues"),
+        client.get("/dashboard/workers"),
+        client.get("/dashboard/schedules"),
+        client.get("/dashboard/tasks/not-a-uuid"),  # a fault page
+        client.get(f"/dashboard/lookup?id={task_id}", follow_redirects=False),
+        client.get("/dashboard/sign-in", follow_redirects=False),  # no key yet: a redirect
+        client.post(f"/dashboard/tasks/{task_id}/cancel", data={}, headers=SAME_SITE),
+        client.post(
+            f"/dashboard/tasks/{task_id}/cancel",
+            data={FIELD: token_of(client, task_id)},
+            headers=SAME_SITE,
+            follow_redirects=False,
+        ),
+    ]
+    for response in answers:
+        where = f"{response.request.method} {response.request.url} {response.status_code}"
+        assert response.headers.get("cache-control") == "no-store", where
+    for name in ("dashboard.css", "dashboard.js"):
+        asset = client.get(f"/dashboard/static/{name}")
+        assert asset.status_code == 200, name
+        assert "cache-control" not in asset.headers, name  # the browser's own heuristics
+        assert {"etag", "last-modified"} <= set(asset.headers), name
+
+
 def test_every_api_answer_has_the_cheap_headers(client: Client) -> None:
     task_id = submit(client, {"n": 1})
     answers = [

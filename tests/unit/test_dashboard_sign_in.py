@@ -141,6 +141,7 @@ def test_without_a_session_a_page_sends_the_browser_to_the_sign_in_form(stack: S
     assert _TOKEN.search(form.text) is not None
     assert client.get("/dashboard/static/dashboard.css").status_code == 200  # its style
     assert "script-src 'self'" in form.headers["content-security-policy"]
+    assert asked.headers["cache-control"] == form.headers["cache-control"] == "no-store"
     # An action without a session goes to the form too; the API still answers problems.
     assert _act(client, "/dashboard/queues/default/pause").status_code in (303, 403)
     refused = client.get("/api/tasks")

@@ -4,11 +4,12 @@
 application (`RequestIds`) as one constant list: no Litestar layer runs for them, so the submit
 path pays for three more header tuples only. ``DASHBOARD_POLICY`` is the dashboard's content
 security policy, set on its router: its pages load only the package's own files, run no inline
-script or style, and may not be framed.
+script or style, and may not be framed. Its pages also say ``NO_STORE``; its static files do not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from litestar.datastructures import ResponseHeader
@@ -35,8 +36,11 @@ DASHBOARD_POLICY: Final = "; ".join(
     )
 )
 DASHBOARD_HEADERS: Final = {"Content-Security-Policy": DASHBOARD_POLICY}
+#: On the dashboard's pages, forms and redirects, not its static files: a page shows payloads,
+#: results and errors, which no cache, the browser's or one on the way, should keep.
+NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
-def dashboard_headers() -> list[ResponseHeader]:
-    """The dashboard router's own headers (a layer's ``response_headers``)."""
-    return [ResponseHeader(name=name, value=value) for name, value in DASHBOARD_HEADERS.items()]
+def layer_headers(headers: Mapping[str, str]) -> list[ResponseHeader]:
+    """``headers`` as a Litestar layer's ``response_headers``."""
+    return [ResponseHeader(name=name, value=value) for name, value in headers.items()]

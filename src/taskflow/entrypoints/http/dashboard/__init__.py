@@ -25,7 +25,7 @@ from taskflow.entrypoints.http.dashboard.actions import DashboardActions
 from taskflow.entrypoints.http.dashboard.pages import DashboardPages
 from taskflow.entrypoints.http.dashboard.sign_in import DashboardSignIn
 from taskflow.entrypoints.http.problems import status_of
-from taskflow.entrypoints.http.security_headers import DASHBOARD_HEADERS, dashboard_headers
+from taskflow.entrypoints.http.security_headers import DASHBOARD_HEADERS, NO_STORE, layer_headers
 
 log = logging.getLogger("taskflow.api")
 
@@ -71,7 +71,8 @@ def _fault_page(status: int, detail: str) -> Template:
         "error.html",
         context={"nav": None, "notice": None, "status": status, "detail": detail},
         status_code=status,
-        headers=DASHBOARD_HEADERS,  # the router's layer is not applied to a handler's fault
+        # The routers' layers are not applied to a handler's fault.
+        headers={**DASHBOARD_HEADERS, **NO_STORE},
     )
 
 
@@ -92,17 +93,19 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Templa
 def dashboard_router() -> Router:
     """The pages, the actions and their files, on the app's services (``service``,
     ``schedules``, ``fleet``)."""
+    pages = Router(
+        path="/",
+        route_handlers=[DashboardPages, DashboardActions, DashboardSignIn],
+        response_headers=layer_headers(NO_STORE),
+        include_in_schema=False,
+    )
+    files = create_static_files_router(  # cached by the browser, revalidated by ETag
+        path=STATIC_PATH, directories=[HERE / "static"], include_in_schema=False
+    )
     return Router(
         path="/",
-        route_handlers=[
-            DashboardPages,
-            DashboardActions,
-            DashboardSignIn,
-            create_static_files_router(
-                path=STATIC_PATH, directories=[HERE / "static"], include_in_schema=False
-            ),
-        ],
+        route_handlers=[pages, files],
         exception_handlers={TaskflowError: on_domain_error, HTTPException: on_http_error},
-        response_headers=dashboard_headers(),
+        response_headers=layer_headers(DASHBOARD_HEADERS),
         include_in_schema=False,
     )

@@ -37,7 +37,6 @@ def _form(request: Request[Any, Any, Any], next_path: str, status: int, problem:
         context={"nav": None, "csrf": token, "next": next_path, "problem": problem},
         cookies=[] if cookie is None else [cookie],
         status_code=status,
-        headers={"cache-control": "no-store"},
     )
 
 
