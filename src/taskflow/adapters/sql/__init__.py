@@ -4,8 +4,10 @@
 - ``dialect``: every difference between PostgreSQL and SQLite, chosen once at construction;
 - ``postgres``: the raw asyncpg statements of the hot paths (claim, group-committed save, insert);
 - ``rows``: the one encoding of a ``Task`` to a row and back;
-- ``schema``, ``history``, ``engine``, ``migrations``: tables, attempts and keys, connecting;
-- ``unstorable``: U+0000, which PostgreSQL cannot keep, refused or cleaned on both.
+- ``schema``, ``history``, ``engine``, ``migrations``: tables, attempts and keys, connecting.
+
+U+0000, which PostgreSQL cannot keep, is refused or cleaned on both (``rows``), by the rule of
+``taskflow.domain.unstorable``.
 """
 
 from taskflow.adapters.sql.engine import create_engine, migrate

@@ -51,7 +51,7 @@ class SqlTaskRepository:
     """The ``TaskRepository`` port on PostgreSQL or SQLite; see ``InMemoryTaskRepository``.
 
     A payload, metadata or result holding U+0000, which PostgreSQL cannot keep, is refused on
-    both with ``UnstorableValue``; in messages it is replaced (see ``unstorable``).
+    both with ``UnstorableValue``; in messages it is replaced (see ``taskflow.domain.unstorable``).
     """
 
     def __init__(

@@ -19,7 +19,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from sqlalchemy.engine import RowMapping
 
-from taskflow.adapters.sql import unstorable
+from taskflow.domain import unstorable
 from taskflow.domain.attempts import AttemptEnd
 from taskflow.domain.flow import Popped
 from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus, assemble

@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
 from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_size_problem
 from taskflow.domain.services import TaskService
+from taskflow.domain.unstorable import refuse_unstorable
 from taskflow.entrypoints.http.answers import JsonAnswer
 from taskflow.entrypoints.http.body_limits import Limits, json_body, optional_json_body
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
@@ -56,19 +57,25 @@ def parse_task_id(raw: str) -> UUID:
         raise InvalidSubmission(f"task id must be a UUID, got {raw[:64]!r}", field="id") from None
 
 
-def check_payload_size(payload: dict[str, Any], limits: Limits) -> None:
-    problem = payload_size_problem(len(_encode(payload)), limits.max_payload_bytes)
+def check_payload(payload: dict[str, Any], limits: Limits) -> None:
+    """The payload's encoded size, and no U+0000 in it: refused here, before any store, so
+    that every store answers alike (``taskflow.domain.unstorable``)."""
+    encoded = _encode(payload)
+    problem = payload_size_problem(len(encoded), limits.max_payload_bytes)
     if problem:
         raise PayloadTooLarge(problem, field="payload")
+    refuse_unstorable(encoded, payload, "payload")
 
 
 def check_values(data: SubmitTaskIn, limits: Limits) -> None:
-    """The payload's and metadata's encoded sizes."""
-    check_payload_size(data.payload, limits)
+    """The payload's and metadata's encoded sizes, and no U+0000 in either."""
+    check_payload(data.payload, limits)
     if data.metadata is not None:
-        problem = metadata_size_problem(len(_encode(data.metadata)))
+        encoded = _encode(data.metadata)
+        problem = metadata_size_problem(len(encoded))
         if problem:
             raise InvalidSubmission(problem, field="metadata")
+        refuse_unstorable(encoded, data.metadata, "metadata")
 
 
 def request_hash(data: msgspec.Struct) -> str:
@@ -240,7 +247,7 @@ class TaskController(Controller):
     ) -> TaskOut:
         payload = None if data is None else data.payload
         if payload is not None:
-            check_payload_size(payload, request.app.state.limits)
+            check_payload(payload, request.app.state.limits)
         task = await service.retry(parse_task_id(task_id), payload=payload, by=actor(request))
         log.info("task retried", extra=task_facts(task))
         return TaskOut.from_task(task)

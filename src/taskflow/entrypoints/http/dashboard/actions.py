@@ -20,7 +20,7 @@ from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.http.dashboard.csrf import refuse_cross_site
 from taskflow.entrypoints.http.dashboard.forms import dashboard_path, edited_payload, task_id
-from taskflow.entrypoints.http.tasks import check_payload_size
+from taskflow.entrypoints.http.tasks import check_payload
 from taskflow.entrypoints.logs import EventLog, task_facts
 
 log = logging.getLogger("taskflow.api")
@@ -83,7 +83,7 @@ class DashboardActions(Controller):
         form = await request.form()
         payload = edited_payload(form)
         if payload is not None:
-            check_payload_size(payload, request.app.state.limits)
+            check_payload(payload, request.app.state.limits)
         task = await service.retry(task_id(raw_id), payload=payload, by=ACTOR)
         log.info("task retried", extra=task_facts(task))
         return back(request, form, f"/dashboard/tasks/{task.id}", "retried")

@@ -1,10 +1,14 @@
-"""Text PostgreSQL cannot store: the character U+0000.
+"""Text a task may not hold: the character U+0000, which PostgreSQL cannot store.
 
 JSON allows ``"\\u0000"`` in a string, and so does Python, but PostgreSQL's ``jsonb`` and
 ``text`` refuse it (SQLSTATE 22P05); in a group commit, one such row would fail every row
-written with it. The store holds SQLite to the same rule, so that both keep the same tasks:
-a value the task is made of (payload, metadata, result) holding it is refused with
-``UnstorableValue``; a message (progress, error) has it replaced by U+FFFD.
+written with it. So a value the task is made of (payload, metadata, result) holding it is
+refused with ``UnstorableValue``, and a message (progress, error) has it replaced by U+FFFD.
+
+The API refuses a submitted payload or metadata holding it before any store sees it, so that
+the in-memory store answers as the SQL store does (``refuse_unstorable``, on the JSON it has
+encoded anyway to measure the value). The SQL store applies the same rule to everything it
+writes (results, ``taskflow.enqueue``, any caller), on SQLite too, so both keep the same tasks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ def refusal(value: Any, path: str) -> UnstorableValue | None:
     return UnstorableValue(
         f"{found} holds the character U+0000, which the task store cannot keep", field=found
     )
+
+
+def refuse_unstorable(document: bytes, value: Any, path: str) -> None:
+    """``UnstorableValue`` when ``value``, whose JSON is ``document``, holds U+0000."""
+    if suspect(document):
+        refused = refusal(value, path)
+        if refused is not None:
+            raise refused
 
 
 def without_nul(text: str) -> str:
