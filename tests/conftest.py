@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from types import FrameType
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -20,22 +23,20 @@ PG_ADMIN_URL = os.environ.get("TASKFLOW_TEST_PG", "postgresql://postgres@127.0.0
 REDIS_URL = os.environ.get("TASKFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-async def _create_database(name: str) -> None:
+#: Every database the tests make on the shared server is named so. Other runs on this machine
+#: use the same server and the same prefix at the same time.
+TEST_DATABASE_PREFIX = "taskflow_test_"
+#: A database with the prefix this old that no session uses was left by a run that died (a
+#: whole `make test` takes well under an hour); a younger one may be another run's.
+ABANDONED_AFTER = timedelta(hours=3)
+
+
+async def _execute(statement: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -45,26 +46,107 @@ def _async_url(admin_url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture(scope="session")
-def pg_database_factory() -> Iterator[object]:
-    """Creates empty PostgreSQL databases for this run; drops them all at the end."""
-    created: list[str] = []
+class Databases:
+    """Makes empty databases on the shared PostgreSQL (call it: the new one's URL); ``drop_all``
+    drops every one it made."""
 
-    def make() -> str:
-        name = f"taskflow_test_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_create_database(name))
-        created.append(name)
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    def __call__(self) -> str:
+        name = f"{TEST_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
+        self.made.append(name)  # first: an interrupted CREATE is dropped too (IF EXISTS)
+        asyncio.run(_execute(f'CREATE DATABASE "{name}"'))
         return _async_url(PG_ADMIN_URL, name)
 
-    yield make
-    for name in created:
-        asyncio.run(_drop_database(name))
+    def drop_all(self) -> None:
+        """Drops each, its sessions ended first (a process the test left), however the others
+        go; then raises if any could not be dropped."""
+        failed = []
+        while self.made:
+            name = self.made.pop()
+            try:
+                asyncio.run(_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception as exc:
+                failed.append(f"{name}: {exc!r}")
+        if failed:
+            raise RuntimeError(f"test databases left on the server: {failed}")
+
+
+_ABANDONED = """
+SELECT d.datname FROM pg_database d
+WHERE starts_with(d.datname, $1)
+  AND (pg_stat_file('base/' || d.oid || '/PG_VERSION', true)).modification < now() - $2::interval
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)
+"""
+
+
+async def drop_abandoned_databases(
+    prefix: str = TEST_DATABASE_PREFIX, older_than: timedelta = ABANDONED_AFTER
+) -> list[str]:
+    """Drops the databases named ``prefix…`` made more than ``older_than`` ago (their
+    ``PG_VERSION`` file is written once, when they are made) that no session uses; returns
+    their names.
+
+    Never one with a session: the query leaves those out, and the DROP, without FORCE, refuses
+    one that got a session since. Nothing, when the server will not say how old they are
+    (``pg_stat_file`` wants a superuser)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        try:
+            rows = await conn.fetch(_ABANDONED, prefix, older_than)
+        except asyncpg.InsufficientPrivilegeError:
+            return []
+        dropped = []
+        for (name,) in rows:
+            try:
+                await conn.execute(f'DROP DATABASE "{name}"')
+            except (asyncpg.ObjectInUseError, asyncpg.InvalidCatalogNameError):
+                continue  # in use after all, or another run dropped it first
+            dropped.append(name)
+        return dropped
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")
-def pg_url(pg_database_factory: object) -> str:
-    """One migrated-on-demand database shared by the session (tests must not assume it is empty)."""
-    return pg_database_factory()  # type: ignore[operator,no-any-return]
+def _abandoned_databases_dropped() -> None:
+    """Once a session, before its first database: what runs that died left (``kill -9``, a
+    machine that went down) is dropped."""
+    asyncio.run(drop_abandoned_databases())
+
+
+def _made_then_dropped() -> Iterator[Databases]:
+    databases = Databases()
+    try:
+        yield databases
+    finally:  # pytest tears a fixture down after a failure and after Ctrl-C as well
+        databases.drop_all()
+
+
+@pytest.fixture
+def pg_database_factory(_abandoned_databases_dropped: None) -> Iterator[Databases]:
+    """Makes empty PostgreSQL databases for one test; drops them when it ends, pass or fail."""
+    yield from _made_then_dropped()
+
+
+@pytest.fixture(scope="module")
+def module_pg_database_factory(_abandoned_databases_dropped: None) -> Iterator[Databases]:
+    """``pg_database_factory`` for a module's fixtures: dropped when the module is done."""
+    yield from _made_then_dropped()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # `timeout`, CI runners and `kill` stop a run with SIGTERM, which ends Python on the spot:
+    # taken as Ctrl-C instead, pytest tears the fixtures down, and their databases go.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture

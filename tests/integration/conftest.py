@@ -159,9 +159,9 @@ def stack_factory(pg_database_factory: Callable[[], str], tmp_path: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def module_stack_factory(
-    pg_database_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+    module_pg_database_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackFactory]:
-    factory = StackFactory(pg_database_factory, tmp_path_factory.mktemp("stacks"))
+    factory = StackFactory(module_pg_database_factory, tmp_path_factory.mktemp("stacks"))
     yield factory
     factory.close()
 

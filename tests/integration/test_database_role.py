@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, TEST_DATABASE_PREFIX
 from tests.integration.conftest import StackFactory
 from tests.integration.processes import base_env, run_cli
 
@@ -62,7 +62,8 @@ async def run_sql(url: str, sql: list[str]) -> None:
 @pytest.fixture
 def names() -> Iterator[Names]:
     tag = uuid.uuid4().hex[:10]
-    made = Names(f"tf_owner_{tag}", f"tf_app_{tag}", f"tf_roles_{tag}")
+    # The tests' prefix: a database a killed run leaves is swept with the others.
+    made = Names(f"tf_owner_{tag}", f"tf_app_{tag}", f"{TEST_DATABASE_PREFIX}roles_{tag}")
     yield made
     cleanup = [
         f'DROP DATABASE IF EXISTS "{made.database}" WITH (FORCE)',

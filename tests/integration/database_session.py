@@ -1,0 +1,26 @@
+"""Run only by test_database_fixtures.py, as a pytest session of its own (the name keeps it out
+of every other run): a test that makes databases, writes their names to the file
+``TASKFLOW_TEST_NAMES``, then fails (``TASKFLOW_TEST_ENDING=fail``) or waits to be stopped."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+
+def test_makes_databases_then_ends_as_told(
+    pg_database_factory: Callable[[], str], module_pg_database_factory: Callable[[], str]
+) -> None:
+    names = [
+        pg_database_factory().rsplit("/", 1)[1],
+        module_pg_database_factory().rsplit("/", 1)[1],
+    ]
+    told = Path(os.environ["TASKFLOW_TEST_NAMES"])
+    written = told.with_suffix(".new")
+    written.write_text("\n".join(names))
+    written.rename(told)  # whole, or not there
+    if os.environ["TASKFLOW_TEST_ENDING"] == "fail":
+        raise AssertionError("failing on purpose")
+    threading.Event().wait(120)  # until the signal the other test sends
