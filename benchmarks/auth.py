@@ -28,7 +28,8 @@ def describe(on: bool) -> str:
     return (
         f"on (--auth): a key {KEY_NAME!r} with scopes {KEY_SCOPES} made by `taskflow keys "
         "create` in the benchmark's database; every request sends it as `Authorization: "
-        "Bearer`, and each API process, once up, answered 401 without it and 200 with it"
+        "Bearer`; each API process, once up, must answer 401 without it and 200 with it, or "
+        "its phase fails"
     )
 
 
@@ -76,7 +77,8 @@ async def check_enforced(host: str, port: int, headers: Headers) -> None:
     if refused != 401:
         raise RuntimeError(
             f"{where} answered GET {PROBE} without a key with {refused}, not 401: it does not "
-            "check keys, so --auth would measure an open API (is TASKFLOW_AUTH=disabled?)"
+            "check keys, so --auth would measure an open API (TASKFLOW_AUTH=disabled, or no "
+            "key in its database?)"
         )
     if admitted != 200:
         raise RuntimeError(
