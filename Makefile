@@ -52,10 +52,12 @@ chaos: $(STAMP)
 	$(VENV)/bin/pytest -p no:cacheprovider -m chaos -s -q tests/integration/test_chaos.py
 
 ## The benchmark against the configured PostgreSQL and Redis (see docs/performance.md), with the
-## floors of ../shared/probes beside it when that directory exists.
+## floors of ../shared/probes beside it when that directory exists. BENCH_ARGS adds options of
+## benchmarks.run, e.g. `make bench BENCH_ARGS=--auth` (every request with an API key).
 PROBES := ../shared/probes
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.run $(if $(wildcard $(PROBES)/.),--floors $(PROBES))
+	$(VENV)/bin/python -m benchmarks.run $(if $(wildcard $(PROBES)/.),--floors $(PROBES)) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -99,7 +99,7 @@ class Bench:
         """POST /api/tasks/batch with no tasks: 404/405 mean there is no such endpoint (a 400
         for the empty list means there is). Creates nothing."""
         if self.batch_endpoint is None:
-            connection = Connection(HOST, port)
+            connection = Connection(HOST, port, self.deploy.headers)
             try:
                 status, _ = await connection.request("POST", "/api/tasks/batch", b'{"tasks": []}')
             finally:
@@ -112,14 +112,15 @@ class Bench:
         """Submit ``count`` no-op tasks, in batches when the API has the endpoint."""
         before = await self.store.count()
         size = self.params.batch_size
+        headers = self.deploy.headers
         if await self.has_batch_endpoint(ports[0]):
             bodies = [batch_body(size)] * (count // size)
             if count % size:
                 bodies.append(batch_body(count % size))
-            await submit_all(HOST, ports, "/api/tasks/batch", bodies, connections=4)
+            await submit_all(HOST, ports, "/api/tasks/batch", bodies, 4, headers)
             how = f"batches of up to {size}"
         else:
-            await submit_all(HOST, ports, "/api/tasks", [single_body()] * count, connections=32)
+            await submit_all(HOST, ports, "/api/tasks", [single_body()] * count, 32, headers)
             how = "single POSTs"
         stored = await self.store.count() - before
         if stored != count:
@@ -153,7 +154,8 @@ def p50_p99(samples: list[float]) -> str:
 async def warm_up(bench: Bench, port: int, procs: list[Proc]) -> int:
     """20 no-op tasks at 20/s through the API at ``port``, all finished by the workers, then a
     second of rest: the workers are up, warm and idle. Answers how many tasks that made."""
-    warm = await steady(HOST, port, "/api/tasks", [single_body()] * 20, rate=20)
+    bodies = [single_body()] * 20
+    warm = await steady(HOST, port, "/api/tasks", bodies, rate=20, headers=bench.deploy.headers)
     warm.check()
     await bench.store.wait_success(len(warm.ids), check=alive(procs))
     await asyncio.sleep(1.0)

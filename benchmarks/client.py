@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 READ_LIMIT = 1 << 20
 NETWORK_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
+
+#: Extra header lines of every request, (name, value) pairs: none, or the API key's.
+Headers = tuple[tuple[str, str], ...]
+
+
+def bearer(key: str | None) -> Headers:
+    """The headers that send ``key`` (`Authorization: Bearer`); none without a key."""
+    return (("Authorization", f"Bearer {key}"),) if key else ()
 
 
 def task_body(**fields: Any) -> dict[str, Any]:
@@ -29,8 +38,16 @@ def batch_body(size: int) -> bytes:
     return json.dumps({"tasks": [task_body() for _ in range(size)]}).encode()
 
 
-def build_request(method: str, path: str, host: str, port: int, body: bytes = b"") -> bytes:
+def build_request(
+    method: str,
+    path: str,
+    host: str,
+    port: int,
+    body: bytes = b"",
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers]
     if body or method in ("POST", "PUT", "PATCH"):
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -41,11 +58,13 @@ class HttpError(Exception):
 
 
 class Connection:
-    """One keep-alive connection; reopened transparently after the server closes it."""
+    """One keep-alive connection; reopened transparently after the server closes it. Every
+    request it builds carries ``headers``."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: Headers = ()) -> None:
         self.host = host
         self.port = port
+        self.headers = headers
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -76,8 +95,12 @@ class Connection:
             self.close()
         return status, body
 
+    def build(self, method: str, path: str, body: bytes = b"") -> bytes:
+        """The bytes of a request to this connection's server, with its headers."""
+        return build_request(method, path, self.host, self.port, body, self.headers)
+
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        return await self.exchange(build_request(method, path, self.host, self.port, body))
+        return await self.exchange(self.build(method, path, body))
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -115,14 +138,16 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readexactly(2)
 
 
-async def wait_until_up(host: str, port: int, path: str, *, timeout: float, alive: Any) -> None:
+async def wait_until_up(
+    host: str, port: int, path: str, *, timeout: float, alive: Any, headers: Headers = ()
+) -> None:
     """Poll GET ``path`` until 200; ``alive()`` raising stops the wait early."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: str = "no answer"
     while loop.time() < deadline:
         alive()
-        connection = Connection(host, port)
+        connection = Connection(host, port, headers)
         try:
             status, _ = await connection.request("GET", path)
             if status == 200:

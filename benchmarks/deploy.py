@@ -30,7 +30,8 @@ import redis.asyncio as aioredis
 import uvloop
 from sqlalchemy.engine import URL, make_url
 
-from benchmarks.client import wait_until_up
+from benchmarks.auth import KEY_TABLE, check_enforced, create_key
+from benchmarks.client import Headers, bearer, wait_until_up
 from benchmarks.measure import Store, proc_status_kib
 
 T = TypeVar("T")
@@ -91,12 +92,14 @@ class Deployment:
         default_factory=lambda: os.environ.get("TASKFLOW_REDIS_URL") or DEFAULT_REDIS_URL
     )
     settings: dict[str, str] = field(default_factory=dict)  # extra TASKFLOW_* for the processes
+    auth: bool = False  # True: create() makes an API key, and every request sends it
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="taskflow-bench-")))
     name: str = field(default_factory=lambda: f"taskflow_bench_{secrets.token_hex(6)}")
     phase: str = "setup"
     processes: list[Proc] = field(default_factory=list)
     peaks: list[Peak] = field(default_factory=list)
     _created: bool = False
+    _api_key: str | None = None
     _closed: bool = False
     _started: int = 0
 
@@ -122,6 +125,11 @@ class Deployment:
     def redis_host(self) -> str:
         url = urlsplit(self.redis_url)
         return f"{url.hostname}:{url.port or 6379}" if url.hostname else self.redis_url
+
+    @property
+    def headers(self) -> Headers:
+        """What every HTTP request to the APIs carries: the API key with ``auth``, else nothing."""
+        return bearer(self._api_key)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -161,6 +169,8 @@ class Deployment:
         output, _ = await migrate.communicate()
         if migrate.returncode != 0:
             raise RuntimeError(f"taskflow migrate failed: {output.decode(errors='replace')}")
+        if self.auth:
+            self._api_key = await create_key(TASKFLOW, self.env())
 
     async def _drop(self) -> None:
         admin = await asyncpg.connect(self._admin.render_as_string(hide_password=False))
@@ -205,7 +215,16 @@ class Deployment:
             apis.append(proc)
         for proc in apis:
             assert proc.port is not None
-            await wait_until_up(HOST, proc.port, "/health/live", timeout=60, alive=proc.check_alive)
+            await wait_until_up(
+                HOST,
+                proc.port,
+                "/health/live",
+                timeout=60,
+                alive=proc.check_alive,
+                headers=self.headers,
+            )
+            if self.auth:
+                await check_enforced(HOST, proc.port, self.headers)
         return apis
 
     def start_workers(
@@ -244,9 +263,10 @@ class Deployment:
         await self.stop([proc])
 
     async def reset(self, store: Store) -> None:
-        """Stop every process, empty the tables and the Redis keys: a fresh start."""
+        """Stop every process, empty the tables (but the API key's, with ``auth``) and the
+        Redis keys: a fresh start."""
         await self.stop(list(self.processes))
-        await store.truncate_all()
+        await store.truncate_all(keep=(KEY_TABLE,) if self.auth else ())
         await self.clear_redis()
 
     # -- the end ----------------------------------------------------------------------------

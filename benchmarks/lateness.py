@@ -86,7 +86,7 @@ class _Run:
             f"{p.released_tasks}), stopped by two SIGTERMs: {released} handed back at once "
             "(run_at = the release); started_at - run_at of the next attempt",
         )
-        await _cancel(self.port, held)
+        await _cancel(Connection(HOST, self.port, self.bench.deploy.headers), held)
         await _until("the held tasks are cancelled", _none_running(self.bench), alive(self.worker))
         return results
 
@@ -118,7 +118,14 @@ class _Run:
         return range(round(self.params.lateness_rate * self.params.lateness_seconds))
 
     async def _submit(self, bodies: list[bytes]) -> list[str]:
-        sent = await steady(HOST, self.port, "/api/tasks", bodies, rate=self.params.lateness_rate)
+        sent = await steady(
+            HOST,
+            self.port,
+            "/api/tasks",
+            bodies,
+            rate=self.params.lateness_rate,
+            headers=self.bench.deploy.headers,
+        )
         sent.check()
         return sent.ids
 
@@ -140,8 +147,7 @@ def _rows(kind: str, samples: list[float], how: str) -> Results:
     }
 
 
-async def _cancel(port: int, ids: list[str]) -> None:
-    connection = Connection(HOST, port)
+async def _cancel(connection: Connection, ids: list[str]) -> None:
     try:
         for task_id in ids:
             status, answer = await connection.request("POST", f"/api/tasks/{task_id}/cancel")

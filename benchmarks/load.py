@@ -21,7 +21,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.client import NETWORK_ERRORS, Connection, build_request
+from benchmarks.client import NETWORK_ERRORS, Connection, Headers
 from benchmarks.measure import CpuWindow
 
 
@@ -35,6 +35,7 @@ class ClosedLoopSpec:
     warmup: float
     duration: float
     server_pids: tuple[int, ...] = ()  # whose CPU use in the window to report
+    headers: Headers = ()  # of every request: the API key with --auth
 
 
 @dataclass
@@ -98,7 +99,7 @@ async def _drive(spec: ClosedLoopSpec, index: int, barrier: Any) -> LoadResult:
     try:
         for n in range(spec.connections):
             port = spec.ports[(index * spec.connections + n) % len(spec.ports)]
-            connection = Connection(spec.host, port)
+            connection = Connection(spec.host, port, spec.headers)
             await connection.open()
             connections.append(connection)
     except BaseException:
@@ -138,7 +139,7 @@ async def _window(
 async def _loop(
     connection: Connection, spec: ClosedLoopSpec, begin: float, end: float, result: LoadResult
 ) -> None:
-    raw = build_request("POST", spec.path, connection.host, connection.port, spec.body)
+    raw = connection.build("POST", spec.path, spec.body)
     while (sent := time.monotonic()) < end:
         try:
             status, _ = await connection.exchange(raw)
@@ -199,7 +200,12 @@ async def closed_loop(spec: ClosedLoopSpec, processes: int) -> LoadResult:
 
 
 async def submit_all(
-    host: str, ports: Sequence[int], path: str, bodies: Sequence[bytes], connections: int
+    host: str,
+    ports: Sequence[int],
+    path: str,
+    bodies: Sequence[bytes],
+    connections: int,
+    headers: Headers = (),
 ) -> int:
     """Send every body once over ``connections`` connections; fail on any answer but 202."""
     pending = list(range(len(bodies)))[::-1]
@@ -207,7 +213,7 @@ async def submit_all(
 
     async def worker(port: int) -> None:
         nonlocal accepted
-        connection = Connection(host, port)
+        connection = Connection(host, port, headers)
         try:
             while pending:
                 body = bodies[pending.pop()]
@@ -243,13 +249,14 @@ async def steady(
     *,
     rate: float,
     connections: int = 4,
+    headers: Headers = (),
 ) -> SteadyResult:
     """Send each of ``bodies`` in turn, ``rate`` a second, open loop: each request goes out on
     schedule on an idle keep-alive connection of a small pool, whatever the answer times of
     the others."""
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
-        connection = Connection(host, port)
+        connection = Connection(host, port, headers)
         await connection.open()
         idle.put_nowait(connection)
     result = SteadyResult()
@@ -259,9 +266,7 @@ async def steady(
         if time.monotonic() - due > 0.005:
             result.late += 1
         try:
-            status, answer = await connection.exchange(
-                build_request("POST", path, host, port, body)
-            )
+            status, answer = await connection.exchange(connection.build("POST", path, body))
         finally:
             idle.put_nowait(connection)
         if status == 202:

@@ -8,7 +8,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +150,13 @@ class Store:
     async def _count(self, query: str, ids: Sequence[str], value: object) -> int:
         return int(await self._db.fetchval(query, [uuid.UUID(i) for i in ids], value))
 
-    async def truncate_all(self) -> None:
-        """Empty every table of the schema but Alembic's version."""
+    async def truncate_all(self, keep: Collection[str] = ()) -> None:
+        """Empty every table of the schema but Alembic's version and those named in ``keep``."""
         tables = await self._db.fetch(
             "SELECT quote_ident(tablename) AS name FROM pg_tables "
             "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
         )
+        tables = [t for t in tables if t["name"] not in keep]
         if tables:
             names = ", ".join(t["name"] for t in tables)
             await self._db.execute(f"TRUNCATE {names} CASCADE")

@@ -29,9 +29,10 @@ from benchmarks.measure import KIB_PER_MIB, SERVERS, CpuWindow, percentile, proc
 
 
 async def _submit_load(
-    p: Params, apis: list[Proc], path: str, body: bytes, connections: int
+    bench: Bench, apis: list[Proc], path: str, body: bytes, connections: int
 ) -> LoadResult:
     """The client processes POST ``body`` to ``path`` back to back over the submit window."""
+    p = bench.params
     spec = ClosedLoopSpec(
         HOST,
         ports_of(apis),
@@ -41,6 +42,7 @@ async def _submit_load(
         p.warmup_seconds,
         p.submit_seconds,
         tuple(a.pid for a in apis),
+        bench.deploy.headers,
     )
     load = await closed_loop(spec, p.client_processes)
     if load.ok == 0:
@@ -52,7 +54,7 @@ async def submit_single(bench: Bench) -> Results:
     p = bench.params
     await bench.fresh("submit")
     apis = await bench.deploy.start_apis(p.apis)
-    load = await _submit_load(p, apis, "/api/tasks", single_body(), p.client_connections)
+    load = await _submit_load(bench, apis, "/api/tasks", single_body(), p.client_connections)
     notes = (
         f"api x{p.apis}, no worker; {p.client_processes} client processes x "
         f"{p.client_connections} keep-alive connections, {p.submit_seconds:g} s after "
@@ -70,7 +72,7 @@ async def submit_batch(bench: Bench) -> Results:
     if not await bench.has_batch_endpoint(apis[0].port or 0):
         return {"submit_batch": Result("n/a", f"no batch endpoint ({bench.batch_answer})")}
     load = await _submit_load(
-        p, apis, "/api/tasks/batch", batch_body(p.batch_size), p.batch_connections
+        bench, apis, "/api/tasks/batch", batch_body(p.batch_size), p.batch_connections
     )
     notes = (
         f"api x{p.apis}, no worker; {p.client_processes} client processes x "
@@ -163,7 +165,14 @@ async def latency(bench: Bench) -> Results:
     port = api.port or 0
     warm = await warm_up(bench, port, procs)
     count = round(p.latency_rate * p.latency_seconds)
-    sent = await steady(HOST, port, "/api/tasks", [single_body()] * count, rate=p.latency_rate)
+    sent = await steady(
+        HOST,
+        port,
+        "/api/tasks",
+        [single_body()] * count,
+        rate=p.latency_rate,
+        headers=bench.deploy.headers,
+    )
     sent.check()
     await bench.store.wait_success(warm + len(sent.ids), check=alive(procs))
     pickup, total = await bench.store.latencies_ms(sent.ids)

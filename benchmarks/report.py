@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.auth import describe as describe_auth
 from benchmarks.bench import Params
 from benchmarks.deploy import Deployment, is_local
 from benchmarks.phases import DRAINS, layouts
@@ -136,6 +137,7 @@ def build_header(
             *(f"{name}: {text}" for name, text in layouts(params).items() if name in phases),
             "every phase: this process polls PostgreSQL (every 50 ms while waiting)",
         ],
+        "auth": describe_auth(deploy.auth),
         "settings": settings,  # of every phase: the shipped defaults but what --env changed
         "settings_changed": dict(deploy.settings),
         "phase_settings": {
@@ -182,6 +184,7 @@ def render(report: Report) -> str:
         "- processes:",
         *(f"  - {line}" for line in h["processes"]),
         f"- settings: {_settings(h)}",
+        f"- API keys: {h['auth']}",
         "",
         "| measurement | value | unit | floor | ratio | target | notes |",
         "|---|---:|---|---:|---:|---|---|",

@@ -183,10 +183,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="run the probes drain_floor.py and pickup_floor.py of DIR before and after the "
         "phases, and show each figure as a ratio to its floor",
     )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="make an API key in the benchmark's database (taskflow keys create) and send it "
+        "with every request; each API must refuse a request without it",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = parser.parse_args(argv)
     if args.repeat < 1 or (args.apis is not None and args.apis < 1):
         parser.error("--repeat and --apis must be at least 1")
+    if args.auth and ("TASKFLOW_AUTH", "disabled") in args.env:
+        parser.error("--auth measures an API that checks keys: drop --env TASKFLOW_AUTH=disabled")
     return args
 
 
@@ -200,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = (Params.smoke() if args.smoke else Params()).but(
         apis=args.apis, submit_seconds=args.duration, drain_tasks=args.drain_tasks
     )
-    deploy = Deployment(settings=dict(args.env))
+    deploy = Deployment(settings=dict(args.env), auth=args.auth)
     atexit.register(deploy.close)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)

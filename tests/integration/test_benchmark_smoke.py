@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -100,6 +102,11 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     header = report["header"]
     assert header["commit"]
     assert "-m benchmarks.run --smoke --floors" in header["command"]
+    assert header["auth"].startswith("off: no API key exists")
+    _assert_nothing_left(header)
+
+
+def _assert_nothing_left(header: dict[str, Any]) -> None:
     database, prefix = header["postgresql"]["database"], header["redis"]["prefix"]
     assert database.startswith("taskflow_bench_")
     assert not asyncio.run(_database_exists(database)), "the benchmark's database was not dropped"
@@ -108,6 +115,32 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
         assert not list(client.scan_iter(match=f"{prefix}:*", count=1000)), "Redis keys left"
     finally:
         client.close()
+
+
+@pytest.mark.timeout(300)
+def test_auth_sends_a_key_that_every_api_of_the_run_asks_for(tmp_path: Path) -> None:
+    """Every client of the benchmark on an API that checks keys: the closed-loop processes,
+    the batch probe, the bulk enqueue, the steady sender and the cancels. Each API refuses a
+    request without the key before it is measured, or its phase fails."""
+    out = tmp_path / "bench.json"
+    phases = "submit,batch,drain1,latency,lateness"
+    done = _run(
+        "benchmarks.run", "--smoke", "--auth", "--phases", phases, "--out", str(out), timeout=240
+    )
+    assert "- API keys: on (--auth)" in done.stdout
+    assert not re.search(r"tf_[\w-]{20}", done.stdout + done.stderr), "the key was printed"
+
+    report = json.loads(out.read_text())
+    rows = {row["key"]: row for row in report["measurements"]}
+    assert {"submit_single", "submit_batch", "drain_1_db", "pickup_p99"} | LATENESS <= set(rows)
+    for row in rows.values():
+        assert row["error"] is None, row
+        assert isinstance(row["value"], int | float), row  # the batch endpoint took the key
+        assert row["value"] > 0, row
+    assert rows["submit_single"]["extra"]["errors"] == "none", rows["submit_single"]  # no 401
+    assert rows["submit_batch"]["extra"]["errors"] == "none", rows["submit_batch"]
+    assert report["header"]["auth"].startswith("on (--auth)")
+    _assert_nothing_left(report["header"])
 
 
 async def _bench_databases() -> set[str]:

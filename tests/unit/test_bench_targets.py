@@ -4,6 +4,7 @@ met. Pure arithmetic on given numbers: nothing here measures anything."""
 from __future__ import annotations
 
 import pytest
+from benchmarks.auth import describe as describe_auth
 from benchmarks.bench import Params
 from benchmarks.report import Report, Row, render
 from benchmarks.targets import FLOOR_OF, TARGETS, judge
@@ -75,6 +76,7 @@ def _report(*rows: Row) -> Report:
         "processes": [],
         "settings": {"TASKFLOW_LOG_LEVEL": "INFO"},
         "settings_changed": {},
+        "auth": describe_auth(False),
         "phase_settings": {"drain2_quiet": {"TASKFLOW_LOG_LEVEL": "WARNING"}},
     }
     return Report(header, Params(), list(rows))
