@@ -247,3 +247,12 @@ def test_a_tenants_admin_manages_its_own_tenants_keys_and_the_operator_every_ten
     assert world.client.delete(f"/api/keys/{globex_key}", headers=headers).status_code == 404
     headers = {"Authorization": f"Bearer {world.keys['globex']}"}
     assert world.client.delete(f"/api/keys/{globex_key}", headers=headers).status_code == 200
+
+
+def test_no_metric_names_a_tenant_or_a_task(world: World) -> None:
+    metrics = world.call(DEFAULT_TENANT, "GET", "/metrics")
+    assert metrics.status_code == 200
+    assert "taskflow_tasks_submitted_total" in metrics.text  # the tenants' submissions counted
+    for tenant in ("acme", "globex"):
+        assert tenant not in metrics.text
+        assert world.pending[tenant] not in metrics.text
