@@ -17,6 +17,7 @@ from taskflow.client import AsyncClient, Client, Payload, SubmitOptions, Task
 from taskflow.client.errors import refused_locally
 from taskflow.domain.errors import InvalidPayload
 from taskflow.domain.flow import FlowLimits, FlowPolicy
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.limits import queue_name_problem, type_name_problem, type_options_problem
 from taskflow.handlers import TaskContext
 from taskflow.schedules import Schedule
@@ -195,12 +196,14 @@ class Registry:
         queue: str | None = None,
         priority: int | None = None,
         catchup: timedelta | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Schedule:
         """Submit a task of ``type`` at each tick of ``cron`` (read in ``timezone``) or of
         ``every``: exactly one task per tick, however many workers run. ``catchup``: how old
         a tick missed during downtime may be and still be enqueued (default: the setting
-        ``TASKFLOW_SCHEDULE_CATCHUP_SECONDS``). ``ValueError`` names a bad option; a type no
-        registry knows is refused when a process starts."""
+        ``TASKFLOW_SCHEDULE_CATCHUP_SECONDS``). ``tenant``: whose tasks the ticks make; only
+        that tenant's keys see and pause the schedule. ``ValueError`` names a bad option; a
+        type no registry knows is refused when a process starts."""
         schedule = Schedule(
             name=name,
             type=type,
@@ -211,6 +214,7 @@ class Registry:
             queue=queue,
             priority=priority,
             catchup=catchup,
+            tenant=tenant,
         )
         self.add_schedule(schedule)
         return schedule

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from cronsim import CronSim, CronSimError
 
+from taskflow.domain.keys import DEFAULT_TENANT, tenant_problem
 from taskflow.domain.limits import type_name_problem, type_options_problem
 from taskflow.domain.schedules import EVERY_MIN, every_tick_after, schedule_name_problem
 
@@ -37,6 +38,7 @@ class Schedule:
     queue: str | None = None
     priority: int | None = None
     catchup: timedelta | None = None  # None: TASKFLOW_SCHEDULE_CATCHUP_SECONDS
+    tenant: str = DEFAULT_TENANT  # whose tasks its ticks make, and who sees it (decision 36)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +75,9 @@ def _check(schedule: Schedule) -> None:
     refused = type_options_problem(queue=schedule.queue, priority=schedule.priority)
     if refused:
         raise ValueError(f"{name!r}: {refused[1]}")
+    problem = tenant_problem(schedule.tenant)
+    if problem:
+        raise ValueError(f"{name!r}: {problem}")
     if not isinstance(schedule.payload, Mapping):
         raise ValueError(f"{name!r}: payload must be a JSON object")
     try:

@@ -23,6 +23,7 @@ from taskflow.adapters.sql.transactional import Connection, add_in_transaction
 from taskflow.config import Settings
 from taskflow.domain.callbacks import CallbackHosts, callback_url_problem
 from taskflow.domain.errors import InvalidSubmission, PayloadTooLarge
+from taskflow.domain.keys import DEFAULT_TENANT, tenant_problem
 from taskflow.domain.limits import metadata_size_problem, payload_size_problem
 from taskflow.domain.model import Task
 from taskflow.domain.ports import TraceContext
@@ -45,6 +46,7 @@ async def enqueue(
     run_at: datetime | None = None,
     metadata: Mapping[str, Any] | None = None,
     callback_url: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> Task:
     """Add a task on ``conn`` (an asyncpg connection, or a SQLAlchemy ``AsyncConnection`` on
     asyncpg), in its current transaction; returns the task as stored.
@@ -55,8 +57,12 @@ async def enqueue(
     a ``callback_url`` is checked against ``TASKFLOW_WEBHOOK_SECRET`` and
     ``TASKFLOW_CALLBACK_ALLOWED_HOSTS``, as the API checks it. When your application has an
     OpenTelemetry tracer provider (and ``taskflow[otel]``), the task joins your current span's
-    trace, unless TASKFLOW_TRACING=off.
+    trace, unless TASKFLOW_TRACING=off. ``tenant``: whose task it is (docs/security.md,
+    "Tenants"); only that tenant's keys will see it.
     """
+    problem = tenant_problem(tenant)
+    if problem:
+        raise InvalidSubmission(problem, field="tenant")
     command = SubmitTask(
         type=type,
         payload=payload if payload is not None else {},
@@ -78,7 +84,7 @@ async def enqueue(
     builder = TaskBuilder(
         types=registry, new_id=uuid7, retry_policy=deployment.policy, trace=deployment.trace
     )
-    task = builder.build(command, SystemClock().now(), None)
+    task = builder.build(command, SystemClock().now(), None, tenant)
     callbacks = {} if callback_url is None else {task.id: callback_url}
     await add_in_transaction(conn, [task], callbacks)
     return task

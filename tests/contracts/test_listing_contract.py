@@ -210,7 +210,7 @@ async def test_stats_counts_tasks_per_queue_type_and_status(backend: Backend) ->
     ]
     await backend.repo.add_many(tasks)
     await backend.repo.save(tasks[1].cancel(now=at(backend, 5)))
-    assert await backend.repo.stats() == [
+    assert await backend.repo.stats(tenant=None) == [
         TaskCount("q1", "a.x", TaskStatus.CANCELLED, 1),
         TaskCount("q1", "a.x", TaskStatus.PENDING, 1),
         TaskCount("q1", "a.y", TaskStatus.PENDING, 1),
@@ -219,7 +219,7 @@ async def test_stats_counts_tasks_per_queue_type_and_status(backend: Backend) ->
 
 
 async def test_stats_of_an_empty_store_is_empty(backend: Backend) -> None:
-    assert await backend.repo.stats() == []
+    assert await backend.repo.stats(tenant=None) == []
 
 
 @pytest.mark.parametrize(

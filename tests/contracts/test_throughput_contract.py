@@ -42,7 +42,7 @@ async def test_final_tasks_are_counted_in_the_minute_they_finished(backend: Back
             new_task(since).claim(lease(since), now=since),
         ]
     )
-    assert await backend.repo.finished_per_minute(since) == [
+    assert await backend.repo.finished_per_minute(since, tenant=None) == [
         MinuteCount(since, TaskStatus.SUCCESS, 1),
         MinuteCount(since + 5 * MINUTE, TaskStatus.FAILED, 1),
         MinuteCount(since + 5 * MINUTE, TaskStatus.SUCCESS, 2),
@@ -51,18 +51,18 @@ async def test_final_tasks_are_counted_in_the_minute_they_finished(backend: Back
 
 
 async def test_an_empty_store_counts_nothing(backend: Backend) -> None:
-    assert await backend.repo.finished_per_minute(window_start(backend.now())) == []
+    assert await backend.repo.finished_per_minute(window_start(backend.now()), tenant=None) == []
 
 
 async def test_a_retried_task_leaves_the_minute_it_had_failed_in(backend: Backend) -> None:
     since = window_start(backend.now())
     failed = ended(TaskStatus.FAILED, since + MINUTE)
     await backend.repo.add(failed)
-    assert await backend.repo.finished_per_minute(since) == [
+    assert await backend.repo.finished_per_minute(since, tenant=None) == [
         MinuteCount(since + MINUTE, TaskStatus.FAILED, 1)
     ]
     await backend.repo.save(failed.retry(now=since + 2 * MINUTE))
-    assert await backend.repo.finished_per_minute(since) == []
+    assert await backend.repo.finished_per_minute(since, tenant=None) == []
 
 
 def test_per_minute_fills_every_minute_of_the_window_oldest_first() -> None:

@@ -183,3 +183,15 @@ def test_a_commit_nobody_heard_is_dispatched_by_the_next_sweep(
     stack.start_worker()
     [done] = stack.wait_status([str(task.id)], {"SUCCESS"}, timeout=60)
     assert done["result"] == {"late": True}
+
+
+async def test_a_task_enqueued_for_a_tenant_is_that_tenants_only(
+    quiet_stack: Stack, conn: asyncpg.Connection
+) -> None:
+    async with conn.transaction():
+        task = await taskflow.enqueue(conn, "debug.echo", {}, registry=debug_tasks, tenant="acme")
+    assert task.tenant == "acme"
+    assert await conn.fetchval("SELECT tenant FROM tasks WHERE id = $1", task.id) == "acme"
+    assert _status(quiet_stack, task.id) == 404  # the open API is the default tenant
+    with pytest.raises(InvalidSubmission, match="tenant"):
+        await taskflow.enqueue(conn, "debug.echo", {}, registry=debug_tasks, tenant="")

@@ -386,9 +386,9 @@ def test_a_bad_queue_action_is_a_4xx_page(client: Client) -> None:
 class CountingRepository(InMemoryTaskRepository):
     stats_read = 0
 
-    async def stats(self) -> list[Any]:
+    async def stats(self, *, tenant: str | None) -> list[Any]:
         CountingRepository.stats_read += 1
-        return await super().stats()
+        return await super().stats(tenant=tenant)
 
 
 def test_open_overviews_share_one_count_of_the_store(container: Container) -> None:

@@ -11,7 +11,7 @@ import heapq
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -29,7 +29,7 @@ from taskflow.domain.errors import (
     TaskNotFound,
 )
 from taskflow.domain.flow import Popped
-from taskflow.domain.model import ACTIVE, CLAIMABLE, FINAL, Lease, Task
+from taskflow.domain.model import ACTIVE, CLAIMABLE, FINAL, UNFINISHED, Lease, Task
 from taskflow.domain.ports import Clock, Dispatch, PoppedIds, Renewal
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
 from taskflow.domain.retention import Cutoffs
@@ -192,17 +192,26 @@ class InMemoryTaskRepository:
         found.sort(key=Position.of, reverse=True)
         return found[:limit]
 
-    async def stats(self) -> list[TaskCount]:
-        counts = Counter((t.queue, t.type, t.status) for t in self._tasks.values())
+    async def stats(self, *, tenant: str | None) -> list[TaskCount]:
+        counts = Counter((t.queue, t.type, t.status) for t in self._of(tenant))
         return [TaskCount(*key, count) for key, count in sorted(counts.items())]
 
-    async def finished_per_minute(self, since: datetime) -> list[MinuteCount]:
+    async def finished_per_minute(
+        self, since: datetime, *, tenant: str | None
+    ) -> list[MinuteCount]:
         counts = Counter(
             (minute_of(t.finished_at, since), t.status)
-            for t in self._tasks.values()
+            for t in self._of(tenant)
             if t.status in FINAL and t.finished_at is not None and t.finished_at >= since
         )
         return [MinuteCount(*key, count) for key, count in sorted(counts.items())]
+
+    async def count_unfinished(self, tenant: str) -> int:
+        return sum(t.status in UNFINISHED for t in self._of(tenant))
+
+    def _of(self, tenant: str | None) -> Iterable[Task]:
+        every = self._tasks.values()
+        return every if tenant is None else (t for t in every if t.tenant == tenant)
 
     async def save_changed(self, items: Sequence[tuple[Task, TaskChange]]) -> set[UUID]:
         written = set()

@@ -43,12 +43,20 @@ def parse_scopes(text: str) -> frozenset[Scope]:
 
 def check_key_fields(name: str, tenant: str) -> None:
     """ValueError when a key's name or tenant cannot be stored."""
-    for what, value, longest in (
-        ("name", name, KEY_NAME_MAX_LENGTH),
-        ("tenant", tenant, TENANT_MAX_LENGTH),
-    ):
-        if not value or len(value) > longest or not value.isprintable():
-            raise ValueError(f"the {what} must be 1 to {longest} printable characters")
+    problem = _text_problem("name", name, KEY_NAME_MAX_LENGTH) or tenant_problem(tenant)
+    if problem:
+        raise ValueError(problem)
+
+
+def tenant_problem(tenant: str) -> str | None:
+    """Why ``tenant`` cannot name a tenant, or None."""
+    return _text_problem("tenant", tenant, TENANT_MAX_LENGTH)
+
+
+def _text_problem(what: str, value: str, longest: int) -> str | None:
+    if not value or len(value) > longest or not value.isprintable():
+        return f"the {what} must be 1 to {longest} printable characters"
+    return None
 
 
 def hash_key(secret: str) -> str:

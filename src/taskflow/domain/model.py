@@ -22,6 +22,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from taskflow.domain.errors import InvalidTransition, InvariantViolated, NotDue
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -37,6 +38,7 @@ from taskflow.domain.values import (
     CLAIMABLE,
     FINAL,
     RETRYABLE,
+    UNFINISHED,
     UNKNOWN_TASK_TYPE,
     WORKER_LOST,
     Lease,
@@ -53,6 +55,7 @@ __all__ = [
     "CLAIMABLE",
     "FINAL",
     "RETRYABLE",
+    "UNFINISHED",
     "UNKNOWN_TASK_TYPE",
     "WORKER_LOST",
     "Lease",
@@ -94,6 +97,9 @@ class Task:
     # The W3C traceparent of the span that submitted it (tracing on), fixed at creation: every
     # attempt's span joins that trace, however long after and wherever it runs (decision 28).
     traceparent: str | None = None
+    # Whose task it is: the tenant of the API key that submitted it (docs/security.md,
+    # "Tenants"); every lookup, list and count is made within one tenant (decision 36).
+    tenant: str = DEFAULT_TENANT
 
     def __post_init__(self) -> None:
         problem = _invariant_problem(self)
@@ -119,6 +125,7 @@ class Task:
         idempotency_key: str | None = None,
         retry_policy: RetryPolicy | None = None,
         traceparent: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Task:
         return assemble(
             {
@@ -147,6 +154,7 @@ class Task:
                 "lease": None,
                 "retry_policy": retry_policy or RetryPolicy(),
                 "traceparent": traceparent,
+                "tenant": tenant,
             }
         )
 

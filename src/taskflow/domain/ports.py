@@ -155,13 +155,18 @@ class TaskRepository(Protocol):
         self, query: TaskQuery, *, after: Position | None, limit: int
     ) -> list[Task]: ...  # matching tasks, (created_at, id) descending, strictly below ``after``
 
-    async def stats(self) -> list[TaskCount]: ...  # tasks per (queue, type, status), in that order
+    async def stats(
+        self, *, tenant: str | None
+    ) -> list[TaskCount]: ...  # ``tenant``'s tasks (None: all) per (queue, type, status), sorted
 
     async def finished_per_minute(
-        self, since: datetime
+        self, since: datetime, *, tenant: str | None
     ) -> list[MinuteCount]: ...  # final tasks that finished at or after ``since`` (a minute's
 
-    # start), counted per minute (counted from ``since``) and status; empty minutes left out
+    # start), counted per minute (counted from ``since``) and status; empty minutes left out;
+    # ``tenant``'s only, or every tenant's (None)
+
+    async def count_unfinished(self, tenant: str) -> int: ...  # its PENDING or PROCESSING tasks
 
     async def save_changed(
         self, items: Sequence[tuple[Task, TaskChange]]
@@ -344,6 +349,8 @@ class Timetable(Protocol):
     def priority(self) -> int | None: ...
     @property
     def catchup(self) -> timedelta | None: ...  # None: the deployment's
+    @property
+    def tenant(self) -> str: ...  # whose tasks its ticks make, and who sees it
 
     def next_after(self, instant: datetime) -> datetime: ...  # the first tick after, in UTC
 

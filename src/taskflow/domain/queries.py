@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from taskflow.domain.errors import InvalidQuery
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.limits import (
     LIST_LIMIT_DEFAULT,
     list_limit_problem,
@@ -81,7 +82,8 @@ class TaskQuery:
     """Which tasks: each filter given narrows the choice; none given means every task.
 
     ``statuses``: any of them (empty: any status). ``created_after`` and ``created_before``
-    are exclusive bounds and must carry a time zone.
+    are exclusive bounds and must carry a time zone. ``tenant``: whose tasks; None only for
+    the operator's own jobs that span every tenant, never for a request (decision 36).
     """
 
     statuses: frozenset[TaskStatus] = frozenset()
@@ -90,6 +92,7 @@ class TaskQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
     metadata: tuple[MetadataEquals, ...] = ()
+    tenant: str | None = DEFAULT_TENANT
 
     def __post_init__(self) -> None:
         problem = None if self.type is None else type_name_problem(self.type)
@@ -106,7 +109,8 @@ class TaskQuery:
     def matches(self, task: Task) -> bool:
         """The filter itself, task by task (the in-memory store's; SQL says it in a WHERE)."""
         return (
-            (not self.statuses or task.status in self.statuses)
+            (self.tenant is None or task.tenant == self.tenant)
+            and (not self.statuses or task.status in self.statuses)
             and (self.type is None or task.type == self.type)
             and (self.queue is None or task.queue == self.queue)
             and (self.created_after is None or task.created_at > self.created_after)

@@ -41,6 +41,8 @@ ACTIVE: Final = frozenset({TaskStatus.PROCESSING})
 FINAL: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
 RETRYABLE: Final = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 CANCELLABLE: Final = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
+#: Not yet final: what a tenant's quota on unfinished tasks counts.
+UNFINISHED: Final = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
 
 #: error.type recorded when a lease runs out before the worker reported back.
 WORKER_LOST: Final = "WorkerLost"

@@ -250,16 +250,23 @@ class SqlTaskRepository:
         async with self._connect() as conn:
             return [to_task(m) for m in (await conn.execute(stmt)).mappings()]
 
-    async def stats(self) -> list[TaskCount]:
+    async def stats(self, *, tenant: str | None) -> list[TaskCount]:
         async with self._connect() as conn:
-            rows = (await conn.execute(listing.counting())).all()
+            rows = (await conn.execute(listing.counting(tenant))).all()
         # Sorted here: the databases' collations need not agree on the order of names.
         return sorted(TaskCount(q, t, TaskStatus(s), n) for q, t, s, n in rows)
 
-    async def finished_per_minute(self, since: datetime) -> list[MinuteCount]:
+    async def finished_per_minute(
+        self, since: datetime, *, tenant: str | None
+    ) -> list[MinuteCount]:
+        stmt = listing.finishing(since, self._dialect, tenant)
         async with self._connect() as conn:
-            rows = (await conn.execute(listing.finishing(since, self._dialect))).all()
+            rows = (await conn.execute(stmt)).all()
         return sorted(MinuteCount(since + m * MINUTE, TaskStatus(s), n) for m, s, n in rows)
+
+    async def count_unfinished(self, tenant: str) -> int:
+        async with self._connect() as conn:
+            return int((await conn.execute(listing.unfinished(tenant))).scalar_one())
 
     async def save_changed(self, items: Sequence[tuple[Task, TaskChange]]) -> set[UUID]:
         if not items:

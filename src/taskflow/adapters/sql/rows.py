@@ -22,6 +22,7 @@ from sqlalchemy.engine import RowMapping
 from taskflow.domain import unstorable
 from taskflow.domain.attempts import AttemptEnd
 from taskflow.domain.flow import Popped
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.model import Lease, Progress, Task, TaskError, TaskStatus, assemble
 from taskflow.domain.retry import RetryPolicy
 
@@ -64,6 +65,7 @@ class Row(msgspec.Struct, gc=False):
     backoff_base: float | UnsetType = UNSET
     backoff_max: float | UnsetType = UNSET
     traceparent: str | UnsetType | None = UNSET
+    tenant: str | UnsetType | None = UNSET  # NULL: the default tenant
     # Not a column: the end of the attempt a save closes with its change.
     closing: AttemptEnd | UnsetType = UNSET
 
@@ -112,7 +114,14 @@ def new_row(task: Task) -> Row:
     row.backoff_base = task.retry_policy.base
     row.backoff_max = task.retry_policy.max
     row.traceparent = task.traceparent
+    row.tenant = stored_tenant(task.tenant)
     return row
+
+
+def stored_tenant(tenant: str) -> str | None:
+    """The ``tenant`` column of a task of ``tenant``: NULL for the default tenant, so a
+    deployment without tenants writes nothing more and its partial index stays empty."""
+    return None if tenant == DEFAULT_TENANT else tenant
 
 
 def columns(row: Row) -> dict[str, Any]:
@@ -212,6 +221,7 @@ def to_task(row: RowMapping) -> Task:
             "lease": _lease(row),
             "retry_policy": RetryPolicy(float(row["backoff_base"]), float(row["backoff_max"])),
             "traceparent": row["traceparent"],
+            "tenant": row["tenant"] or DEFAULT_TENANT,
         }
     )
 

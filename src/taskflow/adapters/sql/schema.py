@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     bindparam,
     case,
 )
@@ -45,7 +46,7 @@ from taskflow.domain.limits import (
     TRACEPARENT_MAX_LENGTH,
     TYPE_MAX_LENGTH,
 )
-from taskflow.domain.model import ACTIVE, FINAL, RETRYABLE, TaskStatus
+from taskflow.domain.model import ACTIVE, FINAL, RETRYABLE, UNFINISHED, TaskStatus
 from taskflow.domain.schedules import SCHEDULE_NAME_MAX_LENGTH
 
 
@@ -119,6 +120,8 @@ tasks = Table(
     Column("backoff_max", Float, nullable=False),
     # The submitter's span, W3C traceparent; NULL while tracing is off (decision 28).
     Column("traceparent", String(TRACEPARENT_MAX_LENGTH), nullable=True),
+    # The tenant of the key that submitted it; NULL for the default tenant (decision 36).
+    Column("tenant", String(TENANT_MAX_LENGTH), nullable=True),
     PrimaryKeyConstraint("id", name="pk_tasks"),
     CheckConstraint(_status_check(), name="ck_tasks_status"),
 )
@@ -150,6 +153,7 @@ def keeping_renewal(
 
 
 _active = tasks.c.status.in_(sorted(s.value for s in ACTIVE))
+_active_or_pending = tasks.c.status.in_(sorted(s.value for s in UNFINISHED))
 
 # Due PENDING work, in run_at order.
 Index("ix_tasks_status_run_at", tasks.c.status, tasks.c.run_at)
@@ -174,6 +178,25 @@ Index(
     tasks.c.id,
     postgresql_where=_needs_a_person,
     sqlite_where=_needs_a_person,
+)
+# A named tenant's tasks, newest first, and its unfinished ones (its quota). Partial: the
+# default tenant's tasks (tenant NULL) never write to them, so a deployment without tenants
+# pays nothing; the default tenant's listing reads the indexes above (decision 36).
+_named_tenant = tasks.c.tenant.is_not(None)
+Index(
+    "ix_tasks_tenant_created_at_id",
+    tasks.c.tenant,
+    tasks.c.created_at,
+    tasks.c.id,
+    postgresql_where=_named_tenant,
+    sqlite_where=_named_tenant,
+)
+_named_tenant_unfinished = and_(_named_tenant, _active_or_pending)
+Index(
+    "ix_tasks_tenant_unfinished",
+    tasks.c.tenant,
+    postgresql_where=_named_tenant_unfinished,
+    sqlite_where=_named_tenant_unfinished,
 )
 # The retention job's oldest finished tasks first (decision 24). Partial: a task gets an entry
 # once, when it reaches a final state; claims and heartbeats never write to it.

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from taskflow.domain.errors import InvalidSubmission, UnknownTaskType
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -106,30 +107,39 @@ class TaskBuilder:
         key: str | None = None,
         *,
         batch: bool,
+        tenant: str = DEFAULT_TENANT,
     ) -> list[Task]:
         """The tasks of ``commands``, all carrying ``key`` (else each its own key)."""
         trace = self._traceparent()  # one request, one span: asked once for the batch
         if not batch:
             return [
-                self._build(command, now, key or command.idempotency_key, trace)
+                self._build(command, now, key or command.idempotency_key, trace, tenant)
                 for command in commands
             ]
         tasks = []
         for index, command in enumerate(commands):
             try:
-                tasks.append(self._build(command, now, key or command.idempotency_key, trace))
+                key_of = key or command.idempotency_key
+                tasks.append(self._build(command, now, key_of, trace, tenant))
             except InvalidSubmission as exc:  # name the submission at fault within the batch
                 raise exc.under(f"tasks[{index}]") from None
         return tasks
 
-    def build(self, command: Submission, now: datetime, key: str | None) -> Task:
-        return self._build(command, now, key, self._traceparent())
+    def build(
+        self, command: Submission, now: datetime, key: str | None, tenant: str = DEFAULT_TENANT
+    ) -> Task:
+        return self._build(command, now, key, self._traceparent(), tenant)
 
     def _traceparent(self) -> str | None:
         return None if self._trace is None else self._trace.current()
 
     def _build(
-        self, command: Submission, now: datetime, key: str | None, traceparent: str | None
+        self,
+        command: Submission,
+        now: datetime,
+        key: str | None,
+        traceparent: str | None,
+        tenant: str,
     ) -> Task:
         _check_limits(command)
         kind = self._known_type(command.type)
@@ -148,6 +158,7 @@ class TaskBuilder:
             idempotency_key=key,
             retry_policy=self._policies[kind.name],
             traceparent=traceparent,
+            tenant=tenant,
         )
 
     def check_payload(self, type_name: str, payload: Mapping[str, Any]) -> None:

@@ -90,11 +90,18 @@ class KeyService:
         await self._store.create(key)
         return key, secret
 
-    async def list(self) -> list[ApiKey]:
-        return await self._store.list()
+    async def list(self, *, tenant: str | None = None) -> list[ApiKey]:
+        """The keys, oldest first: ``tenant``'s, or every tenant's (None)."""
+        every = await self._store.list()
+        return every if tenant is None else [key for key in every if key.tenant == tenant]
 
-    async def revoke(self, key_id: UUID) -> ApiKey:
-        """The key, revoked (again is fine); ``KeyNotFound`` for an unknown id."""
+    async def revoke(self, key_id: UUID, *, tenant: str | None = None) -> ApiKey:
+        """The key, revoked (again is fine); ``KeyNotFound`` for an unknown id, and for
+        another tenant's key when ``tenant`` is given."""
+        if tenant is not None:
+            stored = await self._store.find_by_id(key_id)
+            if stored is None or stored.tenant != tenant:
+                raise KeyNotFound()
         key = await self._store.revoke(key_id, now=self._clock.now())
         if key is None:
             raise KeyNotFound()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from taskflow.domain.errors import InvalidSubmission, ScheduleNotFound
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.model import Task
 from taskflow.domain.ports import (
     Clock,
@@ -114,22 +115,27 @@ class ScheduleService:
             await dispatch(self._queue, [task for _, _, task in enqueued])
         return SchedulePass(enqueued, skipped, min(upcoming, default=None))
 
-    async def list(self) -> list[ScheduleView]:
-        """Every schedule, by name, with its last and next tick."""
+    async def list(self, *, tenant: str = DEFAULT_TENANT) -> list[ScheduleView]:
+        """The tenant's schedules, by name, with their last and next tick."""
         states = await self._states(self._clock.now())
-        return [self._view(self._timetables[name], states[name]) for name in sorted(states)]
+        return [
+            self._view(timetable, states[name])
+            for name in sorted(states)
+            if (timetable := self._timetables[name]).tenant == tenant
+        ]
 
-    async def pause(self, name: str) -> ScheduleView:
-        """No tick of ``name`` is enqueued until it is resumed; ScheduleNotFound."""
-        return await self._set_paused(name, True)
+    async def pause(self, name: str, *, tenant: str = DEFAULT_TENANT) -> ScheduleView:
+        """No tick of ``name`` is enqueued until it is resumed; ScheduleNotFound, also for
+        another tenant's."""
+        return await self._set_paused(name, True, tenant)
 
-    async def resume(self, name: str) -> ScheduleView:
+    async def resume(self, name: str, *, tenant: str = DEFAULT_TENANT) -> ScheduleView:
         """Ticks after now are enqueued again; those missed while paused are not caught up."""
-        return await self._set_paused(name, False)
+        return await self._set_paused(name, False, tenant)
 
-    async def _set_paused(self, name: str, paused: bool) -> ScheduleView:
+    async def _set_paused(self, name: str, paused: bool, tenant: str) -> ScheduleView:
         timetable = self._timetables.get(name)
-        if timetable is None:
+        if timetable is None or timetable.tenant != tenant:
             raise ScheduleNotFound(f"no schedule is named {name!r}")
         now = self._clock.now()
         await self._ensure(now)
@@ -185,4 +191,4 @@ def _build(builder: TaskBuilder, timetable: Timetable, tick: datetime, now: date
         priority=timetable.priority,
         metadata=tick_metadata(timetable.name, tick),
     )
-    return builder.build(command, now, None)
+    return builder.build(command, now, None, timetable.tenant)

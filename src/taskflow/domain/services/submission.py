@@ -19,6 +19,7 @@ from taskflow.domain.errors import (
     StaleTask,
     UnstorableValue,
 )
+from taskflow.domain.keys import DEFAULT_TENANT
 from taskflow.domain.limits import (
     RETRY_MANY_LIMIT_DEFAULT,
     actor_problem,
@@ -39,6 +40,7 @@ from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checke
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.building import Submission, TaskBuilder
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.tenants import owned, scoped_key
 from taskflow.domain.throughput import WINDOW_MINUTES, Minute, per_minute, window_start
 
 #: Who made a change, when the caller does not say (a Python caller of the service).
@@ -75,21 +77,23 @@ class TaskService:
             types=types, new_id=new_id, retry_policy=retry_policy, trace=trace
         )
 
-    async def submit(self, command: Submission) -> Task:
+    async def submit(self, command: Submission, *, tenant: str = DEFAULT_TENANT) -> Task:
         if command.callback_url is not None:
-            [task], _ = await self._submit_calling_back([command], batch=False)
+            [task], _ = await self._submit_calling_back([command], batch=False, tenant=tenant)
             return task
-        task = self._builder.build(command, self._clock.now(), command.idempotency_key)
+        task = self._builder.build(command, self._clock.now(), command.idempotency_key, tenant)
         await self._repo.add(task)
         await dispatch(self._queue, [task])
         return task
 
-    async def submit_many(self, commands: Sequence[Submission]) -> list[Task]:
+    async def submit_many(
+        self, commands: Sequence[Submission], *, tenant: str = DEFAULT_TENANT
+    ) -> list[Task]:
         """Submit a batch, all or none; a fault names its submission (``tasks[3].type``)."""
         if any(command.callback_url is not None for command in commands):
-            return (await self._submit_calling_back(commands, batch=True))[0]
+            return (await self._submit_calling_back(commands, batch=True, tenant=tenant))[0]
         now = self._clock.now()
-        tasks = self._builder.build_all(commands, now, batch=True)
+        tasks = self._builder.build_all(commands, now, batch=True, tenant=tenant)
         with _naming_the_task(tasks, batch=True):
             await self._repo.add_many(tasks)
         await dispatch(self._queue, tasks)
@@ -102,25 +106,27 @@ class TaskService:
         key: str,
         request_hash: str,
         batch: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> tuple[list[Task], bool]:
         """Submit ``commands`` (all sharing ``key``) unless ``key`` was seen: then nothing new.
 
         Returns the tasks, as they are now, and whether this was a replay of an earlier
         submission with the same ``request_hash``. A different hash: IdempotencyKeyReused.
         ``batch=False``: one submission of its own, whose faults name no ``tasks[i]``.
+        A key is the tenant's own: the same key from two tenants makes two submissions.
         """
         problem = idempotency_key_problem(key)
         if problem:
             raise InvalidSubmission(problem, field="Idempotency-Key")
         if any(command.callback_url is not None for command in commands):
             return await self._submit_calling_back(
-                commands, batch=batch, key=key, request_hash=request_hash
+                commands, batch=batch, key=key, request_hash=request_hash, tenant=tenant
             )
         now = self._clock.now()
-        tasks = self._builder.build_all(commands, now, key, batch=batch)
+        tasks = self._builder.build_all(commands, now, key, batch=batch, tenant=tenant)
         with _naming_the_task(tasks, batch=batch):
             stored, replayed = await self._repo.add_idempotent(
-                tasks, key=key, request_hash=request_hash
+                tasks, key=scoped_key(tenant, key), request_hash=request_hash
             )
         if not replayed:
             await dispatch(self._queue, stored)
@@ -133,6 +139,7 @@ class TaskService:
         batch: bool,
         key: str | None = None,
         request_hash: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> tuple[list[Task], bool]:
         """Submissions of which some have a ``callback_url``: the tasks and their callbacks are
         stored in one transaction, so a task that ends is always called back (decision 23)."""
@@ -141,7 +148,8 @@ class TaskService:
             if problem:
                 field = f"tasks[{index}].callback_url" if batch else "callback_url"
                 raise InvalidSubmission(problem, field=field)
-        tasks = self._builder.build_all(commands, self._clock.now(), key, batch=batch)
+        now = self._clock.now()
+        tasks = self._builder.build_all(commands, now, key, batch=batch, tenant=tenant)
         urls = {
             task.id: command.callback_url
             for task, command in zip(tasks, commands, strict=True)
@@ -150,7 +158,10 @@ class TaskService:
         assert self._callbacks is not None  # _callback_problem refuses every URL without it
         with _naming_the_task(tasks, batch=batch):
             stored, replayed = await self._callbacks.add(
-                tasks, urls, key=key, request_hash=request_hash
+                tasks,
+                urls,
+                key=None if key is None else scoped_key(tenant, key),
+                request_hash=request_hash,
             )
         if not replayed:
             await dispatch(self._queue, stored)
@@ -162,41 +173,50 @@ class TaskService:
         hosts = self._callback_hosts if self._callbacks is not None else None
         return callback_url_problem(url, hosts)
 
-    async def deliveries(self, task_id: UUID) -> tuple[str | None, list[Delivery]]:
+    async def deliveries(
+        self, task_id: UUID, *, tenant: str = DEFAULT_TENANT
+    ) -> tuple[str | None, list[Delivery]]:
         """The task's callback URL (None: it has none) and its webhook deliveries, oldest
         first; TaskNotFound."""
+        await self.get(task_id, tenant=tenant)
         if self._callbacks is None:
-            await self._repo.get(task_id)
             return None, []
         return await self._callbacks.deliveries(task_id)
 
-    async def get(self, task_id: UUID) -> Task:
-        return await self._repo.get(task_id)
+    async def get(self, task_id: UUID, *, tenant: str = DEFAULT_TENANT) -> Task:
+        """The task; TaskNotFound, as for an unknown id, when it is another tenant's."""
+        return owned(await self._repo.get(task_id), tenant)
 
-    async def attempts(self, task_id: UUID) -> list[Attempt]:
+    async def attempts(self, task_id: UUID, *, tenant: str = DEFAULT_TENANT) -> list[Attempt]:
         """The task's attempts, oldest first."""
+        await self.get(task_id, tenant=tenant)
         return await self._repo.attempts(task_id)
 
-    async def cancel(self, task_id: UUID) -> Task:
+    async def cancel(self, task_id: UUID, *, tenant: str = DEFAULT_TENANT) -> Task:
         """PENDING: CANCELLED at once. PROCESSING: ``cancel_requested``, and its worker told.
 
         The notice only hastens the stop: the worker's next lease renewal finds the request
         whether or not the notice arrives.
         """
-        task = await self._change(task_id, lambda t: t.cancel(now=self._clock.now()))
+        task = await self._change(task_id, tenant, lambda t: t.cancel(now=self._clock.now()))
         if task.cancel_requested and self._notices is not None:
             with contextlib.suppress(QueueUnavailable):
                 await self._notices.notify_cancel(task.id)
         return task
 
     async def retry(
-        self, task_id: UUID, *, payload: Mapping[str, Any] | None = None, by: str = UNKNOWN_ACTOR
+        self,
+        task_id: UUID,
+        *,
+        payload: Mapping[str, Any] | None = None,
+        by: str = UNKNOWN_ACTOR,
+        tenant: str = DEFAULT_TENANT,
     ) -> Task:
         """A FAILED or CANCELLED task PENDING again; ``payload``, checked like a submission's,
         replaces its own. The change is recorded, with ``by``, in the task's history."""
         _check_actor(by)
         for _ in range(CAS_ATTEMPTS):
-            task = await self._repo.get(task_id)
+            task = await self.get(task_id, tenant=tenant)
             if payload is not None:
                 self._builder.check_payload(task.type, payload)
             again = task.retry(now=self._clock.now(), payload=payload)
@@ -236,13 +256,16 @@ class TaskService:
         await dispatch(self._queue, revived)
         return revived
 
-    async def history(self, task_id: UUID) -> tuple[list[Attempt], list[TaskChange]]:
+    async def history(
+        self, task_id: UUID, *, tenant: str = DEFAULT_TENANT
+    ) -> tuple[list[Attempt], list[TaskChange]]:
         """The task's attempts and the changes people made to it, each oldest first."""
-        return await self._repo.attempts(task_id), await self._repo.changes(task_id)
+        attempts = await self.attempts(task_id, tenant=tenant)
+        return attempts, await self._repo.changes(task_id)
 
-    async def _change(self, task_id: UUID, change: Callable[[Task], Task]) -> Task:
+    async def _change(self, task_id: UUID, tenant: str, change: Callable[[Task], Task]) -> Task:
         for _ in range(CAS_ATTEMPTS):
-            changed = change(await self._repo.get(task_id))
+            changed = change(await self.get(task_id, tenant=tenant))
             try:
                 await self._repo.save(changed)
             except StaleTask:
@@ -258,15 +281,18 @@ class TaskService:
         size = checked_limit(limit)
         return Page.of(await self._repo.find(query, after=after, limit=size + 1), size)
 
-    async def stats(self) -> list[TaskCount]:
-        """How many tasks there are per queue, type and status."""
-        return await self._repo.stats()
+    async def stats(self, *, tenant: str = DEFAULT_TENANT) -> list[TaskCount]:
+        """How many of the tenant's tasks there are per queue, type and status."""
+        return await self._repo.stats(tenant=tenant)
 
-    async def finished_per_minute(self, minutes: int = WINDOW_MINUTES) -> list[Minute]:
+    async def finished_per_minute(
+        self, minutes: int = WINDOW_MINUTES, *, tenant: str = DEFAULT_TENANT
+    ) -> list[Minute]:
         """The last ``minutes`` whole minutes, oldest first, the last being the minute of now:
-        how many tasks succeeded, failed and were cancelled in each."""
+        how many of the tenant's tasks succeeded, failed and were cancelled in each."""
         since = window_start(self._clock.now(), minutes)
-        return per_minute(await self._repo.finished_per_minute(since), since, minutes)
+        counted = await self._repo.finished_per_minute(since, tenant=tenant)
+        return per_minute(counted, since, minutes)
 
 
 def _check_actor(by: str) -> None:

@@ -33,7 +33,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from taskflow.config import Settings
 from taskflow.containers import Container
 from taskflow.domain.errors import StoreUnavailable
-from taskflow.domain.keys import ANONYMOUS, Principal
+from taskflow.domain.keys import ANONYMOUS, DEFAULT_TENANT, Principal
 from taskflow.domain.keys import Scope as KeyScope
 from taskflow.domain.services.keys import UNKNOWN, KeyService
 from taskflow.entrypoints.http.problems import PROBLEM_JSON, RETRY_AFTER_SECONDS
@@ -61,6 +61,19 @@ _DASHBOARD = "/dashboard"
 SIGN_IN = "/dashboard/sign-in"
 SIGN_OUT = "/dashboard/sign-out"
 _DASHBOARD_FILES = "/dashboard/static/"
+#: What shows every tenant's work at once (queue depths, running task ids, counters): the
+#: operator's, so only keys of the default tenant reach it (decision 36).
+_FLEET = ("/api/queues", "/api/workers", "/metrics", "/dashboard/queues", "/dashboard/workers")
+
+
+def fleet_refusal(path: str, principal: Principal) -> str | None:
+    """Why ``principal`` may not see ``path``, a fleet view of another tenant's key; or None."""
+    if principal.tenant == DEFAULT_TENANT or not path.startswith(_FLEET):
+        return None
+    return (
+        f"the key {principal.name!r} belongs to tenant {principal.tenant!r}; queues, workers "
+        f"and metrics show every tenant's work and are the operator's (tenant {DEFAULT_TENANT!r})"
+    )
 
 
 def required_scope(method: str, path: str, *, metrics_auth: bool) -> KeyScope | None:
@@ -92,6 +105,11 @@ def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     state = request.scope.get("state") or {}
     principal: Principal = state.get(PRINCIPAL, ANONYMOUS)
     return principal
+
+
+def tenant_of(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The tenant whose tasks this request sees and acts on (decision 36)."""
+    return principal_of(request).tenant
 
 
 def checking_keys(app: ASGIApp, container: Container) -> ASGIApp:
@@ -148,6 +166,10 @@ class KeyCheck:
             detail = f"the key {principal.name!r} lacks the {needed.value} scope"
             await _refuse(send, 403, f"{detail} this route needs")
             return False
+        fleet = fleet_refusal(http["path"], principal)
+        if fleet is not None:
+            await _refuse(send, 403, fleet)
+            return False
         state = http.get("state")
         if state is None:
             state = http["state"] = {}
@@ -167,6 +189,10 @@ class KeyCheck:
         if not principal.allows(needed):
             detail = f"the key {principal.name!r} lacks the {needed.value} scope"
             await _refuse(send, 403, f"{detail} this dashboard action needs")
+            return False
+        fleet = fleet_refusal(path, principal)
+        if fleet is not None:
+            await _refuse(send, 403, fleet)
             return False
         http.setdefault("state", {})[PRINCIPAL] = principal
         return True

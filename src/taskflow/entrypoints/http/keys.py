@@ -5,16 +5,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import JSONBody
 
 from taskflow.containers import Container
 from taskflow.domain.errors import InvalidSubmission
 from taskflow.domain.keys import DEFAULT_TENANT, ApiKey, parse_scopes
 from taskflow.domain.services.keys import KeyService
+from taskflow.entrypoints.http.auth import tenant_of
 from taskflow.entrypoints.http.body_limits import json_body
 from taskflow.entrypoints.http.openapi import problem_responses
 from taskflow.entrypoints.http.path_params import KeyIdPath
@@ -33,7 +36,7 @@ def provide_keys(container: Container) -> Provide:
 class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     scopes: list[str]
-    tenant: str = DEFAULT_TENANT
+    tenant: str | None = None  # None: the caller's own
 
 
 class KeyOut(msgspec.Struct, kw_only=True):
@@ -80,8 +83,11 @@ class KeyController(Controller):
         operation_id="list_keys",
         responses=problem_responses(503),
     )
-    async def list_keys(self, keys: NamedDependency[KeyService]) -> KeysOut:
-        return KeysOut([KeyOut.of(key) for key in await keys.list()])
+    async def list_keys(
+        self, request: Request[Any, Any, Any], keys: NamedDependency[KeyService]
+    ) -> KeysOut:
+        found = await keys.list(tenant=_managed_tenant(request))
+        return KeysOut([KeyOut.of(key) for key in found])
 
     @post(
         "/",
@@ -92,14 +98,23 @@ class KeyController(Controller):
         responses=problem_responses(400, 408, 413, 415, 503),
     )
     async def create_key(
-        self, data: JSONBody[KeyIn], keys: NamedDependency[KeyService]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[KeyIn],
+        keys: NamedDependency[KeyService],
     ) -> KeyCreatedOut:
         try:
             scopes = parse_scopes(",".join(data.scopes))
         except ValueError as exc:
             raise InvalidSubmission(str(exc), field="scopes") from None
+        own = tenant_of(request)
+        tenant = own if data.tenant is None else data.tenant
+        if tenant != own and _managed_tenant(request) is not None:
+            raise PermissionDeniedException(
+                detail=f"a key of tenant {own!r} makes keys of its own tenant only"
+            )
         try:
-            key, secret = await keys.create(name=data.name, scopes=scopes, tenant=data.tenant)
+            key, secret = await keys.create(name=data.name, scopes=scopes, tenant=tenant)
         except ValueError as exc:
             field = "tenant" if "tenant" in str(exc) else "name"
             raise InvalidSubmission(str(exc), field=field) from None
@@ -113,9 +128,21 @@ class KeyController(Controller):
         operation_id="revoke_key",
         responses=problem_responses(400, 404, 503),
     )
-    async def revoke_key(self, key_id: KeyIdPath, keys: NamedDependency[KeyService]) -> KeyOut:
+    async def revoke_key(
+        self,
+        request: Request[Any, Any, Any],
+        key_id: KeyIdPath,
+        keys: NamedDependency[KeyService],
+    ) -> KeyOut:
         try:
             parsed = uuid.UUID(key_id)
         except ValueError:
             raise InvalidSubmission(f"a key id is a UUID, got {key_id!r}", field="id") from None
-        return KeyOut.of(await keys.revoke(parsed))
+        return KeyOut.of(await keys.revoke(parsed, tenant=_managed_tenant(request)))
+
+
+def _managed_tenant(request: Request[Any, Any, Any]) -> str | None:
+    """Whose keys this caller manages: its own tenant's, or every tenant's (None) for the
+    operator's tenant, which provisions the others (decision 36)."""
+    tenant = tenant_of(request)
+    return None if tenant == DEFAULT_TENANT else tenant

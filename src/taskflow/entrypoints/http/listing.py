@@ -64,13 +64,15 @@ class ListRequest:
     limit: int | None
 
 
-def parse_list_request(params: MultiDict[str]) -> ListRequest:
+def parse_list_request(params: MultiDict[str], *, tenant: str) -> ListRequest:
+    """The listing a query string asks for, among ``tenant``'s tasks."""
     unknown = sorted(
         name for name in params if name not in _KNOWN and not name.startswith(METADATA_PREFIX)
     )
     if unknown:
         raise InvalidQuery(f"{unknown[0]} is not a known parameter", field=unknown[0])
     query = TaskQuery(
+        tenant=tenant,
         statuses=frozenset(_status(s) for s in params.getall("status", [])),
         type=_single(params, "type"),
         queue=_single(params, "queue"),

@@ -39,8 +39,10 @@ class RetryManyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: dict[str, str] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=RETRY_MANY_LIMIT_MAX)] | None = None
 
-    def query(self) -> TaskQuery:
+    def query(self, *, tenant: str) -> TaskQuery:
+        """The tasks this body picks among ``tenant``'s."""
         return TaskQuery(
+            tenant=tenant,
             statuses=frozenset(TaskStatus(s) for s in self.status or ()),
             type=self.type,
             queue=self.queue,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from taskflow.domain.limits import DEFAULT_QUEUE
 from taskflow.domain.services import ScheduleService, ScheduleView
+from taskflow.entrypoints.http.auth import tenant_of
 from taskflow.entrypoints.http.openapi import problem_responses
 from taskflow.entrypoints.http.schemas import timestamp
 from taskflow.schedules import Schedule, every_seconds
@@ -59,8 +62,11 @@ class ScheduleController(Controller):
         operation_id="list_schedules",
         responses=problem_responses(503),
     )
-    async def list_schedules(self, schedules: NamedDependency[ScheduleService]) -> SchedulesOut:
-        return SchedulesOut([ScheduleOut.of(view) for view in await schedules.list()])
+    async def list_schedules(
+        self, request: Request[Any, Any, Any], schedules: NamedDependency[ScheduleService]
+    ) -> SchedulesOut:
+        mine = await schedules.list(tenant=tenant_of(request))
+        return SchedulesOut([ScheduleOut.of(view) for view in mine])
 
     @post(
         "/{name:str}/pause",
@@ -70,9 +76,12 @@ class ScheduleController(Controller):
         responses=problem_responses(400, 404, 503),
     )
     async def pause(
-        self, name: FromPath[str], schedules: NamedDependency[ScheduleService]
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        schedules: NamedDependency[ScheduleService],
     ) -> ScheduleOut:
-        return ScheduleOut.of(await schedules.pause(name))
+        return ScheduleOut.of(await schedules.pause(name, tenant=tenant_of(request)))
 
     @post(
         "/{name:str}/resume",
@@ -82,6 +91,9 @@ class ScheduleController(Controller):
         responses=problem_responses(400, 404, 503),
     )
     async def resume(
-        self, name: FromPath[str], schedules: NamedDependency[ScheduleService]
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        schedules: NamedDependency[ScheduleService],
     ) -> ScheduleOut:
-        return ScheduleOut.of(await schedules.resume(name))
+        return ScheduleOut.of(await schedules.resume(name, tenant=tenant_of(request)))

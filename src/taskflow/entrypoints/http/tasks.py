@@ -17,6 +17,7 @@ from taskflow.domain.limits import MAX_BATCH, metadata_size_problem, payload_siz
 from taskflow.domain.services import TaskService
 from taskflow.domain.unstorable import refuse_unstorable
 from taskflow.entrypoints.http.answers import JsonAnswer
+from taskflow.entrypoints.http.auth import tenant_of
 from taskflow.entrypoints.http.body_limits import Limits, json_body, optional_json_body
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
 from taskflow.entrypoints.http.openapi import (
@@ -105,12 +106,13 @@ class TaskController(Controller):
     ) -> Response[TaskOut]:
         check_values(data, request.app.state.limits)
         key = request.headers.get(IDEMPOTENCY_KEY)
+        tenant = tenant_of(request)
         replayed = False
         if key is None:
-            task = await service.submit(data)
+            task = await service.submit(data, tenant=tenant)
         else:
             [task], replayed = await service.submit_idempotent(
-                [data], key=key, request_hash=request_hash(data), batch=False
+                [data], key=key, request_hash=request_hash(data), batch=False, tenant=tenant
             )
         if not replayed:
             request.app.state.metrics.submitted((task,))
@@ -143,12 +145,13 @@ class TaskController(Controller):
             except InvalidSubmission as exc:
                 raise exc.under(f"tasks[{index}]") from None
         key = request.headers.get(IDEMPOTENCY_KEY)
+        tenant = tenant_of(request)
         replayed = False
         if key is None:
-            tasks = await service.submit_many(data.tasks)
+            tasks = await service.submit_many(data.tasks, tenant=tenant)
         else:
             tasks, replayed = await service.submit_idempotent(
-                data.tasks, key=key, request_hash=request_hash(data)
+                data.tasks, key=key, request_hash=request_hash(data), tenant=tenant
             )
         if not replayed:
             request.app.state.metrics.submitted(tasks)
@@ -172,8 +175,10 @@ class TaskController(Controller):
         operation_id="task_stats",
         responses=problem_responses(503),
     )
-    async def task_stats(self, service: NamedDependency[TaskService]) -> TaskCountsOut:
-        return TaskCountsOut.from_counts(await service.stats())
+    async def task_stats(
+        self, request: Request[Any, Any, Any], service: NamedDependency[TaskService]
+    ) -> TaskCountsOut:
+        return TaskCountsOut.from_counts(await service.stats(tenant=tenant_of(request)))
 
     @get(
         "/",
@@ -187,7 +192,7 @@ class TaskController(Controller):
     async def list_tasks(
         self, request: Request[Any, Any, Any], service: NamedDependency[TaskService]
     ) -> TaskPageOut:
-        asked = parse_list_request(request.query_params)
+        asked = parse_list_request(request.query_params, tenant=tenant_of(request))
         page = await service.find(asked.query, after=asked.after, limit=asked.limit)
         return TaskPageOut.from_page(page)
 
@@ -197,8 +202,14 @@ class TaskController(Controller):
         operation_id="get_task",
         responses=problem_responses(400, 404, 503),
     )
-    async def get_task(self, task_id: TaskIdPath, service: NamedDependency[TaskService]) -> TaskOut:
-        return TaskOut.from_task(await service.get(parse_task_id(task_id)))
+    async def get_task(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: TaskIdPath,
+        service: NamedDependency[TaskService],
+    ) -> TaskOut:
+        task = await service.get(parse_task_id(task_id), tenant=tenant_of(request))
+        return TaskOut.from_task(task)
 
     @get(
         "/{task_id:str}/attempts",
@@ -207,9 +218,12 @@ class TaskController(Controller):
         responses=problem_responses(400, 404, 503),
     )
     async def list_attempts(
-        self, task_id: TaskIdPath, service: NamedDependency[TaskService]
+        self,
+        request: Request[Any, Any, Any],
+        task_id: TaskIdPath,
+        service: NamedDependency[TaskService],
     ) -> AttemptsOut:
-        attempts, changes = await service.history(parse_task_id(task_id))
+        attempts, changes = await service.history(parse_task_id(task_id), tenant=tenant_of(request))
         return AttemptsOut(
             [AttemptOut.from_attempt(a) for a in attempts],
             [ChangeOut.from_change(c) for c in changes],
@@ -222,9 +236,14 @@ class TaskController(Controller):
         responses=problem_responses(400, 404, 503),
     )
     async def list_deliveries(
-        self, task_id: TaskIdPath, service: NamedDependency[TaskService]
+        self,
+        request: Request[Any, Any, Any],
+        task_id: TaskIdPath,
+        service: NamedDependency[TaskService],
     ) -> DeliveriesOut:
-        url, deliveries = await service.deliveries(parse_task_id(task_id))
+        url, deliveries = await service.deliveries(
+            parse_task_id(task_id), tenant=tenant_of(request)
+        )
         return DeliveriesOut(url, [DeliveryOut.from_delivery(d) for d in deliveries])
 
     @post(
@@ -248,7 +267,9 @@ class TaskController(Controller):
         payload = None if data is None else data.payload
         if payload is not None:
             check_payload(payload, request.app.state.limits)
-        task = await service.retry(parse_task_id(task_id), payload=payload, by=actor(request))
+        task = await service.retry(
+            parse_task_id(task_id), payload=payload, by=actor(request), tenant=tenant_of(request)
+        )
         log.info("task retried", extra=task_facts(task))
         return TaskOut.from_task(task)
 
@@ -269,7 +290,8 @@ class TaskController(Controller):
         data: JSONBody[RetryManyIn],
         service: NamedDependency[TaskService],
     ) -> RetriedOut:
-        tasks = await service.retry_many(data.query(), limit=data.limit, by=actor(request))
+        query = data.query(tenant=tenant_of(request))
+        tasks = await service.retry_many(query, limit=data.limit, by=actor(request))
         log.info("tasks retried", extra={"tasks": len(tasks)})
         return RetriedOut.of(tasks)
 
@@ -286,7 +308,7 @@ class TaskController(Controller):
         task_id: TaskIdPath,
         service: NamedDependency[TaskService],
     ) -> TaskOut:
-        task = await service.cancel(parse_task_id(task_id))
+        task = await service.cancel(parse_task_id(task_id), tenant=tenant_of(request))
         if not task.cancel_requested:  # else its worker counts it, once the handler stops
             request.app.state.metrics.ended(task)
         events.info(

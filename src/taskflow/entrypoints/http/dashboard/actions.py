@@ -6,8 +6,10 @@ origin and the form's token are checked first (csrf.py, decision 31).
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, post
@@ -18,6 +20,7 @@ from litestar.response import Redirect
 
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
+from taskflow.entrypoints.http.auth import tenant_of
 from taskflow.entrypoints.http.dashboard.csrf import refuse_cross_site
 from taskflow.entrypoints.http.dashboard.forms import dashboard_path, edited_payload, task_id
 from taskflow.entrypoints.http.tasks import check_payload
@@ -28,19 +31,15 @@ events = EventLog(log)
 
 #: Who the task's history says made a change from the dashboard.
 ACTOR = "dashboard"
+_Act = Callable[[str], Awaitable[object]]
 
 
-class _Pausable(Protocol):
-    async def pause(self, name: str, /) -> object: ...
-    async def resume(self, name: str, /) -> object: ...
-
-
-async def _pause_or_resume(target: _Pausable, kind: str, name: str, verb: str) -> None:
+async def _pause_or_resume(kind: str, name: str, verb: str, *, pause: _Act, resume: _Act) -> None:
     """A queue's or a schedule's pause or resume; any other verb is no action (404)."""
     if verb == "pause":
-        await target.pause(name)
+        await pause(name)
     elif verb == "resume":
-        await target.resume(name)
+        await resume(name)
     else:
         raise HTTPException(status_code=404, detail=f"no {kind} action {verb[:32]!r}")
 
@@ -66,7 +65,7 @@ class DashboardActions(Controller):
         service: NamedDependency[TaskService],
     ) -> Redirect:
         form = await request.form()
-        task = await service.cancel(task_id(raw_id))
+        task = await service.cancel(task_id(raw_id), tenant=tenant_of(request))
         events.info(
             "cancel requested" if task.cancel_requested else "task cancelled", task_facts(task)
         )
@@ -84,7 +83,9 @@ class DashboardActions(Controller):
         payload = edited_payload(form)
         if payload is not None:
             check_payload(payload, request.app.state.limits)
-        task = await service.retry(task_id(raw_id), payload=payload, by=ACTOR)
+        task = await service.retry(
+            task_id(raw_id), payload=payload, by=ACTOR, tenant=tenant_of(request)
+        )
         log.info("task retried", extra=task_facts(task))
         return back(request, form, f"/dashboard/tasks/{task.id}", "retried")
 
@@ -97,7 +98,7 @@ class DashboardActions(Controller):
         fleet: NamedDependency[FleetService],
     ) -> Redirect:
         form = await request.form()
-        await _pause_or_resume(fleet, "queue", name, verb)
+        await _pause_or_resume("queue", name, verb, pause=fleet.pause, resume=fleet.resume)
         return back(request, form, "/dashboard/queues", f"queue_{verb}d")
 
     @post("/schedules/{name:str}/{verb:str}", before_request=refuse_cross_site)
@@ -109,5 +110,12 @@ class DashboardActions(Controller):
         schedules: NamedDependency[ScheduleService],
     ) -> Redirect:
         form = await request.form()
-        await _pause_or_resume(schedules, "schedule", name, verb)
+        tenant = tenant_of(request)
+        await _pause_or_resume(
+            "schedule",
+            name,
+            verb,
+            pause=functools.partial(schedules.pause, tenant=tenant),
+            resume=functools.partial(schedules.resume, tenant=tenant),
+        )
         return back(request, form, "/dashboard/schedules", f"schedule_{verb}d")

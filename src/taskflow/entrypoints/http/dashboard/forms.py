@@ -46,8 +46,8 @@ def list_params(params: MultiDict[str]) -> MultiDict[str]:
     return MultiDict(items)
 
 
-def list_request(params: MultiDict[str]) -> ListRequest:
-    return parse_list_request(list_params(params))
+def list_request(params: MultiDict[str], *, tenant: str) -> ListRequest:
+    return parse_list_request(list_params(params), tenant=tenant)
 
 
 def form_values(params: MultiDict[str]) -> dict[str, Any]:

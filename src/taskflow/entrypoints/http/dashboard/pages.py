@@ -9,12 +9,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from taskflow.domain.keys import Scope
+from taskflow.domain.keys import DEFAULT_TENANT, Scope
 from taskflow.domain.model import CANCELLABLE, RETRYABLE, TaskStatus
 from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
-from taskflow.entrypoints.http.auth import principal_of
+from taskflow.entrypoints.http.auth import principal_of, tenant_of
 from taskflow.entrypoints.http.dashboard import charts
 from taskflow.entrypoints.http.dashboard.csrf import page_token
 from taskflow.entrypoints.http.dashboard.figures import figures
@@ -41,8 +41,10 @@ def page(request: Request[Any, Any, Any], name: str, nav: str, **context: Any) -
     sign-out button (``signed_in``)."""
     notice = NOTICES.get(request.query_params.get("notice") or "")
     token, cookie = page_token(request)
+    principal = principal_of(request)
     who = {
-        "can_act": principal_of(request).allows(Scope.ADMIN),
+        "can_act": principal.allows(Scope.ADMIN),
+        "operator": principal.tenant == DEFAULT_TENANT,  # sees the fleet (decision 36)
         "signed_in": cookie_name(request.url.scheme) in request.cookies,
     }
     return Template(
@@ -72,7 +74,8 @@ class DashboardPages(Controller):
     ) -> Template:
         shared = await figures(request, service)
         counts, minutes = shared.counts, shared.minutes
-        queues = await fleet.queues()
+        # The queues hold every tenant's tasks: the fleet is the operator's (decision 36).
+        queues = await fleet.queues() if tenant_of(request) == DEFAULT_TENANT else []
         ages = [q.oldest_ready_age_seconds for q in queues if q.oldest_ready_age_seconds]
         return page(
             request,
@@ -97,7 +100,7 @@ class DashboardPages(Controller):
         self, request: Request[Any, Any, Any], service: NamedDependency[TaskService]
     ) -> Template:
         params = request.query_params
-        wanted = list_request(params)
+        wanted = list_request(params, tenant=tenant_of(request))
         found = await service.find(wanted.query, after=wanted.after, limit=wanted.limit)
         older = None
         if found.next is not None:
@@ -126,10 +129,10 @@ class DashboardPages(Controller):
         raw_id: FromPath[str],
         service: NamedDependency[TaskService],
     ) -> Template:
-        wanted = task_id(raw_id)
-        task = await service.get(wanted)
-        attempts, changes = await service.history(wanted)
-        callback_url, deliveries = await service.deliveries(wanted)
+        wanted, tenant = task_id(raw_id), tenant_of(request)
+        task = await service.get(wanted, tenant=tenant)
+        attempts, changes = await service.history(wanted, tenant=tenant)
+        callback_url, deliveries = await service.deliveries(wanted, tenant=tenant)
         timeline = sorted(
             [("attempt", a.started_at, a) for a in attempts]
             + [("change", c.at, c) for c in changes],
@@ -156,7 +159,8 @@ class DashboardPages(Controller):
     async def schedules(
         self, request: Request[Any, Any, Any], schedules: NamedDependency[ScheduleService]
     ) -> Template:
-        views = [ScheduleOut.of(view) for view in await schedules.list()]
+        mine = await schedules.list(tenant=tenant_of(request))
+        views = [ScheduleOut.of(view) for view in mine]
         return page(request, "schedules", "schedules", schedules=views)
 
     @get("/queues")
