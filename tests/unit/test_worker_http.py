@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -100,3 +101,19 @@ def test_a_key_store_outage_is_a_503_to_retry_and_health_still_answers() -> None
         assert answered.headers["retry-after"] == "5"
         assert "connection refused" in answered.json()["detail"]
         assert client.get("/health/live").status_code == 200
+
+
+def test_a_named_tenants_key_is_refused_the_workers_metrics(
+    locked: Container, client: Client
+) -> None:
+    async def make() -> str:
+        _, secret = await locked.key_service().create(
+            name="acme-reader", scopes=frozenset({Scope.READ}), tenant="acme"
+        )
+        return secret
+
+    tenant_reader = asyncio.run(make())
+    refused = client.get("/metrics", headers=bearer(tenant_reader))
+    assert refused.status_code == 403
+    assert "operator" in refused.json()["detail"]
+    assert client.get("/metrics", headers=bearer(_key(locked, Scope.READ))).status_code == 200
