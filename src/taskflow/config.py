@@ -16,6 +16,7 @@ from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DELIVERY_WINDOW_DEFAULT
 from taskflow.domain.flow import FlowLimits, parse_queue_limits
 from taskflow.domain.limits import queue_name_problem
+from taskflow.domain.quotas import QuotaPolicy, parse_tenant_quotas
 from taskflow.domain.retention import MAX_RETENTION_DAYS
 
 T = TypeVar("T")
@@ -70,6 +71,7 @@ class Settings:
     callback_retry_seconds: float = DELIVERY_WINDOW_DEFAULT
     callback_timeout_seconds: float = 10.0
     queue_limits: Mapping[str, FlowLimits] = field(default_factory=dict)  # over the Registry's
+    tenant_quotas: QuotaPolicy = field(default_factory=QuotaPolicy)  # empty: no quota (decision 37)
     metrics: bool = True  # False: nothing is counted and /metrics is not served
     worker_http_port: int | None = None  # None: a worker serves no /metrics nor /health/*
     tracing: otel.TracingMode = "auto"  # on when a tracer provider is set (decision 28)
@@ -142,6 +144,7 @@ class Settings:
                 "TASKFLOW_CALLBACK_TIMEOUT_SECONDS", 10.0, float, low=0.1, high=300
             ),
             queue_limits=env.parsed("TASKFLOW_QUEUE_LIMITS", parse_queue_limits, {}),
+            tenant_quotas=env.parsed("TASKFLOW_TENANT_QUOTAS", parse_tenant_quotas, QuotaPolicy()),
             metrics=env.flag("TASKFLOW_METRICS", True),
             worker_http_port=env.optional_port("TASKFLOW_WORKER_HTTP_PORT"),
             tracing=env.choice("TASKFLOW_TRACING", "auto", ("auto", "on", "off")),  # type: ignore[arg-type]

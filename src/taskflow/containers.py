@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import secrets
@@ -24,6 +25,7 @@ from taskflow.adapters.memory_fleet import (
     InMemoryWorkerRegistry,
 )
 from taskflow.adapters.memory_flow import InMemoryFlowLimiter
+from taskflow.adapters.memory_quotas import InMemoryQuotaCounter
 from taskflow.adapters.otel import open_tracing
 from taskflow.adapters.prometheus import new_metrics
 from taskflow.adapters.redis import RedisTaskQueue
@@ -35,6 +37,7 @@ from taskflow.adapters.redis_fleet import (
     RedisWorkerRegistry,
 )
 from taskflow.adapters.redis_flow import RedisFlowLimiter
+from taskflow.adapters.redis_quotas import RedisQuotaCounter
 from taskflow.adapters.sql import SqlTaskRepository, create_engine
 from taskflow.adapters.sql.notifications import EnqueuedListener
 from taskflow.adapters.sql.queues import SqlQueueStore
@@ -44,7 +47,13 @@ from taskflow.config import Settings
 from taskflow.domain.callbacks import CallbackHosts
 from taskflow.domain.deliveries import DeliveryPolicy
 from taskflow.domain.flow import FlowPolicy
-from taskflow.domain.ports import CallbackStore, KeyStore, TaskQueue, TaskRepository
+from taskflow.domain.ports import (
+    CallbackStore,
+    KeyStore,
+    QuotaCounter,
+    TaskQueue,
+    TaskRepository,
+)
 from taskflow.domain.retention import Retention
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services import (
@@ -56,6 +65,7 @@ from taskflow.domain.services import (
 from taskflow.domain.services.delivery import DeliveryService
 from taskflow.domain.services.fleet import FleetService
 from taskflow.domain.services.keys import KeyService
+from taskflow.domain.services.quotas import QuotaService
 from taskflow.registry import Registry
 
 if TYPE_CHECKING:
@@ -114,6 +124,22 @@ def _webhook_sender(settings: Settings, clock: SystemClock) -> HttpWebhookSender
 def _traced_queue(queue: TaskQueue, tracing: Tracing | None) -> TaskQueue:
     """The queue, its pushes traced when tracing is on (decision 28)."""
     return queue if tracing is None else tracing.queue(queue)
+
+
+def _quota_service(
+    settings: Settings, counter: Callable[[], QuotaCounter], repository: TaskRepository
+) -> QuotaService | None:
+    """None without TASKFLOW_TENANT_QUOTAS: then a submission asks nothing of quotas, and no
+    counter is made (decision 37)."""
+    if not settings.tenant_quotas:
+        return None
+    return QuotaService(
+        policy=settings.tenant_quotas,
+        counter=counter(),
+        store=repository,
+        warn=logging.getLogger("taskflow.api").warning,
+        monotonic=time.monotonic,
+    )
 
 
 def _flow_policy(registry: Registry, settings: Settings) -> FlowPolicy:
@@ -241,6 +267,17 @@ class Container(containers.DeclarativeContainer):
         owned=True,
     )
 
+    # Tenant quotas (decision 37): counted on Redis for every API process, in memory for
+    # `taskflow dev`; the store gives the count of unfinished tasks they start from.
+    quota_counter = providers.Selector(
+        providers.Callable(_queue_backend, settings),
+        redis=providers.Singleton(
+            RedisQuotaCounter, redis_client, prefix=settings.provided.redis_prefix
+        ),
+        memory=providers.Singleton(InMemoryQuotaCounter, clock),
+    )
+    quotas = providers.Singleton(_quota_service, settings, quota_counter.provider, repository)
+
     task_service = providers.Singleton(
         TaskService,
         repository=repository,
@@ -253,6 +290,7 @@ class Container(containers.DeclarativeContainer):
         callbacks=callback_store,
         callback_hosts=providers.Callable(_callback_hosts, settings),
         trace=tracing,
+        quotas=quotas,
     )
     execution_service = providers.Factory(
         ExecutionService,

@@ -323,6 +323,18 @@ async def test_the_same_key_with_another_hash_is_refused(backend: Backend) -> No
     )
 
 
+async def test_replay_reads_a_known_key_and_stores_nothing(backend: Backend) -> None:
+    assert await backend.repo.replay("k-unknown", "h1") is None
+    first = keyed(backend, "k-read", 2)
+    await backend.repo.add_idempotent(first, key="k-read", request_hash="h1")
+    cancelled = first[0].cancel(now=backend.now())
+    await backend.repo.save(cancelled)
+    assert await backend.repo.replay("k-read", "h1") == [cancelled, first[1]]
+    with pytest.raises(IdempotencyKeyReused):
+        await backend.repo.replay("k-read", "h2")
+    assert await backend.repo.replay("k-unknown", "h1") is None  # still: reading stored nothing
+
+
 async def test_keys_are_independent(backend: Backend) -> None:
     [a] = keyed(backend, "k-a")
     [b] = keyed(backend, "k-b")

@@ -58,6 +58,17 @@ class Stack:
         wait_http_ok(f"{self.base_url}/health/live", timeout=60, process=process)
         return process
 
+    def start_another_api(self, name: str = "api-second") -> tuple[Process, str]:
+        """One more `taskflow api` on a port of its own, on the same database and Redis prefix;
+        returned with its base URL."""
+        port = free_port()
+        environ = {**self.env, "TASKFLOW_PORT": str(port)}
+        process = Process(["api"], environ, self.logs / f"{name}.log")
+        self.processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/health/live", timeout=60, process=process)
+        return process, url
+
     def dump_logs(self) -> str:
         return "\n".join(f"--- {p.log_path.name} ---\n{p.output()[-4000:]}" for p in self.processes)
 

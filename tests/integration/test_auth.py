@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import httpx
 
 import taskflow
-from tests.integration.conftest import Stack, StackFactory
+from tests.integration.conftest import StackFactory
 from tests.integration.processes import Process, free_port, run_cli, wait_for, wait_http_ok
 
 BODY = {"type": "debug.echo", "payload": {"n": 1}}
@@ -52,20 +52,11 @@ def test_a_key_made_on_the_command_line_closes_a_running_api(stack_factory: Stac
     assert submitter not in "".join(p.output() for p in stack.processes)  # never logged
 
 
-def _second_api(stack: Stack) -> tuple[Process, str]:
-    port = free_port()
-    api = Process(["api"], {**stack.env, "TASKFLOW_PORT": str(port)}, stack.logs / "api-second.log")
-    stack.processes.append(api)
-    url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{url}/health/live", timeout=60, process=api)
-    return api, url
-
-
 def test_a_revoked_key_stops_working_on_every_api_process(stack_factory: StackFactory) -> None:
     stack = stack_factory()
     key_id, key = _create_key(stack.env, "read")
     stack.start_api()
-    _, second = _second_api(stack)
+    _, second = stack.start_another_api()
     urls = [stack.base_url, second]
     for url in urls:  # each process has the key's verdict cached now
         assert _status(url, key) == 200

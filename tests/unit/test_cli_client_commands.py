@@ -70,6 +70,19 @@ def test_tasks_retry_json_prints_the_answer(
     assert json.loads(capsys.readouterr().out) == {"retried": 1, "ids": [TASK_ID]}
 
 
+def test_a_submission_over_its_quota_is_one_line_and_no_second_try(
+    api: ScriptedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    detail = "tenant 'acme' is over its quota of 5/s (burst 5): 1 task refused; try again in 2 s"
+    api.answers.append(answer(429, problem(429, detail), {"Retry-After": "2"}))
+    api.answers.append(answer(202, task_json()))
+    assert cli.main(["submit", "debug.echo", "--url", "http://x.test"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"taskflow: error: HTTP 429: {detail}\n"
+    assert captured.out == ""
+    assert len(api.requests) == 1
+
+
 def test_an_api_error_is_one_line(api: ScriptedApi, capsys: pytest.CaptureFixture[str]) -> None:
     api.answers.append(answer(409, problem(409, "task is SUCCESS; only FAILED or CANCELLED")))
     assert cli.main(["retry", TASK_ID, "--url", "http://x.test"]) == 1

@@ -28,6 +28,7 @@ from taskflow.client import (
     InvalidSubmission,
     NotFound,
     PayloadTooLarge,
+    QuotaExceeded,
     RetriedTasks,
     Submission,
     TaskStatus,
@@ -280,6 +281,7 @@ def test_new_idempotency_keys_differ() -> None:
         (409, Conflict),
         (413, PayloadTooLarge),
         (422, IdempotencyKeyReused),
+        (429, QuotaExceeded),
         (503, Unavailable),
         (500, ApiError),
         (405, ApiError),
@@ -294,6 +296,18 @@ def test_each_error_status_raises_its_class(
     assert type(caught.value) is raised
     assert (caught.value.status, caught.value.problem.detail) == (status, "it went wrong")
     assert str(caught.value) == f"HTTP {status}: it went wrong"
+
+
+def test_a_quota_refusal_is_not_tried_again_and_carries_its_retry_after(
+    kind: str, time: FakeTime
+) -> None:
+    refused = answer(429, problem(429, "tenant 'acme' is over its quota"), {"Retry-After": "3"})
+    tf, api = driven(kind, time, refused, answer(202, task_json()), retries=3)
+    with pytest.raises(QuotaExceeded) as caught:
+        tf.submit("debug.echo", {})
+    assert caught.value.retry_after == 3.0
+    assert len(api.requests) == 1  # the caller decides whether and when to try again
+    assert time.slept == []
 
 
 def test_a_refused_submission_names_its_fields(kind: str, time: FakeTime) -> None:

@@ -24,8 +24,8 @@ from taskflow.registry import Registry
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
 # Each route and the problems it may answer; a route added without its own is a failure below.
 PROBLEMS = {
-    ("post", "/api/tasks"): {"400", "408", "409", "413", "415", "422", "503"},
-    ("post", "/api/tasks/batch"): {"400", "408", "409", "413", "415", "422", "503"},
+    ("post", "/api/tasks"): {"400", "408", "409", "413", "415", "422", "429", "503"},
+    ("post", "/api/tasks/batch"): {"400", "408", "409", "413", "415", "422", "429", "503"},
     ("get", "/api/tasks"): {"400", "503"},
     ("get", "/api/tasks/stats"): {"503"},
     ("get", "/api/tasks/{task_id}"): {"400", "404", "503"},

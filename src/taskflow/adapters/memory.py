@@ -71,6 +71,14 @@ class InMemoryTaskRepository:
             raise IdempotencyKeyReused()
         return await self.get_many(known[1]), True
 
+    async def replay(self, key: str, request_hash: str) -> list[Task] | None:
+        known = self._keys.get(key)
+        if known is None:
+            return None
+        if known[0] != request_hash:
+            raise IdempotencyKeyReused()
+        return await self.get_many(known[1])
+
     async def prune_idempotency_keys(self, older_than: datetime) -> int:
         old = [key for key, (_, _, stored_at) in self._keys.items() if stored_at < older_than]
         for key in old:

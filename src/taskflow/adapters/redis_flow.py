@@ -28,7 +28,8 @@ _encode = msgspec.json.Encoder().encode
 _US = 1_000_000
 
 # Microsecond times go to Redis through us(): Lua would write them with 14 digits, to 100 us.
-_NOW = """
+# Shared with the quota counter (redis_quotas.py).
+NOW_LUA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local function us(value) return string.format('%.0f', value) end
@@ -43,7 +44,7 @@ local function ms(value) return math.max(1, math.ceil(value / 1000)) end
 # Returns {{id, rate wait us, 1 if it waits for a slot}...} for the refused only: every other
 # task was admitted, and a claim that throttles nothing has nothing to read back.
 ADMIT = (
-    _NOW
+    NOW_LUA
     + """
 local limits, tasks, lease = cjson.decode(ARGV[1]), cjson.decode(ARGV[2]), tonumber(ARGV[3])
 local tat, holders, refused, used = {}, {}, {}, {}
@@ -102,7 +103,7 @@ return throttled
 # KEYS: the tasks' ``held`` keys; ARGV[1]: the lease in us, then the task ids in KEYS' order.
 # A slot that lapsed already stays free: someone else may hold it now.
 RENEW = (
-    _NOW
+    NOW_LUA
     + """
 local lease = tonumber(ARGV[1])
 for j = 1, #KEYS do
@@ -135,7 +136,7 @@ end
 # KEYS: slot sets, then one ``held`` key per holder; ARGV[1]: JSON [[task id, us its lease has
 # left, [slot set positions]]]. A holder's slot lasts as long as its lease, even past the limit.
 RESTORE = (
-    _NOW
+    NOW_LUA
     + """
 local holders = cjson.decode(ARGV[1])
 local sets = #KEYS - #holders

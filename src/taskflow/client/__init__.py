@@ -45,6 +45,7 @@ from taskflow.client.errors import (
     NotFound,
     PayloadTooLarge,
     Problem,
+    QuotaExceeded,
     Unavailable,
 )
 from taskflow.client.fleet import Queue, QueueLimits, QueueThroughput, Worker
@@ -74,6 +75,7 @@ __all__ = [
     "Queue",
     "QueueLimits",
     "QueueThroughput",
+    "QuotaExceeded",
     "RetriedTasks",
     "RetrySelection",
     "Schedule",

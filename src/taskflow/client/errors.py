@@ -68,6 +68,17 @@ class IdempotencyKeyReused(ApiError):
     """This Idempotency-Key was used before with another body (422)."""
 
 
+class QuotaExceeded(ApiError):
+    """The key's tenant is over one of its quotas (429): tasks per second or unfinished tasks.
+
+    Nothing was stored. The client does not try again by itself: ``retry_after`` says how many
+    seconds to wait before a try may pass (None when the answer did not say)."""
+
+    def __init__(self, status: int, problem: Problem, *, retry_after: float | None = None) -> None:
+        super().__init__(status, problem)
+        self.retry_after = retry_after
+
+
 class Unavailable(ApiError):
     """The API cannot serve the request now (503); try again after ``retry_after`` seconds."""
 
@@ -95,6 +106,8 @@ def error_for(
     problem = _problem(status, body)
     if status == 503:
         return Unavailable(status, problem, retry_after=retry_after)
+    if status == 429:
+        return QuotaExceeded(status, problem, retry_after=retry_after)
     if status == 400:
         return refused(status, problem)
     return _BY_STATUS.get(status, ApiError)(status, problem)

@@ -106,6 +106,14 @@ class QueueUnavailable(TaskflowError):
     """The dispatch queue cannot be reached."""
 
 
+class QuotaExceeded(TaskflowError):
+    """The tenant is over one of its quotas; nothing was stored."""
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # whole seconds before a try may pass
+
+
 class IdempotencyKeyReused(TaskflowError):
     """This Idempotency-Key was used before with a different request."""
 

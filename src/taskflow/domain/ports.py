@@ -17,6 +17,7 @@ from taskflow.domain.flow import Admission, Limit, Popped
 from taskflow.domain.keys import ApiKey
 from taskflow.domain.model import Task
 from taskflow.domain.queries import Position, TaskCount, TaskQuery
+from taskflow.domain.quotas import Counted, Quota, Seed
 from taskflow.domain.retention import Cutoffs
 from taskflow.domain.schedules import ScheduleState
 from taskflow.domain.throughput import MinuteCount
@@ -106,6 +107,10 @@ class TaskRepository(Protocol):
 
     # a known key with the same hash adds nothing and returns its tasks as they are now;
     # another hash → IdempotencyKeyReused; a new key is stored with the tasks, all or none
+
+    async def replay(
+        self, key: str, request_hash: str
+    ) -> list[Task] | None: ...  # as add_idempotent's replay, adding nothing; None: key unknown
 
     async def prune_idempotency_keys(
         self, older_than: datetime
@@ -261,6 +266,18 @@ class FlowLimiter(Protocol):
 
     # again, whatever the count: to rebuild what a Redis restart lost
     async def close(self) -> None: ...  # hands back its connections; idempotent
+
+
+class QuotaCounter(Protocol):
+    """Counts tenants' submissions against their quotas, the same for every API process."""
+
+    async def take(
+        self, tenant: str, count: int, quota: Quota, *, seed: Seed | None = None
+    ) -> Counted: ...  # all or nothing: admitted, ``count`` tasks are taken from the rate (GCRA)
+
+    # and added to the unfinished count; else nothing is. With an unfinished limit and no count
+    # kept: Counted(recount=token), unless ``seed`` carries that token and no count was set
+    # since: then its count is kept RECOUNT_SECONDS
 
 
 class CancelNotices(Protocol):

@@ -94,18 +94,24 @@ async def add_keyed(
         .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
         .returning(idempotency_keys.c.key)
     )
-    known = select(idempotency_keys.c.request_hash, idempotency_keys.c.task_ids).where(
-        idempotency_keys.c.key == key
-    )
     for _ in range(_KEY_TRIES):
         if await conn.scalar(claim_key) is not None:
             if task_rows:
                 await conn.execute(insert(tasks), [columns(row) for row in task_rows])
             return None
-        found = (await conn.execute(known)).first()
+        found = await known_key(conn, key)
         if found is not None:
-            return found.request_hash, [UUID(i) for i in found.task_ids]
+            return found
     raise StaleTask(f"idempotency key {key!r} kept changing; try again")
+
+
+async def known_key(conn: AsyncConnection, key: str) -> tuple[str, list[UUID]] | None:
+    """The request hash and task ids stored with ``key``; None when it is not stored."""
+    known = select(idempotency_keys.c.request_hash, idempotency_keys.c.task_ids).where(
+        idempotency_keys.c.key == key
+    )
+    found = (await conn.execute(known)).first()
+    return None if found is None else (found.request_hash, [UUID(i) for i in found.task_ids])
 
 
 async def prune_keys(conn: AsyncConnection, older_than: datetime) -> int:

@@ -115,6 +115,16 @@ class SqlTaskRepository:
             raise IdempotencyKeyReused()
         return await self.get_many(task_ids), True
 
+    async def replay(self, key: str, request_hash: str) -> list[Task] | None:
+        async with self._connect() as conn:
+            known = await history.known_key(conn, key)
+        if known is None:
+            return None
+        known_hash, task_ids = known
+        if known_hash != request_hash:
+            raise IdempotencyKeyReused()
+        return await self.get_many(task_ids)
+
     async def prune_idempotency_keys(self, older_than: datetime) -> int:
         async with self._connect() as conn:
             return await history.prune_keys(conn, older_than)

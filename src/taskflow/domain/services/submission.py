@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -16,6 +16,7 @@ from taskflow.domain.errors import (
     InvalidQuery,
     InvalidSubmission,
     QueueUnavailable,
+    QuotaExceeded,
     StaleTask,
     UnstorableValue,
 )
@@ -37,9 +38,11 @@ from taskflow.domain.ports import (
     TraceContext,
 )
 from taskflow.domain.queries import Page, Position, TaskCount, TaskQuery, checked_limit
+from taskflow.domain.quotas import Quota
 from taskflow.domain.retry import RetryPolicy
 from taskflow.domain.services.building import Submission, TaskBuilder
 from taskflow.domain.services.dispatching import CAS_ATTEMPTS, dispatch
+from taskflow.domain.services.quotas import QuotaService
 from taskflow.domain.tenants import owned, scoped_key
 from taskflow.domain.throughput import WINDOW_MINUTES, Minute, per_minute, window_start
 
@@ -63,10 +66,12 @@ class TaskService:
         callbacks: CallbackStore | None = None,
         callback_hosts: CallbackHosts | None = None,
         trace: TraceContext | None = None,
+        quotas: QuotaService | None = None,
     ) -> None:
         """``callback_hosts`` None: webhooks are off (no TASKFLOW_WEBHOOK_SECRET), and a
         submission with a ``callback_url`` is refused. ``trace``: tracing is on, and each new
-        task joins the submitter's trace (decision 28)."""
+        task joins the submitter's trace (decision 28). ``quotas``: some tenant has a quota
+        (decision 37); a submission of a tenant without one costs a dict lookup."""
         self._repo = repository
         self._callbacks = callbacks
         self._callback_hosts = callback_hosts
@@ -76,12 +81,19 @@ class TaskService:
         self._builder = TaskBuilder(
             types=types, new_id=new_id, retry_policy=retry_policy, trace=trace
         )
+        self._quota_of: Callable[[str], Quota | None] = _no_quota
+        self._admit: Callable[[str, Quota, int], Awaitable[None]] = _admit_all
+        if quotas is not None:
+            self._quota_of, self._admit = quotas.of, quotas.admit
 
     async def submit(self, command: Submission, *, tenant: str = DEFAULT_TENANT) -> Task:
         if command.callback_url is not None:
             [task], _ = await self._submit_calling_back([command], batch=False, tenant=tenant)
             return task
         task = self._builder.build(command, self._clock.now(), command.idempotency_key, tenant)
+        quota = self._quota_of(tenant)
+        if quota is not None:
+            await self._admit(tenant, quota, 1)
         await self._repo.add(task)
         await dispatch(self._queue, [task])
         return task
@@ -94,6 +106,9 @@ class TaskService:
             return (await self._submit_calling_back(commands, batch=True, tenant=tenant))[0]
         now = self._clock.now()
         tasks = self._builder.build_all(commands, now, batch=True, tenant=tenant)
+        quota = self._quota_of(tenant)
+        if quota is not None:
+            await self._admit(tenant, quota, len(tasks))
         with _naming_the_task(tasks, batch=True):
             await self._repo.add_many(tasks)
         await dispatch(self._queue, tasks)
@@ -124,6 +139,11 @@ class TaskService:
             )
         now = self._clock.now()
         tasks = self._builder.build_all(commands, now, key, batch=batch, tenant=tenant)
+        quota = self._quota_of(tenant)
+        if quota is not None:
+            replay = await self._admitted_or_replay(tenant, quota, tasks, key, request_hash)
+            if replay is not None:
+                return replay, True
         with _naming_the_task(tasks, batch=batch):
             stored, replayed = await self._repo.add_idempotent(
                 tasks, key=scoped_key(tenant, key), request_hash=request_hash
@@ -155,6 +175,11 @@ class TaskService:
             for task, command in zip(tasks, commands, strict=True)
             if command.callback_url is not None
         }
+        quota = self._quota_of(tenant)
+        if quota is not None:
+            replay = await self._admitted_or_replay(tenant, quota, tasks, key, request_hash)
+            if replay is not None:
+                return replay, True
         assert self._callbacks is not None  # _callback_problem refuses every URL without it
         with _naming_the_task(tasks, batch=batch):
             stored, replayed = await self._callbacks.add(
@@ -166,6 +191,28 @@ class TaskService:
         if not replayed:
             await dispatch(self._queue, stored)
         return stored, replayed
+
+    async def _admitted_or_replay(
+        self,
+        tenant: str,
+        quota: Quota,
+        tasks: Sequence[Task],
+        key: str | None,
+        request_hash: str | None,
+    ) -> list[Task] | None:
+        """None once ``tasks`` passed the tenant's quota. Refused, a request that repeats an
+        earlier one with its Idempotency-Key gets that one's tasks instead: a replay stores
+        nothing, so no quota refuses it (decision 37)."""
+        try:
+            await self._admit(tenant, quota, len(tasks))
+        except QuotaExceeded:
+            if key is None or request_hash is None:
+                raise
+            replay = await self._repo.replay(scoped_key(tenant, key), request_hash)
+            if replay is None:
+                raise
+            return replay
+        return None
 
     def _callback_problem(self, url: str | None) -> str | None:
         if url is None:
@@ -293,6 +340,14 @@ class TaskService:
         since = window_start(self._clock.now(), minutes)
         counted = await self._repo.finished_per_minute(since, tenant=tenant)
         return per_minute(counted, since, minutes)
+
+
+def _no_quota(tenant: str) -> None:
+    return None
+
+
+async def _admit_all(tenant: str, quota: Quota, count: int) -> None:
+    return None
 
 
 def _check_actor(by: str) -> None:

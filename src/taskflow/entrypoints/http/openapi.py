@@ -57,6 +57,8 @@ _WHEN: Final = {
     413: "The body or a payload is over its limit; `detail` states the size and the limit.",
     415: "The Content-Type is missing or not JSON.",
     422: "The Idempotency-Key was used before with another body.",
+    429: "The key's tenant is over one of its quotas (tasks per second or unfinished tasks); "
+    "nothing was stored. Retry after the Retry-After seconds.",
     503: "The database is unreachable; retry after the Retry-After seconds.",
 }
 
@@ -81,7 +83,7 @@ def problem_responses(*statuses: int, key_needed: bool = True) -> dict[int, Resp
     }
 
 
-SUBMIT_PROBLEMS: Final = (400, 408, 409, 413, 415, 422, 503)
+SUBMIT_PROBLEMS: Final = (400, 408, 409, 413, 415, 422, 429, 503)
 
 
 # --- the submission body, per task type ---

@@ -17,6 +17,7 @@ from taskflow.domain.errors import (
     KeyNotFound,
     PayloadTooLarge,
     QueueUnavailable,
+    QuotaExceeded,
     ScheduleNotFound,
     StaleTask,
     StoreUnavailable,
@@ -41,6 +42,7 @@ _STATUS_OF: tuple[tuple[type[TaskflowError], int], ...] = (
     (StaleTask, 409),
     (DuplicateTask, 409),
     (IdempotencyKeyReused, 422),
+    (QuotaExceeded, 429),
     (StoreUnavailable, 503),
     (QueueUnavailable, 503),  # the queue and worker figures read Redis
 )
@@ -70,6 +72,8 @@ def on_domain_error(request: Request[Any, Any, Any], exc: TaskflowError) -> Resp
         facts = {"path": request.url.path, "error": exc.message}
         log.warning("store or queue unavailable", extra=facts)
         return problem(503, exc.message, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    if isinstance(exc, QuotaExceeded):
+        return problem(429, exc.message, headers={"Retry-After": str(exc.retry_after)})
     if status == 500:
         log.error("unexpected domain error", exc_info=exc)
         return problem(500, "internal error")
