@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from dependency_injector import providers
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar.exceptions import HTTPException
 from litestar.testing import TestClient
+from uvicorn.server import ServerState
 
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.config import Settings
@@ -22,6 +24,7 @@ from taskflow.domain.json_limits import MAX_JSON_DEPTH, MAX_JSON_INTEGER, json_p
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.http.body_limits import BodyDeadlines
 from taskflow.entrypoints.http.dashboard.forms import edited_payload
+from taskflow.entrypoints.http.head_limits import BODY_IN, PROTOCOL, BoundedHttpToolsProtocol
 from taskflow.entrypoints.loading import load_registry
 
 JSON = {"content-type": "application/json"}
@@ -212,14 +215,24 @@ def test_a_deep_edited_payload_on_the_dashboard_is_refused() -> None:
 
 
 class _StalledRequest:
+    scope: dict[str, Any] = {}
+
     async def body(self) -> bytes:
         await asyncio.Event().wait()
         return b""
 
 
 class _QuickRequest:
+    scope: dict[str, Any] = {}
+
     async def body(self) -> bytes:
         return b"{}"
+
+
+class _ArrivedRequest(_StalledRequest):
+    """A body the server marked as all in, but whose read takes a while all the same."""
+
+    scope = {BODY_IN: True}
 
 
 def test_a_body_that_does_not_arrive_in_time_is_408_and_closes() -> None:
@@ -234,6 +247,69 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_closes() -> None:
     assert refused.status_code == 408
     assert "TASKFLOW_BODY_TIMEOUT_SECONDS" in str(refused.detail)
     assert refused.headers == {"Connection": "close"}
+
+
+def test_a_body_the_server_marked_as_in_is_read_without_a_deadline() -> None:
+    async def scenario() -> None:
+        deadlines = BodyDeadlines(0.05)
+        reading = asyncio.ensure_future(deadlines.read(_ArrivedRequest()))  # type: ignore[arg-type]
+        done, _ = await asyncio.wait({reading}, timeout=0.5)  # ten deadlines
+        assert not done  # not cut off: its read was never registered
+        reading.cancel()
+
+    asyncio.run(scenario())
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 8000) if name in ("sockname", "peername") else default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("pieces", "marked"), [(1, True), (2, False)])
+def test_the_server_marks_a_request_whose_body_came_with_its_head(
+    pieces: int, marked: bool
+) -> None:
+    seen: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(BODY_IN in scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario() -> None:
+        config = uvicorn.Config(app, http=PROTOCOL, lifespan="off", access_log=False)
+        config.load()
+        protocol = BoundedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        protocol.connection_made(_Transport())
+        request = b"POST /api/tasks HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+        protocol.data_received(request[: len(request) - pieces + 1])  # all, or all but one
+        for _ in range(20):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+
+    asyncio.run(scenario())
+    assert seen == [marked]
 
 
 def test_the_body_timeout_is_a_setting() -> None:

@@ -19,6 +19,7 @@ from litestar.exceptions import ClientException, HTTPException, InternalServerEx
 
 from taskflow.domain.errors import InvalidSubmission
 from taskflow.domain.json_limits import json_problem
+from taskflow.entrypoints.http.head_limits import BODY_IN
 
 #: Sent with an answer given before the body was all read: the rest is never parsed.
 CLOSE = {"Connection": "close"}
@@ -30,6 +31,7 @@ class BodyDeadlines:
     A read registers its task with its deadline; a timer, armed only while reads are under
     way, cancels the late ones. No timer per request: arming one cost a submission more than
     a tenth of its CPU, while a read in the common case ends at once, its body already in.
+    When the server says so (``head_limits.BODY_IN``), that read registers nothing at all.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -40,6 +42,8 @@ class BodyDeadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def read(self, request: Request[Any, Any, Any]) -> bytes:
+        if BODY_IN in request.scope:  # nothing left to wait for
+            return await request.body()
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - a request is always served by a task
             return await request.body()

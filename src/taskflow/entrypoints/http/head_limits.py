@@ -21,6 +21,10 @@ MAX_HEADERS: Final = 100
 
 #: ``uvicorn.Config(http=...)`` for every server of the API.
 PROTOCOL: Final = f"{__name__}:BoundedHttpToolsProtocol"
+#: Set in a request's scope once its whole body is in: a handler that reads it then need not
+#: guard the read with a deadline (``body_limits.BodyDeadlines``), nothing being left to wait
+#: for. Nearly every request's body arrives with its head, before its handler runs.
+BODY_IN: Final = "taskflow.body_in"
 
 
 _TOO_LARGE: Final = f"the request line and headers are over {MAX_HEAD_BYTES} bytes (the limit)"
@@ -31,7 +35,8 @@ class _HeadRefused(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """Counts the bytes fed to the parser while a head is being read, and the headers."""
+    """Counts the bytes fed to the parser while a head is being read, and the headers; marks
+    a request whose body is all in (``BODY_IN``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -71,6 +76,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        scope: Any = self.scope
+        scope[BODY_IN] = True
         super().on_message_complete()
         self._head_bytes = 0
 
