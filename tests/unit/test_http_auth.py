@@ -28,6 +28,7 @@ from taskflow.entrypoints.http.auth import bearer_token
 from taskflow.entrypoints.http.dashboard.csrf import COOKIE as CSRF_COOKIE
 from taskflow.entrypoints.http.dashboard.csrf import FIELD as CSRF_FIELD
 from taskflow.entrypoints.loading import load_registry
+from taskflow.registry import Registry
 
 SUBMIT, READ, ADMIN = Scope.SUBMIT, Scope.READ, Scope.ADMIN
 #: What each protected route asks of a key (SPEC, "Authentication").
@@ -90,10 +91,10 @@ def _path(template: str) -> str:
     return re.sub(r"\{(\w+):\w+\}", lambda m: SAMPLES[m.group(1)], template)
 
 
-def _container(**settings: object) -> Container:
+def _container(registry: Registry | None = None, **settings: object) -> Container:
     built = build_container(
         Settings(**{"redis_url": None, "metrics_auth": True, **settings}),  # type: ignore[arg-type]
-        load_registry(None, debug_tasks=True),
+        registry or load_registry(None, debug_tasks=True),
     )
     built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
     built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))

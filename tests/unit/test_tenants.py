@@ -18,23 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
-from dependency_injector import providers
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from taskflow.adapters.memory import (
-    InMemoryScheduleStore,
-    InMemoryTaskQueue,
-    InMemoryTaskRepository,
-)
-from taskflow.adapters.memory_fleet import InMemoryQueueGauge, InMemoryQueueStore
-from taskflow.config import Settings
-from taskflow.containers import Container, build_container
+from taskflow.containers import Container
 from taskflow.domain.keys import DEFAULT_TENANT, Scope
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.http.dashboard.csrf import COOKIE as CSRF_COOKIE
 from taskflow.entrypoints.http.dashboard.csrf import FIELD as CSRF_FIELD
 from taskflow.entrypoints.loading import load_registry
+from tests.unit.test_http_auth import _container as auth_container
 
 TENANTS = [DEFAULT_TENANT, "acme", "globex"]
 PAIRS = list(itertools.permutations(TENANTS, 2))
@@ -82,16 +75,7 @@ def _container() -> Container:
         registry.periodic(
             f"{tenant}-hourly", type="debug.echo", every=timedelta(hours=1), tenant=tenant
         )
-    built = build_container(
-        Settings(redis_url=None, metrics_auth=True),  # type: ignore[call-arg]
-        registry,
-    )
-    built.repository.override(providers.Singleton(InMemoryTaskRepository, built.clock))
-    built.queue.override(providers.Singleton(InMemoryTaskQueue, built.clock))
-    built.queue_gauge.override(providers.Singleton(InMemoryQueueGauge, built.queue, built.clock))
-    built.queue_store.override(providers.Singleton(InMemoryQueueStore, built.repository))
-    built.schedule_store.override(providers.Singleton(InMemoryScheduleStore, built.repository))
-    return built
+    return auth_container(registry)
 
 
 def _keys(container: Container) -> dict[str, str]:
