@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 import os
 import signal
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 import pytest
@@ -19,6 +21,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("TASKFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TASKFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -47,16 +50,18 @@ def _async_url(admin_url: str, database: str) -> str:
 
 
 class Databases:
-    """Makes empty databases on the shared PostgreSQL (call it: the new one's URL); ``drop_all``
-    drops every one it made."""
+    """Makes databases on the shared PostgreSQL (call it: the new one's URL), empty or, with
+    ``migrated=True``, a copy of the run's migrated template; ``drop_all`` drops every one it
+    made."""
 
     def __init__(self) -> None:
         self.made: list[str] = []
 
-    def __call__(self) -> str:
+    def __call__(self, *, migrated: bool = False) -> str:
         name = f"{TEST_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
+        copied = f' TEMPLATE "{_migrated_template()}"' if migrated else ""
         self.made.append(name)  # first: an interrupted CREATE is dropped too (IF EXISTS)
-        asyncio.run(_execute(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_execute(f'CREATE DATABASE "{name}"{copied}'))
         return _async_url(PG_ADMIN_URL, name)
 
     def drop_all(self) -> None:
@@ -71,6 +76,31 @@ class Databases:
                 failed.append(f"{name}: {exc!r}")
         if failed:
             raise RuntimeError(f"test databases left on the server: {failed}")
+
+
+# The run's migrated template: made by the first test that asks for a migrated database, dropped
+# at the end of the session (or, if the run dies, by a later run's sweep: it has the prefix).
+_TEMPLATE = Databases()
+
+
+def _migrated_template() -> str:
+    """The name of a database migrated once for the whole run, to copy.
+
+    Copying it (``CREATE DATABASE … TEMPLATE``) takes a tenth of a second; migrating an empty
+    one takes several times that, and a `taskflow migrate` process seconds.
+    """
+    if not _TEMPLATE.made:
+        from taskflow.adapters.sql.engine import migrate
+
+        url = _TEMPLATE()
+        asyncio.run(migrate(url))  # its connections are closed after: a template may have none
+    return _TEMPLATE.made[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _template_dropped() -> Iterator[None]:
+    yield
+    _TEMPLATE.drop_all()
 
 
 _ABANDONED = """
@@ -147,6 +177,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # taken as Ctrl-C instead, pytest tears the fixtures down, and their databases go.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
+    # Where PYTHONDONTWRITEBYTECODE is set (CI images often set it) no Python process writes
+    # bytecode, so each `taskflow` process the tests start would compile every taskflow module
+    # again: half a second of its start. Compiled here once, the bytecode is read by all of
+    # them; a changed file is compiled again (Python checks each one's modification time).
+    for folder in ("src", "tests", "examples", "benchmarks"):
+        compileall.compile_dir(ROOT / folder, quiet=1, workers=1)
 
 
 @pytest.fixture

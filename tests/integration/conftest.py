@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, delete_redis_keys, new_redis_prefix
+from tests.conftest import REDIS_URL, Databases, delete_redis_keys, new_redis_prefix
 from tests.integration.processes import (
     Process,
     base_env,
@@ -38,6 +39,12 @@ FAULT_SETTINGS = {
 
 @dataclass
 class Stack:
+    """One deployment's settings and processes.
+
+    ``start_worker`` returns at once and ``start_api`` waits until the API answers, so a stack
+    whose workers are started first has them starting beside the API (two cores, half the wait).
+    """
+
     env: dict[str, str]
     base_url: str
     logs: Path
@@ -115,8 +122,13 @@ class Stack:
         return [seen[i] for i in ids]
 
 
-def make_stack(database_url: str, redis_prefix: str, logs: Path, **settings: str) -> Stack:
-    """``settings`` win over these defaults (TASKFLOW_REDIS_URL for a server of one's own)."""
+def make_stack(
+    database_url: str, redis_prefix: str, logs: Path, *, migrate: bool = True, **settings: str
+) -> Stack:
+    """``settings`` win over these defaults (TASKFLOW_REDIS_URL for a server of one's own).
+
+    ``migrate``: run `taskflow migrate` first; False for a database copied from a migrated one.
+    """
     port = free_port()
     defaults = {
         "TASKFLOW_DATABASE_URL": database_url,
@@ -132,24 +144,34 @@ def make_stack(database_url: str, redis_prefix: str, logs: Path, **settings: str
         "TASKFLOW_RETRY_BACKOFF_MAX": "1",
     }
     env = base_env(**{**defaults, **settings})
-    migrated = run_cli(["migrate"], env)
-    assert migrated.returncode == 0, migrated.stderr
+    if migrate:
+        migrated = run_cli(["migrate"], env)
+        assert migrated.returncode == 0, migrated.stderr
     return Stack(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs)
 
 
 class StackFactory:
-    """Builds stacks and stops every process they started when closed."""
+    """Builds stacks and stops every process they started when closed.
 
-    def __init__(self, make_database: Callable[[], str], logs: Path) -> None:
+    ``migrated``: ``make_database`` hands out databases that already have the schema, so no
+    `taskflow migrate` runs per stack (test_cli, test_tls and test_database_role run it).
+    """
+
+    def __init__(
+        self, make_database: Callable[[], str], logs: Path, *, migrated: bool = False
+    ) -> None:
         self._make_database = make_database
         self._logs = logs
+        self._migrated = migrated
         self._stacks: list[Stack] = []
 
     def __call__(self, **settings: str) -> Stack:
         logs = self._logs / f"stack-{len(self._stacks)}"
         logs.mkdir(parents=True, exist_ok=True)
         prefix = new_redis_prefix()
-        stack = make_stack(self._make_database(), prefix, logs, **settings)
+        stack = make_stack(
+            self._make_database(), prefix, logs, migrate=not self._migrated, **settings
+        )
         self._stacks.append(stack)
         return stack
 
@@ -161,18 +183,23 @@ class StackFactory:
             delete_redis_keys(stack.env["TASKFLOW_REDIS_PREFIX"])
 
 
+def migrated_stacks(databases: Databases, logs: Path) -> StackFactory:
+    """Stacks on copies of the run's migrated template database."""
+    return StackFactory(partial(databases, migrated=True), logs, migrated=True)
+
+
 @pytest.fixture
-def stack_factory(pg_database_factory: Callable[[], str], tmp_path: Path) -> Iterator[StackFactory]:
-    factory = StackFactory(pg_database_factory, tmp_path)
+def stack_factory(pg_database_factory: Databases, tmp_path: Path) -> Iterator[StackFactory]:
+    factory = migrated_stacks(pg_database_factory, tmp_path)
     yield factory
     factory.close()
 
 
 @pytest.fixture(scope="module")
 def module_stack_factory(
-    module_pg_database_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+    module_pg_database_factory: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackFactory]:
-    factory = StackFactory(module_pg_database_factory, tmp_path_factory.mktemp("stacks"))
+    factory = migrated_stacks(module_pg_database_factory, tmp_path_factory.mktemp("stacks"))
     yield factory
     factory.close()
 
@@ -181,9 +208,9 @@ def module_stack_factory(
 def stack(module_stack_factory: StackFactory) -> Stack:
     """Migrated database, one API, two workers; shared by the tests of a module."""
     built = module_stack_factory()
+    built.start_worker()
+    built.start_worker()
     built.start_api()
-    built.start_worker()
-    built.start_worker()
     return built
 
 

@@ -8,14 +8,15 @@ lease renewal when the notice is lost.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import Stack, StackFactory
+from tests.conftest import Databases
+from tests.integration.conftest import Stack, StackFactory, migrated_stacks
 from tests.integration.processes import base_env, run_cli, wait_for
 from tests.integration.servers import RedisServer
 
@@ -35,8 +36,11 @@ def attempts(stack: Stack, task_id: str) -> list[dict[str, Any]]:
     return response.json()["items"]  # type: ignore[no-any-return]
 
 
-def started_worker(stack: Stack) -> None:
+def started_worker(stack: Stack, *, with_api: bool = False) -> None:
+    """Starts a worker (``with_api``: and the API beside it) and waits until it runs."""
     worker = stack.start_worker()
+    if with_api:
+        stack.start_api()
     wait_for(lambda: "worker started" in worker.output(), timeout=60, what="the worker to start")
 
 
@@ -83,8 +87,7 @@ def test_a_running_task_is_stopped_by_the_notice_long_before_any_renewal(
     stack_factory: StackFactory,
 ) -> None:
     stack = stack_factory(**NO_RENEWAL_SOON)
-    stack.start_api()
-    started_worker(stack)
+    started_worker(stack, with_api=True)
     task = stack.submit(SLEEP_60)
 
     cancel_running(stack, task["id"])
@@ -96,9 +99,9 @@ def test_a_running_task_is_stopped_by_the_notice_long_before_any_renewal(
 
 @pytest.fixture
 def own_redis_stack(
-    pg_database_factory: Callable[[], str], redis_server: RedisServer, tmp_path: Path
+    pg_database_factory: Databases, redis_server: RedisServer, tmp_path: Path
 ) -> Iterator[tuple[Stack, RedisServer]]:
-    factory = StackFactory(pg_database_factory, tmp_path)
+    factory = migrated_stacks(pg_database_factory, tmp_path)
     stack = factory(TASKFLOW_REDIS_URL=redis_server.url)
     yield stack, redis_server
     factory.close()
@@ -108,8 +111,7 @@ def test_with_redis_down_the_next_renewal_stops_the_task(
     own_redis_stack: tuple[Stack, RedisServer],
 ) -> None:
     stack, redis_server = own_redis_stack
-    stack.start_api()
-    started_worker(stack)
+    started_worker(stack, with_api=True)
     task = stack.submit(SLEEP_60)
     stack.wait_status([task["id"]], {"PROCESSING"})
 

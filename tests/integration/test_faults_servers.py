@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import Databases
 from tests.integration.conftest import FAULT_LEASE_SECONDS as LEASE_SECONDS
 from tests.integration.conftest import FAULT_SETTINGS as FAULTS
-from tests.integration.conftest import Stack, StackFactory
+from tests.integration.conftest import Stack, StackFactory, migrated_stacks
 from tests.integration.processes import Process, wait_for
 from tests.integration.servers import PostgresServer, RedisServer
 
@@ -33,10 +34,10 @@ StartStack = Callable[..., Stack]
 
 @pytest.fixture
 def redis_stack(
-    pg_database_factory: Callable[[], str], redis_server: RedisServer, tmp_path: Path
+    pg_database_factory: Databases, redis_server: RedisServer, tmp_path: Path
 ) -> Iterator[StartStack]:
     """Starts an API and workers on the shared PostgreSQL and this test's own Redis."""
-    factory = StackFactory(pg_database_factory, tmp_path)
+    factory = migrated_stacks(pg_database_factory, tmp_path)
     yield _starter(factory, redis_server)
     redis_server.resume()  # a hung Redis would hold up the workers' shutdown
     factory.close()
@@ -57,11 +58,12 @@ def pg_stack(
 def _starter(factory: StackFactory, redis_server: RedisServer) -> StartStack:
     def start(*worker_args: str, workers: int = 2) -> Stack:
         stack = factory(**FAULTS, TASKFLOW_REDIS_URL=redis_server.url)
-        stack.start_api()
-        for _ in range(workers):
+        for _ in range(workers):  # starting beside the API, which is waited for
             stack.start_worker(*worker_args)
-        for process in stack.processes[1:]:
-            wait_logged(stack, process, "worker started", since=0)
+        stack.start_api()
+        for process in stack.processes:
+            if process.args[0] == "worker":
+                wait_logged(stack, process, "worker started", since=0)
         return stack
 
     return start
@@ -143,7 +145,7 @@ def test_postgres_stopped_under_load_answers_503_and_loses_no_accepted_task(
     pg_stack: StartStack, postgres_server: PostgresServer
 ) -> None:
     stack = pg_stack()
-    api = stack.processes[0]
+    [api] = [p for p in stack.processes if p.args[0] == "api"]
     load = SubmitLoad(stack.base_url)
     load.start()
     try:
