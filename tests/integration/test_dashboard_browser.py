@@ -25,15 +25,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def stack(module_stack_factory: StackFactory) -> Stack:
     running = module_stack_factory()
-    running.start_api()
     worker = running.start_worker()
+    running.start_api()
     wait_for(lambda: "worker started" in worker.output(), timeout=60, what="the worker to start")
     return running
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+    with chromium(tmp_path_factory.mktemp("chromium"), fast_timers=True) as driver:
         yield driver
 
 
@@ -180,7 +180,7 @@ def test_the_keyboard_opens_a_task_by_its_id(stack: Stack, browser: WebDriver) -
 def test_a_phone_sized_window_needs_no_sideways_scrolling(stack: Stack, tmp_path: Path) -> None:
     task_id = submit(stack, {"type": "debug.echo", "payload": {"long": "x" * 300}})
     stack.wait_status([task_id])
-    with chromium(tmp_path / "phone", width=390, height=844) as phone:
+    with chromium(tmp_path / "phone", width=390, height=844, fast_timers=True) as phone:
         for path in ("/dashboard/", "/dashboard/tasks", f"/dashboard/tasks/{task_id}"):
             phone.get(f"{stack.base_url}{path}")
             wide = phone.execute_script(

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 @pytest.fixture
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+    with chromium(tmp_path_factory.mktemp("chromium"), fast_timers=True) as driver:
         yield driver
 
 

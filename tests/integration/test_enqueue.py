@@ -179,8 +179,8 @@ def test_a_commit_nobody_heard_is_dispatched_by_the_next_sweep(
             await connection.close()
 
     task = asyncio.run(commit_one())
-    stack.start_api()
     stack.start_worker()
+    stack.start_api()
     [done] = stack.wait_status([str(task.id)], {"SUCCESS"}, timeout=60)
     assert done["result"] == {"late": True}
 

@@ -30,9 +30,9 @@ from tests.integration.processes import Process, wait_for
 
 def fault_stack(factory: StackFactory, *, workers: int, **settings: str) -> Stack:
     stack = factory(**{**FAULTS, **settings})
-    stack.start_api()
     for _ in range(workers):
         stack.start_worker()
+    stack.start_api()
     return stack
 
 

@@ -42,9 +42,9 @@ FLOW_SETTINGS = {
 @pytest.fixture(scope="module")
 def flow_stack(module_stack_factory: StackFactory) -> Stack:
     stack = module_stack_factory(**FLOW_SETTINGS)
-    stack.start_api()
     for _ in range(WORKERS):
         stack.start_worker("--queues", "flow")
+    stack.start_api()
     return stack
 
 
@@ -178,8 +178,8 @@ def test_a_worker_killed_with_its_slots_gives_them_back_at_lease_expiry_never_tw
     stack_factory: StackFactory, tmp_path: Path
 ) -> None:
     stack = stack_factory(**FLOW_SETTINGS)
-    stack.start_api()
     workers = [stack.start_worker("--queues", "flow") for _ in range(WORKERS)]
+    stack.start_api()
     ledger = tmp_path / "ledger"
     ids = submit(stack, "flow.limited", [{"ledger": str(ledger), "seconds": 1.5}] * 18)
 
@@ -214,9 +214,9 @@ def test_a_flushed_redis_gives_the_running_tasks_their_slots_back_before_any_new
     stack_factory: StackFactory, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     stack = stack_factory(**FLOW_SETTINGS, TASKFLOW_REDIS_URL=redis_server.url)
-    stack.start_api()
     for _ in range(WORKERS):
         stack.start_worker("--queues", "flow")
+    stack.start_api()
     ledger = tmp_path / "ledger"
     ids = submit(stack, "flow.limited", [{"ledger": str(ledger), "seconds": 2.0}] * 9)
     wait_for(

@@ -42,8 +42,8 @@ def stack(module_stack_factory: StackFactory) -> Stack:
     built = module_stack_factory(
         TASKFLOW_TASKS="tests.integration.sample_tasks:tasks", PYTHONPATH=ROOT
     )
-    built.start_api()
     built.start_worker("--queues", "billing,default")
+    built.start_api()
     return built
 
 

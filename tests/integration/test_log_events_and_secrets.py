@@ -98,8 +98,8 @@ def test_every_event_names_its_task_and_worker_and_no_line_shows_a_secret(
         }
     )
     assert SECRET in stack.env["TASKFLOW_DATABASE_URL"]
-    api = stack.start_api()
     worker = stack.start_worker("--queues", "default,narrow")
+    api = stack.start_api()
     gate, narrow_gate = tmp_path / f"gate-{SECRET}", tmp_path / f"narrow-{SECRET}"
     secret = {"secret": SECRET}
 

@@ -65,8 +65,8 @@ def test_three_workers_enqueue_each_tick_once_also_after_one_is_killed(
     stack_factory: StackFactory,
 ) -> None:
     stack = stack_factory(**SETTINGS)
-    stack.start_api()
     workers = [stack.start_worker() for _ in range(3)]
+    stack.start_api()
     before = len(_wait_for_ticks(stack, 5))
 
     workers[0].signal(signal.SIGKILL)
@@ -83,9 +83,9 @@ def test_three_workers_enqueue_each_tick_once_also_after_one_is_killed(
 
 def test_a_paused_schedule_is_paused_for_every_worker(stack_factory: StackFactory) -> None:
     stack = stack_factory(**SETTINGS)
+    stack.start_worker()
+    stack.start_worker()
     stack.start_api()
-    stack.start_worker()
-    stack.start_worker()
     _wait_for_ticks(stack, 2)
     paused = httpx.post(f"{stack.base_url}/api/schedules/{SCHEDULE}/pause", timeout=30)
     assert paused.status_code == 200

@@ -47,8 +47,8 @@ MAX_EXAMPLES = 50
 @pytest.fixture(scope="module")
 def api(module_stack_factory: StackFactory) -> Stack:
     built = module_stack_factory(**SETTINGS)
-    built.start_api()
     built.start_worker()
+    built.start_api()
     return built
 
 

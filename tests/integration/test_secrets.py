@@ -81,8 +81,8 @@ def test_secrets_from_files_and_no_planted_secret_is_ever_shown(
     )
     seen = Seen(stack.base_url)
     try:
-        stack.start_api()
         worker = stack.start_worker()
+        stack.start_api()
         _exercise(stack.env, seen, worker_port)
 
         guarded_redis.kill()  # what the processes say when Redis goes away

@@ -176,8 +176,8 @@ def tls_stack(
 
 
 def test_a_task_completes_with_tls_to_both_servers(tls_stack: Stack) -> None:
-    tls_stack.start_api()
     tls_stack.start_worker()
+    tls_stack.start_api()
     task = tls_stack.submit({"type": "debug.echo", "payload": {"over": "tls"}})
     [done] = tls_stack.wait_status([task["id"]])
     assert done["status"] == "SUCCESS", tls_stack.dump_logs()

@@ -19,8 +19,8 @@ def user_stack(module_stack_factory: StackFactory) -> Stack:
     stack = module_stack_factory(
         TASKFLOW_TASKS="tests.integration.sample_tasks:tasks", PYTHONPATH=ROOT
     )
-    stack.start_api()
     stack.start_worker("--queues", "billing,default", "--concurrency", "4")
+    stack.start_api()
     return stack
 
 

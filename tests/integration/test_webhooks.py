@@ -57,8 +57,8 @@ def test_a_finished_task_is_posted_signed_and_the_documented_snippet_verifies_it
     stack_factory: StackFactory,
 ) -> None:
     stack = _stack(stack_factory)
-    stack.start_api()
     stack.start_worker()
+    stack.start_api()
     with Receiver(200) as receiver:
         task = stack.submit(
             {"type": "debug.echo", "payload": {"order": 17}, "callback_url": receiver.url}
@@ -80,8 +80,8 @@ def test_a_receiver_failing_twice_gets_three_tries_all_listed(
     stack_factory: StackFactory,
 ) -> None:
     stack = _stack(stack_factory)
-    stack.start_api()
     stack.start_worker()
+    stack.start_api()
     with Receiver(500, 500, 200) as receiver:
         task = stack.submit({"type": "debug.echo", "payload": {}, "callback_url": receiver.url})
         deliveries = _wait_delivered(stack, task["id"], 3)
@@ -101,8 +101,8 @@ def test_a_worker_killed_after_the_final_state_before_delivery_still_delivers(
     stack_factory: StackFactory,
 ) -> None:
     stack = _stack(stack_factory)
-    stack.start_api()
     doomed = stack.start_worker(env={"TASKFLOW_FAULTS": "exit_after_success"})
+    stack.start_api()
     with Receiver(200) as receiver:
         task = stack.submit({"type": "debug.echo", "payload": {}, "callback_url": receiver.url})
         wait_for(lambda: not doomed.alive(), timeout=60, what="the crash point to strike")
@@ -123,8 +123,8 @@ def test_a_worker_killed_while_the_receiver_holds_its_request_is_delivered_by_an
 ) -> None:
     # A 2 s timeout: the lease on a message being sent is 8 s, so the next worker tries soon.
     stack = stack_factory(**WEBHOOK_SETTINGS, TASKFLOW_CALLBACK_TIMEOUT_SECONDS="2")
-    stack.start_api()
     doomed = stack.start_worker()
+    stack.start_api()
     with Receiver(200, hold=True) as receiver:
         task = stack.submit({"type": "debug.echo", "payload": {}, "callback_url": receiver.url})
         wait_for(lambda: receiver.received, timeout=60, interval=0.02, what="the first request")
@@ -208,8 +208,8 @@ def test_a_task_enqueued_in_a_transaction_with_a_callback_is_called_back(
     stack_factory: StackFactory, webhook_env: None
 ) -> None:
     stack = _stack(stack_factory)
-    stack.start_api()
     stack.start_worker()
+    stack.start_api()
     url = make_url(stack.env["TASKFLOW_DATABASE_URL"]).set(drivername="postgresql")
 
     async def enqueue(callback_url: str) -> Task:
