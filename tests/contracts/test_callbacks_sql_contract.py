@@ -3,7 +3,6 @@ ones) takes its callback and its deliveries with it, on both databases."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,9 @@ from sqlalchemy import delete, func, select
 
 from taskflow.adapters.sql import create_engine
 from taskflow.adapters.sql.schema import callbacks, deliveries, tasks
+from tests.conftest import Databases
 from tests.contracts import test_repository_contract as repository_contract
+from tests.contracts.conftest import sql_store
 from tests.contracts.test_callbacks_contract import finished, hooked, later, store_of, tried
 from tests.contracts.test_repository_contract import Backend
 
@@ -20,12 +21,13 @@ backend = repository_contract.backend
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: Callable[[], str]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_database_factory: Databases,
+    migrated_sqlite: Path,
 ) -> str:
     """The SQL stores of tests/contracts/conftest.py's ``store_url``."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/store/tasks.db"
-    return pg_database_factory()
+    return sql_store(request.param, tmp_path, pg_database_factory, migrated_sqlite)
 
 
 async def test_deleting_a_task_deletes_its_callback_and_deliveries(

@@ -4,14 +4,15 @@ is refused on both SQL stores; the in-memory fake keeps any Python value, so it 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from taskflow.domain.errors import UnstorableValue
 from taskflow.domain.model import TaskStatus
+from tests.conftest import Databases
 from tests.contracts import test_repository_contract as repository_contract
+from tests.contracts.conftest import sql_store
 from tests.contracts.test_changes_contract import failed, retried
 from tests.contracts.test_repository_contract import Backend
 
@@ -20,12 +21,13 @@ backend = repository_contract.backend
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: Callable[[], str]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_database_factory: Databases,
+    migrated_sqlite: Path,
 ) -> str:
     """The SQL stores of tests/contracts/conftest.py's ``store_url``."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/store/tasks.db"
-    return pg_database_factory()
+    return sql_store(request.param, tmp_path, pg_database_factory, migrated_sqlite)
 
 
 async def test_a_payload_the_store_cannot_keep_is_refused_and_nothing_is_written(

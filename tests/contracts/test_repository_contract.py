@@ -1045,25 +1045,23 @@ async def test_only_the_caller_whose_task_holds_u0000_fails_a_group_commit(
 # -- SQL only: migrations and failures --------------------------------------------------------
 
 
-@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
-async def test_migrate_twice_changes_nothing(store_url: str) -> None:
-    await migrate(store_url)
-    engine = create_engine(store_url)
+async def test_migrate_twice_changes_nothing(empty_store_url: str) -> None:
+    await migrate(empty_store_url)
+    engine = create_engine(empty_store_url)
     try:
         repo = SqlTaskRepository(engine)
         task = new_task(SystemClock().now())
         await repo.add(task)
-        await migrate(store_url)
+        await migrate(empty_store_url)
         assert await repo.get(task.id) == task
         await repo.close()
     finally:
         await engine.dispose()
 
 
-@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
-async def test_migrated_database_matches_sql_schema(store_url: str) -> None:
-    await migrate(store_url)
-    engine = create_engine(store_url)
+async def test_migrated_database_matches_sql_schema(empty_store_url: str) -> None:
+    await migrate(empty_store_url)
+    engine = create_engine(empty_store_url)
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(
