@@ -42,8 +42,8 @@ def test_counters_and_histograms_move_as_real_tasks_run(stack_factory: StackFact
     api = stack.base_url
     worker_port = free_port()
     worker_url = f"http://127.0.0.1:{worker_port}"
-    stack.start_api()
     worker = stack.start_worker(env={"TASKFLOW_WORKER_HTTP_PORT": str(worker_port)})
+    stack.start_api()
     wait_http_ok(f"{worker_url}/health/ready", timeout=60, process=worker)
     assert httpx.get(f"{worker_url}/health/live", timeout=10).json() == {"status": "ok"}
     before_api, before_worker = scrape(api), scrape(worker_url)
@@ -200,8 +200,8 @@ def test_with_metrics_auth_the_workers_metrics_ask_for_a_read_key_as_the_apis_do
     stack = stack_factory(TASKFLOW_METRICS_AUTH="true")
     port = free_port()
     worker_url = f"http://127.0.0.1:{port}"
-    stack.start_api()
     worker = stack.start_worker(env={"TASKFLOW_WORKER_HTTP_PORT": str(port)})
+    stack.start_api()
     wait_http_ok(f"{worker_url}/health/ready", timeout=60, process=worker)
     urls = [stack.base_url, worker_url]
     assert [_metrics_status(url) for url in urls] == [200, 200]  # no key yet: open

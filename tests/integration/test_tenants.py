@@ -25,8 +25,8 @@ def test_two_tenants_share_a_deployment_and_never_see_each_others_tasks(
 ) -> None:
     stack = stack_factory()
     keys = {tenant: _key(stack.env, tenant) for tenant in ("acme", "globex", "default")}
-    stack.start_api()
     stack.start_worker()
+    stack.start_api()
     acme = taskflow.Client(stack.base_url, api_key=keys["acme"])
     globex = taskflow.Client(stack.base_url, api_key=keys["globex"])
     operator = taskflow.Client(stack.base_url, api_key=keys["default"])
