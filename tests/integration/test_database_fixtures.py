@@ -112,13 +112,13 @@ def test_a_session_drops_its_databases_however_its_test_ends(tmp_path: Path, end
     try:
         names = wait_for(
             lambda: told.exists() and told.read_text().split(),
-            timeout=60,
+            timeout=180,  # a pytest session of its own: its start, its template, its databases
             what="the session to make its databases",
         )
         if ending != "fail":
             assert existing(names) == sorted(names)
             session.send_signal(getattr(signal, ending))
-        output, _ = session.communicate(timeout=60)
+        output, _ = session.communicate(timeout=180)  # its teardown drops every database
     finally:
         if session.poll() is None:
             session.kill()
