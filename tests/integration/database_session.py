@@ -5,9 +5,14 @@ of every other run): a test that makes databases, writes their names to the file
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+# A run started in the background (`cmd &`, as CI may start it) ignores SIGINT, and this
+# session inherits that: give it Ctrl-C back, as in a terminal, for the test that sends one.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_makes_databases_then_ends_as_told(
