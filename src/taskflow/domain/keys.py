@@ -94,6 +94,12 @@ class Principal:
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes
 
+    @property
+    def is_operator(self) -> bool:
+        """Whether it sees the fleet (queues, workers, metrics: every tenant's work at once)
+        and manages every tenant's keys: a key of the default tenant (decision 36)."""
+        return self.tenant == DEFAULT_TENANT
+
 
 #: Whoever calls an open API (no key exists yet, or TASKFLOW_AUTH=disabled).
 ANONYMOUS = Principal(key_id=None, name="anonymous", scopes=frozenset(Scope), tenant=DEFAULT_TENANT)

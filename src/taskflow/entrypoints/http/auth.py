@@ -68,7 +68,7 @@ _FLEET = ("/api/queues", "/api/workers", "/metrics", "/dashboard/queues", "/dash
 
 def fleet_refusal(path: str, principal: Principal) -> str | None:
     """Why ``principal`` may not see ``path``, a fleet view of another tenant's key; or None."""
-    if principal.tenant == DEFAULT_TENANT or not path.startswith(_FLEET):
+    if principal.is_operator or not path.startswith(_FLEET):
         return None
     return (
         f"the key {principal.name!r} belongs to tenant {principal.tenant!r}; queues, workers "

@@ -15,9 +15,9 @@ from litestar.params import JSONBody
 
 from taskflow.containers import Container
 from taskflow.domain.errors import InvalidSubmission
-from taskflow.domain.keys import DEFAULT_TENANT, ApiKey, parse_scopes
+from taskflow.domain.keys import ApiKey, parse_scopes
 from taskflow.domain.services.keys import KeyService
-from taskflow.entrypoints.http.auth import tenant_of
+from taskflow.entrypoints.http.auth import principal_of, tenant_of
 from taskflow.entrypoints.http.body_limits import json_body
 from taskflow.entrypoints.http.openapi import problem_responses
 from taskflow.entrypoints.http.path_params import KeyIdPath
@@ -144,5 +144,5 @@ class KeyController(Controller):
 def _managed_tenant(request: Request[Any, Any, Any]) -> str | None:
     """Whose keys this caller manages: its own tenant's, or every tenant's (None) for the
     operator's tenant, which provisions the others (decision 36)."""
-    tenant = tenant_of(request)
-    return None if tenant == DEFAULT_TENANT else tenant
+    principal = principal_of(request)
+    return None if principal.is_operator else principal.tenant

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from taskflow.domain.keys import DEFAULT_TENANT, Scope
+from taskflow.domain.keys import Scope
 from taskflow.domain.model import CANCELLABLE, RETRYABLE, TaskStatus
 from taskflow.domain.queries import TaskCount
 from taskflow.domain.services import ScheduleService, TaskService
@@ -44,7 +44,7 @@ def page(request: Request[Any, Any, Any], name: str, nav: str, **context: Any) -
     principal = principal_of(request)
     who = {
         "can_act": principal.allows(Scope.ADMIN),
-        "operator": principal.tenant == DEFAULT_TENANT,  # sees the fleet (decision 36)
+        "operator": principal.is_operator,  # sees the fleet (decision 36)
         "signed_in": cookie_name(request.url.scheme) in request.cookies,
     }
     return Template(
@@ -75,7 +75,7 @@ class DashboardPages(Controller):
         shared = await figures(request, service)
         counts, minutes = shared.counts, shared.minutes
         # The queues hold every tenant's tasks: the fleet is the operator's (decision 36).
-        queues = await fleet.queues() if tenant_of(request) == DEFAULT_TENANT else []
+        queues = await fleet.queues() if principal_of(request).is_operator else []
         ages = [q.oldest_ready_age_seconds for q in queues if q.oldest_ready_age_seconds]
         return page(
             request,
