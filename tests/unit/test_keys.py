@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import pytest
 
 from taskflow.adapters.memory_keys import InMemoryKeyStore
-from taskflow.domain.errors import KeyNotFound
+from taskflow.domain.errors import KeyNotFound, StoreUnavailable
 from taskflow.domain.keys import KEY_PREFIX, Principal, Scope, hash_key, parse_scopes
 from taskflow.domain.services.keys import KeyService
 from tests.clocks import FakeClock
@@ -151,6 +153,108 @@ async def test_checks_apply_once_a_key_exists_and_stay_after_it_is_revoked() -> 
     await keys.revoke(key.id)
     ticker.now += 10
     assert await keys.enforced()
+
+
+class HeldStore(CountingStore):
+    """Its lookups wait for ``release``, as a query in flight does; ``fail`` makes them raise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail = False
+
+    async def _held(self) -> None:
+        await self.release.wait()
+        if self.fail:
+            raise StoreUnavailable("task store unavailable: down")
+
+    async def find_by_hash(self, digest: str):  # type: ignore[no-untyped-def]
+        found = await super().find_by_hash(digest)  # counted, then held
+        await self._held()
+        return found
+
+    async def find_by_id(self, key_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        found = await super().find_by_id(key_id)  # counted, then held
+        await self._held()
+        return found
+
+    async def any_exist(self) -> bool:
+        exist = await super().any_exist()
+        await self._held()
+        return exist
+
+
+async def _in_flight(store: HeldStore, calls: list[Awaitable[object]]) -> list[object]:
+    """Runs ``calls`` at once while the store holds its answers; answers their results."""
+    store.release.clear()
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    for _ in range(5):
+        await asyncio.sleep(0)  # every call has reached the store, or returned
+    store.release.set()
+    return list(await asyncio.gather(*tasks))
+
+
+async def test_an_expired_verdict_is_asked_for_once_however_many_requests_wait() -> None:
+    store, ticker = HeldStore(), Ticker()
+    keys = _service(store, ticker)
+    key, secret = await keys.create(name="ci", scopes=READ, tenant="default")
+    principal = await keys.principal(secret)
+    assert store.lookups == 1
+    await keys.revoke(key.id)
+    ticker.now += 0.5
+    # One request asks; the 31 others reuse the verdict until the answer comes.
+    answers = await _in_flight(store, [keys.principal(secret) for _ in range(32)])
+    assert store.lookups == 2
+    assert answers.count(None) == 1
+    assert answers.count(principal) == 31
+    assert await keys.principal(secret) is None  # the answer, cached
+
+
+async def test_whether_keys_exist_is_asked_once_at_each_expiry() -> None:
+    store, ticker = HeldStore(), Ticker()
+    keys = _service(store, ticker)
+    assert not await keys.enforced()
+    await keys.create(name="ci", scopes=READ, tenant="default")
+    ticker.now += 0.5
+    answers = await _in_flight(store, [keys.enforced() for _ in range(32)])
+    assert store.existence_checks == 2
+    assert answers.count(True) == 1
+    assert await keys.enforced()
+
+
+async def test_a_session_key_is_looked_up_once_at_each_expiry() -> None:
+    store, ticker = HeldStore(), Ticker()
+    keys = _service(store, ticker)
+    key, secret = await keys.create(name="alice", scopes=READ, tenant="acme")
+    principal = await keys.principal(secret)
+    assert principal is not None
+    session = keys.open_session(secret, principal)
+    assert await keys.session_principal(session) == key.principal
+    ticker.now += 0.5
+    await _in_flight(store, [keys.session_principal(session) for _ in range(8)])
+    assert store.lookups_by_id == 2
+
+
+async def test_a_failed_lookup_leaves_the_next_request_to_ask_again() -> None:
+    store, ticker = HeldStore(), Ticker()
+    keys = _service(store, ticker)
+    _, secret = await keys.create(name="ci", scopes=READ, tenant="default")
+    assert await keys.principal(secret) is not None
+    assert await keys.enforced()
+    ticker.now += 0.5
+    store.fail = True
+    with pytest.raises(StoreUnavailable):
+        await keys.principal(secret)
+    store.fail = False
+    assert await keys.principal(secret) is not None
+    assert store.lookups == 3  # the failed one, then the next request's
+    fresh = _service(store, ticker)
+    store.fail = True
+    with pytest.raises(StoreUnavailable):
+        await fresh.enforced()
+    store.fail = False
+    assert await fresh.enforced()  # asked again at once, not half a second later
 
 
 def test_admin_includes_the_other_scopes() -> None:

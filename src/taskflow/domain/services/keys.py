@@ -5,12 +5,16 @@ for ``ttl`` seconds at most, so a revocation reaches every API process within th
 flood of wrong keys costs one lookup per key per ``ttl``. Whether any key exists at all (until
 then the API is open) is asked again at most every ``ttl`` seconds until one does; keys are
 revoked, never deleted, so from then on it stays true.
+
+When a cached answer expires, one caller asks the store again and the others keep the last
+answer until it has the new one. Under load every request in flight would otherwise send the
+same query at each expiry: dozens of queries where one does.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from enum import Enum
 from typing import TypeVar
 from uuid import UUID
@@ -118,8 +122,12 @@ class KeyService:
             return True
         now = self._monotonic()
         if now >= self._keys_checked_until:
-            self._keys_exist = await self._store.any_exist()
-            self._keys_checked_until = now + self._ttl
+            self._keys_checked_until = now + self._ttl  # the others keep False meanwhile
+            try:
+                self._keys_exist = await self._store.any_exist()
+            except BaseException:
+                self._keys_checked_until = now  # the next caller asks again
+                raise
         return self._keys_exist
 
     def cached(self, secret: str) -> Principal | Unknown | None:
@@ -133,19 +141,16 @@ class KeyService:
 
     async def principal(self, secret: str) -> Principal | None:
         """Who presents ``secret``; None for a wrong or revoked key."""
-        verdict = self.cached(secret)
-        if verdict is not UNKNOWN:
-            return verdict
-        now = self._monotonic()
+        return await self._looked_up(self._verdicts, secret, self._principal)
+
+    async def _principal(self, secret: str) -> Principal | None:
         digest = hash_key(secret)
         key = await self._store.find_by_hash(digest)
-        verdict = None
         # The lookup found it by its hash already; comparing again in constant time costs
         # little and keeps the answer from depending on how the store matched.
         if key is not None and key.revoked_at is None and hmac.compare_digest(key.hash, digest):
-            verdict = key.principal
-        self._remember(self._verdicts, secret, now + self._ttl, verdict)
-        return verdict
+            return key.principal
+        return None
 
     def open_session(self, secret: str, principal: Principal) -> str:
         """A dashboard session (decision 35) for ``secret``, whose ``principal`` was checked."""
@@ -166,14 +171,35 @@ class KeyService:
         return key.principal
 
     async def _active_key(self, key_id: UUID) -> ApiKey | None:
-        now = self._monotonic()
-        cached = self._by_id.get(key_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        return await self._looked_up(self._by_id, key_id, self._find_active)
+
+    async def _find_active(self, key_id: UUID) -> ApiKey | None:
         key = await self._store.find_by_id(key_id)
-        active = key if key is not None and key.revoked_at is None else None
-        self._remember(self._by_id, key_id, now + self._ttl, active)
-        return active
+        return key if key is not None and key.revoked_at is None else None
+
+    async def _looked_up(
+        self,
+        verdicts: dict[_K, tuple[float, _V]],
+        key: _K,
+        look_up: Callable[[_K], Awaitable[_V]],
+    ) -> _V:
+        """The verdict on ``key``: the cached one while fresh, else ``look_up``'s, cached for
+        ``ttl`` from when it was asked (a revocation is seen within ``ttl`` and the lookup)."""
+        now = self._monotonic()
+        cached = verdicts.get(key)
+        if cached is not None:
+            if cached[0] > now:
+                return cached[1]
+            # Expired: this caller asks; the others reuse this verdict until it has the answer.
+            self._remember(verdicts, key, now + self._ttl, cached[1])
+        try:
+            verdict = await look_up(key)
+        except BaseException:
+            if cached is not None:
+                self._remember(verdicts, key, now, cached[1])  # expired: the next caller asks
+            raise
+        self._remember(verdicts, key, now + self._ttl, verdict)
+        return verdict
 
     def _remember(
         self, verdicts: dict[_K, tuple[float, _V]], key: _K, until: float, verdict: _V
