@@ -28,7 +28,7 @@ LATENESS = {
 MEASUREMENTS = {
     *FLOORS,
     "submit_single",
-    "submit_batch",  # "n/a" while the API has no batch endpoint
+    "submit_batch",
     "drain_1_wall",
     "drain_1_db",
     "drain_2_wall",
@@ -74,23 +74,32 @@ async def _database_exists(name: str) -> bool:
 
 
 @pytest.mark.timeout(400)
-def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
+def test_smoke_run_reports_every_measurement_with_a_key_on_every_request(tmp_path: Path) -> None:
+    """The whole smoke run with `--auth` (one run: CI's time counts): every phase reports, and
+    every client of the benchmark sends the key to an API that checks keys (the closed-loop
+    processes, the batch probe, the bulk enqueue, the steady sender and the cancels); each
+    API refuses a request without the key before it is measured, or its phase fails. The
+    report without `--auth` says so: tests/unit/test_bench_auth.py."""
     out = tmp_path / "bench.json"
     done = _run(
-        "benchmarks.run", "--smoke", "--floors", str(PROBES), "--out", str(out), timeout=300
+        "benchmarks.run",
+        *("--smoke", "--auth", "--floors", str(PROBES), "--out", str(out)),
+        timeout=300,
     )
     assert "| measurement | value | unit | floor | ratio | target | notes |" in done.stdout
     assert "(the shipped defaults)" in done.stdout
+    assert "- API keys: on (--auth)" in done.stdout
+    assert not re.search(r"tf_[\w-]{20}", done.stdout + done.stderr), "the key was printed"
 
     report = json.loads(out.read_text())
     rows = {row["key"]: row for row in report["measurements"]}
     assert set(rows) >= MEASUREMENTS, sorted(MEASUREMENTS - set(rows))
-    for key, row in rows.items():
+    for row in rows.values():
         assert row["error"] is None, row
-        if key == "submit_batch" and row["value"] == "n/a":
-            continue
-        assert isinstance(row["value"], int | float), row
+        assert isinstance(row["value"], int | float), row  # the batch endpoint took the key
         assert row["value"] > 0, row
+    assert rows["submit_single"]["extra"]["errors"] == "none", rows["submit_single"]  # no 401
+    assert rows["submit_batch"]["extra"]["errors"] == "none", rows["submit_batch"]
     for key in WITH_RATIO:
         assert rows[key]["ratio"] > 0, rows[key]
         assert rows[key]["floor"] == rows[FLOOR_OF[key]]["value"], rows[key]
@@ -101,8 +110,8 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
 
     header = report["header"]
     assert header["commit"]
-    assert "-m benchmarks.run --smoke --floors" in header["command"]
-    assert header["auth"].startswith("off: no API key exists")
+    assert "-m benchmarks.run --smoke --auth --floors" in header["command"]
+    assert header["auth"].startswith("on (--auth)")
     _assert_nothing_left(header)
 
 
@@ -115,32 +124,6 @@ def _assert_nothing_left(header: dict[str, Any]) -> None:
         assert not list(client.scan_iter(match=f"{prefix}:*", count=1000)), "Redis keys left"
     finally:
         client.close()
-
-
-@pytest.mark.timeout(300)
-def test_auth_sends_a_key_that_every_api_of_the_run_asks_for(tmp_path: Path) -> None:
-    """Every client of the benchmark on an API that checks keys: the closed-loop processes,
-    the batch probe, the bulk enqueue, the steady sender and the cancels. Each API refuses a
-    request without the key before it is measured, or its phase fails."""
-    out = tmp_path / "bench.json"
-    phases = "submit,batch,drain1,latency,lateness"
-    done = _run(
-        "benchmarks.run", "--smoke", "--auth", "--phases", phases, "--out", str(out), timeout=240
-    )
-    assert "- API keys: on (--auth)" in done.stdout
-    assert not re.search(r"tf_[\w-]{20}", done.stdout + done.stderr), "the key was printed"
-
-    report = json.loads(out.read_text())
-    rows = {row["key"]: row for row in report["measurements"]}
-    assert {"submit_single", "submit_batch", "drain_1_db", "pickup_p99"} | LATENESS <= set(rows)
-    for row in rows.values():
-        assert row["error"] is None, row
-        assert isinstance(row["value"], int | float), row  # the batch endpoint took the key
-        assert row["value"] > 0, row
-    assert rows["submit_single"]["extra"]["errors"] == "none", rows["submit_single"]  # no 401
-    assert rows["submit_batch"]["extra"]["errors"] == "none", rows["submit_batch"]
-    assert report["header"]["auth"].startswith("on (--auth)")
-    _assert_nothing_left(report["header"])
 
 
 async def _bench_databases() -> set[str]:
