@@ -181,6 +181,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # bytecode, so each `taskflow` process the tests start would compile every taskflow module
     # again: half a second of its start. Compiled here once, the bytecode is read by all of
     # them; a changed file is compiled again (Python checks each one's modification time).
+    # Under pytest-xdist the controller has compiled everything before it starts its workers:
+    # they would only compile the same files again, all at once, into the same .pyc files.
+    if hasattr(session.config, "workerinput"):
+        return
     for folder in ("src", "tests", "examples", "benchmarks"):
         compileall.compile_dir(ROOT / folder, quiet=1, workers=1)
 
