@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import contextlib
 import os
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -172,15 +173,77 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    pass
+
+
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    """A pytest-xdist worker's first SIGINT or SIGTERM: stop as on Ctrl-C. Its teardown is under
+    way then, and no SIGTERM cuts it short (its controller passes each signal on, and `timeout`
+    signals every process of the run as well); a second Ctrl-C still does."""
+    signal.signal(signal.SIGTERM, _ignore)
+    if signal.getsignal(signal.SIGINT) is _interrupt_once:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _children() -> list[int]:
+    """The live child processes of this one: in pytest-xdist's controller, its workers."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:  # ended meanwhile
+            continue
+        if int(parent) == me and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _pass_on_to_workers(signum: int, frame: FrameType | None) -> None:
+    """pytest-xdist's controller, on its first SIGINT or SIGTERM: each worker is sent SIGTERM,
+    tears its fixtures down and ends its session, and then the run ends, interrupted. Stopped
+    itself, the controller would kill its workers 10 s later, whatever their teardown had left
+    (databases, Redis keys, `taskflow` processes). A second signal stops it at once."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is _pass_on_to_workers:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    workers = _children()
+    if not workers:
+        raise KeyboardInterrupt(f"signal {signum}")
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _on_stop(handler: Callable[[int, FrameType | None], None], *, ctrl_c: bool) -> None:
+    """``handler`` for SIGTERM, and with ``ctrl_c`` for SIGINT, unless the run was started with
+    either one ignored (a run started in the background ignores SIGINT)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, handler)
+    if ctrl_c and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, handler)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # `timeout`, CI runners and `kill` stop a run with SIGTERM, which ends Python on the spot:
-    # taken as Ctrl-C instead, pytest tears the fixtures down, and their databases go.
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
+    # taken as Ctrl-C instead, pytest tears the fixtures down, and their databases go. Under
+    # pytest-xdist the workers tear down, and their controller waits for them.
+    worker = hasattr(session.config, "workerinput")
+    if worker:
+        _on_stop(_interrupt_once, ctrl_c=True)
+    elif session.config.pluginmanager.hasplugin("dsession"):
+        _on_stop(_pass_on_to_workers, ctrl_c=True)
+    else:
+        _on_stop(_interrupt, ctrl_c=False)
     # Where PYTHONDONTWRITEBYTECODE is set (CI images often set it) no Python process writes
     # bytecode, so each `taskflow` process the tests start would compile every taskflow module
     # again: half a second of its start. Compiled here once, the bytecode is read by all of
     # them; a changed file is compiled again (Python checks each one's modification time).
+    # Under pytest-xdist the controller has compiled everything before it starts its workers:
+    # they would only compile the same files again, all at once, into the same .pyc files.
+    if worker:
+        return
     for folder in ("src", "tests", "examples", "benchmarks"):
         compileall.compile_dir(ROOT / folder, quiet=1, workers=1)
 

@@ -11,8 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 # A run started in the background (`cmd &`, as CI may start it) ignores SIGINT, and this
-# session inherits that: give it Ctrl-C back, as in a terminal, for the test that sends one.
-signal.signal(signal.SIGINT, signal.default_int_handler)
+# session may inherit that: give it Ctrl-C back, as in a terminal, for the test that sends one;
+# the others ignore it, as such a run does (then pytest-xdist's controller, stopped itself,
+# could not interrupt its workers: it would kill them before they tear down).
+if os.environ["TASKFLOW_TEST_ENDING"] == "SIGINT":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+else:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def test_makes_databases_then_ends_as_told(

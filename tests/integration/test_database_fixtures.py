@@ -22,6 +22,9 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = Path(__file__).with_name("database_session.py")
+# Not passed on to that session, which runs as if from a shell: the variables of the
+# pytest-xdist worker this one may be, and options from the environment (PYTEST_ADDOPTS="-n 2").
+NOT_INHERITED = ("PYTEST_XDIST_", "PYTEST_ADDOPTS")
 
 
 def existing(names: list[str]) -> list[str]:
@@ -97,12 +100,22 @@ def test_the_sweep_drops_an_old_idle_database_never_a_recent_or_a_used_one() -> 
         databases.drop_all()
 
 
-@pytest.mark.parametrize("ending", ["fail", "SIGINT", "SIGTERM"])
-def test_a_session_drops_its_databases_however_its_test_ends(tmp_path: Path, ending: str) -> None:
+# "SIGTERM-xdist": a run on pytest-xdist workers (`make test`'s), its controller alone sent
+# SIGTERM (`kill`): its workers tear down before it ends.
+@pytest.mark.parametrize(
+    ("ending", "workers"),
+    [("fail", 0), ("SIGINT", 0), ("SIGTERM", 0), ("SIGTERM", 2)],
+    ids=["fail", "SIGINT", "SIGTERM", "SIGTERM-xdist"],
+)
+def test_a_session_drops_its_databases_however_its_test_ends(
+    tmp_path: Path, ending: str, workers: int
+) -> None:
     told = tmp_path / "names"
-    env = {**os.environ, "TASKFLOW_TEST_NAMES": str(told), "TASKFLOW_TEST_ENDING": ending}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
+    env |= {"TASKFLOW_TEST_NAMES": str(told), "TASKFLOW_TEST_ENDING": ending}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers)]
     session = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(SESSION)],
+        [*command, str(SESSION)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,5 +1,6 @@
 """`taskflow submit --wait` when the task's history lags its status: a task read as final may
-be read before its last attempt's ending is in its history (cli_submit.FINAL_HISTORY_READS)."""
+be read before its last attempt's ending is in its history (cli_submit.FINAL_HISTORY_READS);
+and when it is ahead: an attempt may end between a poll and the history read after it."""
 
 from __future__ import annotations
 
@@ -86,3 +87,29 @@ def test_a_history_that_never_catches_up_is_read_a_bounded_number_of_times(
     assert history_reads(api) == 1 + cli_submit.FINAL_HISTORY_READS
     pauses = time.slept[2:]  # after the two polls: one pause between two re-reads
     assert pauses == [cli_submit.FIRST_POLL_SECONDS] * (cli_submit.FINAL_HISTORY_READS - 1)
+
+
+def test_an_attempt_that_ends_between_the_poll_and_the_history_read_is_shown_after_it(
+    api: ScriptedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The poll reads the second attempt running; the history, read just after, has it failed
+    already: its ending is shown after "PROCESSING: attempt 2", when a poll has read it ended,
+    never before."""
+    second = task_json("PROCESSING", attempts=2, retry_count=1, max_retries=1, error=FIRST)
+    api.answers.extend(
+        [
+            answer(202, task_json(max_retries=1)),
+            answer(200, second),
+            answer(200, CAUGHT_UP),
+            answer(200, FAILED_TWICE),
+            answer(200, CAUGHT_UP),
+        ]
+    )
+    assert cli.main(["submit", "debug.echo", "--wait", "--url", URL]) == cli_api.Exit.TASK_FAILED
+    assert capsys.readouterr().err.splitlines() == [
+        f"task {TASK_ID} PENDING on queue default",
+        "attempt 1 RETRY: Fail: first",
+        "PROCESSING: attempt 2",
+        "attempt 2 FAILED: Fail: no",
+        "FAILED after 2 attempts: Fail: no",
+    ]

@@ -115,11 +115,14 @@ def test_how_each_attempt_ended_comes_from_the_history() -> None:
     failed = {"type": "OSError", "message": "disk full"}
     items = [attempt_json(1, "RETRY", failed), attempt_json(2, "RELEASED"), attempt_json(3, None)]
     history = msgspec.convert({"items": items, "changes": []}, History, strict=False)
-    assert cli_submit.attempt_ends(history, after=0) == [
+    assert cli_submit.attempt_ends(history, after=0, upto=3) == [
         "attempt 1 RETRY: OSError: disk full",
         "attempt 2 RELEASED",
     ]
-    assert cli_submit.attempt_ends(history, after=1) == ["attempt 2 RELEASED"]
+    assert cli_submit.attempt_ends(history, after=1, upto=3) == ["attempt 2 RELEASED"]
+    assert cli_submit.attempt_ends(history, after=0, upto=1) == [
+        "attempt 1 RETRY: OSError: disk full"
+    ]  # the task read last had ended one attempt: the history, read after it, has more
 
 
 def test_the_last_line_gives_the_result_or_the_error() -> None:

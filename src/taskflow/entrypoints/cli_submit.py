@@ -144,7 +144,9 @@ def follow(
 
     Polls may miss a short state (an attempt that failed and was retried at once), so how each
     attempt ended comes from the task's history, read when an attempt has ended since the last
-    one shown."""
+    one shown. Only the attempts the poll read as ended are shown: the history, read after it,
+    may have the next one ended too, whose line comes after the poll's own ("PROCESSING:
+    attempt 2"), once a later poll reads it ended."""
     deadline = clock() + timeout
     pause = FIRST_POLL_SECONDS
     shown_ends = 0
@@ -159,7 +161,7 @@ def follow(
             before, task = task, client.get(task.id)
             lines = changes(before, task)
             if _ended(task) > shown_ends:
-                ends = attempt_ends(client.history(task.id), after=shown_ends)
+                ends = attempt_ends(client.history(task.id), after=shown_ends, upto=_ended(task))
                 shown_ends += len(ends)
                 lines = [*ends, *lines]
             view.show(lines, task)
@@ -170,7 +172,7 @@ def follow(
                 break
             if read:
                 sleep(FIRST_POLL_SECONDS)
-            ends = attempt_ends(client.history(task.id), after=shown_ends)
+            ends = attempt_ends(client.history(task.id), after=shown_ends, upto=_ended(task))
             shown_ends += len(ends)
             view.show(ends, task)
     except BaseException:  # an error or Ctrl-C: the bar stops, and main says what happened
@@ -185,10 +187,11 @@ def _ended(task: Task) -> int:
     return task.attempts - 1 if task.status is TaskStatus.PROCESSING else task.attempts
 
 
-def attempt_ends(history: History, *, after: int) -> list[str]:
-    """A line for each attempt past the first ``after`` that has ended: how it ended."""
+def attempt_ends(history: History, *, after: int, upto: int) -> list[str]:
+    """A line for each attempt past the first ``after`` and up to the ``upto``-th that has
+    ended: how it ended."""
     lines = []
-    for attempt in history.items[after:]:
+    for attempt in history.items[after:upto]:
         if attempt.outcome is None:
             break
         error = "" if attempt.error is None else f": {attempt.error.type}: {attempt.error.message}"
