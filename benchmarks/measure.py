@@ -56,6 +56,10 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    async def async_commit(self, database: str) -> None:
+        """New connections to ``database`` commit without waiting for the WAL to reach disk."""
+        await self._db.execute(f'ALTER DATABASE "{database}" SET synchronous_commit TO off')
+
     async def count(self, status: str | None = None) -> int:
         if status is None:
             return int(await self._db.fetchval("SELECT count(*) FROM tasks"))
