@@ -42,14 +42,15 @@ dev: $(STAMP)
 ## (pytest-xdist): most tests wait on the processes and servers they start, so two take about a
 ## third off the wall time on two cores. Two, not one per core: each worker's stacks start
 ## processes of their own and share the PostgreSQL's connections. --dist loadfile keeps a module
-## on one worker, so its module-scoped stack starts once. PYTEST_ARGS=-n0 runs it serially.
+## on one worker, so its module-scoped stack starts once; --no-loadscope-reorder keeps the order
+## tests/schedule.py gives them, longest first. PYTEST_ARGS=-n0 runs it serially.
 test: $(STAMP) | tools
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/bandit -q -c pyproject.toml -r src examples
-	$(VENV)/bin/pytest -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## The chaos run alone, with its figures (lost, reexecuted, stale_accepted, recovery_s).
 chaos: $(STAMP)

@@ -16,6 +16,8 @@ from types import FrameType
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.schedule import longest_first
+
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -223,6 +225,10 @@ def _on_stop(handler: Callable[[int, FrameType | None], None], *, ctrl_c: bool) 
         signal.signal(signal.SIGTERM, handler)
     if ctrl_c and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    longest_first(items)  # tests/schedule.py: the longest modules first
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
