@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.auth import KEY_TABLE
-from benchmarks.bench import Params, ports_of
+from benchmarks.bench import Bench, Params
 from benchmarks.client import single_body
-from benchmarks.deploy import HOST, Deployment, Proc
-from benchmarks.load import ClosedLoopSpec, closed_loop
+from benchmarks.deploy import Deployment, Proc
 from benchmarks.measure import CpuWindow, Store
+from benchmarks.phases import submit_load
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Side:
     rates: list[float] = field(default_factory=list)  # 202s a second, one per slice
     cpu_us: list[float] = field(default_factory=list)  # API CPU µs per submission, per slice
     pg_us: list[float] = field(default_factory=list)  # PostgreSQL's CPU µs per submission
-    store: Store | None = None
+    bench: Bench | None = None
     api: Proc | None = None
 
 
@@ -77,27 +77,19 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[
     return ordered[k - 1], ordered[n - k]
 
 
-async def _slice(side: Side, params: Params, seconds: float) -> None:
+async def _slice(side: Side, seconds: float) -> None:
+    assert side.bench is not None
     assert side.api is not None
-    assert side.api.port is not None
-    spec = ClosedLoopSpec(
-        HOST,
-        ports_of([side.api]),
-        "/api/tasks",
-        single_body(),
-        params.client_connections,
-        params.warmup_seconds,
-        seconds,
-        (side.api.pid,),
-        side.deploy.headers,
-    )
+    params = side.bench.params  # its submit_seconds: the slice's window
     servers = CpuWindow(servers=True)
     servers.start()
-    load = await closed_loop(spec, params.client_processes)
+    load = await submit_load(
+        side.bench, [side.api], "/api/tasks", single_body(), params.client_connections
+    )
     # The servers' CPU over warm-up and window both, over the submissions of both (the
     # window's rate held through the warm-up): a share to compare between the sides.
     pg_seconds = servers.stop().get("PostgreSQL", 0.0)
-    if load.ok == 0 or load.problems() != "none":
+    if load.problems() != "none":
         raise RuntimeError(f"{side.label}: {load.ok} accepted; problems: {load.problems()}")
     side.rates.append(load.ok / seconds)
     side.cpu_us.append(load.server_cores * seconds / load.ok * 1e6)
@@ -106,18 +98,18 @@ async def _slice(side: Side, params: Params, seconds: float) -> None:
 
 
 async def _run(sides: list[Side], pairs: int, seconds: float, async_commit: bool) -> None:
-    params = Params()
     for side in sides:
         await side.deploy.create()
-        side.store = await Store.open(side.deploy.dsn)
+        store = await Store.open(side.deploy.dsn)
+        side.bench = Bench(side.deploy, store, Params(submit_seconds=seconds))
         if async_commit:
-            await side.store.async_commit(side.deploy.name)
+            await store.async_commit(side.deploy.name)
         side.deploy.phase = "ab"
         side.api = (await side.deploy.start_apis(1))[0]
     try:
         for pair in range(pairs):
             for index in slice_order(pair):
-                await _slice(sides[index], params, seconds)
+                await _slice(sides[index], seconds)
             a, b = sides
             print(
                 f"[ab] pair {pair + 1}/{pairs}: A {a.rates[-1]:,.0f}/s, B {b.rates[-1]:,.0f}/s, "
@@ -126,12 +118,12 @@ async def _run(sides: list[Side], pairs: int, seconds: float, async_commit: bool
                 flush=True,
             )
             for side in sides:
-                assert side.store is not None
-                await side.store.truncate_all(keep=(KEY_TABLE,))
+                assert side.bench is not None
+                await side.bench.store.truncate_all(keep=(KEY_TABLE,))
     finally:
         for side in sides:
-            if side.store is not None:
-                await side.store.close()
+            if side.bench is not None:
+                await side.bench.store.close()
 
 
 def report(a: Side, b: Side) -> str:
@@ -147,8 +139,8 @@ def report(a: Side, b: Side) -> str:
         f"B {statistics.median(b.rates):,.0f}/s",
         f"API CPU per submission, median: A {statistics.median(a.cpu_us):.1f} µs, "
         f"B {statistics.median(b.cpu_us):.1f} µs",
-        f"PostgreSQL CPU per submission, median: A {statistics.median(a.pg_us or [0]):.1f} µs, "
-        f"B {statistics.median(b.pg_us or [0]):.1f} µs",
+        f"PostgreSQL CPU per submission, median: A {statistics.median(a.pg_us):.1f} µs, "
+        f"B {statistics.median(b.pg_us):.1f} µs",
         f"throughput B/A per pair: median {statistics.median(ratios):.3f}, "
         f"95 % interval {low:.3f}-{high:.3f}",
         f"API CPU B/A per pair: median {statistics.median(cpu_ratios):.3f}, "

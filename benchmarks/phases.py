@@ -28,7 +28,7 @@ from benchmarks.measure import KIB_PER_MIB, SERVERS, CpuWindow, percentile, proc
 # -- 1 and 2: HTTP submit -----------------------------------------------------------------------
 
 
-async def _submit_load(
+async def submit_load(
     bench: Bench, apis: list[Proc], path: str, body: bytes, connections: int
 ) -> LoadResult:
     """The client processes POST ``body`` to ``path`` back to back over the submit window."""
@@ -54,7 +54,7 @@ async def submit_single(bench: Bench) -> Results:
     p = bench.params
     await bench.fresh("submit")
     apis = await bench.deploy.start_apis(p.apis)
-    load = await _submit_load(bench, apis, "/api/tasks", single_body(), p.client_connections)
+    load = await submit_load(bench, apis, "/api/tasks", single_body(), p.client_connections)
     notes = (
         f"api x{p.apis}, no worker; {p.client_processes} client processes x "
         f"{p.client_connections} keep-alive connections, {p.submit_seconds:g} s after "
@@ -71,7 +71,7 @@ async def submit_batch(bench: Bench) -> Results:
     apis = await bench.deploy.start_apis(p.apis)
     if not await bench.has_batch_endpoint(apis[0].port or 0):
         return {"submit_batch": Result("n/a", f"no batch endpoint ({bench.batch_answer})")}
-    load = await _submit_load(
+    load = await submit_load(
         bench, apis, "/api/tasks/batch", batch_body(p.batch_size), p.batch_connections
     )
     notes = (

@@ -52,6 +52,7 @@ def test_the_report_gives_each_pairs_ratio_and_their_median() -> None:
     a = Side("A: before", Deployment.__new__(Deployment), rates=[100.0, 200.0, 100.0])
     b = Side("B: after", Deployment.__new__(Deployment), rates=[90.0, 190.0, 110.0])
     a.cpu_us, b.cpu_us = [10.0, 10.0, 10.0], [11.0, 12.0, 9.0]
+    a.pg_us, b.pg_us = [40.0, 40.0, 40.0], [41.0, 41.0, 41.0]
     text = report(a, b)
     assert "ratios: 0.900 0.950 1.100" in text
     assert "throughput B/A per pair: median 0.950, 95 % interval 0.900-1.100" in text
