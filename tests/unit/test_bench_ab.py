@@ -1,11 +1,14 @@
-"""The A/B benchmark's arithmetic (benchmarks/ab_submit.py): the order of slices in a pair, the
-interval around the median of the pairs' ratios, and the report. Nothing here measures."""
+"""The A/B benchmarks' arithmetic (benchmarks/ab_submit.py, ab_memory.py): the order of
+slices in a pair, the interval around the median of the pairs' ratios, and the reports, and
+the options they refuse. Nothing here measures."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
+from benchmarks import ab_memory
 from benchmarks.ab_submit import Side, median_interval, report, slice_order
 from benchmarks.deploy import Deployment
 
@@ -57,3 +60,24 @@ def test_the_report_gives_each_pairs_ratio_and_their_median() -> None:
     assert "ratios: 0.900 0.950 1.100" in text
     assert "throughput B/A per pair: median 0.950, 95 % interval 0.900-1.100" in text
     assert "API CPU B/A per pair: median 1.100" in text
+
+
+def test_the_in_memory_report_gives_both_ratios_per_task() -> None:
+    a = ab_memory.Side("A: before", None, False, 1, Path("-"))
+    b = ab_memory.Side("B: after", None, True, 2, Path("-"))
+    a.rates, a.cpu_us = [100.0, 200.0, 100.0], [10.0, 5.0, 10.0]
+    b.rates, b.cpu_us = [110.0, 180.0, 120.0], [9.0, 6.0, 8.0]
+    text = ab_memory.report(a, b)
+    assert "A: before: 100/s, API CPU 10.0 µs per task" in text
+    assert "B/A throughput: 1.100 (0.900-1.200, 95 %, 3 pairs)" in text
+    assert "B/A CPU per task: 0.900 (0.800-1.200, 95 %, 3 pairs)" in text
+
+
+@pytest.mark.parametrize("args", [["--pairs", "0"], ["--seconds", "0"], ["--batch", "-1"]])
+def test_the_in_memory_comparison_refuses_a_bad_option(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        ab_memory.main(args)
+    assert exited.value.code == 2
+    assert "--pairs must be at least 1" in capsys.readouterr().err

@@ -19,8 +19,17 @@ from uvicorn.server import ServerState
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.config import Settings
 from taskflow.containers import build_container
+from taskflow.domain import json_limits
 from taskflow.domain.errors import InvalidSubmission
-from taskflow.domain.json_limits import MAX_JSON_DEPTH, MAX_JSON_INTEGER, json_problem
+from taskflow.domain.json_limits import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_INTEGER,
+    Recode,
+    json_problem,
+    recode_json,
+    too_deep,
+)
+from taskflow.entrypoints.http import body_limits
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.http.body_limits import BodyDeadlines
 from taskflow.entrypoints.http.dashboard.forms import edited_payload
@@ -135,11 +144,67 @@ def _has_duplicate(text: str) -> bool:
     return found
 
 
-@given(_documents(), st.integers(0, 5000))
-def test_duplicate_keys_are_found_exactly(text: str, padding: int) -> None:
+RECODES = pytest.mark.parametrize("recode", [recode_json, body_limits._recode], ids=["json", "api"])
+
+
+@RECODES
+@given(text=_documents(), padding=st.integers(0, 5000))
+def test_duplicate_keys_are_found_exactly(text: str, padding: int, recode: Recode) -> None:
     document = (text + " " * padding).encode()
-    refused = json_problem(document)
+    refused = json_problem(document, recode)
     assert (refused is not None) == _has_duplicate(text), text
+
+
+@RECODES
+@given(texts=st.lists(_documents(), min_size=2, max_size=6))
+def test_duplicate_keys_are_found_exactly_in_a_batch(texts: list[str], recode: Recode) -> None:
+    tasks = ", ".join(f'{{"type": "t", "payload": {t}}}' for t in texts)
+    text = f'{{"tasks": [{tasks}]}}'
+    refused = json_problem(text.encode(), recode)
+    assert (refused is not None) == _has_duplicate(text), text
+
+
+def test_a_batch_whose_tasks_share_their_keys_is_cleared_without_parsing_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def parsed(*args: Any) -> None:
+        raise AssertionError("parsed again to find duplicate keys")
+
+    monkeypatch.setattr(json_limits, "_unique_keys", parsed)
+    batch = {"tasks": [{"type": "debug.echo", "payload": {"n": i}} for i in range(500)]}
+    assert json_problem(json.dumps(batch).encode(), body_limits._recode) is None
+
+
+def _depth_by_loop(document: bytes) -> int:
+    deepest = depth = 0
+    inside = escaped = False
+    for byte in document:
+        if inside:
+            escaped, inside = (False, True) if escaped else (byte == 92, byte != 34)
+        elif byte == 34:
+            inside = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+# Brackets, and whole strings holding brackets, escaped quotes and escaped backslashes.
+_STRINGS = st.lists(st.sampled_from(["[", "]", "{", "}", "a", '\\"', "\\\\"]), max_size=6)
+_PIECES = st.one_of(
+    st.sampled_from(["[", "]", "{", "}", "1", ","]),
+    _STRINGS.map(lambda parts: '"' + "".join(parts) + '"'),
+)
+
+
+@given(st.lists(_PIECES, max_size=200), st.integers(MAX_JSON_DEPTH - 3, MAX_JSON_DEPTH + 3))
+def test_nesting_is_measured_as_a_parser_counts_it(pieces: list[str], levels: int) -> None:
+    """Paired or not, quoted brackets aside: what a decoder would descend into."""
+    document = ("[" * levels + "".join(pieces) + "]" * levels).encode()
+    deepest = _depth_by_loop(document)
+    assert too_deep(document) == (deepest > MAX_JSON_DEPTH), document
 
 
 # --- through the API ---

@@ -155,6 +155,21 @@ async def test_checks_apply_once_a_key_exists_and_stay_after_it_is_revoked() -> 
     assert await keys.enforced()
 
 
+async def test_an_open_api_is_known_open_only_while_its_last_check_is_fresh() -> None:
+    store, ticker = CountingStore(), Ticker()
+    keys = _service(store, ticker)
+    assert not keys.surely_open  # never checked: the request's check must ask
+    assert not await keys.enforced()
+    assert keys.surely_open  # answered without a coroutine for half a second
+    await keys.create(name="ci", scopes=READ, tenant="default")
+    assert keys.surely_open  # as enforced() would still answer, until the check expires
+    ticker.now += 0.5
+    assert not keys.surely_open
+    assert await keys.enforced()
+    assert not keys.surely_open
+    assert keys.surely_enforced
+
+
 class HeldStore(CountingStore):
     """Its lookups wait for ``release``, as a query in flight does; ``fail`` makes them raise."""
 

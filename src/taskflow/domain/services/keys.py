@@ -116,6 +116,12 @@ class KeyService:
         """True once a key is known to exist (for good); False: ask ``enforced``."""
         return self._keys_exist
 
+    @property
+    def surely_open(self) -> bool:
+        """True while the latest check found no key: ``enforced`` would answer False at once,
+        so a request's check may say so without a coroutine."""
+        return not self._keys_exist and self._monotonic() < self._keys_checked_until
+
     async def enforced(self) -> bool:
         """Whether checks apply: true once any key exists, revoked ones included."""
         if self._keys_exist:

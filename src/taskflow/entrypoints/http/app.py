@@ -14,7 +14,7 @@ from litestar.openapi.spec import Components
 from taskflow.containers import Container, close_container, open_enqueued_listener
 from taskflow.domain.services import ScheduleService, TaskService
 from taskflow.domain.services.fleet import FleetService
-from taskflow.entrypoints.http.auth import BEARER, BEARER_SCHEME, checking_keys
+from taskflow.entrypoints.http.auth import BEARER, BEARER_SCHEME, key_check
 from taskflow.entrypoints.http.body_limits import BodyDeadlines, Limits
 from taskflow.entrypoints.http.closed_structs import ClosedStructSchemaPlugin
 from taskflow.entrypoints.http.dashboard import dashboard_router, template_config
@@ -142,9 +142,9 @@ def create_app(container: Container, *, fleet: FleetReader | None = None) -> Lit
     # as route middleware: that would wrap each route in one more exception handler, which
     # cost the submit path more than the ids and the timing themselves (about 8 % of it).
     timed = metrics.request if metrics.enabled else None
-    # Inside it, API keys are checked once one exists (decision 30).
+    # In it, API keys are checked once one exists (decision 30).
     app.asgi_handler = RequestIds(
-        checking_keys(app.asgi_handler, container), timed=timed, headers=API_HEADERS
+        app.asgi_handler, timed=timed, headers=API_HEADERS, check=key_check(container)
     )
     return app
 

@@ -57,6 +57,8 @@ _OPEN_PREFIXES = ("/health/", "/schema")
 _READING = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEYS = "/api/keys"
 _SUBMITTING = frozenset({"/api/tasks", "/api/tasks/batch"})
+#: The submit routes as most clients write them: settled by one set lookup.
+_SUBMIT_PATHS = _SUBMITTING | {f"{path}/" for path in _SUBMITTING}
 _DASHBOARD = "/dashboard"
 SIGN_IN = "/dashboard/sign-in"
 SIGN_OUT = "/dashboard/sign-out"
@@ -112,33 +114,66 @@ def tenant_of(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     return principal_of(request).tenant
 
 
-def checking_keys(app: ASGIApp, container: Container) -> ASGIApp:
-    """``app`` behind a ``KeyCheck``; as it is with ``TASKFLOW_AUTH=disabled``."""
+def key_check(container: Container) -> KeyCheck | None:
+    """The API's key check; None with ``TASKFLOW_AUTH=disabled``."""
     settings: Settings = container.settings()
     if settings.auth == "disabled":
-        return app
-    return KeyCheck(app, container.key_service(), metrics_auth=settings.metrics_auth)
+        return None
+    return KeyCheck(container.key_service(), metrics_auth=settings.metrics_auth)
+
+
+def checking_keys(app: ASGIApp, container: Container) -> ASGIApp:
+    """``app`` behind a ``KeyCheck`` (a worker's metrics port); as it is with
+    ``TASKFLOW_AUTH=disabled``. The API runs its check inside ``RequestIds`` instead."""
+    check = key_check(container)
+    return app if check is None else KeyChecked(app, check)
 
 
 class KeyCheck:
-    """ASGI middleware: 401 without a valid key (once keys exist), 403 without the scope."""
+    """401 without a valid key (once keys exist), 403 without the scope.
 
-    def __init__(self, app: ASGIApp, keys: KeyService, *, metrics_auth: bool) -> None:
-        self.app = app
+    ``admitted`` settles the common request without a coroutine: one that needs no key, or
+    sends a key the cache knows and that may do what it asks. Anything else goes to ``admit``,
+    which decides every case and answers the refusals. Run by the wrapper around the whole
+    application (``RequestIds``) rather than as an ASGI layer of its own: each layer costs a
+    submission a coroutine (docs/performance.md, issue 13).
+    """
+
+    def __init__(self, keys: KeyService, *, metrics_auth: bool) -> None:
         self._keys = keys
         self._metrics_auth = metrics_auth
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def admitted(self, scope: Scope) -> bool:
+        """True: the request goes on, its principal in its state. False: ask ``admit``."""
+        http: Any = scope
+        method, path = http["method"], http["path"]
+        if method == "POST" and path in _SUBMIT_PATHS:
+            needed: KeyScope | None = KeyScope.SUBMIT
+        else:
+            needed = required_scope(method, path, metrics_auth=self._metrics_auth)
+        keys = self._keys
+        if needed is None or keys.surely_open:
+            return True
+        secret = bearer_token(http["headers"])
+        if secret is None:
+            return False
+        principal = keys.cached(secret)
+        if principal is UNKNOWN or principal is None or not principal.allows(needed):
+            return False
+        if fleet_refusal(path, principal) is not None:
+            return False
+        _set_principal(http, principal)
+        return True
+
+    async def admit(self, scope: Scope, send: Send) -> bool:
+        """Whether the request goes on; when not, its answer has been sent."""
         try:
-            admitted = await self._admit(scope, send)
+            return await self._admit(scope, send)
         except StoreUnavailable as exc:  # outside Litestar: its 503 handler is not here
             await _refuse(send, 503, exc.message, retry_after=True)
-            return
-        if admitted:
-            await self.app(scope, receive, send)
+            return False
 
     async def _admit(self, scope: Scope, send: Send) -> bool:
-        """Whether the request goes on; when not, its answer has been sent."""
         http: Any = scope
         keys = self._keys
         needed = required_scope(http["method"], http["path"], metrics_auth=self._metrics_auth)
@@ -151,7 +186,7 @@ class KeyCheck:
                 return await self._by_session(http, send, needed)
             await _refuse(send, 401, "this route needs an API key: Authorization: Bearer KEY")
             return False
-        # The cache answers nearly every request: no coroutine for those.
+        # The cache answers nearly every request, in ``admitted``: this is the rest.
         principal = keys.cached(secret)
         if principal is UNKNOWN:
             principal = await keys.principal(secret)
@@ -170,10 +205,7 @@ class KeyCheck:
         if fleet is not None:
             await _refuse(send, 403, fleet)
             return False
-        state = http.get("state")
-        if state is None:
-            state = http["state"] = {}
-        state[PRINCIPAL] = principal
+        _set_principal(http, principal)
         return True
 
     async def _by_session(self, http: Any, send: Send, needed: KeyScope) -> bool:
@@ -194,8 +226,28 @@ class KeyCheck:
         if fleet is not None:
             await _refuse(send, 403, fleet)
             return False
-        http.setdefault("state", {})[PRINCIPAL] = principal
+        _set_principal(http, principal)
         return True
+
+
+class KeyChecked:
+    """ASGI middleware: ``app`` behind ``check``."""
+
+    def __init__(self, app: ASGIApp, check: KeyCheck) -> None:
+        self.app = app
+        self._check = check
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        check = self._check
+        if check.admitted(scope) or await check.admit(scope, send):
+            await self.app(scope, receive, send)
+
+
+def _set_principal(http: Any, principal: Principal) -> None:
+    state = http.get("state")
+    if state is None:
+        state = http["state"] = {}
+    state[PRINCIPAL] = principal
 
 
 async def _to_sign_in(send: Send, http: Any) -> None:

@@ -92,6 +92,16 @@ class Limits(msgspec.Struct, frozen=True):
     deadlines: BodyDeadlines | None = None
 
 
+_decode_any = msgspec.json.Decoder().decode
+_encode_any = msgspec.json.Encoder().encode
+
+
+def _recode(document: bytes) -> bytes:
+    """``json_limits.Recode`` by msgspec: a batch of 500 tasks in a fifth of the standard
+    library's time (decision 32)."""
+    return _encode_any(_decode_any(document))
+
+
 def _media_type_problem(request: Request[Any, Any, Any]) -> None:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -107,7 +117,7 @@ async def json_body(request: Request[Any, Any, Any]) -> None:
     _media_type_problem(request)
     limits: Limits = request.app.state.limits
     body = await (request.body() if limits.deadlines is None else limits.deadlines.read(request))
-    refused = json_problem(body)
+    refused = json_problem(body, _recode)
     if refused is not None:
         where, why = refused
         raise InvalidSubmission(why, field=where)

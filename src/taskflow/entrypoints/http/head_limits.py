@@ -9,10 +9,13 @@ connection closed (docs/security.md, "Limits on what a client sends").
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from taskflow.entrypoints.http.corked import CorkedTransport
 
 #: The request line and every header together, in bytes as sent.
 MAX_HEAD_BYTES: Final = 16 * 1024
@@ -34,38 +37,46 @@ class _HeadRefused(Exception):
     pass
 
 
+_data_received = HttpToolsProtocol.data_received
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
+_on_message_complete = HttpToolsProtocol.on_message_complete
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """Counts the bytes fed to the parser while a head is being read, and the headers; marks
-    a request whose body is all in (``BODY_IN``)."""
+    """Counts the bytes fed to the parser while a head is being read, and the headers once it
+    is whole; marks a request whose body is all in (``BODY_IN``).
+
+    Three overrides, each calling the base class's method directly: every override is a Python
+    call on each request, and a check at each header cost the submit path more than the rest of
+    this class (docs/performance.md, issue 13). The number of headers is checked when the head
+    is whole: until then the byte count bounds what the parser holds.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes: int | None = 0  # None: reading a body, not a head
         self._refusal: str | None = None
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # An answer's head and body in one send (``corked``); flow control keeps the socket's.
+        self.transport = CorkedTransport(self.transport, self.loop)  # type: ignore[assignment]
+
     def data_received(self, data: bytes) -> None:
         if self._head_bytes is not None:
             self._head_bytes += len(data)
-        super().data_received(data)
+        _data_received(self, data)
         # Still in a head (it did not end in this data) and over the limit: the parser has held
         # at most the limit and one read of the transport.
         head = self._head_bytes
         if head is not None and head > MAX_HEAD_BYTES and not self.transport.is_closing():
             self._refuse(_TOO_LARGE)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._head_bytes is None:  # a request after a previous one on this connection
-            self._head_bytes = 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= MAX_HEADERS:
-            self._refusal = f"a request may carry at most {MAX_HEADERS} headers (the limit)"
-            raise _HeadRefused  # httptools stops parsing; send_400_response answers
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         received, self._head_bytes = self._head_bytes, None
+        if len(self.headers) > MAX_HEADERS:
+            self._refusal = f"a request may carry at most {MAX_HEADERS} headers (the limit)"
+            raise _HeadRefused  # httptools stops parsing; send_400_response answers
         # More bytes came than a head may hold, with this head whole among them (and perhaps
         # a body): the head's own size, as sent near enough, decides.
         if received is not None and received > MAX_HEAD_BYTES:
@@ -73,13 +84,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if size > MAX_HEAD_BYTES:
                 self._refusal = _TOO_LARGE
                 raise _HeadRefused
-        super().on_headers_complete()
+        _on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         scope: Any = self.scope
         scope[BODY_IN] = True
-        super().on_message_complete()
-        self._head_bytes = 0
+        _on_message_complete(self)
+        self._head_bytes = 0  # the next request's head, on this connection
 
     def send_400_response(self, msg: str) -> None:
         if self._refusal is None:

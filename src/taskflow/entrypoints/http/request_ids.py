@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +24,18 @@ from taskflow.entrypoints.logs import bind_trace_id, unbind_trace_id
 
 #: Told of each answered request: method, route template, status, seconds (`Metrics.request`).
 RequestTimer = Callable[[str, str, int, float], None]
+
+
+class Admission(Protocol):
+    """Whether a request may go on (``auth.KeyCheck``)."""
+
+    def admitted(self, scope: Scope) -> bool:
+        """True: it goes on; False: ask ``admit``."""
+
+    async def admit(self, scope: Scope, send: Send) -> bool:
+        """Whether it goes on; when not, its answer has been sent."""
+
+
 TRACEPARENT = b"traceparent"
 REQUEST_ID = b"x-request-id"
 #: The longest ``X-Request-ID`` taken from a client; a longer one is replaced.
@@ -55,7 +67,9 @@ class RequestIds:
     """ASGI middleware: binds the request's trace id for its log lines and answers it; with
     ``timed`` (metrics on), also counts the request by route template and status, in the same
     wrapper: each layer around the handler costs the submit path as much as its own work.
-    ``headers`` are added to every answer as they are (`security_headers.API_HEADERS`)."""
+    ``headers`` are added to every answer as they are (`security_headers.API_HEADERS`).
+    ``check`` decides who may go on to the app (the API keys, decision 30); its refusals are
+    answered with the id and timed like any answer."""
 
     def __init__(
         self,
@@ -63,10 +77,12 @@ class RequestIds:
         *,
         timed: RequestTimer | None = None,
         headers: Sequence[tuple[bytes, bytes]] = (),
+        check: Admission | None = None,
     ) -> None:
         self.app = app
         self._timed = timed
         self._headers = tuple(headers)
+        self._check = check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         trace_id = trace_id_of(scope["headers"])
@@ -84,7 +100,9 @@ class RequestIds:
         token = bind_trace_id(trace_id)
         began = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_id)
+            check = self._check
+            if check is None or check.admitted(scope) or await check.admit(scope, send_with_id):
+                await self.app(scope, receive, send_with_id)
         finally:
             unbind_trace_id(token)
             if self._timed is not None:

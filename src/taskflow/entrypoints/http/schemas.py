@@ -188,8 +188,11 @@ def timestamp(moment: datetime) -> str:
     """RFC 3339, UTC, always with six fractional digits (docs/api.md, "The task").
 
     Cached: a new task's three timestamps are one instant, a batch's tasks share it, and
-    ``strftime`` took a sixth of the API's CPU under batch submissions."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ``strftime`` took a sixth of the API's CPU under batch submissions. Written by
+    ``isoformat``, which costs a fraction of ``strftime`` (no format string to read, no
+    locale): ``strftime`` still took 4 % of a single submission's samples."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return f"{utc.isoformat(timespec='microseconds')}Z"
 
 
 def _maybe(moment: datetime | None) -> str | None:
