@@ -160,12 +160,20 @@ def _side(name: str, src: str | None, auth: bool) -> Side:
     return Side(f"{name}: {label}", Deployment(settings=settings, auth=auth))
 
 
+def side_options(parser: argparse.ArgumentParser) -> None:
+    """``--a-src``, ``--a-auth``, ``--b-src``, ``--b-auth``: which build each side runs, and
+    whether it has a key that every request sends."""
+    for side in ("a", "b"):
+        name = side.upper()
+        parser.add_argument(f"--{side}-src", help=f"{name}'s processes run this src first")
+        parser.add_argument(
+            f"--{side}-auth", action="store_true", help=f"{name}: a key on every request"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_submit", description=__doc__)
-    parser.add_argument("--a-src", help="A's processes run this src first on PYTHONPATH")
-    parser.add_argument("--a-auth", action="store_true", help="A: a key on every request")
-    parser.add_argument("--b-src", help="B's processes run this src first on PYTHONPATH")
-    parser.add_argument("--b-auth", action="store_true", help="B: a key on every request")
+    side_options(parser)
     parser.add_argument(
         "--async-commit",
         action="store_true",

@@ -28,7 +28,6 @@ from dependency_injector import providers
 from taskflow.adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from taskflow.config import Settings
 from taskflow.containers import build_container
-from taskflow.domain.keys import Scope
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.startup import load_registry, tune_gc_for_serving
 
@@ -49,6 +48,8 @@ async def build_app(*, with_key: bool = False) -> tuple[Any, list[tuple[bytes, b
     container.queue.override(providers.Singleton(InMemoryTaskQueue, container.clock))
     headers = list(HEADERS)
     if with_key:
+        from taskflow.domain.keys import Scope  # here: a build before keys runs this script too
+
         keys = container.key_service()
         _, secret = await keys.create(
             name="bench", scopes=frozenset({Scope.SUBMIT}), tenant="default"
