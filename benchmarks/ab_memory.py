@@ -13,8 +13,10 @@ their distribution-free 95 % intervals (``ab_submit.median_interval``).
 
 ``--a-src`` (``--b-src``): that side's process runs another build's ``src`` first on
 ``PYTHONPATH``; ``--a-auth`` (``--b-auth``): it has a key, which every request sends.
-``--batch N``: batches of N tasks to ``/api/tasks/batch`` (the batch phase's 4 connections
-a client) instead of single submissions; figures are then per task.
+Single submissions only: the in-memory store keeps every task, and the millions a run of
+batches would leave there weigh on the process's memory and garbage collection. Batches are
+compared by ``ab_submit --batch`` (the tables emptied between pairs) or, in process, by
+``asgi_submit --batch``.
 ``serve PORT KEYFILE`` is one side's process (the key written to KEYFILE, or ``-``: none).
 """
 
@@ -33,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.ab_submit import median_interval, side_options, slice_order
-from benchmarks.client import Headers, batch_body, bearer, single_body, wait_until_up
+from benchmarks.client import Headers, bearer, single_body, wait_until_up
 from benchmarks.load import ClosedLoopSpec, closed_loop
 
 HOST = "127.0.0.1"
 CONNECTIONS = 32  # per client process, as the submit phase
-BATCH_CONNECTIONS = 4  # as the batch phase
 CLIENTS = 2
 WARMUP_SECONDS = 0.5
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,14 +76,14 @@ class Side:
         if self.auth:
             self.headers = bearer(self.keyfile.read_text())
 
-    async def slice(self, seconds: float, batch: int) -> None:
+    async def slice(self, seconds: float) -> None:
         assert self.process is not None
         spec = ClosedLoopSpec(
             HOST,
             (self.port,),
-            "/api/tasks/batch" if batch else "/api/tasks",
-            batch_body(batch) if batch else single_body(),
-            BATCH_CONNECTIONS if batch else CONNECTIONS,
+            "/api/tasks",
+            single_body(),
+            CONNECTIONS,
             WARMUP_SECONDS,
             seconds,
             (self.process.pid,),
@@ -91,9 +92,8 @@ class Side:
         load = await closed_loop(spec, CLIENTS)
         if load.ok == 0 or load.problems() != "none":
             raise RuntimeError(f"{self.label}: {load.ok} accepted; problems: {load.problems()}")
-        tasks = load.ok * (batch or 1)
-        self.rates.append(tasks / seconds)
-        self.cpu_us.append(load.server_cores * seconds / tasks * 1e6)
+        self.rates.append(load.ok / seconds)
+        self.cpu_us.append(load.server_cores * seconds / load.ok * 1e6)
 
 
 def report(a: Side, b: Side) -> str:
@@ -101,10 +101,10 @@ def report(a: Side, b: Side) -> str:
     cpu = [cb / ca for ca, cb in zip(a.cpu_us, b.cpu_us, strict=True)]
     lines = [
         f"{side.label}: {statistics.median(side.rates):,.0f}/s, "
-        f"API CPU {statistics.median(side.cpu_us):.1f} µs per task"
+        f"API CPU {statistics.median(side.cpu_us):.1f} µs per submission"
         for side in (a, b)
     ]
-    for name, ratios in (("throughput", rates), ("CPU per task", cpu)):
+    for name, ratios in (("throughput", rates), ("CPU per submission", cpu)):
         low, high = median_interval(ratios)
         lines.append(
             f"B/A {name}: {statistics.median(ratios):.3f} ({low:.3f}-{high:.3f}, "
@@ -113,14 +113,14 @@ def report(a: Side, b: Side) -> str:
     return "\n".join(lines)
 
 
-async def _run(sides: list[Side], pairs: int, seconds: float, batch: int) -> None:
+async def _run(sides: list[Side], pairs: int, seconds: float) -> None:
     for side in sides:
         side.start()
     for side in sides:
         await side.ready()
     for pair in range(pairs):
         for index in slice_order(pair):
-            await sides[index].slice(seconds, batch)
+            await sides[index].slice(seconds)
         a, b = sides
         print(
             f"[ab] pair {pair + 1}/{pairs}: B/A {b.rates[-1] / a.rates[-1]:.3f}",
@@ -140,10 +140,9 @@ def compare(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=16, help="pairs of slices (default 16)")
     parser.add_argument("--seconds", type=float, default=2.0, help="a slice's window (2)")
     parser.add_argument("--port", type=int, default=18100, help="A's port; B's is the next")
-    parser.add_argument("--batch", type=int, default=0, help="batches of this many tasks")
     args = parser.parse_args(argv)
-    if args.pairs < 1 or args.seconds <= 0 or args.batch < 0:
-        parser.error("--pairs must be at least 1, --seconds above 0, --batch 0 or more")
+    if args.pairs < 1 or args.seconds <= 0:
+        parser.error("--pairs must be at least 1 and --seconds above 0")
     with tempfile.TemporaryDirectory(prefix="taskflow-ab-") as folder:
         sides = [
             Side(_label(name, src, auth), src, auth, args.port + i, Path(folder, f"key{i}"))
@@ -152,7 +151,7 @@ def compare(argv: Sequence[str] | None = None) -> int:
             )
         ]
         try:
-            asyncio.run(_run(sides, args.pairs, args.seconds, args.batch))
+            asyncio.run(_run(sides, args.pairs, args.seconds))
         finally:
             for side in sides:
                 if side.process is not None:

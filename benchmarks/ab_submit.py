@@ -16,6 +16,8 @@ throughput and API CPU per submission.
 ``--a-src`` (``--b-src``) runs A's (B's) processes with another build's ``src`` first on
 ``PYTHONPATH`` (a ``git worktree`` of the commit before a change); without, this build.
 ``--a-auth`` / ``--b-auth``: that side makes an API key and every request to it sends it.
+``--batch N``: the batch phase's load instead (4 connections a client process, N tasks a
+request); the figures are then per task.
 Between pairs the task tables are emptied (the key kept), as the bench's phases start fresh.
 """
 
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from benchmarks.auth import KEY_TABLE
 from benchmarks.bench import Bench, Params
-from benchmarks.client import single_body
+from benchmarks.client import batch_body, single_body
 from benchmarks.deploy import Deployment, Proc
 from benchmarks.measure import CpuWindow, Store
 from benchmarks.phases import submit_load
@@ -77,27 +79,32 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[
     return ordered[k - 1], ordered[n - k]
 
 
-async def _slice(side: Side, seconds: float) -> None:
+async def _slice(side: Side, seconds: float, batch: int) -> None:
     assert side.bench is not None
     assert side.api is not None
     params = side.bench.params  # its submit_seconds: the slice's window
     servers = CpuWindow(servers=True)
     servers.start()
-    load = await submit_load(
-        side.bench, [side.api], "/api/tasks", single_body(), params.client_connections
-    )
+    if batch:  # the batch phase's load, with batches of ``batch``
+        path, body, connections = "/api/tasks/batch", batch_body(batch), params.batch_connections
+    else:
+        path, body, connections = "/api/tasks", single_body(), params.client_connections
+    load = await submit_load(side.bench, [side.api], path, body, connections)
     # The servers' CPU over warm-up and window both, over the submissions of both (the
     # window's rate held through the warm-up): a share to compare between the sides.
     pg_seconds = servers.stop().get("PostgreSQL", 0.0)
     if load.problems() != "none":
         raise RuntimeError(f"{side.label}: {load.ok} accepted; problems: {load.problems()}")
-    side.rates.append(load.ok / seconds)
-    side.cpu_us.append(load.server_cores * seconds / load.ok * 1e6)
-    submitted = load.ok * (params.warmup_seconds + seconds) / seconds
+    tasks = load.ok * (batch or 1)
+    side.rates.append(tasks / seconds)
+    side.cpu_us.append(load.server_cores * seconds / tasks * 1e6)
+    submitted = tasks * (params.warmup_seconds + seconds) / seconds
     side.pg_us.append(pg_seconds / submitted * 1e6)
 
 
-async def _run(sides: list[Side], pairs: int, seconds: float, async_commit: bool) -> None:
+async def _run(
+    sides: list[Side], pairs: int, seconds: float, async_commit: bool, batch: int = 0
+) -> None:
     for side in sides:
         await side.deploy.create()
         store = await Store.open(side.deploy.dsn)
@@ -109,7 +116,7 @@ async def _run(sides: list[Side], pairs: int, seconds: float, async_commit: bool
     try:
         for pair in range(pairs):
             for index in slice_order(pair):
-                await _slice(sides[index], seconds)
+                await _slice(sides[index], seconds, batch)
             a, b = sides
             print(
                 f"[ab] pair {pair + 1}/{pairs}: A {a.rates[-1]:,.0f}/s, B {b.rates[-1]:,.0f}/s, "
@@ -126,7 +133,8 @@ async def _run(sides: list[Side], pairs: int, seconds: float, async_commit: bool
                 await side.bench.store.close()
 
 
-def report(a: Side, b: Side) -> str:
+def report(a: Side, b: Side, batch: int = 0) -> str:
+    """Figures per task: per submission, or per task of the batches of ``batch``."""
     ratios = [rb / ra for ra, rb in zip(a.rates, b.rates, strict=True)]
     cpu_ratios = [cb / ca for ca, cb in zip(a.cpu_us, b.cpu_us, strict=True)]
     low, high = median_interval(ratios)
@@ -135,7 +143,8 @@ def report(a: Side, b: Side) -> str:
         a.label,
         b.label,
         f"pairs: {len(ratios)}",
-        f"single submit, median: A {statistics.median(a.rates):,.0f}/s, "
+        f"{f'batches of {batch}, tasks' if batch else 'single submit'}, median: "
+        f"A {statistics.median(a.rates):,.0f}/s, "
         f"B {statistics.median(b.rates):,.0f}/s",
         f"API CPU per submission, median: A {statistics.median(a.cpu_us):.1f} µs, "
         f"B {statistics.median(b.cpu_us):.1f} µs",
@@ -180,19 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="both databases commit without waiting for the disk: less noise, same API work",
     )
     parser.add_argument("--pairs", type=int, default=20, help="pairs of slices (default 20)")
+    parser.add_argument("--batch", type=int, default=0, help="batches of this many tasks")
     parser.add_argument("--seconds", type=float, default=5.0, help="a slice's window (5)")
     args = parser.parse_args(argv)
-    if args.pairs < 1 or args.seconds <= 0:
-        parser.error("--pairs must be at least 1 and --seconds above 0")
+    if args.pairs < 1 or args.seconds <= 0 or args.batch < 0:
+        parser.error("--pairs must be at least 1, --seconds above 0, --batch 0 or more")
     a = _side("A", args.a_src, args.a_auth)
     b = _side("B", args.b_src, args.b_auth)
     try:
-        asyncio.run(_run([a, b], args.pairs, args.seconds, args.async_commit))
+        asyncio.run(_run([a, b], args.pairs, args.seconds, args.async_commit, args.batch))
     finally:
         problems = [p for side in (a, b) for p in side.deploy.close()]
         for problem in problems:
             print(problem, file=sys.stderr)
-    print(report(a, b))
+    print(report(a, b, args.batch))
     return 0
 
 

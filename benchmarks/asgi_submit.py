@@ -21,6 +21,7 @@ import gc
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from dependency_injector import providers
@@ -31,13 +32,36 @@ from taskflow.containers import build_container
 from taskflow.entrypoints.http.app import create_app
 from taskflow.entrypoints.startup import load_registry, tune_gc_for_serving
 
-BODY = json.dumps({"type": "debug.echo", "payload": {"n": 1}}).encode()
-HEADERS = [
-    (b"host", b"127.0.0.1:8000"),
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(BODY)).encode()),
-    (b"user-agent", b"taskflow-bench"),
-]
+ONE = {"type": "debug.echo", "payload": {"n": 1}}
+
+
+@dataclass
+class Load:
+    """What every request sends: one submission, or a batch (``use_batches``)."""
+
+    path: str = "/api/tasks"
+    body: bytes = json.dumps(ONE).encode()
+    tasks: int = 1  # in each request
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.body)).encode()),
+            (b"user-agent", b"taskflow-bench"),
+        ]
+
+    def use_batches(self, size: int) -> None:
+        self.path, self.tasks = "/api/tasks/batch", size
+        self.body = json.dumps({"tasks": [ONE] * size}).encode()
+
+    @property
+    def warmup(self) -> int:
+        """Requests before the measured ones: caches and first-call paths, 500 tasks or more."""
+        return max(500 // self.tasks, 2)
+
+
+LOAD = Load()
 
 
 async def build_app(*, with_key: bool = False) -> tuple[Any, list[tuple[bytes, bytes]]]:
@@ -46,7 +70,7 @@ async def build_app(*, with_key: bool = False) -> tuple[Any, list[tuple[bytes, b
     container = build_container(Settings(redis_url=None), registry)
     container.repository.override(providers.Singleton(InMemoryTaskRepository, container.clock))
     container.queue.override(providers.Singleton(InMemoryTaskQueue, container.clock))
-    headers = list(HEADERS)
+    headers = LOAD.headers()
     if with_key:
         from taskflow.domain.keys import Scope  # here: a build before keys runs this script too
 
@@ -65,8 +89,8 @@ def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/api/tasks",
-        "raw_path": b"/api/tasks",
+        "path": LOAD.path,
+        "raw_path": LOAD.path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": list(headers),
@@ -76,18 +100,18 @@ def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
-async def submit(app: Any, headers: list[tuple[bytes, bytes]] = HEADERS) -> int:
+async def submit(app: Any, headers: list[tuple[bytes, bytes]] | None = None) -> int:
     status = 0
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": BODY, "more_body": False}
+        return {"type": "http.request", "body": LOAD.body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    await app(scope(headers), receive, send)
+    await app(scope(LOAD.headers() if headers is None else headers), receive, send)
     return status
 
 
@@ -118,7 +142,7 @@ async def lifespan(app: Any, phase: str) -> None:
 async def run(requests: int, *, with_key: bool = False) -> float:
     app, headers = await build_app(with_key=with_key)
     await lifespan(app, "startup")
-    for _ in range(500):  # warm up: caches, first-call paths
+    for _ in range(LOAD.warmup):  # warm up: caches, first-call paths
         assert await submit(app, headers) == 202
     tune_gc_for_serving()
     began = time.process_time()
@@ -136,7 +160,7 @@ async def compare_key(requests: int, rounds: int) -> tuple[float, float]:
     apps = [await build_app(with_key=False), await build_app(with_key=True)]
     for app, headers in apps:
         await lifespan(app, "startup")
-        for _ in range(500):
+        for _ in range(LOAD.warmup):
             assert await submit(app, headers) == 202
     tune_gc_for_serving()
     best = [float("inf"), float("inf")]
@@ -158,11 +182,18 @@ def main() -> None:
         "--with-key", action="store_true", help="authentication on, each request sending a key"
     )
     parser.add_argument(
+        "--batch", type=int, default=0, help="batches of this many tasks; figures per task"
+    )
+    parser.add_argument(
         "--compare-key",
         action="store_true",
         help="without and with a key, alternating in one process; prints both and their ratio",
     )
     args = parser.parse_args()
+    per = "submit"
+    if args.batch > 0:
+        LOAD.use_batches(args.batch)
+        per = "task"
     if args.compare_key:
         without, keyed = asyncio.run(compare_key(args.requests // 5, args.runs * 5))
         print(
@@ -170,10 +201,13 @@ def main() -> None:
             f"({keyed / without:.3f} of without)"
         )
         return
-    runs = [asyncio.run(run(args.requests, with_key=args.with_key)) for _ in range(args.runs)]
+    runs = [
+        asyncio.run(run(args.requests, with_key=args.with_key)) / LOAD.tasks
+        for _ in range(args.runs)
+    ]
     shown = " · ".join(f"{r:.1f}" for r in runs)
     print(
-        f"CPU per submit: median {statistics.median(runs):.1f} µs, "
+        f"CPU per {per}: median {statistics.median(runs):.2f} µs, "
         f"best {min(runs):.1f} µs (runs: {shown})"
     )
 

@@ -62,18 +62,18 @@ def test_the_report_gives_each_pairs_ratio_and_their_median() -> None:
     assert "API CPU B/A per pair: median 1.100" in text
 
 
-def test_the_in_memory_report_gives_both_ratios_per_task() -> None:
+def test_the_in_memory_report_gives_both_ratios() -> None:
     a = ab_memory.Side("A: before", None, False, 1, Path("-"))
     b = ab_memory.Side("B: after", None, True, 2, Path("-"))
     a.rates, a.cpu_us = [100.0, 200.0, 100.0], [10.0, 5.0, 10.0]
     b.rates, b.cpu_us = [110.0, 180.0, 120.0], [9.0, 6.0, 8.0]
     text = ab_memory.report(a, b)
-    assert "A: before: 100/s, API CPU 10.0 µs per task" in text
+    assert "A: before: 100/s, API CPU 10.0 µs per submission" in text
     assert "B/A throughput: 1.100 (0.900-1.200, 95 %, 3 pairs)" in text
-    assert "B/A CPU per task: 0.900 (0.800-1.200, 95 %, 3 pairs)" in text
+    assert "B/A CPU per submission: 0.900 (0.800-1.200, 95 %, 3 pairs)" in text
 
 
-@pytest.mark.parametrize("args", [["--pairs", "0"], ["--seconds", "0"], ["--batch", "-1"]])
+@pytest.mark.parametrize("args", [["--pairs", "0"], ["--seconds", "0"]])
 def test_the_in_memory_comparison_refuses_a_bad_option(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
-from taskflow.entrypoints.http.corked import CorkedTransport
+from taskflow.entrypoints.http.corked import MAX_HELD, CorkedTransport
 from taskflow.entrypoints.http.head_limits import PROTOCOL, BoundedHttpToolsProtocol
 
 
@@ -125,3 +125,19 @@ def test_the_api_protocol_sends_an_answer_in_one_write() -> None:
     assert len(sends) == 1, sends
     assert sends[0].startswith(b"HTTP/1.1 202")
     assert sends[0].endswith(b"\r\n\r\n{}")
+
+
+def test_a_large_write_is_not_held_back() -> None:
+    """Flow control sees a large answer at once, as without the cork."""
+
+    async def scenario() -> list[bytes]:
+        socket = _Socket()
+        corked = CorkedTransport(socket, asyncio.get_running_loop())
+        corked.write(b"head")
+        corked.write(b"x" * MAX_HELD)
+        sent_at_once = list(socket.sends)
+        await _one_turn()
+        assert socket.sends == sent_at_once  # nothing was left for the turn's end
+        return sent_at_once
+
+    assert asyncio.run(scenario()) == [b"head" + b"x" * MAX_HELD]

@@ -80,3 +80,17 @@ def test_a_backslash_before_u0000_is_ordinary_text(client: Client) -> None:
     response = _post(client, "/api/tasks", b'{"type": "debug.echo", "payload": {"s": "\\\\u0000"}}')
     assert response.status_code == 202, response.text
     assert client.get(f"/api/tasks/{response.json()['id']}").json()["payload"] == {"s": "\\u0000"}
+
+
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/tasks/batch"])
+def test_a_raw_nul_byte_is_not_json_and_nothing_is_stored(
+    client: Client, container: Container, path: str
+) -> None:
+    """What lets a body without the escape skip the search of its values (``NO_NUL``): JSON
+    writes U+0000 in a string only as ``\\u0000``, and the decoder refuses the bare byte."""
+    task = b'{"type": "debug.echo", "payload": {"s": "a\x00b"}}'
+    body = task if path == "/api/tasks" else b'{"tasks": [' + task + b"]}"
+    response = _post(client, path, body)
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.json()["detail"]
+    assert _stored(client, container) == [[], 0]

@@ -19,10 +19,14 @@ from litestar.exceptions import ClientException, HTTPException, InternalServerEx
 
 from taskflow.domain.errors import InvalidSubmission
 from taskflow.domain.json_limits import json_problem
+from taskflow.domain.unstorable import suspect
 from taskflow.entrypoints.http.head_limits import BODY_IN
 
 #: Sent with an answer given before the body was all read: the rest is never parsed.
 CLOSE = {"Connection": "close"}
+#: Set in a request's scope when its JSON body writes no ``\u0000``: no string decoded from
+#: it can hold U+0000, so the values need no search for it (``taskflow.domain.unstorable``).
+NO_NUL = "taskflow.no_nul"
 
 
 class BodyDeadlines:
@@ -121,6 +125,9 @@ async def json_body(request: Request[Any, Any, Any]) -> None:
     if refused is not None:
         where, why = refused
         raise InvalidSubmission(why, field=where)
+    if not suspect(body):  # JSON writes U+0000 only escaped: one search covers every value
+        scope: Any = request.scope
+        scope[NO_NUL] = True
 
 
 async def optional_json_body(request: Request[Any, Any, Any]) -> None:

@@ -18,7 +18,7 @@ from taskflow.domain.services import TaskService
 from taskflow.domain.unstorable import refuse_unstorable
 from taskflow.entrypoints.http.answers import JsonAnswer
 from taskflow.entrypoints.http.auth import tenant_of
-from taskflow.entrypoints.http.body_limits import Limits, json_body, optional_json_body
+from taskflow.entrypoints.http.body_limits import NO_NUL, Limits, json_body, optional_json_body
 from taskflow.entrypoints.http.listing import TaskCountsOut, TaskPageOut, parse_list_request
 from taskflow.entrypoints.http.openapi import (
     SUBMIT_PROBLEMS,
@@ -58,25 +58,29 @@ def parse_task_id(raw: str) -> UUID:
         raise InvalidSubmission(f"task id must be a UUID, got {raw[:64]!r}", field="id") from None
 
 
-def check_payload(payload: dict[str, Any], limits: Limits) -> None:
+def check_payload(payload: dict[str, Any], limits: Limits, *, nul_possible: bool = True) -> None:
     """The payload's encoded size, and no U+0000 in it: refused here, before any store, so
-    that every store answers alike (``taskflow.domain.unstorable``)."""
+    that every store answers alike (``taskflow.domain.unstorable``). ``nul_possible`` False:
+    the request's body showed no escaped U+0000 (``body_limits.NO_NUL``), so nothing in it
+    can hold one."""
     encoded = _encode(payload)
     problem = payload_size_problem(len(encoded), limits.max_payload_bytes)
     if problem:
         raise PayloadTooLarge(problem, field="payload")
-    refuse_unstorable(encoded, payload, "payload")
+    if nul_possible:
+        refuse_unstorable(encoded, payload, "payload")
 
 
-def check_values(data: SubmitTaskIn, limits: Limits) -> None:
+def check_values(data: SubmitTaskIn, limits: Limits, *, nul_possible: bool = True) -> None:
     """The payload's and metadata's encoded sizes, and no U+0000 in either."""
-    check_payload(data.payload, limits)
+    check_payload(data.payload, limits, nul_possible=nul_possible)
     if data.metadata is not None:
         encoded = _encode(data.metadata)
         problem = metadata_size_problem(len(encoded))
         if problem:
             raise InvalidSubmission(problem, field="metadata")
-        refuse_unstorable(encoded, data.metadata, "metadata")
+        if nul_possible:
+            refuse_unstorable(encoded, data.metadata, "metadata")
 
 
 def request_hash(data: msgspec.Struct) -> str:
@@ -104,7 +108,7 @@ class TaskController(Controller):
         data: JSONBody[SubmitTaskIn],
         service: NamedDependency[TaskService],
     ) -> Response[TaskOut]:
-        check_values(data, request.app.state.limits)
+        check_values(data, request.app.state.limits, nul_possible=NO_NUL not in request.scope)
         key = request.headers.get(IDEMPOTENCY_KEY)
         tenant = tenant_of(request)
         replayed = False
@@ -139,9 +143,10 @@ class TaskController(Controller):
         service: NamedDependency[TaskService],
     ) -> Response[TasksOut]:
         limits = request.app.state.limits
+        nul_possible = NO_NUL not in request.scope  # one look at the body for all its tasks
         for index, submission in enumerate(data.tasks):
             try:
-                check_values(submission, limits)
+                check_values(submission, limits, nul_possible=nul_possible)
             except InvalidSubmission as exc:
                 raise exc.under(f"tasks[{index}]") from None
         key = request.headers.get(IDEMPOTENCY_KEY)
