@@ -135,6 +135,7 @@ async def _run(
 
 def report(a: Side, b: Side, batch: int = 0) -> str:
     """Figures per task: per submission, or per task of the batches of ``batch``."""
+    per = "task" if batch else "submission"
     ratios = [rb / ra for ra, rb in zip(a.rates, b.rates, strict=True)]
     cpu_ratios = [cb / ca for ca, cb in zip(a.cpu_us, b.cpu_us, strict=True)]
     low, high = median_interval(ratios)
@@ -146,9 +147,9 @@ def report(a: Side, b: Side, batch: int = 0) -> str:
         f"{f'batches of {batch}, tasks' if batch else 'single submit'}, median: "
         f"A {statistics.median(a.rates):,.0f}/s, "
         f"B {statistics.median(b.rates):,.0f}/s",
-        f"API CPU per submission, median: A {statistics.median(a.cpu_us):.1f} µs, "
+        f"API CPU per {per}, median: A {statistics.median(a.cpu_us):.1f} µs, "
         f"B {statistics.median(b.cpu_us):.1f} µs",
-        f"PostgreSQL CPU per submission, median: A {statistics.median(a.pg_us):.1f} µs, "
+        f"PostgreSQL CPU per {per}, median: A {statistics.median(a.pg_us):.1f} µs, "
         f"B {statistics.median(b.pg_us):.1f} µs",
         f"throughput B/A per pair: median {statistics.median(ratios):.3f}, "
         f"95 % interval {low:.3f}-{high:.3f}",
