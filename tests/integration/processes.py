@@ -79,7 +79,8 @@ class Process:
         return code
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # `stop` closes it; the file stays
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 

@@ -77,7 +77,7 @@ def test_a_worker_that_stops_cleanly_is_unlisted_at_once(stack_factory: StackFac
     stack.start_api()
     worker = stack.start_worker()
     listed(stack, worker)
-    assert worker.stop() == 0
+    assert worker.stop() == 0, worker.output()[-3000:]
     wait_for(lambda: worker.pid not in workers(stack), timeout=30, what="the worker to leave")
 
 

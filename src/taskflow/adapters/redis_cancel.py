@@ -13,9 +13,7 @@ from uuid import UUID
 import redis.asyncio
 
 from taskflow.adapters.redis import logger, mapped_errors, task_id_of
-
-#: How long one wait for a message lasts; the subscription's health is checked between waits.
-LISTEN_SECONDS = 1.0
+from taskflow.adapters.redis_pubsub import messages
 
 
 class RedisCancelNotices:
@@ -30,19 +28,9 @@ class RedisCancelNotices:
             await self._client.publish(self.channel, str(task_id))
 
     async def cancellations(self) -> AsyncIterator[UUID]:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            with mapped_errors():
-                await pubsub.subscribe(self.channel)
-            while True:
-                with mapped_errors():
-                    message = await pubsub.get_message(timeout=LISTEN_SECONDS)
-                if message is None or message.get("type") != "message":
-                    continue
-                task_id = task_id_of(message["data"])
-                if task_id is None:
-                    logger.warning("dropped a cancel notice that is not a task id")
-                    continue
-                yield task_id
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        async for data in messages(self._client, self.channel):
+            task_id = task_id_of(data)
+            if task_id is None:
+                logger.warning("dropped a cancel notice that is not a task id")
+                continue
+            yield task_id

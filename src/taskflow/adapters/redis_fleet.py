@@ -24,7 +24,7 @@ import redis.asyncio
 
 from taskflow.adapters.clock import SystemClock
 from taskflow.adapters.redis import PRIORITY_SPAN, logger, mapped_errors
-from taskflow.adapters.redis_cancel import LISTEN_SECONDS
+from taskflow.adapters.redis_pubsub import messages
 from taskflow.domain.fleet import QueueDepth, WorkerInfo
 from taskflow.domain.limits import MAX_PRIORITY, MIN_PRIORITY
 from taskflow.domain.ports import Clock
@@ -171,22 +171,12 @@ class RedisPauseNotices:
             await self._client.publish(self.channel, f"{int(paused)}:{queue}")
 
     async def pauses(self) -> AsyncIterator[tuple[str, bool]]:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            with mapped_errors():
-                await pubsub.subscribe(self.channel)
-            while True:
-                with mapped_errors():
-                    message = await pubsub.get_message(timeout=LISTEN_SECONDS)
-                if message is None or message.get("type") != "message":
-                    continue
-                flag, _, queue = _text(message["data"]).partition(":")
-                if flag not in ("0", "1") or not queue:
-                    logger.warning("dropped a pause notice that is not one")
-                    continue
-                yield queue, flag == "1"
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        async for data in messages(self._client, self.channel):
+            flag, _, queue = _text(data).partition(":")
+            if flag not in ("0", "1") or not queue:
+                logger.warning("dropped a pause notice that is not one")
+                continue
+            yield queue, flag == "1"
 
 
 def _depth(replies: list[Any], now_ms: int) -> QueueDepth:

@@ -17,10 +17,11 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from uuid import UUID
 
+from taskflow.adapters.cancelling import stop_if_cancelled
 from taskflow.domain.fleet import WorkerInfo
 from taskflow.domain.services.fleet import FleetService
 from taskflow.entrypoints.attempt import Backoff
-from taskflow.entrypoints.sweeper import OUTAGES, run_step, stop_if_cancelled
+from taskflow.entrypoints.sweeper import OUTAGES, run_step
 
 log = logging.getLogger("taskflow.worker")
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+from taskflow.adapters.cancelling import stop_if_cancelled
 from taskflow.adapters.prometheus import Metrics
 from taskflow.domain.errors import QueueUnavailable, StoreUnavailable
 from taskflow.domain.model import TaskStatus
@@ -91,19 +92,6 @@ async def run_step(step: Callable[[], Awaitable[object]]) -> None:
         log.exception("%s failed", step.__name__)
     else:
         stop_if_cancelled()
-
-
-def stop_if_cancelled(exc: BaseException | None = None) -> None:
-    """Raise CancelledError when the running task is being cancelled.
-
-    A driver interrupted by the cancel may raise its own error instead, or catch the cancel
-    and return; a loop that went on would never end (a worker's shutdown then hung until it
-    was killed). Only ``asyncio.timeout`` takes a cancel back (``uncancel``), so a task still
-    counted as cancelling was asked to stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError() from exc
 
 
 async def log_queue_warnings(service: ExecutionService) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from taskflow.adapters.cancelling import stop_if_cancelled
 from taskflow.adapters.prometheus import Metrics
 from taskflow.domain.flow import Popped
 from taskflow.domain.model import Task
@@ -25,13 +26,7 @@ from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.logs import EventLog, FirstThrottles, task_facts
 from taskflow.entrypoints.prefetch import Prefetch
 from taskflow.entrypoints.presence import Pauses, Presence
-from taskflow.entrypoints.sweeper import (
-    OUTAGES,
-    Sweeper,
-    log_queue_warnings,
-    run_step,
-    stop_if_cancelled,
-)
+from taskflow.entrypoints.sweeper import OUTAGES, Sweeper, log_queue_warnings, run_step
 from taskflow.registry import Registry
 
 if TYPE_CHECKING:
