@@ -4,9 +4,11 @@ in-memory store (the delete itself is pinned by tests/contracts/test_retention_c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -188,3 +190,35 @@ async def test_a_pass_is_skipped_while_another_process_makes_one() -> None:
         assert await store.count() == 3
 
     assert await Pruner(service).prune() == 3
+
+
+class CancelSwallowedMidBatch(InMemoryTaskRepository):
+    """A store whose first batch is under way when the job is cancelled, and whose driver
+    catches that cancel and finishes the batch (decision 39)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deleting = asyncio.Event()
+
+    async def prune_finished(self, cutoffs: Cutoffs, *, limit: int) -> int:
+        if not self.deleting.is_set():
+            self.deleting.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return await super().prune_finished(cutoffs, limit=limit)
+
+
+async def test_a_cancel_swallowed_mid_batch_stops_the_pass_after_that_batch() -> None:
+    store = Store()
+    store.repo = CancelSwallowedMidBatch(store.clock)
+    await store.finished(25, days_ago=30)
+    service = RetentionService(repository=store.repo, clock=store.clock, retention=Retention())
+    service.batch = 10
+    job = asyncio.create_task(Pruner(service).run(interval=3600))
+    await asyncio.wait_for(store.repo.deleting.wait(), timeout=10)
+
+    job.cancel()
+    await asyncio.wait([job], timeout=10)
+
+    assert job.cancelled()
+    assert await store.count() == 15  # the batch under way, and no more: shutdown is not held

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from taskflow.adapters.cancelling import stop_if_cancelled
 from taskflow.domain.retention import Cutoffs
 from taskflow.domain.services import RetentionService
 from taskflow.entrypoints.sweeper import run_step
@@ -49,6 +50,7 @@ class Pruner:
             batch_started = time.monotonic()
             count = await self._service.prune_batch(cutoffs)
             deleted, batches = deleted + count, batches + 1
+            stop_if_cancelled()  # a backlog's batches must not hold a shutdown (decision 39)
             if count < self._service.batch:
                 break
             if time.monotonic() - reported >= PROGRESS_EVERY:
