@@ -35,6 +35,7 @@ from taskflow.entrypoints.http.head_limits import PROTOCOL as HEAD_LIMITED_PROTO
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.retention import start_pruning, stop_pruning
 from taskflow.entrypoints.scheduler import start_scheduler
+from taskflow.entrypoints.shutdown_watch import ShutdownWatch
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.sweeper import lost_lease_facts
@@ -42,6 +43,9 @@ from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 from taskflow.entrypoints.worker_http import SignalFreeServer, serving_worker_http
 
 log = logging.getLogger("taskflow")
+
+#: Seconds past a process's grace after which a shutdown still under way says what it waits on.
+REPORT_AFTER = 15.0
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:
@@ -149,7 +153,7 @@ async def serve_api(container: Container, *, host: str, port: int) -> int:
         await check_exposure(container, host)
         server = _server(container, host, port)
         tune_gc_for_serving()
-        _stop_on_signals(server)
+        _stop_on_signals(server, grace=_SERVING["timeout_graceful_shutdown"])
         log.info("api listening", extra={"url": f"http://{host}:{port}"})
         await server.serve(sockets=[sock])
     return 0
@@ -179,7 +183,7 @@ def _worker_http_socket(container: Container) -> socket.socket | None:
 
 async def serve_worker(container: Container, options: WorkerOptions) -> int:
     http = _worker_http_socket(container)  # a taken port stops the worker before it starts
-    stop, force = _stop_on_signals()
+    stop, force = _stop_on_signals(grace=options.shutdown_grace_seconds)
     worker = build_worker(container, options)
     tune_gc_for_serving()
     listener = open_enqueued_listener(container, container.execution_service().dispatch_stored)
@@ -212,7 +216,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
         await check_exposure(container, host)
         await _take_back_orphans(container, lock)
         server = _server(container, host, port)
-        stop, force = _stop_on_signals(server)
+        stop, force = _stop_on_signals(server, grace=options.shutdown_grace_seconds)
         worker = Worker(
             container.execution_service(),
             container.registry(),
@@ -277,8 +281,13 @@ def exit_now_if_handlers_linger(code: int) -> int:
     os._exit(code)
 
 
-def _stop_on_signals(server: uvicorn.Server | None = None) -> tuple[asyncio.Event, asyncio.Event]:
-    """First SIGTERM/SIGINT: stop claiming and drain. Second: stop now."""
+def _stop_on_signals(
+    server: uvicorn.Server | None = None, *, grace: float
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """First SIGTERM/SIGINT: stop claiming and drain. Second: stop now.
+
+    A shutdown still under way ``REPORT_AFTER`` seconds past its ``grace`` logs what it waits on.
+    """
     stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -290,6 +299,7 @@ def _stop_on_signals(server: uvicorn.Server | None = None) -> tuple[asyncio.Even
                 server.force_exit = True
         else:
             log.info("signal received: shutting down gracefully")
+            ShutdownWatch(loop, after=grace + REPORT_AFTER)
             stop.set()
             if server is not None:
                 server.should_exit = True
