@@ -8,6 +8,7 @@ process ran each one, whatever the store says.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -117,6 +118,20 @@ async def ledger(payload: LedgerIn, ctx: TaskContext) -> dict[str, object]:
     await asyncio.sleep(payload.sleeps[min(ctx.attempt, len(payload.sleeps)) - 1])
     write_ledger(payload.ledger, "end", ctx)
     return {"attempt": ctx.attempt, "pid": os.getpid(), "token": str(ctx.token)}
+
+
+@tasks.task("fault.stubborn")
+async def stubborn(payload: LedgerIn, ctx: TaskContext) -> dict[str, object]:
+    """Its first attempt ignores every cancel, as a handler that catches CancelledError does,
+    for two minutes at most; later attempts run as ``fault.ledger``'s."""
+    write_ledger(payload.ledger, "start", ctx)
+    if ctx.attempt == 1:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(asyncio.CancelledError):  # told to stop: it does not
+                await asyncio.sleep(0.1)
+    write_ledger(payload.ledger, "end", ctx)
+    return {"attempt": ctx.attempt, "pid": os.getpid()}
 
 
 @tasks.task("fault.flaky")

@@ -258,6 +258,23 @@ def test_sigterm_hands_back_a_task_longer_than_the_grace_to_another_worker(
     assert history(stack, task_id) == [(1, "RELEASED", first.pid), (2, "SUCCESS", second.pid)]
 
 
+def test_sigterm_hands_back_a_handler_that_ignores_its_cancel_and_exits_0(
+    stack_factory: StackFactory, tmp_path: Path
+) -> None:
+    stack = fault_stack(stack_factory, workers=1, TASKFLOW_SHUTDOWN_GRACE_SECONDS="1")
+    ledger = tmp_path / "ledger"
+    payload = {"ledger": str(ledger)}
+    task_id = str(stack.submit({"type": "fault.stubborn", "payload": payload})["id"])
+    first = wait_started(stack, ledger, task_id)
+    (worker,) = workers(stack)
+
+    worker.signal(signal.SIGTERM)
+    # Before: the worker waited for the handler for as long as it ran (here two minutes).
+    assert worker.popen.wait(60) == 0, stack.dump_logs()
+    assert "handler ignored its cancel, handed back" in worker.output()
+    handed_back_then_run_elsewhere(stack, task_id, first)
+
+
 def test_a_second_sigterm_stops_the_worker_at_once_and_hands_back_the_task(
     stack_factory: StackFactory, tmp_path: Path
 ) -> None:
@@ -274,7 +291,11 @@ def test_a_second_sigterm_stops_the_worker_at_once_and_hands_back_the_task(
     worker.signal(signal.SIGTERM)
     assert worker.popen.wait(30) == 0, stack.dump_logs()
     assert time.monotonic() - begun < 10, "the second signal did not cut the grace short"
+    handed_back_then_run_elsewhere(stack, task_id, first)
 
+
+def handed_back_then_run_elsewhere(stack: Stack, task_id: str, first: LedgerEntry) -> None:
+    """The first attempt was released uncounted; a new worker then runs the task through."""
     handed_back = stack.task(task_id)
     assert handed_back["status"] == "PENDING", f"{handed_back}\n{stack.dump_logs()}"
     assert (handed_back["retry_count"], handed_back["attempts"]) == (0, 1)
@@ -282,8 +303,7 @@ def test_a_second_sigterm_stops_the_worker_at_once_and_hands_back_the_task(
 
     stack.start_worker()
     done = stack.wait_status([task_id], timeout=60)[0]
-    assert done["status"] == "SUCCESS", done
-    assert (done["attempts"], done["retry_count"]) == (2, 0)
+    assert (done["status"], done["attempts"], done["retry_count"]) == ("SUCCESS", 2, 0), done
 
 
 def test_sigterm_with_a_blocking_def_handler_past_the_grace_exits_0_and_hands_back_the_task(

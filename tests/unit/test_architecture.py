@@ -20,7 +20,7 @@ import taskflow
 PACKAGE_ROOT = Path(taskflow.__file__).parent
 # The host clock and time-ordered ids, group commit, and a job's turn within one process:
 # any adapter may use them.
-SHARED_TECHNOLOGIES = frozenset({"clock", "batching", "turns"})
+SHARED_TECHNOLOGIES = frozenset({"clock", "batching", "turns", "cancelling"})
 
 
 def module_name(path: Path) -> str:

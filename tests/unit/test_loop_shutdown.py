@@ -18,7 +18,9 @@ from taskflow.adapters.memory import InMemoryTaskRepository
 from taskflow.domain.errors import StoreUnavailable
 from taskflow.entrypoints.sweeper import run_step
 from taskflow.entrypoints.worker import Worker, WorkerOptions
-from tests.unit.test_worker import BOUND, Env
+from taskflow.handlers import TaskContext
+from taskflow.registry import Registry
+from tests.unit.test_worker import BOUND, Env, assert_released, until
 
 Step = Callable[[], Awaitable[None]]
 
@@ -120,3 +122,70 @@ async def test_a_worker_whose_cancel_notices_end_quietly_stops() -> None:
     options = WorkerOptions(heartbeat_seconds=3600.0, sweep_seconds=3600.0, poll_seconds=0.05)
     worker = Worker(env.execution(), env.registry, options, cancel_notices=notices)
     await stops_once_started(worker, notices.subscribed)
+
+
+class Stubborn:
+    """An ``async def`` handler that will not stop when cancelled, until ``give_up`` is set."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.give_up = asyncio.Event()
+        self.cancels = 0
+
+    def registry(self) -> Registry:
+        tasks = Registry()
+
+        @tasks.task("t.stubborn")
+        async def stubborn(payload: dict[str, Any], ctx: TaskContext) -> str:
+            self.started.set()
+            while not self.give_up.is_set():
+                try:
+                    await self.give_up.wait()
+                except asyncio.CancelledError:
+                    self.cancels += 1  # told to stop: it does not
+            return "finished late"
+
+        return tasks
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["after-the-grace", "second-signal"])
+async def test_a_handler_that_ignores_its_cancel_is_handed_back_and_left(forced: bool) -> None:
+    env, handler = Env(), Stubborn()
+    env.registry = handler.registry()
+    env.tasks = env.task_service()
+    task = await env.submit("t.stubborn")
+    grace = 3600.0 if forced else 0.01
+    worker = env.worker(shutdown_grace_seconds=grace, stubborn_seconds=0.05)
+    stop, force = asyncio.Event(), asyncio.Event()
+    runner = asyncio.create_task(worker.run_forever(stop, force))
+    try:
+        await until(handler.started)
+        stop.set()
+        if forced:
+            force.set()
+        done, _ = await asyncio.wait([runner], timeout=BOUND)
+        assert runner in done, "the worker waited for a handler that ignores its cancel"
+        runner.result()
+        assert handler.cancels >= 1
+        assert worker.left_running  # the process must leave without waiting for it
+        assert_released(await env.get(task))
+        assert await env.queue.pop(["default"], limit=5, timeout=0) == [task.id]
+    finally:
+        handler.give_up.set()
+        await asyncio.gather(*asyncio.all_tasks() - {asyncio.current_task()})
+    # Its late return writes nothing: the attempt was handed back, its lease is gone.
+    assert_released(await env.get(task))
+
+
+async def test_a_handler_that_stops_on_its_cancel_leaves_nothing_running() -> None:
+    env = Env()
+    task = await env.submit("t.block")
+    worker = env.worker(shutdown_grace_seconds=0.01, stubborn_seconds=BOUND)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(worker.run_forever(stop))
+    await until(env.probe.started)
+    stop.set()
+    async with asyncio.timeout(BOUND):
+        await runner
+    assert not worker.left_running
+    assert_released(await env.get(task))

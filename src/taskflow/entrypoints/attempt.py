@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -128,6 +128,23 @@ class AttemptRunner:
                 await self._settle(run, self._acknowledge_cancel)
             else:
                 await self._settle(run, functools.partial(self._succeed, result=result))
+
+    async def outlast(self, runs: Sequence[Run], *, bound: float) -> bool:
+        """Wait for ``runs``, cancelled at shutdown, to end. A handler still running ``bound``
+        seconds later ignores its cancel: its attempt is handed back all the same, and the
+        handler left to the process's exit. Returns whether any was."""
+        jobs = [run.job for run in runs if run.job is not None]
+        if jobs:
+            await asyncio.wait(jobs, timeout=bound)
+        stubborn = [r for r in runs if r.job is not None and not r.job.done() and not r.settling]
+        for run in stubborn:
+            log.warning("handler ignored its cancel, handed back", extra=task_facts(run.task))
+        releases = [self._settle(run, self._service.release, released=True) for run in stubborn]
+        await asyncio.gather(*releases)
+        # The others are writing their outcome: bounded by the lease (`_settle`).
+        others = [r.job for r in runs if r not in stubborn and r.job is not None]
+        await asyncio.gather(*others, return_exceptions=True)
+        return bool(stubborn)
 
     def cancel(self, run: Run) -> None:
         """A cancel of the run's task was requested: stop its handler, then record CANCELLED.

@@ -11,7 +11,7 @@ import socket
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import uvicorn
 from litestar import Litestar
@@ -201,7 +201,7 @@ async def serve_worker(container: Container, options: WorkerOptions) -> int:
             job.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await close_container(container)
-    return 0
+    return _exit_now(0) if worker.left_running else 0
 
 
 async def serve_dev(container: Container, *, host: str, port: int, options: WorkerOptions) -> int:
@@ -242,7 +242,7 @@ async def serve_dev(container: Container, *, host: str, port: int, options: Work
             if scheduling is not None:
                 await scheduling
             await stop_pruning(pruning)
-    return 0
+    return _exit_now(0) if worker.left_running else 0
 
 
 async def _take_back_orphans(container: Container, lock: Path | None) -> None:
@@ -277,6 +277,14 @@ def exit_now_if_handlers_linger(code: int) -> int:
     if not lingering:
         return code
     log.warning("exiting with handler threads still running", extra={"threads": len(lingering)})
+    return _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process without waiting for what still runs: handlers whose attempts were
+    handed back, a plain `def` one in its thread or an ``async def`` one that ignored its
+    cancel, which asyncio's own exit would wait for as long as it runs."""
+    logs.finish()
     logging.shutdown()
     os._exit(code)
 

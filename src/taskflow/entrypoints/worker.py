@@ -48,6 +48,7 @@ class WorkerOptions:
     shutdown_grace_seconds: float = 30.0
     poll_seconds: float = 1.0
     prefetch: int = 240  # at most this many tasks claimed ahead of free slots (see prefetch)
+    stubborn_seconds: float = 5.0  # a handler running this long after its cancel ignores it
 
 
 class Worker:
@@ -89,6 +90,7 @@ class Worker:
         # Outcomes written at once: as many as one claim brings, so that they share a commit.
         self._settle_bound = max(options.concurrency, self._prefetch.cap)
         self._stopping = False  # shutting down: nothing more is started
+        self.left_running = False  # a handler ignored its cancel: the process must not wait
         self._executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix=HANDLER_THREAD
         )
@@ -309,7 +311,8 @@ class Worker:
         for run in list(self._running.values()):
             if run.job is not None and not run.settling:
                 run.job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        runs = list(self._running.values())
+        self.left_running = await self._attempts.outlast(runs, bound=self._options.stubborn_seconds)
 
     async def _listen(self, notices: CancelNotices) -> None:
         """Act on cancel notices as they come; a lost one waits for the next lease renewal."""
