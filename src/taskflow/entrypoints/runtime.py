@@ -35,10 +35,10 @@ from taskflow.entrypoints.http.head_limits import PROTOCOL as HEAD_LIMITED_PROTO
 from taskflow.entrypoints.lease_keeper import LeaseKeeper
 from taskflow.entrypoints.retention import start_pruning, stop_pruning
 from taskflow.entrypoints.scheduler import start_scheduler
-from taskflow.entrypoints.shutdown_watch import ShutdownWatch
 from taskflow.entrypoints.startup import tune_gc_for_serving, warm_store
 from taskflow.entrypoints.store_lock import hold_store
 from taskflow.entrypoints.sweeper import lost_lease_facts
+from taskflow.entrypoints.whereabouts import ShutdownWatch, log_whereabouts
 from taskflow.entrypoints.worker import HANDLER_THREAD, Worker, WorkerOptions
 from taskflow.entrypoints.worker_http import SignalFreeServer, serving_worker_http
 
@@ -294,7 +294,8 @@ def _stop_on_signals(
 ) -> tuple[asyncio.Event, asyncio.Event]:
     """First SIGTERM/SIGINT: stop claiming and drain. Second: stop now.
 
-    A shutdown still under way ``REPORT_AFTER`` seconds past its ``grace`` logs what it waits on.
+    A shutdown still under way ``REPORT_AFTER`` seconds past its ``grace`` logs what it waits on;
+    SIGUSR1, at any time, logs what the process is doing (`whereabouts`).
     """
     stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -314,6 +315,7 @@ def _stop_on_signals(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGUSR1, log_whereabouts, loop, "what this process is doing")
     return stop, force
 
 
