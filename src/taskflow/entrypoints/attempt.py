@@ -136,14 +136,19 @@ class AttemptRunner:
         jobs = [run.job for run in runs if run.job is not None]
         if jobs:
             await asyncio.wait(jobs, timeout=bound)
-        stubborn = [r for r in runs if r.job is not None and not r.job.done() and not r.settling]
+        stubborn: list[Run] = []
+        ended: list[asyncio.Task[None]] = []  # or writing their outcome, bounded by the lease
+        for run in runs:
+            if run.job is not None:
+                if run.job.done() or run.settling:
+                    ended.append(run.job)
+                else:
+                    stubborn.append(run)
         for run in stubborn:
             log.warning("handler ignored its cancel, handed back", extra=task_facts(run.task))
         releases = [self._settle(run, self._service.release, released=True) for run in stubborn]
         await asyncio.gather(*releases)
-        # The others are writing their outcome: bounded by the lease (`_settle`).
-        others = [r.job for r in runs if r not in stubborn and r.job is not None]
-        await asyncio.gather(*others, return_exceptions=True)
+        await asyncio.gather(*ended, return_exceptions=True)
         return bool(stubborn)
 
     def cancel(self, run: Run) -> None:
